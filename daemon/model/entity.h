@@ -1,0 +1,90 @@
+// Observations, entities and the events that diffing them yields.
+//
+// Field values are JSON values (nlohmann::json): strings, numbers, booleans,
+// lists and objects, exactly as a source reported them. A field that is
+// absent and a field that is null are the same to rules and templates.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "model/time.h"
+
+namespace tactd {
+
+using Fields = nlohmann::json;  // always a JSON object
+
+enum class EntityType { kCustomer, kOrder, kShipment, kSubscription, kPayment };
+
+std::string_view to_string(EntityType type);
+std::optional<EntityType> parse_entity_type(std::string_view text);
+// "customer, order, shipment, subscription, payment" for error messages.
+std::string_view entity_type_list();
+
+// Identifies one entity: `order/A-1001`.
+struct EntityRef {
+  EntityType type = EntityType::kCustomer;
+  std::string id;
+
+  std::string str() const;
+  friend bool operator==(const EntityRef&, const EntityRef&) = default;
+};
+
+std::optional<EntityRef> parse_entity_ref(std::string_view text);
+
+// A snapshot of one entity as a source sees it now.
+struct Observation {
+  EntityRef ref;
+  Timestamp observed_at;
+  Fields fields = Fields::object();
+};
+
+// Parses one JSON observation (the contract in DESIGN.md). On failure returns
+// nullopt and sets `error` to what is wrong, e.g.
+// "field 'observed_at': '2026-13-01' is not an RFC 3339 date-time".
+std::optional<Observation> parse_observation(std::string_view json_text, std::string& error);
+std::optional<Observation> observation_from_json(const nlohmann::json& doc, std::string& error);
+nlohmann::json to_json(const Observation& observation);
+
+// The last known snapshot of an entity.
+struct Entity {
+  EntityRef ref;
+  Timestamp observed_at;
+  Fields fields = Fields::object();
+
+  // The value of `field`, or null when absent.
+  const nlohmann::json& field(std::string_view name) const;
+  // The customer this entity belongs to: its own id for a customer, else
+  // `fields.customer` when it is a string. Shipments have none of their own.
+  std::optional<std::string> customer_id() const;
+  // The linked parent: a shipment's order (`fields.order`), an order's,
+  // subscription's or payment's customer.
+  std::optional<EntityRef> parent() const;
+};
+
+// One field of one entity that changed value. `old_value` is null when the
+// field was absent (and always for an entity seen for the first time).
+struct Event {
+  EntityRef entity;
+  std::string field;
+  nlohmann::json old_value;
+  nlohmann::json new_value;
+  Timestamp at;
+};
+
+// Observations are partial snapshots: a field the observation leaves out keeps
+// its last known value, and a field set to null is cleared.
+//
+// Compares a new observation with the last known snapshot (nullptr when the
+// entity is new) and returns one event per changed field, in field-name
+// order. Identical data yields no events.
+std::vector<Event> diff(const Entity* previous, const Observation& observation);
+
+// The snapshot after applying `observation` to `previous` (nullptr if new).
+Entity merge(const Entity* previous, const Observation& observation);
+
+}  // namespace tactd

@@ -1,0 +1,69 @@
+// Intents (what a rule wants to say) and notifications (what policy and
+// rendering made of it).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "model/entity.h"
+#include "model/time.h"
+
+namespace tactd {
+
+// The message kinds of DESIGN.md.
+enum class Kind { kApology, kExplanation, kPriceChangeReason, kThankYou, kHeadsUp, kFollowUp, kCheckIn };
+
+std::string_view to_string(Kind kind);
+std::optional<Kind> parse_kind(std::string_view text);
+std::string_view kind_list();
+
+enum class Channel { kEmail, kSms };
+
+std::string_view to_string(Channel channel);
+std::optional<Channel> parse_channel(std::string_view text);
+
+// A rule's wish to contact a customer about an entity.
+struct Intent {
+  std::string rule;
+  Kind kind = Kind::kApology;
+  EntityRef entity;
+  std::string customer;
+  // What made the rule fire: identifies the trigger instance, so that the
+  // idempotency key is deterministic (e.g. "status=cancelled@2026-11-20T16:30:00Z").
+  std::string trigger;
+  Timestamp at;
+};
+
+// The deterministic idempotency key of an intent: rule, entity and trigger
+// instance. With `once` the trigger instance is left out, so the key is
+// unique per rule and entity.
+std::string idempotency_key(const Intent& intent, bool once);
+
+// A rendered message, ready for the outbox.
+struct Notification {
+  std::string idempotency_key;
+  Timestamp at;  // when it is due to be sent
+  std::string rule;
+  Kind kind = Kind::kApology;
+  std::string customer;
+  EntityRef entity;
+  Channel channel = Channel::kEmail;
+  std::string to;
+  std::optional<std::string> subject;  // email only
+  std::string body;
+  std::string locale;
+};
+
+// One contact with a customer: the memory that policies and templates use.
+struct Contact {
+  std::string customer;
+  Timestamp at;
+  Kind kind = Kind::kApology;
+  std::string rule;
+  EntityRef entity;
+  Channel channel = Channel::kEmail;
+  std::string idempotency_key;
+};
+
+}  // namespace tactd

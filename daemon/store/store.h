@@ -1,0 +1,93 @@
+// SQLite persistence: entity snapshots, contact history and the outbox.
+//
+// The schema is created and upgraded by numbered migrations recorded in the
+// table `schema_migrations`; opening a database applies the missing ones in
+// one transaction each. SQLite and SQLiteCpp stay behind this header.
+//
+// A Store is used from one thread (the event loop); it is not thread-safe.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "model/entity.h"
+#include "model/notification.h"
+
+namespace tactd {
+
+// Thrown when a database cannot be opened or migrated (a start-up failure),
+// or when a statement fails unexpectedly (a bug or a broken disk).
+class StoreError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class OutboxStatus { kPending, kDelivered, kDead, kDropped };
+std::string_view to_string(OutboxStatus status);
+
+struct OutboxEntry {
+  long long id = 0;
+  Notification notification;
+  OutboxStatus status = OutboxStatus::kPending;
+  int attempts = 0;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Opens (creating if needed) the database at `path` in WAL mode and
+  // migrates it. Throws StoreError.
+  static std::unique_ptr<Store> open(const std::filesystem::path& path);
+  // A private database in a new temporary file, removed when the Store is
+  // destroyed (used by `simulate` and tests).
+  static std::unique_ptr<Store> open_temporary();
+
+  // The highest migration applied.
+  virtual int schema_version() const = 0;
+
+  // A transaction that rolls back unless committed. Nesting is not allowed:
+  // begin() while another Transaction is alive throws StoreError.
+  class Transaction {
+   public:
+    virtual ~Transaction() = default;
+    virtual void commit() = 0;
+  };
+  virtual std::unique_ptr<Transaction> begin() = 0;
+
+  // --- entities ---
+  virtual std::optional<Entity> entity(const EntityRef& ref) const = 0;
+  // Inserts or replaces the snapshot; records its parent (Entity::parent())
+  // so that children() can find it.
+  virtual void put_entity(const Entity& entity) = 0;
+  // Entities whose parent is `parent` (the orders of a customer, the
+  // shipments of an order), ordered by type and id.
+  virtual std::vector<Entity> children(const EntityRef& parent) const = 0;
+
+  // --- outbox ---
+  // Adds the notification as pending. Returns false, changing nothing, when
+  // a notification with the same idempotency key exists already.
+  virtual bool enqueue(const Notification& notification) = 0;
+  virtual bool has_notification(const std::string& idempotency_key) const = 0;
+  // Notifications for `customer` created at or after `since`, except
+  // dropped ones, oldest first.
+  virtual std::vector<Notification> notifications_since(const std::string& customer, Timestamp since) const = 0;
+  // The newest notification of `rule` for `customer` (any status but
+  // dropped), for cooldowns.
+  virtual std::optional<Notification> last_notification(const std::string& rule,
+                                                        const std::string& customer) const = 0;
+  virtual std::vector<OutboxEntry> outbox(std::optional<OutboxStatus> status = std::nullopt) const = 0;
+  // Marks an entry delivered and records it as contact history, atomically.
+  virtual void mark_delivered(long long outbox_id, Timestamp at) = 0;
+
+  // --- contact history ---
+  virtual void record_contact(const Contact& contact) = 0;
+  // The customer's contacts, oldest first.
+  virtual std::vector<Contact> contacts(const std::string& customer) const = 0;
+};
+
+}  // namespace tactd
