@@ -1,1 +1,99 @@
-int main() { return 0; }
+// tactd: command-line entry point. Parses the verb and its options and hands
+// over to daemon/app; everything else lives in the component libraries.
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "app/commands.h"
+
+namespace {
+
+constexpr const char* kUsage = R"(tactd - proactive, empathic customer notifications
+
+Usage:
+  tactd simulate --config FILE --observations FILE|- [--until TIME] [--format json|text]
+      Replay observations (JSONL) with a virtual clock; print every notification
+      that would be sent, one JSON line each (or readable text). Sends nothing.
+  tactd check --config FILE
+      Validate configuration, rules and templates; exit 1 with file:line:column
+      messages when something is wrong.
+  tactd help | --help
+  tactd version | --version
+)";
+
+// Options as --name value pairs; returns false and says why on a bad shape.
+bool parse_options(const std::vector<std::string>& args, const std::vector<std::string>& allowed,
+                   std::map<std::string, std::string>& options) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    bool known = false;
+    for (const auto& name : allowed) known = known || arg == "--" + name;
+    if (!known) {
+      std::cerr << "tactd: unknown option '" << arg << "'\n" << kUsage;
+      return false;
+    }
+    if (i + 1 >= args.size()) {
+      std::cerr << "tactd: option '" << arg << "' needs a value\n";
+      return false;
+    }
+    options[arg.substr(2)] = args[++i];
+  }
+  return true;
+}
+
+bool require(const std::map<std::string, std::string>& options, const std::string& name) {
+  if (options.count(name)) return true;
+  std::cerr << "tactd: missing --" << name << "\n" << kUsage;
+  return false;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) {
+    std::cerr << kUsage;
+    return tactd::kExitUnusable;
+  }
+  const std::string verb = args.front();
+  args.erase(args.begin());
+  std::map<std::string, std::string> options;
+
+  if (verb == "help" || verb == "--help" || verb == "-h") {
+    std::cout << kUsage;
+    return tactd::kExitOk;
+  }
+  if (verb == "version" || verb == "--version") {
+    std::cout << "tactd " << TACTD_VERSION << "\n";
+    return tactd::kExitOk;
+  }
+  if (verb == "check") {
+    if (!parse_options(args, {"config"}, options) || !require(options, "config")) return tactd::kExitUnusable;
+    return tactd::check(options["config"], std::cout, std::cerr);
+  }
+  if (verb == "simulate") {
+    if (!parse_options(args, {"config", "observations", "until", "format"}, options) || !require(options, "config") ||
+        !require(options, "observations"))
+      return tactd::kExitUnusable;
+    tactd::SimulateOptions simulate{options["config"], options["observations"], std::nullopt, false};
+    if (options.count("until")) {
+      std::string error;
+      simulate.until = tactd::parse_rfc3339(options["until"], &error);
+      if (!simulate.until) {
+        std::cerr << "tactd: --until: " << error << "\n";
+        return tactd::kExitUnusable;
+      }
+    }
+    if (options.count("format")) {
+      if (options["format"] != "json" && options["format"] != "text") {
+        std::cerr << "tactd: --format must be json or text, not '" << options["format"] << "'\n";
+        return tactd::kExitUnusable;
+      }
+      simulate.text = options["format"] == "text";
+    }
+    return tactd::simulate(simulate, std::cout, std::cerr);
+  }
+  std::cerr << "tactd: unknown verb '" << verb << "'\n" << kUsage;
+  return tactd::kExitUnusable;
+}

@@ -1,1 +1,199 @@
-// placeholder, being written
+#include "app/pipeline.h"
+
+#include <algorithm>
+
+#include "rules/policy.h"
+
+namespace tactd {
+namespace {
+
+constexpr int kMaxLinkDepth = 4;  // shipment -> order -> customer, with room to spare
+
+std::string text_field(const nlohmann::json& fields, const char* name) {
+  auto it = fields.find(name);
+  return it != fields.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+// An entity's fields as rules and templates see them: with its `id`.
+nlohmann::json scope_fields(const Entity& entity) {
+  nlohmann::json fields = entity.fields;
+  if (!fields.contains("id")) fields["id"] = entity.ref.id;
+  return fields;
+}
+
+// The entity and the entities it links to, keyed by type
+// ({"shipment": {...}, "order": {...}, "customer": {...}}), and the id of
+// the customer it belongs to (empty when none is named).
+struct Linked {
+  nlohmann::json scope = nlohmann::json::object();
+  std::string customer;
+};
+
+Linked link(const Entity& entity, const Store& store) {
+  Linked out;
+  out.scope[std::string(to_string(entity.ref.type))] = scope_fields(entity);
+  out.customer = entity.customer_id().value_or("");
+  auto parent = entity.parent();
+  for (int depth = 0; parent && depth < kMaxLinkDepth; ++depth) {
+    const std::string type(to_string(parent->type));
+    if (out.scope.contains(type)) break;
+    if (parent->type == EntityType::kCustomer && out.customer.empty()) out.customer = parent->id;
+    auto linked = store.entity(*parent);
+    if (!linked) break;
+    out.scope[type] = scope_fields(*linked);
+    if (out.customer.empty()) out.customer = linked->customer_id().value_or("");
+    parent = linked->parent();
+  }
+  if (!out.customer.empty() && !out.scope.contains("customer")) {
+    if (auto customer = store.entity(EntityRef{EntityType::kCustomer, out.customer}))
+      out.scope["customer"] = scope_fields(*customer);
+  }
+  // Derived facts about the customer that rules and templates may use.
+  if (out.scope.contains("customer")) {
+    int delivered = 0;
+    for (const auto& child : store.children(EntityRef{EntityType::kCustomer, out.customer}))
+      if (child.ref.type == EntityType::kOrder && child.field("status") == "delivered") ++delivered;
+    out.scope["customer"]["delivered_orders"] = delivered;
+  }
+  return out;
+}
+
+std::string choose_locale(const nlohmann::json& customer, const Config& config) {
+  const std::string wanted = text_field(customer, "locale");
+  const auto supported = [&](const std::string& locale) {
+    return std::find(config.locales.begin(), config.locales.end(), locale) != config.locales.end();
+  };
+  if (supported(wanted)) return wanted;
+  const std::string language = wanted.substr(0, wanted.find_first_of("-_"));
+  if (supported(language)) return language;
+  return config.default_locale;
+}
+
+std::string choose_time_zone(const nlohmann::json& customer, const Config& config) {
+  const std::string zone = text_field(customer, "timezone");
+  return is_known_time_zone(zone) ? zone : config.default_time_zone;
+}
+
+std::string choose_merchant(const nlohmann::json& scope, const Config& config) {
+  for (const char* type : {"order", "subscription", "payment", "shipment"}) {
+    if (!scope.contains(type)) continue;
+    std::string merchant = text_field(scope[type], "merchant");
+    if (!merchant.empty()) return merchant;
+  }
+  return config.merchant;
+}
+
+nlohmann::json event_json(const Event& event) {
+  return {{"field", event.field}, {"old", event.old_value}, {"new", event.new_value}};
+}
+
+}  // namespace
+
+std::optional<Snapshot> load_snapshot(const std::filesystem::path& config_file, Diagnostics& errors) {
+  Snapshot snapshot;
+  snapshot.config = load_config(config_file, errors);
+  if (!snapshot.config) return std::nullopt;
+  snapshot.rules = RuleSet::load(snapshot.config->rules_dir, errors);
+  snapshot.templates = TemplateSet::load(snapshot.config->templates_dir, errors);
+  if (!snapshot.rules || !snapshot.templates) return std::nullopt;
+  const size_t errors_before = errors.size();
+  for (const auto& rule : snapshot.rules->rules()) {
+    for (const auto& locale : snapshot.config->locales) {
+      for (Channel channel : rule.channels) {
+        if (snapshot.templates->has(locale, rule.template_name, channel)) continue;
+        errors.push_back(Diagnostic{rule.file, rule.line, 1,
+                                    "rule '" + rule.id + "' needs the template " +
+                                        snapshot.templates->path_of(locale, rule.template_name, channel).string() +
+                                        " (locale " + locale + ", channel " + std::string(to_string(channel)) +
+                                        "), which is missing"});
+      }
+    }
+  }
+  if (errors.size() != errors_before) return std::nullopt;
+  return snapshot;
+}
+
+Pipeline::Pipeline(Snapshot snapshot, Store& store, const Clock& clock)
+    : snapshot_(std::move(snapshot)), store_(store), clock_(clock) {}
+
+Outcome Pipeline::apply(const Observation& observation) {
+  Outcome outcome;
+  const Timestamp now = clock_.now();
+  const Config& config = *snapshot_.config;
+  const Policy policy(config, store_);
+
+  auto transaction = store_.begin();
+  const auto previous = store_.entity(observation.ref);
+  const Entity entity = merge(previous ? &*previous : nullptr, observation);
+  outcome.events = diff(previous ? &*previous : nullptr, observation);
+  store_.put_entity(entity);
+
+  if (!outcome.events.empty()) {
+    const Linked linked = link(entity, store_);
+    const nlohmann::json null;
+    const nlohmann::json& customer = linked.scope.contains("customer") ? linked.scope["customer"] : null;
+    for (const Event& event : outcome.events) {
+      for (const Rule* rule : snapshot_.rules->triggered_by(event)) {
+        if (rule->when && !rule->when->test(linked.scope)) continue;
+        if (linked.customer.empty()) {
+          outcome.problems.push_back(entity.ref.str() + ": rule '" + rule->id +
+                                     "' fired, but the entity names no customer (fields.customer, or fields.order "
+                                     "for a shipment)");
+          continue;
+        }
+        const Intent intent{rule->id,
+                            rule->kind,
+                            entity.ref,
+                            linked.customer,
+                            event.field + "=" + event.new_value.dump() + "@" + format_rfc3339(event.at),
+                            now};
+        const Decision decision = policy.decide(*rule, intent, customer, now);
+        if (decision.verdict == Decision::Verdict::kHeldBack) {
+          outcome.held_back.push_back({rule->id, entity.ref, decision.reason});
+          continue;
+        }
+        if (decision.verdict == Decision::Verdict::kUnreachable) {
+          outcome.problems.push_back(entity.ref.str() + ": " + decision.reason);
+          continue;
+        }
+        MessageContext context;
+        context.rule = rule->id;
+        context.kind = rule->kind;
+        context.entity = entity.ref;
+        context.entities = linked.scope;
+        context.event = event_json(event);
+        context.history = store_.contacts(linked.customer);
+        context.locale = choose_locale(customer, config);
+        context.time_zone = choose_time_zone(customer, config);
+        context.merchant = choose_merchant(linked.scope, config);
+        std::string error;
+        auto rendered = snapshot_.templates->render(context.locale, rule->template_name, decision.channel,
+                                                    template_data(context), error);
+        if (!rendered) {
+          outcome.problems.push_back(entity.ref.str() + ": rule '" + rule->id + "': " + error);
+          continue;
+        }
+        Notification notification{idempotency_key(intent, rule->once),
+                                  now,
+                                  rule->id,
+                                  rule->kind,
+                                  linked.customer,
+                                  entity.ref,
+                                  decision.channel,
+                                  decision.to,
+                                  rendered->subject,
+                                  rendered->body,
+                                  context.locale,
+                                  context.time_zone};
+        if (store_.enqueue(notification))
+          outcome.notifications.push_back(std::move(notification));
+        else
+          outcome.held_back.push_back({rule->id, entity.ref, "already in the outbox"});
+      }
+    }
+  }
+  transaction->commit();
+  return outcome;
+}
+
+}  // namespace tactd

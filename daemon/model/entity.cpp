@@ -137,7 +137,8 @@ std::optional<std::string> Entity::customer_id() const {
 
 std::optional<EntityRef> Entity::parent() const {
   switch (ref.type) {
-    case EntityType::kCustomer: return std::nullopt;
+    case EntityType::kCustomer:
+      return std::nullopt;
     case EntityType::kShipment:
       if (auto order = string_field(fields, "order")) return EntityRef{EntityType::kOrder, *order};
       if (auto customer = string_field(fields, "customer")) return EntityRef{EntityType::kCustomer, *customer};

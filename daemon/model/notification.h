@@ -53,6 +53,7 @@ struct Notification {
   std::optional<std::string> subject;  // email only
   std::string body;
   std::string locale;
+  std::string time_zone;  // the customer's IANA zone, for showing `at` locally
 };
 
 // One contact with a customer: the memory that policies and templates use.

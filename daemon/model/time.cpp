@@ -143,8 +143,7 @@ std::string format_rfc3339(Timestamp t, std::string_view zone) {
   if (find_zone(zone) == nullptr) return out + "Z";
   const auto offset_minutes = std::chrono::duration_cast<std::chrono::minutes>(local.offset).count();
   const long magnitude = offset_minutes < 0 ? -offset_minutes : offset_minutes;
-  std::snprintf(buffer, sizeof buffer, "%c%02ld:%02ld", offset_minutes < 0 ? '-' : '+', magnitude / 60,
-                magnitude % 60);
+  std::snprintf(buffer, sizeof buffer, "%c%02ld:%02ld", offset_minutes < 0 ? '-' : '+', magnitude / 60, magnitude % 60);
   return out + buffer;
 }
 
@@ -169,10 +168,18 @@ std::optional<Duration> parse_duration(std::string_view text, std::string* error
       return std::nullopt;
     }
     switch (text[pos]) {
-      case 's': total += std::chrono::seconds{amount}; break;
-      case 'm': total += std::chrono::minutes{amount}; break;
-      case 'h': total += std::chrono::hours{amount}; break;
-      case 'd': total += std::chrono::days{amount}; break;
+      case 's':
+        total += std::chrono::seconds{amount};
+        break;
+      case 'm':
+        total += std::chrono::minutes{amount};
+        break;
+      case 'h':
+        total += std::chrono::hours{amount};
+        break;
+      case 'd':
+        total += std::chrono::days{amount};
+        break;
       default:
         fail(error, quoted + " has an unknown unit '" + std::string(1, text[pos]) + "' (use s, m, h or d)");
         return std::nullopt;

@@ -1,1 +1,63 @@
-// placeholder, being written
+#include "rules/policy.h"
+
+#include <algorithm>
+
+namespace tactd {
+namespace {
+
+constexpr Duration kCapWindow = std::chrono::hours{24};
+
+// The string field `name`, or empty when absent or not a string.
+std::string text_field(const nlohmann::json& fields, const char* name) {
+  auto it = fields.find(name);
+  if (it == fields.end() || !it->is_string()) return {};
+  return it->get<std::string>();
+}
+
+std::string contact_detail(const nlohmann::json& customer, Channel channel) {
+  return text_field(customer, channel == Channel::kEmail ? "email" : "phone");
+}
+
+Decision held_back(std::string reason) { return Decision{Decision::Verdict::kHeldBack, std::move(reason), {}, {}}; }
+
+}  // namespace
+
+Decision Policy::decide(const Rule& rule, const Intent& intent, const nlohmann::json& customer, Timestamp now) const {
+  if (!customer.is_object())
+    return Decision{Decision::Verdict::kUnreachable,
+                    "customer '" + intent.customer + "' is unknown: no observation of that customer has been seen",
+                    {},
+                    {}};
+  if (auto opt_out = customer.find("opt_out"); opt_out != customer.end() && *opt_out == true)
+    return held_back("the customer opted out");
+  if (store_.has_notification(idempotency_key(intent, rule.once)))
+    return held_back(rule.once ? "already sent once for " + intent.entity.str() : "already sent for this change");
+  if (rule.cooldown > Duration::zero()) {
+    if (auto last = store_.last_notification(rule.id, intent.customer); last && now - last->at < rule.cooldown)
+      return held_back("in cooldown: this rule last wrote to the customer at " + format_rfc3339(last->at));
+  }
+  if (store_.notifications_since(intent.customer, now - kCapWindow).size() >=
+      static_cast<size_t>(config_.max_per_customer_per_day))
+    return held_back("daily cap reached: " + std::to_string(config_.max_per_customer_per_day) +
+                     " messages in the last 24 hours");
+
+  std::vector<Channel> order = rule.channels;
+  if (auto prefers = parse_channel(text_field(customer, "prefers")); prefers) {
+    auto it = std::find(order.begin(), order.end(), *prefers);
+    if (it != order.end()) std::rotate(order.begin(), it, it + 1);
+  }
+  for (Channel channel : order) {
+    std::string to = contact_detail(customer, channel);
+    if (!to.empty()) return Decision{Decision::Verdict::kSend, {}, channel, std::move(to)};
+  }
+  std::string missing;
+  for (Channel channel : rule.channels)
+    missing += std::string(missing.empty() ? "" : ", ") +
+               (channel == Channel::kEmail ? "no email address for email" : "no phone number for sms");
+  return Decision{Decision::Verdict::kUnreachable,
+                  "no channel can reach customer '" + intent.customer + "' for rule '" + rule.id + "': " + missing,
+                  {},
+                  {}};
+}
+
+}  // namespace tactd

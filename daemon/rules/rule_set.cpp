@@ -1,1 +1,235 @@
-// placeholder, being written
+#include "rules/rule_set.h"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "config/toml_reader.h"
+
+namespace tactd {
+namespace {
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return s;
+}
+
+bool is_name(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+  });
+}
+
+// One value of a trigger target: 'quoted' or "quoted" text, true, false, a
+// number, or a bare word.
+std::optional<nlohmann::json> parse_target_value(std::string_view token) {
+  if (token.size() >= 2 && (token.front() == '\'' || token.front() == '"') && token.back() == token.front())
+    return nlohmann::json(std::string(token.substr(1, token.size() - 2)));
+  if (token == "true") return nlohmann::json(true);
+  if (token == "false") return nlohmann::json(false);
+  double number = 0;
+  auto [end, ec] = std::from_chars(token.data(), token.data() + token.size(), number);
+  if (ec == std::errc{} && end == token.data() + token.size()) return nlohmann::json(number);
+  if (!is_name(token)) return std::nullopt;
+  return nlohmann::json(std::string(token));
+}
+
+// Parses `on`. `spot` is where the text starts, for error columns.
+std::optional<Trigger> parse_trigger(std::string_view text, const SourceSpot& spot, Diagnostics& errors) {
+  auto fail = [&](size_t offset, std::string message) {
+    errors.push_back(Diagnostic{spot.file, spot.line, spot.column + static_cast<int>(offset), std::move(message)});
+    return std::nullopt;
+  };
+  const auto arrow = text.find("->");
+  if (arrow == std::string_view::npos)
+    return fail(0, "'on' must look like \"order.status -> cancelled\" (entity.field -> value), found no '->'");
+  const std::string_view path = trim(text.substr(0, arrow));
+  const size_t path_at = text.find_first_not_of(" \t");
+  const auto dot = path.find('.');
+  Trigger trigger;
+  if (dot == std::string_view::npos || dot + 1 == path.size())
+    return fail(path_at, "'on' needs entity.field before '->', like order.status; found '" + std::string(path) + "'");
+  auto type = parse_entity_type(path.substr(0, dot));
+  if (!type)
+    return fail(path_at, "unknown entity '" + std::string(path.substr(0, dot)) + "' (expected one of " +
+                             std::string(entity_type_list()) + ")");
+  trigger.entity = *type;
+  trigger.field = std::string(path.substr(dot + 1));
+  if (!is_name(trigger.field))
+    return fail(path_at + dot + 1, "'" + trigger.field + "' is not a field name (letters, digits, '_' and '-')");
+
+  const std::string_view target = trim(text.substr(arrow + 2));
+  const size_t target_at = text.find_first_not_of(" \t", arrow + 2);
+  if (target.empty()) return fail(arrow + 2, "'on' needs a value after '->': a status, 'set' or '*'");
+  if (target == "*") {
+    trigger.target = Trigger::Target::kAnyChange;
+    return trigger;
+  }
+  if (target == "set") {
+    trigger.target = Trigger::Target::kBecomesSet;
+    return trigger;
+  }
+  size_t start = 0;
+  while (start <= target.size()) {
+    const size_t bar = std::min(target.find('|', start), target.size());
+    const std::string_view token = trim(target.substr(start, bar - start));
+    auto value = parse_target_value(token);
+    if (!value)
+      return fail(target_at + start, token.empty() ? std::string("empty value between '|' in 'on'")
+                                                   : "'" + std::string(token) + "' is not a value; quote it like '" +
+                                                         std::string(token) + "'");
+    trigger.values.push_back(*value);
+    start = bar + 1;
+  }
+  return trigger;
+}
+
+bool same_value(const nlohmann::json& a, const nlohmann::json& b) {
+  if (a.is_number() && b.is_number()) return a.get<double>() == b.get<double>();
+  return a == b;
+}
+
+// Reads one [[rule]] table.
+std::optional<Rule> read_rule(const toml::table& table, const std::string& file, Diagnostics& errors) {
+  const size_t errors_before = errors.size();
+  Rule rule;
+  rule.file = file;
+  rule.line = static_cast<int>(table.source().begin.line);
+  const auto id = table["id"].value<std::string>();
+  TableReader r(table, file, id ? "rule '" + *id + "'" : "a [[rule]]", errors);
+  rule.id = r.string("id", true).value_or("");
+  if (!rule.id.empty() && !is_name(rule.id))
+    r.error("id", "rule id '" + rule.id + "' may only use letters, digits, '_' and '-'");
+
+  if (auto kind = r.string("kind", true)) {
+    if (auto k = parse_kind(*kind))
+      rule.kind = *k;
+    else
+      r.error("kind", "unknown kind '" + *kind + "' (expected one of " + std::string(kind_list()) + ")");
+  }
+  auto value_spot = [&](std::string_view key) {
+    // The text of a basic string starts one column after its opening quote.
+    return SourceSpot{file, r.line(key), r.column(key) + 1};
+  };
+  if (auto on = r.string("on", true)) {
+    if (auto trigger = parse_trigger(*on, value_spot("on"), errors)) rule.trigger = *trigger;
+  }
+  if (auto when = r.string("when")) rule.when = Expression::parse(*when, value_spot("when"), errors);
+  rule.template_name = r.string("template", true).value_or("");
+  if (!rule.template_name.empty() && !is_name(rule.template_name))
+    r.error("template", "template name '" + rule.template_name + "' may only use letters, digits, '_' and '-'");
+  if (auto channels = r.strings("channels", true)) {
+    for (const auto& name : *channels) {
+      auto channel = parse_channel(name);
+      if (!channel) {
+        r.error("channels", "unknown channel '" + name + "' (expected email or sms)");
+      } else if (std::find(rule.channels.begin(), rule.channels.end(), *channel) != rule.channels.end()) {
+        r.error("channels", "channel '" + name + "' is listed twice");
+      } else {
+        rule.channels.push_back(*channel);
+      }
+    }
+    if (channels->empty()) r.error("channels", "'channels' must name at least one of email, sms");
+  }
+  rule.once = r.boolean("once").value_or(false);
+  if (auto cooldown = r.string("cooldown")) {
+    std::string error;
+    if (auto d = parse_duration(*cooldown, &error))
+      rule.cooldown = *d;
+    else
+      r.error("cooldown", "'cooldown': " + error);
+  }
+  (void)r.string("description");
+  r.finish();
+  if (errors.size() != errors_before) return std::nullopt;
+  return rule;
+}
+
+}  // namespace
+
+bool Trigger::matches(const Event& event) const {
+  if (event.entity.type != entity || event.field != field) return false;
+  switch (target) {
+    case Target::kAnyChange:
+      return true;
+    case Target::kBecomesSet:
+      return event.old_value.is_null() && !event.new_value.is_null();
+    case Target::kValues:
+      return std::any_of(values.begin(), values.end(),
+                         [&](const nlohmann::json& v) { return same_value(v, event.new_value); });
+  }
+  return false;
+}
+
+std::string Trigger::str() const {
+  std::string out = std::string(to_string(entity)) + "." + field + " -> ";
+  if (target == Target::kAnyChange) return out + "*";
+  if (target == Target::kBecomesSet) return out + "set";
+  for (size_t i = 0; i < values.size(); ++i)
+    out += (i ? " | " : "") + (values[i].is_string() ? values[i].get<std::string>() : values[i].dump());
+  return out;
+}
+
+std::shared_ptr<const RuleSet> RuleSet::parse(std::string_view text, const std::string& file, Diagnostics& errors) {
+  const size_t errors_before = errors.size();
+  auto doc = parse_toml_text(text, file, errors);
+  if (!doc) return nullptr;
+  auto set = std::make_shared<RuleSet>();
+  TableReader top(*doc, file, "a rule file", errors);
+  if (const toml::array* rules = top.tables("rule"))
+    for (const auto& node : *rules)
+      if (auto rule = read_rule(*node.as_table(), file, errors)) set->rules_.push_back(std::move(*rule));
+  top.finish();
+  if (errors.size() != errors_before) return nullptr;
+  return set;
+}
+
+std::shared_ptr<const RuleSet> RuleSet::load(const std::filesystem::path& dir, Diagnostics& errors) {
+  const size_t errors_before = errors.size();
+  std::vector<std::filesystem::path> files;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec))
+    if (entry.is_regular_file() && entry.path().extension() == ".toml") files.push_back(entry.path());
+  if (ec) {
+    errors.push_back(Diagnostic{dir.string(), 0, 0, "cannot read the rules folder: " + ec.message()});
+    return nullptr;
+  }
+  std::sort(files.begin(), files.end());
+  auto set = std::make_shared<RuleSet>();
+  std::map<std::string, const Rule*> seen;
+  for (const auto& path : files) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (!in) {
+      errors.push_back(Diagnostic{path.string(), 0, 0, "cannot read the rule file"});
+      continue;
+    }
+    auto part = parse(text.str(), path.string(), errors);
+    if (!part) continue;
+    for (const auto& rule : part->rules_) set->rules_.push_back(rule);
+  }
+  for (const auto& rule : set->rules_) {
+    auto [it, fresh] = seen.emplace(rule.id, &rule);
+    if (!fresh)
+      errors.push_back(Diagnostic{
+          rule.file, rule.line, 1,
+          "rule id '" + rule.id + "' is already used at " + it->second->file + ":" + std::to_string(it->second->line)});
+  }
+  if (files.empty()) errors.push_back(Diagnostic{dir.string(), 0, 0, "no rule files (*.toml) in the rules folder"});
+  if (errors.size() != errors_before) return nullptr;
+  return set;
+}
+
+std::vector<const Rule*> RuleSet::triggered_by(const Event& event) const {
+  std::vector<const Rule*> out;
+  for (const auto& rule : rules_)
+    if (rule.trigger.matches(event)) out.push_back(&rule);
+  return out;
+}
+
+}  // namespace tactd

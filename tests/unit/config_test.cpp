@@ -1,1 +1,119 @@
+#include "config/config.h"
+
 #include <catch2/catch.hpp>
+
+#include "support/temp_dir.h"
+
+using namespace tactd;
+using tactd::test::TempDir;
+
+namespace {
+
+// A config folder with rules/ and templates/ next to tactd.toml.
+std::filesystem::path write_config(const TempDir& dir, const std::string& text) {
+  std::filesystem::create_directories(dir.path() / "rules");
+  std::filesystem::create_directories(dir.path() / "templates");
+  return dir.write("tactd.toml", text);
+}
+
+std::string all(const Diagnostics& errors) {
+  std::string out;
+  for (const auto& e : errors) out += e.str() + "\n";
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a valid configuration loads with folders resolved against its file") {
+  TempDir dir;
+  const auto file = write_config(dir, R"(
+[tactd]
+rules = "rules"
+templates = "templates"
+merchant = "Trattoria"
+
+[locale]
+default = "nl"
+supported = ["nl", "en"]
+time_zone = "Europe/Amsterdam"
+
+[policy]
+max_per_customer_per_day = 5
+)");
+  Diagnostics errors;
+  auto config = load_config(file, errors);
+  INFO(all(errors));
+  REQUIRE(config);
+  CHECK(config->rules_dir == dir.path() / "rules");
+  CHECK(config->templates_dir == dir.path() / "templates");
+  CHECK(config->merchant == "Trattoria");
+  CHECK(config->default_locale == "nl");
+  CHECK(config->locales == std::vector<std::string>{"nl", "en"});
+  CHECK(config->default_time_zone == "Europe/Amsterdam");
+  CHECK(config->max_per_customer_per_day == 5);
+}
+
+TEST_CASE("the shipped configuration is valid") {
+  Diagnostics errors;
+  auto config = load_config(test::source_dir() / "config/tactd.toml", errors);
+  INFO(all(errors));
+  CHECK(config);
+}
+
+TEST_CASE("a missing configuration file is reported") {
+  TempDir dir;
+  Diagnostics errors;
+  CHECK_FALSE(load_config(dir.path() / "nope.toml", errors));
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].message == "cannot read the configuration file (no such file)");
+}
+
+TEST_CASE("a TOML syntax error names file, line and column") {
+  TempDir dir;
+  const auto file = write_config(dir, "[tactd]\nrules = \"rules\"\ntemplates = \n");
+  Diagnostics errors;
+  CHECK_FALSE(load_config(file, errors));
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].file == file.string());
+  CHECK(errors[0].line == 3);
+  CHECK(errors[0].column > 0);
+}
+
+TEST_CASE("configuration mistakes are each reported where they are") {
+  TempDir dir;
+  const auto file = write_config(dir, R"([tactd]
+rules = "rules"
+templates = "missing-folder"
+merchnt = "typo"
+
+[locale]
+default = "de"
+supported = ["en", "nl"]
+time_zone = "Europe/Atlantis"
+
+[policy]
+max_per_customer_per_day = 0
+)");
+  Diagnostics errors;
+  CHECK_FALSE(load_config(file, errors));
+  const std::string text = all(errors);
+  const std::string f = file.string();
+  CHECK_THAT(text, Catch::Contains(f + ":3:13: 'templates' names '" + (dir.path() / "missing-folder").string() +
+                                   "', which is not a folder"));
+  CHECK_THAT(text, Catch::Contains(f + ":4:11: unknown key 'merchnt' in [tactd]"));
+  CHECK_THAT(text, Catch::Contains(f + ":7:11: the default locale 'de' is not in 'supported'"));
+  CHECK_THAT(text, Catch::Contains(
+                       f + ":9:13: 'Europe/Atlantis' is not an IANA time zone (like \"Europe/Amsterdam\" or \"UTC\")"));
+  CHECK_THAT(text, Catch::Contains(f + ":12:28: 'max_per_customer_per_day' must be between 1 and 1000"));
+  CHECK(errors.size() == 5);
+}
+
+TEST_CASE("a value of the wrong type says what it should be") {
+  TempDir dir;
+  const auto file = write_config(dir, "[tactd]\nrules = 3\n[locale]\nsupported = \"en\"\n");
+  Diagnostics errors;
+  CHECK_FALSE(load_config(file, errors));
+  const std::string text = all(errors);
+  CHECK_THAT(text, Catch::Contains(":2:9: 'rules' must be a string, not an integer"));
+  CHECK_THAT(text, Catch::Contains(":4:13: 'supported' must be a list of strings, like [\"a\", \"b\"]"));
+}

@@ -1,1 +1,142 @@
+#include "rules/policy.h"
+
 #include <catch2/catch.hpp>
+
+using namespace tactd;
+using namespace std::chrono_literals;
+
+namespace {
+
+Timestamp at(const char* text) { return *parse_rfc3339(text); }
+
+Rule rule(std::vector<Channel> channels, bool once = false, Duration cooldown = Duration::zero()) {
+  Rule r;
+  r.id = "r";
+  r.kind = Kind::kApology;
+  r.template_name = "t";
+  r.channels = std::move(channels);
+  r.once = once;
+  r.cooldown = cooldown;
+  return r;
+}
+
+Intent intent(const char* entity = "A", const char* trigger = "status=\"cancelled\"@t1") {
+  return Intent{"r", Kind::kApology, EntityRef{EntityType::kOrder, entity}, "c-1", trigger, at("2026-11-20T10:00:00Z")};
+}
+
+Notification sent(const Intent& i, bool once, Timestamp when) {
+  Notification n;
+  n.idempotency_key = idempotency_key(i, once);
+  n.at = when;
+  n.rule = i.rule;
+  n.kind = i.kind;
+  n.customer = i.customer;
+  n.entity = i.entity;
+  n.channel = Channel::kEmail;
+  n.to = "x@example.com";
+  n.body = "b";
+  return n;
+}
+
+const nlohmann::json kCustomer = {{"email", "a@example.com"}, {"phone", "+31600000000"}, {"prefers", "sms"}};
+
+struct Fixture {
+  Config config;
+  std::unique_ptr<Store> store = Store::open_temporary();
+  Policy policy{config, *store};
+};
+
+}  // namespace
+
+TEST_CASE("the customer's preferred channel comes first when the rule allows it") {
+  Fixture f;
+  const Decision d = f.policy.decide(rule({Channel::kEmail, Channel::kSms}), intent(), kCustomer, intent().at);
+  CHECK(d.verdict == Decision::Verdict::kSend);
+  CHECK(d.channel == Channel::kSms);
+  CHECK(d.to == "+31600000000");
+}
+
+TEST_CASE("a preference the rule does not allow is ignored") {
+  Fixture f;
+  const Decision d = f.policy.decide(rule({Channel::kEmail}), intent(), kCustomer, intent().at);
+  CHECK(d.channel == Channel::kEmail);
+  CHECK(d.to == "a@example.com");
+}
+
+TEST_CASE("no phone number falls back to email") {
+  Fixture f;
+  const nlohmann::json customer = {{"email", "a@example.com"}, {"prefers", "sms"}};
+  const Decision d = f.policy.decide(rule({Channel::kSms, Channel::kEmail}), intent(), customer, intent().at);
+  CHECK(d.verdict == Decision::Verdict::kSend);
+  CHECK(d.channel == Channel::kEmail);
+}
+
+TEST_CASE("a customer no channel can reach gets a clear diagnostic") {
+  Fixture f;
+  const nlohmann::json customer = {{"name", "Eve"}, {"email", ""}};
+  const Decision d = f.policy.decide(rule({Channel::kSms, Channel::kEmail}), intent(), customer, intent().at);
+  CHECK(d.verdict == Decision::Verdict::kUnreachable);
+  CHECK(d.reason ==
+        "no channel can reach customer 'c-1' for rule 'r': no phone number for sms, no email address for email");
+}
+
+TEST_CASE("an unknown customer cannot be reached") {
+  Fixture f;
+  const Decision d = f.policy.decide(rule({Channel::kSms}), intent(), nullptr, intent().at);
+  CHECK(d.verdict == Decision::Verdict::kUnreachable);
+  CHECK(d.reason == "customer 'c-1' is unknown: no observation of that customer has been seen");
+}
+
+TEST_CASE("an opted-out customer gets nothing") {
+  Fixture f;
+  nlohmann::json customer = kCustomer;
+  customer["opt_out"] = true;
+  const Decision d = f.policy.decide(rule({Channel::kSms}), intent(), customer, intent().at);
+  CHECK(d.verdict == Decision::Verdict::kHeldBack);
+  CHECK(d.reason == "the customer opted out");
+  customer["opt_out"] = false;
+  CHECK(f.policy.decide(rule({Channel::kSms}), intent(), customer, intent().at).verdict == Decision::Verdict::kSend);
+}
+
+TEST_CASE("a 'once' rule sends one message per entity, whatever the trigger") {
+  Fixture f;
+  const Rule once = rule({Channel::kSms}, true);
+  REQUIRE(f.store->enqueue(sent(intent("A", "first"), true, intent().at)));
+  const Decision again = f.policy.decide(once, intent("A", "second"), kCustomer, intent().at + 1h);
+  CHECK(again.verdict == Decision::Verdict::kHeldBack);
+  CHECK(again.reason == "already sent once for order/A");
+  CHECK(f.policy.decide(once, intent("B", "first"), kCustomer, intent().at + 1h).verdict == Decision::Verdict::kSend);
+}
+
+TEST_CASE("without 'once' the same change is still never sent twice") {
+  Fixture f;
+  const Rule repeatable = rule({Channel::kSms});
+  REQUIRE(f.store->enqueue(sent(intent("A", "t1"), false, intent().at)));
+  CHECK(f.policy.decide(repeatable, intent("A", "t1"), kCustomer, intent().at).reason ==
+        "already sent for this change");
+  CHECK(f.policy.decide(repeatable, intent("A", "t2"), kCustomer, intent().at).verdict == Decision::Verdict::kSend);
+}
+
+TEST_CASE("a cooldown holds back the rule's next message to the same customer until it has passed") {
+  Fixture f;
+  const Rule cooling = rule({Channel::kSms}, false, 2h);
+  REQUIRE(f.store->enqueue(sent(intent("A", "t1"), false, at("2026-11-20T10:00:00Z"))));
+  const Decision soon = f.policy.decide(cooling, intent("B", "t2"), kCustomer, at("2026-11-20T11:59:59Z"));
+  CHECK(soon.verdict == Decision::Verdict::kHeldBack);
+  CHECK(soon.reason == "in cooldown: this rule last wrote to the customer at 2026-11-20T10:00:00Z");
+  CHECK(f.policy.decide(cooling, intent("B", "t2"), kCustomer, at("2026-11-20T12:00:00Z")).verdict ==
+        Decision::Verdict::kSend);
+}
+
+TEST_CASE("the daily cap per customer holds back messages beyond it for 24 hours") {
+  Fixture f;
+  f.config.max_per_customer_per_day = 2;
+  f.store->enqueue(sent(intent("A", "t1"), false, at("2026-11-20T08:00:00Z")));
+  f.store->enqueue(sent(intent("B", "t1"), false, at("2026-11-20T09:00:00Z")));
+  const Decision capped =
+      f.policy.decide(rule({Channel::kSms}), intent("C", "t1"), kCustomer, at("2026-11-20T10:00:00Z"));
+  CHECK(capped.verdict == Decision::Verdict::kHeldBack);
+  CHECK(capped.reason == "daily cap reached: 2 messages in the last 24 hours");
+  CHECK(f.policy.decide(rule({Channel::kSms}), intent("C", "t1"), kCustomer, at("2026-11-21T08:30:00Z")).verdict ==
+        Decision::Verdict::kSend);
+}

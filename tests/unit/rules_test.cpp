@@ -1,1 +1,230 @@
+#include "rules/rule_set.h"
+
 #include <catch2/catch.hpp>
+
+#include "support/temp_dir.h"
+
+using namespace tactd;
+using tactd::test::TempDir;
+
+namespace {
+
+std::string all(const Diagnostics& errors) {
+  std::string out;
+  for (const auto& e : errors) out += e.str() + "\n";
+  return out;
+}
+
+std::shared_ptr<const RuleSet> parse_ok(const std::string& text) {
+  Diagnostics errors;
+  auto set = RuleSet::parse(text, "r.toml", errors);
+  INFO(all(errors));
+  REQUIRE(set);
+  return set;
+}
+
+// Parses a one-rule file whose rule has `line` added, and returns the errors.
+std::string parse_error(const std::string& line) {
+  Diagnostics errors;
+  const std::string text =
+      "[[rule]]\nid = \"x\"\nkind = \"apology\"\non = \"order.status -> cancelled\"\n"
+      "template = \"t\"\nchannels = [\"sms\"]\n" +
+      line + "\n";
+  CHECK_FALSE(RuleSet::parse(text, "r.toml", errors));
+  return all(errors);
+}
+
+Event event(EntityType type, const char* field, nlohmann::json old_value, nlohmann::json new_value) {
+  return Event{EntityRef{type, "1"}, field, std::move(old_value), std::move(new_value), Timestamp{}};
+}
+
+}  // namespace
+
+TEST_CASE("a rule file is read into rules with every key") {
+  auto set = parse_ok(R"(
+[[rule]]
+id = "order-cancelled"
+description = "apologise"
+kind = "apology"
+on = "order.status -> cancelled"
+when = "exists(order.cancel_reason)" template = "order_cancelled" channels = [ "sms", "email" ] once = true cooldown =
+                          "1h30m"
+
+                      [[rule]] id = "second" kind = "explanation" on =
+                          "shipment.status -> delivery_failed | exception" template =
+                              "delivery_problem" channels = ["email"]) ");
+      REQUIRE(set->rules().size() == 2);
+  const Rule& rule = set->rules()[0];
+  CHECK(rule.id == "order-cancelled");
+  CHECK(rule.kind == Kind::kApology);
+  CHECK(rule.trigger.str() == "order.status -> cancelled");
+  REQUIRE(rule.when);
+  CHECK(rule.when->text() == "exists(order.cancel_reason)");
+  CHECK(rule.template_name == "order_cancelled");
+  CHECK(rule.channels == std::vector<Channel>{Channel::kSms, Channel::kEmail});
+  CHECK(rule.once);
+  CHECK(rule.cooldown == std::chrono::minutes{90});
+  CHECK(rule.line == 2);
+  CHECK(set->rules()[1].trigger.str() == "shipment.status -> delivery_failed | exception");
+  CHECK_FALSE(set->rules()[1].once);
+}
+
+TEST_CASE("a transition trigger fires on the new value only") {
+  auto set = parse_ok(R"(
+[[rule]]
+id = "a"
+kind = "explanation"
+on = "shipment.status -> delivery_failed | exception"
+template = "t"
+channels = ["sms"]
+)");
+  const Trigger& trigger = set->rules()[0].trigger;
+  CHECK(trigger.matches(event(EntityType::kShipment, "status", "in_transit", "delivery_failed")));
+  CHECK(trigger.matches(event(EntityType::kShipment, "status", nullptr, "exception")));
+  CHECK_FALSE(trigger.matches(event(EntityType::kShipment, "status", "in_transit", "delivered")));
+  CHECK_FALSE(trigger.matches(event(EntityType::kShipment, "eta", "x", "delivery_failed")));
+  CHECK_FALSE(trigger.matches(event(EntityType::kOrder, "status", "placed", "delivery_failed")));
+  CHECK(set->triggered_by(event(EntityType::kShipment, "status", "x", "exception")).size() == 1);
+}
+
+TEST_CASE("a 'set' trigger fires when a field becomes set, '*' on any change") {
+  auto set = parse_ok(R"(
+[[rule]]
+id = "reason"
+kind = "explanation"
+on = "order.cancel_reason -> set"
+template = "t"
+channels = ["sms"]
+
+[[rule]]
+id = "eta"
+kind = "heads_up"
+on = "shipment.eta -> *"
+template = "t"
+channels = ["sms"]
+
+[[rule]]
+id = "quoted"
+kind = "heads_up"
+on = "order.priority -> 'set' | 3 | true"
+template = "t"
+channels = ["sms"]
+)");
+  const Trigger& becomes_set = set->rules()[0].trigger;
+  CHECK(becomes_set.matches(event(EntityType::kOrder, "cancel_reason", nullptr, "busy")));
+  CHECK_FALSE(becomes_set.matches(event(EntityType::kOrder, "cancel_reason", "busy", "closed")));
+  CHECK_FALSE(becomes_set.matches(event(EntityType::kOrder, "cancel_reason", "busy", nullptr)));
+  const Trigger& any = set->rules()[1].trigger;
+  CHECK(any.matches(event(EntityType::kShipment, "eta", "a", "b")));
+  CHECK(any.matches(event(EntityType::kShipment, "eta", nullptr, "b")));
+  const Trigger& quoted = set->rules()[2].trigger;
+  CHECK(quoted.matches(event(EntityType::kOrder, "priority", nullptr, "set")));
+  CHECK(quoted.matches(event(EntityType::kOrder, "priority", nullptr, 3)));
+  CHECK(quoted.matches(event(EntityType::kOrder, "priority", nullptr, true)));
+  CHECK_FALSE(quoted.matches(event(EntityType::kOrder, "priority", nullptr, "3")));
+}
+
+TEST_CASE("rule mistakes name file, line, column and what would be right") {
+  CHECK_THAT(parse_error("kind2 = 1"), Catch::Contains("r.toml:7:9: unknown key 'kind2' in rule 'x'"));
+  CHECK_THAT(parse_error("once = \"yes\""), Catch::Contains("r.toml:7:8: 'once' must be true or false, not a string"));
+  CHECK_THAT(parse_error("cooldown = \"1 hour\""),
+             Catch::Contains("r.toml:7:12: 'cooldown': '1 hour' has an unknown unit ' ' (use s, m, h or d)"));
+  CHECK_THAT(parse_error("when = \"order.status = 'x'\""),
+             Catch::Contains("r.toml:7:22: '=' is not an operator; use '==' to compare"));
+}
+
+TEST_CASE("a rule without required keys says which") {
+  Diagnostics errors;
+  CHECK_FALSE(RuleSet::parse("[[rule]]\nid = \"x\"\n", "r.toml", errors));
+  const std::string text = all(errors);
+  CHECK_THAT(text, Catch::Contains("r.toml:1:1: rule 'x' needs 'kind' (a string)"));
+  CHECK_THAT(text, Catch::Contains("rule 'x' needs 'on' (a string)"));
+  CHECK_THAT(text, Catch::Contains("rule 'x' needs 'template' (a string)"));
+  CHECK_THAT(text, Catch::Contains("rule 'x' needs 'channels' (a list of strings)"));
+}
+
+TEST_CASE("bad kinds and channels are listed with the valid ones") {
+  Diagnostics errors;
+  CHECK_FALSE(RuleSet::parse(R"([[rule]]
+id = "x"
+kind = "discount"
+on = "order.status -> cancelled"
+template = "t"
+channels = ["sms", "fax", "sms"]
+)",
+                             "r.toml", errors));
+  const std::string text = all(errors);
+  CHECK_THAT(text, Catch::Contains("r.toml:3:8: unknown kind 'discount' (expected one of apology, explanation, "
+                                   "price_change_reason, thank_you, heads_up, follow_up, check_in)"));
+  CHECK_THAT(text, Catch::Contains("r.toml:6:12: unknown channel 'fax' (expected email or sms)"));
+  CHECK_THAT(text, Catch::Contains("r.toml:6:12: channel 'sms' is listed twice"));
+}
+
+TEST_CASE("malformed triggers point at the mistake") {
+  auto on_error = [](const std::string& on) {
+    Diagnostics errors;
+    CHECK_FALSE(RuleSet::parse(
+        "[[rule]]\nid = \"x\"\nkind = \"apology\"\non = \"" + on + "\"\ntemplate = \"t\"\nchannels = [\"sms\"]\n",
+        "r.toml", errors));
+    return all(errors);
+  };
+  CHECK_THAT(on_error("order.status cancelled"),
+             Catch::Contains("r.toml:4:7: 'on' must look like \"order.status -> cancelled\" (entity.field -> value), "
+                             "found no '->'"));
+  CHECK_THAT(on_error("order -> cancelled"),
+             Catch::Contains("r.toml:4:7: 'on' needs entity.field before '->', like order.status; found 'order'"));
+  CHECK_THAT(on_error("parcel.status -> lost"),
+             Catch::Contains("r.toml:4:7: unknown entity 'parcel' (expected one of customer, order, shipment, "
+                             "subscription, payment)"));
+  CHECK_THAT(on_error("order.sta tus -> x"),
+             Catch::Contains("r.toml:4:13: 'sta tus' is not a field name (letters, digits, '_' and '-')"));
+  CHECK_THAT(on_error("order.status ->  "),
+             Catch::Contains("r.toml:4:19: 'on' needs a value after '->': a status, 'set' or '*'"));
+  CHECK_THAT(on_error("order.status -> a || b"), Catch::Contains("r.toml:4:24: empty value between '|' in 'on'"));
+  CHECK_THAT(on_error("order.status -> a b"),
+             Catch::Contains("r.toml:4:23: 'a b' is not a value; quote it like 'a b'"));
+}
+
+TEST_CASE("rules are written as [[rule]] tables") {
+  Diagnostics errors;
+  CHECK_FALSE(RuleSet::parse("[rule]\nid = \"x\"\n", "r.toml", errors));
+  CHECK_THAT(all(errors), Catch::Contains("r.toml:1:1: 'rule' must be written as [[rule]] tables"));
+}
+
+TEST_CASE("a TOML syntax error in a rule file names file, line and column") {
+  Diagnostics errors;
+  CHECK_FALSE(RuleSet::parse("[[rule]]\nid = \"x\n", "r.toml", errors));
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].file == "r.toml");
+  CHECK(errors[0].line == 2);
+}
+
+TEST_CASE("rule ids are unique across the files of a folder") {
+  TempDir dir;
+  const std::string rule =
+      "[[rule]]\nid = \"same\"\nkind = \"apology\"\non = \"order.status -> cancelled\"\n"
+      "template = \"t\"\nchannels = [\"sms\"]\n";
+  dir.write("a.toml", rule);
+  dir.write("b.toml", "# b\n" + rule);
+  dir.write("notes.txt", "not a rule file");
+  Diagnostics errors;
+  CHECK_FALSE(RuleSet::load(dir.path(), errors));
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].str() == (dir.path() / "b.toml").string() + ":2:1: rule id 'same' is already used at " +
+                               (dir.path() / "a.toml").string() + ":1");
+}
+
+TEST_CASE("an empty rules folder is an error") {
+  TempDir dir;
+  Diagnostics errors;
+  CHECK_FALSE(RuleSet::load(dir.path(), errors));
+  CHECK_THAT(all(errors), Catch::Contains("no rule files (*.toml) in the rules folder"));
+}
+
+TEST_CASE("the shipped rules load") {
+  Diagnostics errors;
+  auto set = RuleSet::load(test::source_dir() / "config/rules", errors);
+  INFO(all(errors));
+  REQUIRE(set);
+  CHECK(set->rules().size() >= 3);
+}

@@ -1,0 +1,35 @@
+// The command-line verbs. Each returns the process exit status and writes
+// results to `out` and diagnostics for people to `err`.
+//
+// Exit status: 0 success; 1 some input was rejected (the rest still ran) or
+// the configuration has problems (check); 2 unusable invocation or
+// configuration.
+#pragma once
+
+#include <filesystem>
+#include <iosfwd>
+#include <optional>
+
+#include "model/time.h"
+
+namespace tactd {
+
+constexpr int kExitOk = 0;
+constexpr int kExitRejected = 1;
+constexpr int kExitUnusable = 2;
+
+struct SimulateOptions {
+  std::filesystem::path config;
+  std::filesystem::path observations;  // JSONL; "-" reads standard input
+  std::optional<Timestamp> until;      // default: seven days after the last observation
+  bool text = false;                   // --format text: for people, not machines
+};
+
+// Replays observations against the configuration with a virtual clock and a
+// private temporary database; prints every notification that would be sent.
+int simulate(const SimulateOptions& options, std::ostream& out, std::ostream& err);
+
+// Loads and validates configuration, rules and templates.
+int check(const std::filesystem::path& config, std::ostream& out, std::ostream& err);
+
+}  // namespace tactd

@@ -1,0 +1,65 @@
+// The pipeline of DESIGN.md, in-process: observation -> state diff ->
+// events -> rules -> intents -> policy -> render -> outbox.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "model/clock.h"
+#include "model/diagnostic.h"
+#include "model/entity.h"
+#include "model/notification.h"
+#include "render/render.h"
+#include "rules/rule_set.h"
+#include "store/store.h"
+
+namespace tactd {
+
+// Configuration, rules and templates, loaded and validated together: one
+// immutable value (DESIGN.md invariant 4).
+struct Snapshot {
+  std::shared_ptr<const Config> config;
+  std::shared_ptr<const RuleSet> rules;
+  std::shared_ptr<const TemplateSet> templates;
+};
+
+// Loads the configuration file and the rules and templates it names, and
+// checks that they fit together: every rule's template exists for every
+// supported locale and every channel of the rule. Returns nullopt with every
+// problem in `errors` when anything is wrong.
+std::optional<Snapshot> load_snapshot(const std::filesystem::path& config_file, Diagnostics& errors);
+
+// What applying one observation led to.
+struct Outcome {
+  std::vector<Event> events;
+  std::vector<Notification> notifications;  // enqueued in the outbox
+  struct HeldBack {
+    std::string rule;
+    EntityRef entity;
+    std::string reason;
+  };
+  std::vector<HeldBack> held_back;    // deliberately not sent (once, cooldown, cap, opt-out)
+  std::vector<std::string> problems;  // could not be sent: unreachable customer, render failure
+};
+
+class Pipeline {
+ public:
+  // `store` and `clock` must outlive the Pipeline. Call from one thread.
+  Pipeline(Snapshot snapshot, Store& store, const Clock& clock);
+
+  // Applies one observation at the clock's current time: stores the merged
+  // snapshot, diffs it, evaluates the rules the events trigger, applies
+  // policy, renders, and enqueues -- all in one transaction.
+  Outcome apply(const Observation& observation);
+
+ private:
+  Snapshot snapshot_;
+  Store& store_;
+  const Clock& clock_;
+};
+
+}  // namespace tactd

@@ -1,0 +1,48 @@
+// The daemon's configuration: `tactd.toml` read into an immutable value.
+//
+//   [tactd]
+//   rules     = "rules"              # folder of rule files, relative to this file
+//   templates = "../templates"       # folder of templates, relative to this file
+//   state     = "/var/lib/tactd/state.db"
+//   merchant  = "Our shop"           # signs messages whose entity names no merchant
+//
+//   [locale]
+//   default   = "en"                 # for customers without a supported locale
+//   supported = ["en", "nl"]         # every rule needs templates in each
+//   time_zone = "Europe/Amsterdam"   # for customers without a time zone
+//
+//   [policy]
+//   max_per_customer_per_day = 3     # across all rules, rolling 24 hours
+//
+// The full reference is docs/configuration.md.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/diagnostic.h"
+
+namespace tactd {
+
+struct Config {
+  std::filesystem::path file;  // the tactd.toml it was read from
+  std::filesystem::path rules_dir;
+  std::filesystem::path templates_dir;
+  std::filesystem::path state_path;
+  std::string merchant;
+
+  std::string default_locale = "en";
+  std::vector<std::string> locales{"en", "nl"};
+  std::string default_time_zone = "UTC";
+
+  int max_per_customer_per_day = 3;
+};
+
+// Reads and validates `file`. Relative folders are resolved against the
+// file's folder. Returns nullptr when anything is wrong, with every problem
+// appended to `errors` as "file:line:column: what".
+std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Diagnostics& errors);
+
+}  // namespace tactd

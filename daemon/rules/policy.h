@@ -1,0 +1,48 @@
+// Policy: whether, and over which channel, an intent becomes a notification.
+//
+// In order: an unknown customer cannot be reached; an opted-out customer
+// gets nothing; a notification with the same idempotency key is never made
+// twice (`once` makes that key per rule and entity); a rule's cooldown per
+// customer; the daily cap per customer across all rules (rolling 24 hours);
+// then the channel: the customer's `prefers` first when the rule allows it,
+// then the rule's order, skipping channels without a contact detail.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "config/config.h"
+#include "model/notification.h"
+#include "rules/rule_set.h"
+#include "store/store.h"
+
+namespace tactd {
+
+struct Decision {
+  enum class Verdict {
+    kSend,         // send over `channel` to `to`
+    kHeldBack,     // deliberately not sent; `reason` says why
+    kUnreachable,  // should be sent but cannot; `reason` is a diagnostic for operators
+  };
+  Verdict verdict = Verdict::kHeldBack;
+  std::string reason;
+  Channel channel = Channel::kEmail;
+  std::string to;
+};
+
+class Policy {
+ public:
+  // `config` and `store` must outlive the Policy.
+  Policy(const Config& config, const Store& store) : config_(config), store_(store) {}
+
+  // `customer` holds the customer's fields, or null when the customer has
+  // never been observed. Reads the store; changes nothing.
+  Decision decide(const Rule& rule, const Intent& intent, const nlohmann::json& customer, Timestamp now) const;
+
+ private:
+  const Config& config_;
+  const Store& store_;
+};
+
+}  // namespace tactd

@@ -1,0 +1,78 @@
+// Rules: which moments deserve a message. Loaded from every `*.toml` file in
+// the rules folder (in name order), one or more [[rule]] tables per file:
+//
+//   [[rule]]
+//   id       = "order-cancelled"
+//   kind     = "apology"
+//   on       = "order.status -> cancelled"
+//   when     = "exists(order.customer)"
+//   template = "order_cancelled"
+//   channels = ["sms", "email"]
+//   once     = true
+//   cooldown = "1h"
+//
+// The rule language is documented in docs/rules.md.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "model/diagnostic.h"
+#include "model/entity.h"
+#include "model/notification.h"
+#include "rules/expression.h"
+
+namespace tactd {
+
+// `on = "<entity>.<field> -> <target>"`: fires on an event of that field
+// whose new value matches the target.
+struct Trigger {
+  enum class Target {
+    kValues,      // `-> cancelled`, `-> delivery_failed | exception`
+    kBecomesSet,  // `-> set`: the field went from absent to present
+    kAnyChange,   // `-> *`: any change, including becoming set or cleared
+  };
+  EntityType entity = EntityType::kOrder;
+  std::string field;
+  Target target = Target::kValues;
+  std::vector<nlohmann::json> values;
+
+  bool matches(const Event& event) const;
+  std::string str() const;
+};
+
+struct Rule {
+  std::string id;
+  Kind kind = Kind::kApology;
+  Trigger trigger;
+  std::optional<Expression> when;
+  std::string template_name;
+  std::vector<Channel> channels;  // in order of preference
+  bool once = false;              // at most one message per entity
+  Duration cooldown{0};           // per customer, between messages of this rule
+  std::string file;               // where it was defined, for messages
+  int line = 0;
+};
+
+class RuleSet {
+ public:
+  // Loads every `*.toml` in `dir`. Returns nullptr, with every problem in
+  // `errors` as "file:line:column: what", when anything is wrong.
+  static std::shared_ptr<const RuleSet> load(const std::filesystem::path& dir, Diagnostics& errors);
+  // Parses one file's text (used by load and tests); `file` names it in messages.
+  static std::shared_ptr<const RuleSet> parse(std::string_view text, const std::string& file, Diagnostics& errors);
+
+  const std::vector<Rule>& rules() const { return rules_; }
+  // Rules whose trigger matches `event`, in load order.
+  std::vector<const Rule*> triggered_by(const Event& event) const;
+
+ private:
+  std::vector<Rule> rules_;
+};
+
+}  // namespace tactd

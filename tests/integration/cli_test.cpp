@@ -1,0 +1,133 @@
+// The real tactd binary, run as operators run it.
+#include <catch2/catch.hpp>
+
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "support/temp_dir.h"
+
+using Catch::Contains;
+using tactd::test::TempDir;
+
+namespace {
+
+struct Result {
+  int status = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string slurp(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Runs tactd with `args` (already shell-quoted where needed).
+Result tactd(const TempDir& dir, const std::string& args) {
+  const auto out = dir.path() / "stdout";
+  const auto err = dir.path() / "stderr";
+  const std::string command =
+      std::string("'") + TACTD_BINARY + "' " + args + " >'" + out.string() + "' 2>'" + err.string() + "' </dev/null";
+  const int raw = std::system(command.c_str());
+  REQUIRE(WIFEXITED(raw));
+  return Result{WEXITSTATUS(raw), slurp(out), slurp(err)};
+}
+
+std::string shipped(const char* relative) { return "'" + (tactd::test::source_dir() / relative).string() + "'"; }
+
+// A copy of the shipped configuration in `dir`, so that a test can break it.
+std::filesystem::path copy_config(const TempDir& dir) {
+  namespace fs = std::filesystem;
+  fs::copy(tactd::test::source_dir() / "config", dir.path() / "config", fs::copy_options::recursive);
+  fs::copy(tactd::test::source_dir() / "templates", dir.path() / "templates", fs::copy_options::recursive);
+  return dir.path() / "config/tactd.toml";
+}
+
+}  // namespace
+
+TEST_CASE("tactd check accepts the shipped configuration") {
+  TempDir dir;
+  const Result r = tactd(dir, "check --config " + shipped("config/tactd.toml"));
+  INFO(r.err);
+  CHECK(r.status == 0);
+  CHECK_THAT(r.out, Contains("OK"));
+}
+
+TEST_CASE("tactd simulate prints one JSON line per notification of the demo") {
+  TempDir dir;
+  const Result r = tactd(dir, "simulate --config " + shipped("config/tactd.toml") + " --observations " +
+                                  shipped("config/demo/observations.jsonl") + " --until 2026-12-31T00:00:00Z");
+  CHECK(r.status == 0);
+  std::istringstream lines(r.out);
+  int count = 0;
+  for (std::string line; std::getline(lines, line); ++count) {
+    const auto n = nlohmann::json::parse(line);
+    for (const char* key : {"at", "rule", "kind", "customer", "entity", "channel", "to", "subject", "body"})
+      CHECK(n.contains(key));
+  }
+  CHECK(count >= 3);
+}
+
+TEST_CASE("tactd simulate --format text is for people") {
+  TempDir dir;
+  const Result r = tactd(dir, "simulate --config " + shipped("config/tactd.toml") + " --observations " +
+                                  shipped("config/demo/observations.jsonl") + " --format text");
+  CHECK(r.status == 0);
+  CHECK_THAT(r.out, Contains("apology (order-cancelled) to c-anna by sms +31612345678 [nl]"));
+  CHECK_THAT(r.out, Contains("held back (order-cancelled): the customer opted out"));
+  CHECK_THAT(r.out, Contains("    | "));
+}
+
+TEST_CASE("a malformed observation makes simulate exit 1 after running the rest") {
+  TempDir dir;
+  const auto input = dir.write("in.jsonl", "{\"type\":\"order\"}\n");
+  const Result r =
+      tactd(dir, "simulate --config " + shipped("config/tactd.toml") + " --observations '" + input.string() + "'");
+  CHECK(r.status == 1);
+  CHECK_THAT(r.err, Contains("in.jsonl:1: rejected: field 'id' is missing or not a string"));
+}
+
+TEST_CASE("a malformed rule file makes check exit 1 with file, line and column") {
+  TempDir dir;
+  const auto config = copy_config(dir);
+  const auto rule = dir.write("config/rules/broken.toml", R"([[rule]]
+id = "broken"
+kind = "apology"
+on = "order.status -> cancelled"
+when = "order.total > "
+template = "order_cancelled"
+channels = ["sms"]
+)");
+  const Result r = tactd(dir, "check --config '" + config.string() + "'");
+  CHECK(r.status == 1);
+  CHECK_THAT(r.err, Contains(rule.string() + ":5:"));
+  CHECK_THAT(r.err, Contains("1 problem"));
+}
+
+TEST_CASE("check fails when a rule's template is missing for a locale or channel") {
+  TempDir dir;
+  const auto config = copy_config(dir);
+  std::filesystem::remove(dir.path() / "templates/nl/order_cancelled.sms.mustache");
+  const Result r = tactd(dir, "check --config '" + config.string() + "'");
+  CHECK(r.status == 1);
+  CHECK_THAT(r.err, Contains("rule 'order-cancelled' needs the template"));
+  CHECK_THAT(r.err, Contains("nl/order_cancelled.sms.mustache (locale nl, channel sms), which is missing"));
+}
+
+TEST_CASE("bad command lines are refused with usage") {
+  TempDir dir;
+  CHECK(tactd(dir, "").status == 2);
+  CHECK(tactd(dir, "frobnicate").status == 2);
+  const Result r = tactd(dir, "simulate --config x");
+  CHECK(r.status == 2);
+  CHECK_THAT(r.err, Contains("missing --observations"));
+  CHECK(tactd(dir, "simulate --config " + shipped("config/tactd.toml") + " --observations - --until soon").status == 2);
+  CHECK(tactd(dir, "help").status == 0);
+}
