@@ -55,7 +55,7 @@ std::optional<Observation> parse_observation(std::string_view json_text, std::st
     // e.what() reads "[json.exception.parse_error.101] parse error at line 1, column 9: ..."; keep the explanation.
     std::string what = e.what();
     const auto colon = what.find(": ");
-    error = "malformed JSON at byte " + std::to_string(e.byte) + ": " +
+    error = "malformed JSON at column " + std::to_string(e.byte) + ": " +
             (colon == std::string::npos ? what : what.substr(colon + 2));
     return std::nullopt;
   }

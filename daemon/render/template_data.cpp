@@ -1,1 +1,101 @@
-// placeholder, being written
+#include <array>
+#include <cmath>
+
+#include "render/locale.h"
+#include "render/render.h"
+
+namespace tactd {
+namespace {
+
+constexpr std::array<std::string_view, 6> kMoneyFields{"total",      "amount",    "price",
+                                                       "next_price", "old_price", "refund_amount"};
+
+bool is_money(std::string_view field) {
+  for (auto name : kMoneyFields)
+    if (name == field) return true;
+  return false;
+}
+
+std::string number_text(const nlohmann::json& value) {
+  if (value.is_number_integer() || value.is_number_unsigned()) return value.dump();
+  const double d = value.get<double>();
+  if (std::floor(d) == d && std::fabs(d) < 1e15) return std::to_string(static_cast<long long>(d));
+  return value.dump();
+}
+
+// One value ready for display; `money_currency` is set for money fields.
+nlohmann::json display(const nlohmann::json& value, const std::string* money_currency, const MessageContext& c) {
+  if (value.is_number()) {
+    if (money_currency) return format_money(value.get<double>(), *money_currency, c.locale);
+    return number_text(value);
+  }
+  if (value.is_string()) {
+    const auto& text = value.get_ref<const std::string&>();
+    if (text.size() == 10) {
+      if (auto day = parse_date_or_time(text)) return format_date(*day, "UTC", c.locale);
+    } else if (auto t = parse_rfc3339(text)) {
+      return format_date_time(*t, c.time_zone, c.locale);
+    }
+    return value;
+  }
+  if (value.is_array()) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& element : value) out.push_back(display(element, nullptr, c));
+    return out;
+  }
+  if (value.is_object()) {
+    nlohmann::json out = nlohmann::json::object();
+    for (auto it = value.begin(); it != value.end(); ++it) out[it.key()] = display(it.value(), nullptr, c);
+    return out;
+  }
+  return value;  // booleans and null
+}
+
+nlohmann::json entity_data(const nlohmann::json& fields, const MessageContext& c) {
+  const std::string currency =
+      fields.contains("currency") && fields["currency"].is_string() ? fields["currency"].get<std::string>() : "EUR";
+  nlohmann::json out = nlohmann::json::object();
+  for (auto it = fields.begin(); it != fields.end(); ++it)
+    out[it.key()] = display(it.value(), is_money(it.key()) ? &currency : nullptr, c);
+  out["raw"] = fields;
+  return out;
+}
+
+}  // namespace
+
+nlohmann::json template_data(const MessageContext& c) {
+  nlohmann::json data = nlohmann::json::object();
+  for (auto it = c.entities.begin(); it != c.entities.end(); ++it) data[it.key()] = entity_data(it.value(), c);
+  if (data.contains("customer")) {
+    const auto& name = c.entities["customer"].value("name", nlohmann::json());
+    if (name.is_string()) {
+      const auto& text = name.get_ref<const std::string&>();
+      data["customer"]["first_name"] = text.substr(0, text.find(' '));
+    }
+  }
+  data["merchant"] = c.merchant;
+  data["kind"] = std::string(to_string(c.kind));
+  data["rule"] = c.rule;
+  data["locale"] = c.locale;
+  data["entity"] = {{"type", std::string(to_string(c.entity.type))}, {"id", c.entity.id}};
+  if (c.event.is_object()) {
+    const std::string field = c.event.value("field", "");
+    const std::string currency = "EUR";
+    const std::string* money = is_money(field) ? &currency : nullptr;
+    data["event"] = {{"field", field},
+                     {"old", display(c.event.value("old", nlohmann::json()), money, c)},
+                     {"new", display(c.event.value("new", nlohmann::json()), money, c)}};
+  }
+  nlohmann::json list = nlohmann::json::array();
+  for (const Contact& contact : c.history)
+    list.push_back({{"kind", std::string(to_string(contact.kind))},
+                    {"at", format_date_time(contact.at, c.time_zone, c.locale)},
+                    {"rule", contact.rule},
+                    {"channel", std::string(to_string(contact.channel))}});
+  data["history"] = {{"count", c.history.size()}, {"any", !c.history.empty()}, {"first", c.history.empty()}};
+  if (!list.empty()) data["history"]["last"] = list.back();
+  data["history"]["list"] = std::move(list);
+  return data;
+}
+
+}  // namespace tactd

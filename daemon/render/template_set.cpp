@@ -1,1 +1,195 @@
-// placeholder, being written
+#include <kainjow/mustache.hpp>
+
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "render/render.h"
+
+namespace tactd {
+namespace {
+
+namespace mustache = kainjow::mustache;
+
+constexpr std::string_view kExtension = ".mustache";
+constexpr std::string_view kSubjectPrefix = "Subject:";
+
+// Plain text out: customer data is not HTML-escaped in plain-text bodies.
+std::string no_escape(const std::string& s) { return s; }
+
+mustache::data to_mustache(const nlohmann::json& value) {
+  switch (value.type()) {
+    case nlohmann::json::value_t::object: {
+      mustache::data out{mustache::data::type::object};
+      for (auto it = value.begin(); it != value.end(); ++it)
+        if (!it.value().is_null()) out.set(it.key(), to_mustache(it.value()));
+      return out;
+    }
+    case nlohmann::json::value_t::array: {
+      mustache::data out{mustache::data::type::list};
+      for (const auto& element : value) out.push_back(to_mustache(element));
+      return out;
+    }
+    case nlohmann::json::value_t::string:
+      return mustache::data{value.get<std::string>()};
+    case nlohmann::json::value_t::boolean:
+      return mustache::data{value.get<bool>()};
+    case nlohmann::json::value_t::null:
+      return mustache::data{false};
+    default:
+      return mustache::data{value.dump()};
+  }
+}
+
+// Turns kainjow's "... at <offset>" into a line and column within `text`.
+std::pair<int, int> locate(const std::string& message, const std::string& text) {
+  static const std::regex kAt(" at ([0-9]+)$");
+  std::smatch m;
+  if (!std::regex_search(message, m, kAt)) return {0, 0};
+  const size_t offset = std::min(static_cast<size_t>(std::stoul(m[1].str())), text.size());
+  int line = 0;
+  int column = 1;
+  for (size_t i = 0; i < offset; ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+  }
+  return {line, column};
+}
+
+std::string tidy_body(std::string body) {
+  static const std::regex kBlankRuns("\n[ \t]*\n([ \t]*\n)+");
+  static const std::regex kTrailingSpace("[ \t]+\n");
+  body = std::regex_replace(body, kTrailingSpace, "\n");
+  body = std::regex_replace(body, kBlankRuns, "\n\n");
+  while (!body.empty() && std::isspace(static_cast<unsigned char>(body.back()))) body.pop_back();
+  while (!body.empty() && body.front() == '\n') body.erase(body.begin());
+  return body;
+}
+
+std::string tidy_subject(const std::string& subject) {
+  static const std::regex kSpace("\\s+");
+  std::string out = std::regex_replace(subject, kSpace, " ");
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  while (!out.empty() && out.front() == ' ') out.erase(out.begin());
+  return out;
+}
+
+// Checks mustache syntax; appends a diagnostic for `file` when broken.
+bool valid(const std::string& source, const std::filesystem::path& file, int first_line, Diagnostics& errors) {
+  mustache::mustache tmpl{source};
+  if (tmpl.is_valid()) return true;
+  auto [line, column] = locate(tmpl.error_message(), source);
+  errors.push_back(Diagnostic{file.string(), first_line + line, column, "template syntax: " + tmpl.error_message()});
+  return false;
+}
+
+}  // namespace
+
+std::shared_ptr<const TemplateSet> TemplateSet::load(const std::filesystem::path& dir, Diagnostics& errors) {
+  auto set = std::make_shared<TemplateSet>();
+  set->dir_ = dir;
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) {
+    errors.push_back(Diagnostic{dir.string(), 0, 0, "the templates folder does not exist"});
+    return set;
+  }
+  std::vector<std::filesystem::path> files;
+  for (const auto& locale_dir : std::filesystem::directory_iterator(dir, ec)) {
+    if (!locale_dir.is_directory()) continue;
+    for (const auto& entry : std::filesystem::directory_iterator(locale_dir.path(), ec))
+      if (entry.is_regular_file() && entry.path().extension() == kExtension) files.push_back(entry.path());
+  }
+  std::sort(files.begin(), files.end());
+  for (const auto& path : files) {
+    const std::string locale = path.parent_path().filename().string();
+    const std::string stem = path.stem().string();  // <name>.<channel>
+    const auto dot = stem.rfind('.');
+    if (dot == std::string::npos || dot == 0) {
+      errors.push_back(
+          Diagnostic{path.string(), 0, 0, "a template file is named <name>.<channel>.mustache, like x.email.mustache"});
+      continue;
+    }
+    auto channel = parse_channel(stem.substr(dot + 1));
+    if (!channel) {
+      errors.push_back(Diagnostic{path.string(), 0, 0,
+                                  "unknown channel '" + stem.substr(dot + 1) + "' in the file name (email or sms)"});
+      continue;
+    }
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    if (!in) {
+      errors.push_back(Diagnostic{path.string(), 0, 0, "cannot read the template"});
+      continue;
+    }
+    Template t;
+    t.path = path;
+    std::string text = buffer.str();
+    if (*channel == Channel::kEmail) {
+      std::istringstream lines(text);
+      std::string subject_line, blank_line;
+      const bool has_subject = std::getline(lines, subject_line) && std::getline(lines, blank_line) &&
+                               subject_line.rfind(kSubjectPrefix, 0) == 0 &&
+                               blank_line.find_first_not_of(" \t\r") == std::string::npos;
+      if (!has_subject) {
+        errors.push_back(Diagnostic{path.string(), 1, 1,
+                                    "an email template starts with 'Subject: ...' and a blank line before the body"});
+        continue;
+      }
+      t.subject = subject_line.substr(kSubjectPrefix.size());
+      t.body = text.substr(std::min(text.size(), subject_line.size() + blank_line.size() + 2));
+      t.body_line = 3;
+      if (!valid(t.subject, path, 1, errors)) continue;
+    } else {
+      t.body = text;
+    }
+    if (!valid(t.body, path, t.body_line, errors)) continue;
+    set->templates_.emplace(std::make_tuple(locale, stem.substr(0, dot), *channel), std::move(t));
+  }
+  return set;
+}
+
+bool TemplateSet::has(std::string_view locale, std::string_view name, Channel channel) const {
+  return templates_.count(std::make_tuple(std::string(locale), std::string(name), channel)) > 0;
+}
+
+std::filesystem::path TemplateSet::path_of(std::string_view locale, std::string_view name, Channel channel) const {
+  return dir_ / std::string(locale) / (std::string(name) + "." + std::string(to_string(channel)) + ".mustache");
+}
+
+std::optional<Rendered> TemplateSet::render(std::string_view locale, std::string_view name, Channel channel,
+                                            const nlohmann::json& data, std::string& error) const {
+  auto it = templates_.find(std::make_tuple(std::string(locale), std::string(name), channel));
+  if (it == templates_.end()) {
+    error = "no template " + path_of(locale, name, channel).string();
+    return std::nullopt;
+  }
+  const Template& t = it->second;
+  const mustache::data view = to_mustache(data);
+  auto run = [&](const std::string& source) -> std::optional<std::string> {
+    mustache::mustache tmpl{source};
+    tmpl.set_custom_escape(no_escape);
+    std::string out = tmpl.render(view);
+    if (!tmpl.is_valid()) {
+      error = t.path.string() + ": " + tmpl.error_message();
+      return std::nullopt;
+    }
+    return out;
+  };
+  Rendered rendered;
+  auto body = run(t.body);
+  if (!body) return std::nullopt;
+  rendered.body = tidy_body(*body);
+  if (channel == Channel::kEmail) {
+    auto subject = run(t.subject);
+    if (!subject) return std::nullopt;
+    rendered.subject = tidy_subject(*subject);
+  }
+  return rendered;
+}
+
+}  // namespace tactd

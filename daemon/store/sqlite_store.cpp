@@ -1,1 +1,394 @@
-// placeholder, being written
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <stdlib.h>
+
+#include <array>
+#include <string_view>
+
+#include "store/store.h"
+
+namespace tactd {
+namespace {
+
+struct Migration {
+  int version;
+  const char* description;
+  const char* sql;
+};
+
+// Append only: a released migration is never edited, a change is a new one.
+constexpr std::array kMigrations{
+    Migration{1, "entities, outbox and contact history", R"sql(
+CREATE TABLE entities (
+  type        TEXT NOT NULL,
+  id          TEXT NOT NULL,
+  fields      TEXT NOT NULL,            -- JSON object
+  observed_at INTEGER NOT NULL,         -- ms since the epoch
+  parent_type TEXT,
+  parent_id   TEXT,
+  PRIMARY KEY (type, id)
+);
+CREATE INDEX entities_parent ON entities (parent_type, parent_id);
+
+CREATE TABLE outbox (
+  id              INTEGER PRIMARY KEY,
+  idempotency_key TEXT NOT NULL UNIQUE,
+  created_at      INTEGER NOT NULL,
+  due_at          INTEGER NOT NULL,
+  rule            TEXT NOT NULL,
+  kind            TEXT NOT NULL,
+  customer        TEXT NOT NULL,
+  entity          TEXT NOT NULL,
+  channel         TEXT NOT NULL,
+  recipient       TEXT NOT NULL,
+  subject         TEXT,
+  body            TEXT NOT NULL,
+  locale          TEXT NOT NULL,
+  time_zone       TEXT NOT NULL,
+  status          TEXT NOT NULL,
+  attempts        INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX outbox_customer ON outbox (customer, due_at);
+CREATE INDEX outbox_status ON outbox (status);
+
+CREATE TABLE contacts (
+  id              INTEGER PRIMARY KEY,
+  customer        TEXT NOT NULL,
+  at              INTEGER NOT NULL,
+  kind            TEXT NOT NULL,
+  rule            TEXT NOT NULL,
+  entity          TEXT NOT NULL,
+  channel         TEXT NOT NULL,
+  idempotency_key TEXT NOT NULL
+);
+CREATE INDEX contacts_customer ON contacts (customer, at);
+)sql"},
+};
+
+constexpr int kBusyTimeoutMs = 5000;
+
+long long millis(Timestamp t) { return t.time_since_epoch().count(); }
+Timestamp from_millis(long long ms) { return Timestamp{Duration{ms}}; }
+
+constexpr std::array<std::pair<OutboxStatus, std::string_view>, 4> kStatuses{{
+    {OutboxStatus::kPending, "pending"},
+    {OutboxStatus::kDelivered, "delivered"},
+    {OutboxStatus::kDead, "dead"},
+    {OutboxStatus::kDropped, "dropped"},
+}};
+
+OutboxStatus parse_status(std::string_view text) {
+  for (const auto& [s, name] : kStatuses)
+    if (name == text) return s;
+  throw StoreError("unknown outbox status '" + std::string(text) + "' in the database");
+}
+
+EntityRef ref_from(const std::string& text) {
+  auto ref = parse_entity_ref(text);
+  if (!ref) throw StoreError("malformed entity reference '" + text + "' in the database");
+  return *ref;
+}
+
+constexpr const char* kNotificationColumns =
+    "id, idempotency_key, due_at, rule, kind, customer, entity, channel, recipient, subject, body, locale, "
+    "time_zone, status, attempts";
+
+OutboxEntry read_entry(SQLite::Statement& q) {
+  OutboxEntry e;
+  e.id = q.getColumn(0).getInt64();
+  Notification& n = e.notification;
+  n.idempotency_key = q.getColumn(1).getString();
+  n.at = from_millis(q.getColumn(2).getInt64());
+  n.rule = q.getColumn(3).getString();
+  n.kind = parse_kind(q.getColumn(4).getString()).value_or(Kind::kApology);
+  n.customer = q.getColumn(5).getString();
+  n.entity = ref_from(q.getColumn(6).getString());
+  n.channel = parse_channel(q.getColumn(7).getString()).value_or(Channel::kEmail);
+  n.to = q.getColumn(8).getString();
+  if (!q.getColumn(9).isNull()) n.subject = q.getColumn(9).getString();
+  n.body = q.getColumn(10).getString();
+  n.locale = q.getColumn(11).getString();
+  n.time_zone = q.getColumn(12).getString();
+  e.status = parse_status(q.getColumn(13).getString());
+  e.attempts = q.getColumn(14).getInt();
+  return e;
+}
+
+class SqliteStore final : public Store {
+ public:
+  SqliteStore(const std::filesystem::path& path, std::filesystem::path remove_on_close)
+      : db_(path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE), remove_on_close_(std::move(remove_on_close)) {
+    db_.setBusyTimeout(kBusyTimeoutMs);
+    db_.exec("PRAGMA journal_mode=WAL");
+    db_.exec("PRAGMA foreign_keys=ON");
+    db_.exec("PRAGMA synchronous=NORMAL");
+    migrate();
+  }
+
+  ~SqliteStore() override {
+    if (remove_on_close_.empty()) return;
+    std::error_code ignored;
+    std::filesystem::remove_all(remove_on_close_, ignored);
+  }
+
+  int schema_version() const override { return version_; }
+
+  std::unique_ptr<Transaction> begin() override {
+    if (in_transaction_) throw StoreError("a transaction is already open (transactions do not nest)");
+    return std::make_unique<Tx>(*this);
+  }
+
+  std::optional<Entity> entity(const EntityRef& ref) const override {
+    return guard("read entity " + ref.str(), [&]() -> std::optional<Entity> {
+      SQLite::Statement q(db_, "SELECT fields, observed_at FROM entities WHERE type = ? AND id = ?");
+      q.bind(1, std::string(to_string(ref.type)));
+      q.bind(2, ref.id);
+      if (!q.executeStep()) return std::nullopt;
+      return Entity{ref, from_millis(q.getColumn(1).getInt64()), nlohmann::json::parse(q.getColumn(0).getString())};
+    });
+  }
+
+  void put_entity(const Entity& entity) override {
+    guard("store entity " + entity.ref.str(), [&] {
+      SQLite::Statement q(db_,
+                          "INSERT INTO entities (type, id, fields, observed_at, parent_type, parent_id) "
+                          "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (type, id) DO UPDATE SET fields = excluded.fields, "
+                          "observed_at = excluded.observed_at, parent_type = excluded.parent_type, "
+                          "parent_id = excluded.parent_id");
+      q.bind(1, std::string(to_string(entity.ref.type)));
+      q.bind(2, entity.ref.id);
+      q.bind(3, entity.fields.dump());
+      q.bind(4, static_cast<int64_t>(millis(entity.observed_at)));
+      if (auto parent = entity.parent()) {
+        q.bind(5, std::string(to_string(parent->type)));
+        q.bind(6, parent->id);
+      }
+      q.exec();
+    });
+  }
+
+  std::vector<Entity> children(const EntityRef& parent) const override {
+    return guard("read the children of " + parent.str(), [&] {
+      SQLite::Statement q(db_,
+                          "SELECT type, id, fields, observed_at FROM entities WHERE parent_type = ? AND parent_id = ? "
+                          "ORDER BY type, id");
+      q.bind(1, std::string(to_string(parent.type)));
+      q.bind(2, parent.id);
+      std::vector<Entity> out;
+      while (q.executeStep()) {
+        auto type = parse_entity_type(q.getColumn(0).getString());
+        if (!type) continue;
+        out.push_back(Entity{EntityRef{*type, q.getColumn(1).getString()}, from_millis(q.getColumn(3).getInt64()),
+                             nlohmann::json::parse(q.getColumn(2).getString())});
+      }
+      return out;
+    });
+  }
+
+  bool enqueue(const Notification& n) override {
+    return guard("enqueue " + n.idempotency_key, [&] {
+      SQLite::Statement q(db_,
+                          "INSERT INTO outbox (idempotency_key, created_at, due_at, rule, kind, customer, entity, "
+                          "channel, recipient, subject, body, locale, time_zone, status) "
+                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending') "
+                          "ON CONFLICT (idempotency_key) DO NOTHING");
+      q.bind(1, n.idempotency_key);
+      q.bind(2, static_cast<int64_t>(millis(n.at)));
+      q.bind(3, static_cast<int64_t>(millis(n.at)));
+      q.bind(4, n.rule);
+      q.bind(5, std::string(to_string(n.kind)));
+      q.bind(6, n.customer);
+      q.bind(7, n.entity.str());
+      q.bind(8, std::string(to_string(n.channel)));
+      q.bind(9, n.to);
+      if (n.subject) q.bind(10, *n.subject);
+      q.bind(11, n.body);
+      q.bind(12, n.locale);
+      q.bind(13, n.time_zone);
+      return q.exec() == 1;
+    });
+  }
+
+  bool has_notification(const std::string& key) const override {
+    return guard("look up " + key, [&] {
+      SQLite::Statement q(db_, "SELECT 1 FROM outbox WHERE idempotency_key = ?");
+      q.bind(1, key);
+      return q.executeStep();
+    });
+  }
+
+  std::vector<Notification> notifications_since(const std::string& customer, Timestamp since) const override {
+    return guard("read notifications of " + customer, [&] {
+      SQLite::Statement q(db_, std::string("SELECT ") + kNotificationColumns +
+                                   " FROM outbox WHERE customer = ? AND due_at >= ? AND status != 'dropped' "
+                                   "ORDER BY due_at, id");
+      q.bind(1, customer);
+      q.bind(2, static_cast<int64_t>(millis(since)));
+      std::vector<Notification> out;
+      while (q.executeStep()) out.push_back(read_entry(q).notification);
+      return out;
+    });
+  }
+
+  std::optional<Notification> last_notification(const std::string& rule, const std::string& customer) const override {
+    return guard("read the last notification of " + rule, [&]() -> std::optional<Notification> {
+      SQLite::Statement q(db_, std::string("SELECT ") + kNotificationColumns +
+                                   " FROM outbox WHERE rule = ? AND customer = ? AND status != 'dropped' "
+                                   "ORDER BY due_at DESC, id DESC LIMIT 1");
+      q.bind(1, rule);
+      q.bind(2, customer);
+      if (!q.executeStep()) return std::nullopt;
+      return read_entry(q).notification;
+    });
+  }
+
+  std::vector<OutboxEntry> outbox(std::optional<OutboxStatus> status) const override {
+    return guard("read the outbox", [&] {
+      SQLite::Statement q(db_, std::string("SELECT ") + kNotificationColumns + " FROM outbox" +
+                                   (status ? " WHERE status = ?" : "") + " ORDER BY id");
+      if (status) q.bind(1, std::string(to_string(*status)));
+      std::vector<OutboxEntry> out;
+      while (q.executeStep()) out.push_back(read_entry(q));
+      return out;
+    });
+  }
+
+  void mark_delivered(long long outbox_id, Timestamp at) override {
+    guard("mark outbox entry " + std::to_string(outbox_id) + " delivered", [&] {
+      std::optional<SQLite::Transaction> own;
+      if (!in_transaction_) own.emplace(db_);
+      SQLite::Statement q(db_, std::string("SELECT ") + kNotificationColumns + " FROM outbox WHERE id = ?");
+      q.bind(1, static_cast<int64_t>(outbox_id));
+      if (!q.executeStep()) throw StoreError("no outbox entry " + std::to_string(outbox_id));
+      const OutboxEntry entry = read_entry(q);
+      SQLite::Statement update(db_, "UPDATE outbox SET status = 'delivered', attempts = attempts + 1 WHERE id = ?");
+      update.bind(1, static_cast<int64_t>(outbox_id));
+      update.exec();
+      const Notification& n = entry.notification;
+      insert_contact(Contact{n.customer, at, n.kind, n.rule, n.entity, n.channel, n.idempotency_key});
+      if (own) own->commit();
+    });
+  }
+
+  void record_contact(const Contact& contact) override {
+    guard("record contact with " + contact.customer, [&] { insert_contact(contact); });
+  }
+
+  std::vector<Contact> contacts(const std::string& customer) const override {
+    return guard("read contacts of " + customer, [&] {
+      SQLite::Statement q(db_,
+                          "SELECT at, kind, rule, entity, channel, idempotency_key FROM contacts WHERE customer = ? "
+                          "ORDER BY at, id");
+      q.bind(1, customer);
+      std::vector<Contact> out;
+      while (q.executeStep()) {
+        out.push_back(Contact{customer, from_millis(q.getColumn(0).getInt64()),
+                              parse_kind(q.getColumn(1).getString()).value_or(Kind::kApology),
+                              q.getColumn(2).getString(), ref_from(q.getColumn(3).getString()),
+                              parse_channel(q.getColumn(4).getString()).value_or(Channel::kEmail),
+                              q.getColumn(5).getString()});
+      }
+      return out;
+    });
+  }
+
+ private:
+  class Tx final : public Transaction {
+   public:
+    explicit Tx(SqliteStore& store) : store_(store), tx_(store.db_) { store_.in_transaction_ = true; }
+    ~Tx() override { store_.in_transaction_ = false; }  // tx_ rolls back unless committed
+    void commit() override {
+      store_.guard("commit", [&] { tx_.commit(); });
+    }
+
+   private:
+    SqliteStore& store_;
+    SQLite::Transaction tx_;
+  };
+
+  // Runs `work`, turning SQLite's exceptions into StoreError naming `what`.
+  template <typename F>
+  auto guard(const std::string& what, F&& work) const -> decltype(work()) {
+    try {
+      return work();
+    } catch (const SQLite::Exception& e) {
+      throw StoreError("cannot " + what + ": " + e.what());
+    } catch (const nlohmann::json::exception& e) {
+      throw StoreError("cannot " + what + ": corrupt JSON in the database: " + e.what());
+    }
+  }
+
+  void insert_contact(const Contact& c) {
+    SQLite::Statement q(db_,
+                        "INSERT INTO contacts (customer, at, kind, rule, entity, channel, idempotency_key) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)");
+    q.bind(1, c.customer);
+    q.bind(2, static_cast<int64_t>(millis(c.at)));
+    q.bind(3, std::string(to_string(c.kind)));
+    q.bind(4, c.rule);
+    q.bind(5, c.entity.str());
+    q.bind(6, std::string(to_string(c.channel)));
+    q.bind(7, c.idempotency_key);
+    q.exec();
+  }
+
+  void migrate() {
+    guard("migrate the database", [&] {
+      db_.exec(
+          "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL, "
+          "applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')))");
+      version_ = db_.execAndGet("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").getInt();
+      const int known = kMigrations.back().version;
+      if (version_ > known)
+        throw StoreError("the database " + db_.getFilename() + " has schema version " + std::to_string(version_) +
+                         ", newer than this tactd knows (" + std::to_string(known) +
+                         "); use a newer tactd or another state file");
+      for (const Migration& m : kMigrations) {
+        if (m.version <= version_) continue;
+        SQLite::Transaction tx(db_);
+        db_.exec(m.sql);
+        SQLite::Statement record(db_, "INSERT INTO schema_migrations (version, description) VALUES (?, ?)");
+        record.bind(1, m.version);
+        record.bind(2, m.description);
+        record.exec();
+        tx.commit();
+        version_ = m.version;
+      }
+    });
+  }
+
+  mutable SQLite::Database db_;
+  std::filesystem::path remove_on_close_;
+  int version_ = 0;
+  bool in_transaction_ = false;
+};
+
+}  // namespace
+
+std::string_view to_string(OutboxStatus status) {
+  for (const auto& [s, name] : kStatuses)
+    if (s == status) return name;
+  return "?";
+}
+
+std::unique_ptr<Store> Store::open(const std::filesystem::path& path) {
+  try {
+    return std::make_unique<SqliteStore>(path, std::filesystem::path());
+  } catch (const SQLite::Exception& e) {
+    throw StoreError("cannot open the state database " + path.string() + ": " + e.what());
+  }
+}
+
+std::unique_ptr<Store> Store::open_temporary() {
+  std::string pattern = (std::filesystem::temp_directory_path() / "tactd-state-XXXXXX").string();
+  if (mkdtemp(pattern.data()) == nullptr) throw StoreError("cannot create a temporary folder for the state database");
+  const std::filesystem::path dir(pattern);
+  try {
+    return std::make_unique<SqliteStore>(dir / "state.db", dir);
+  } catch (...) {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir, ignored);
+    throw;
+  }
+}
+
+}  // namespace tactd

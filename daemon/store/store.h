@@ -78,8 +78,7 @@ class Store {
   virtual std::vector<Notification> notifications_since(const std::string& customer, Timestamp since) const = 0;
   // The newest notification of `rule` for `customer` (any status but
   // dropped), for cooldowns.
-  virtual std::optional<Notification> last_notification(const std::string& rule,
-                                                        const std::string& customer) const = 0;
+  virtual std::optional<Notification> last_notification(const std::string& rule, const std::string& customer) const = 0;
   virtual std::vector<OutboxEntry> outbox(std::optional<OutboxStatus> status = std::nullopt) const = 0;
   // Marks an entry delivered and records it as contact history, atomically.
   virtual void mark_delivered(long long outbox_id, Timestamp at) = 0;

@@ -30,7 +30,7 @@ std::string slurp(const std::filesystem::path& path) {
 }
 
 // Runs tactd with `args` (already shell-quoted where needed).
-Result tactd(const TempDir& dir, const std::string& args) {
+Result run_tactd(const TempDir& dir, const std::string& args) {
   const auto out = dir.path() / "stdout";
   const auto err = dir.path() / "stderr";
   const std::string command =
@@ -54,7 +54,7 @@ std::filesystem::path copy_config(const TempDir& dir) {
 
 TEST_CASE("tactd check accepts the shipped configuration") {
   TempDir dir;
-  const Result r = tactd(dir, "check --config " + shipped("config/tactd.toml"));
+  const Result r = run_tactd(dir, "check --config " + shipped("config/tactd.toml"));
   INFO(r.err);
   CHECK(r.status == 0);
   CHECK_THAT(r.out, Contains("OK"));
@@ -62,8 +62,8 @@ TEST_CASE("tactd check accepts the shipped configuration") {
 
 TEST_CASE("tactd simulate prints one JSON line per notification of the demo") {
   TempDir dir;
-  const Result r = tactd(dir, "simulate --config " + shipped("config/tactd.toml") + " --observations " +
-                                  shipped("config/demo/observations.jsonl") + " --until 2026-12-31T00:00:00Z");
+  const Result r = run_tactd(dir, "simulate --config " + shipped("config/tactd.toml") + " --observations " +
+                                      shipped("config/demo/observations.jsonl") + " --until 2026-12-31T00:00:00Z");
   CHECK(r.status == 0);
   std::istringstream lines(r.out);
   int count = 0;
@@ -77,8 +77,8 @@ TEST_CASE("tactd simulate prints one JSON line per notification of the demo") {
 
 TEST_CASE("tactd simulate --format text is for people") {
   TempDir dir;
-  const Result r = tactd(dir, "simulate --config " + shipped("config/tactd.toml") + " --observations " +
-                                  shipped("config/demo/observations.jsonl") + " --format text");
+  const Result r = run_tactd(dir, "simulate --config " + shipped("config/tactd.toml") + " --observations " +
+                                      shipped("config/demo/observations.jsonl") + " --format text");
   CHECK(r.status == 0);
   CHECK_THAT(r.out, Contains("apology (order-cancelled) to c-anna by sms +31612345678 [nl]"));
   CHECK_THAT(r.out, Contains("held back (order-cancelled): the customer opted out"));
@@ -89,7 +89,7 @@ TEST_CASE("a malformed observation makes simulate exit 1 after running the rest"
   TempDir dir;
   const auto input = dir.write("in.jsonl", "{\"type\":\"order\"}\n");
   const Result r =
-      tactd(dir, "simulate --config " + shipped("config/tactd.toml") + " --observations '" + input.string() + "'");
+      run_tactd(dir, "simulate --config " + shipped("config/tactd.toml") + " --observations '" + input.string() + "'");
   CHECK(r.status == 1);
   CHECK_THAT(r.err, Contains("in.jsonl:1: rejected: field 'id' is missing or not a string"));
 }
@@ -105,7 +105,7 @@ when = "order.total > "
 template = "order_cancelled"
 channels = ["sms"]
 )");
-  const Result r = tactd(dir, "check --config '" + config.string() + "'");
+  const Result r = run_tactd(dir, "check --config '" + config.string() + "'");
   CHECK(r.status == 1);
   CHECK_THAT(r.err, Contains(rule.string() + ":5:"));
   CHECK_THAT(r.err, Contains("1 problem"));
@@ -115,7 +115,7 @@ TEST_CASE("check fails when a rule's template is missing for a locale or channel
   TempDir dir;
   const auto config = copy_config(dir);
   std::filesystem::remove(dir.path() / "templates/nl/order_cancelled.sms.mustache");
-  const Result r = tactd(dir, "check --config '" + config.string() + "'");
+  const Result r = run_tactd(dir, "check --config '" + config.string() + "'");
   CHECK(r.status == 1);
   CHECK_THAT(r.err, Contains("rule 'order-cancelled' needs the template"));
   CHECK_THAT(r.err, Contains("nl/order_cancelled.sms.mustache (locale nl, channel sms), which is missing"));
@@ -123,11 +123,12 @@ TEST_CASE("check fails when a rule's template is missing for a locale or channel
 
 TEST_CASE("bad command lines are refused with usage") {
   TempDir dir;
-  CHECK(tactd(dir, "").status == 2);
-  CHECK(tactd(dir, "frobnicate").status == 2);
-  const Result r = tactd(dir, "simulate --config x");
+  CHECK(run_tactd(dir, "").status == 2);
+  CHECK(run_tactd(dir, "frobnicate").status == 2);
+  const Result r = run_tactd(dir, "simulate --config x");
   CHECK(r.status == 2);
   CHECK_THAT(r.err, Contains("missing --observations"));
-  CHECK(tactd(dir, "simulate --config " + shipped("config/tactd.toml") + " --observations - --until soon").status == 2);
-  CHECK(tactd(dir, "help").status == 0);
+  CHECK(run_tactd(dir, "simulate --config " + shipped("config/tactd.toml") + " --observations - --until soon").status ==
+        2);
+  CHECK(run_tactd(dir, "help").status == 0);
 }

@@ -246,7 +246,8 @@ TEST_CASE("a malformed observation line is reported with its number and the othe
   CHECK(run.sent.size() == 1);
   CHECK_THAT(run.err, Contains("input.jsonl:2: rejected: field 'observed_at': 'not a time' is not an RFC 3339 "
                                "date-time"));
-  CHECK_THAT(run.err, Contains("input.jsonl:3: rejected: malformed JSON at byte 3"));
+  CHECK_THAT(run.err,
+             Contains("input.jsonl:3: rejected: malformed JSON at column 4: syntax error while parsing object key"));
   CHECK_THAT(run.err, Contains("2 lines were rejected; the others ran"));
 }
 

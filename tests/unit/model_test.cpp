@@ -108,7 +108,7 @@ TEST_CASE("malformed observations are rejected with what is wrong") {
     CHECK_FALSE(parse_observation(json, error));
     return error;
   };
-  CHECK(reject(R"({"type":"order",)").rfind("malformed JSON at byte", 0) == 0);
+  CHECK(reject(R"({"type":"order",)").rfind("malformed JSON at column", 0) == 0);
   CHECK(reject(R"([1,2])") == "an observation must be a JSON object with type, id, observed_at and fields");
   CHECK(reject(R"({"id":"1","observed_at":"2026-11-20T10:00:00Z","fields":{}})") ==
         "field 'type' is missing or not a string (expected one of customer, order, shipment, subscription, payment)");

@@ -41,19 +41,26 @@ Event event(EntityType type, const char* field, nlohmann::json old_value, nlohma
 }  // namespace
 
 TEST_CASE("a rule file is read into rules with every key") {
-  auto set = parse_ok(R"(
+  auto set = parse_ok(R"toml(
 [[rule]]
 id = "order-cancelled"
 description = "apologise"
 kind = "apology"
 on = "order.status -> cancelled"
-when = "exists(order.cancel_reason)" template = "order_cancelled" channels = [ "sms", "email" ] once = true cooldown =
-                          "1h30m"
+when = "exists(order.cancel_reason)"
+template = "order_cancelled"
+channels = ["sms", "email"]
+once = true
+cooldown = "1h30m"
 
-                      [[rule]] id = "second" kind = "explanation" on =
-                          "shipment.status -> delivery_failed | exception" template =
-                              "delivery_problem" channels = ["email"]) ");
-      REQUIRE(set->rules().size() == 2);
+[[rule]]
+id = "second"
+kind = "explanation"
+on = "shipment.status -> delivery_failed | exception"
+template = "delivery_problem"
+channels = ["email"]
+)toml");
+  REQUIRE(set->rules().size() == 2);
   const Rule& rule = set->rules()[0];
   CHECK(rule.id == "order-cancelled");
   CHECK(rule.kind == Kind::kApology);
@@ -179,8 +186,8 @@ TEST_CASE("malformed triggers point at the mistake") {
   CHECK_THAT(on_error("order.sta tus -> x"),
              Catch::Contains("r.toml:4:13: 'sta tus' is not a field name (letters, digits, '_' and '-')"));
   CHECK_THAT(on_error("order.status ->  "),
-             Catch::Contains("r.toml:4:19: 'on' needs a value after '->': a status, 'set' or '*'"));
-  CHECK_THAT(on_error("order.status -> a || b"), Catch::Contains("r.toml:4:24: empty value between '|' in 'on'"));
+             Catch::Contains("r.toml:4:22: 'on' needs a value after '->': a status, 'set' or '*'"));
+  CHECK_THAT(on_error("order.status -> a || b"), Catch::Contains("r.toml:4:26: empty value between '|' in 'on'"));
   CHECK_THAT(on_error("order.status -> a b"),
              Catch::Contains("r.toml:4:23: 'a b' is not a value; quote it like 'a b'"));
 }
