@@ -23,6 +23,12 @@ std::string number_text(const nlohmann::json& value) {
   return value.dump();
 }
 
+// The entity's `currency`, EUR when it names none.
+std::string currency_of(const nlohmann::json& fields) {
+  auto it = fields.find("currency");
+  return it != fields.end() && it->is_string() ? it->get<std::string>() : "EUR";
+}
+
 // One value ready for display; `money_currency` is set for money fields.
 nlohmann::json display(const nlohmann::json& value, const std::string* money_currency, const MessageContext& c) {
   if (value.is_number()) {
@@ -52,8 +58,7 @@ nlohmann::json display(const nlohmann::json& value, const std::string* money_cur
 }
 
 nlohmann::json entity_data(const nlohmann::json& fields, const MessageContext& c) {
-  const std::string currency =
-      fields.contains("currency") && fields["currency"].is_string() ? fields["currency"].get<std::string>() : "EUR";
+  const std::string currency = currency_of(fields);
   nlohmann::json out = nlohmann::json::object();
   for (auto it = fields.begin(); it != fields.end(); ++it)
     out[it.key()] = display(it.value(), is_money(it.key()) ? &currency : nullptr, c);
@@ -80,7 +85,8 @@ nlohmann::json template_data(const MessageContext& c) {
   data["entity"] = {{"type", std::string(to_string(c.entity.type))}, {"id", c.entity.id}};
   if (c.event.is_object()) {
     const std::string field = c.event.value("field", "");
-    const std::string currency = "EUR";
+    const auto entity = c.entities.find(std::string(to_string(c.entity.type)));
+    const std::string currency = currency_of(entity == c.entities.end() ? nlohmann::json::object() : *entity);
     const std::string* money = is_money(field) ? &currency : nullptr;
     data["event"] = {{"field", field},
                      {"old", display(c.event.value("old", nlohmann::json()), money, c)},

@@ -1,1 +1,198 @@
+#include "store/store.h"
+
 #include <catch2/catch.hpp>
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <cstdlib>
+
+#include "support/temp_dir.h"
+
+using namespace tactd;
+using tactd::test::TempDir;
+using namespace std::chrono_literals;
+
+namespace {
+
+Timestamp at(const char* text) { return *parse_rfc3339(text); }
+
+Entity entity(EntityType type, const char* id, nlohmann::json fields) {
+  return Entity{EntityRef{type, id}, at("2026-11-20T10:00:00Z"), std::move(fields)};
+}
+
+Notification notification(const char* key, const char* customer, Timestamp when, const char* rule = "r") {
+  Notification n;
+  n.idempotency_key = key;
+  n.at = when;
+  n.rule = rule;
+  n.kind = Kind::kApology;
+  n.customer = customer;
+  n.entity = EntityRef{EntityType::kOrder, "A"};
+  n.channel = Channel::kSms;
+  n.to = "+31600000000";
+  n.body = "Sorry — het spijt ons";
+  n.locale = "nl";
+  n.time_zone = "Europe/Amsterdam";
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("a new database is migrated, and reopening keeps data without migrating again") {
+  TempDir dir;
+  const auto path = dir.path() / "state.db";
+  {
+    auto store = Store::open(path);
+    CHECK(store->schema_version() == 1);
+    store->put_entity(entity(EntityType::kCustomer, "c-1", {{"name", "Anna"}}));
+  }
+  auto store = Store::open(path);
+  CHECK(store->schema_version() == 1);
+  REQUIRE(store->entity(EntityRef{EntityType::kCustomer, "c-1"}));
+  SQLite::Database db(path.string());
+  CHECK(db.execAndGet("SELECT COUNT(*) FROM schema_migrations").getInt() == 1);
+  CHECK(db.execAndGet("PRAGMA journal_mode").getString() == "wal");
+}
+
+TEST_CASE("a database from a newer tactd is refused with a clear error") {
+  TempDir dir;
+  const auto path = dir.path() / "state.db";
+  Store::open(path);
+  {
+    SQLite::Database db(path.string(), SQLite::OPEN_READWRITE);
+    db.exec("INSERT INTO schema_migrations (version, description) VALUES (99, 'future')");
+  }
+  CHECK_THROWS_WITH(Store::open(path), Catch::Contains("has schema version 99, newer than this tactd knows (1)"));
+}
+
+TEST_CASE("an unopenable database path is a StoreError") {
+  TempDir dir;
+  CHECK_THROWS_AS(Store::open(dir.path() / "missing-folder" / "state.db"), StoreError);
+}
+
+TEST_CASE("entities round-trip with nested fields, lists and unicode") {
+  auto store = Store::open_temporary();
+  const nlohmann::json fields = {{"name", "Zoë Ünal"},
+                                 {"situations", {"payment_difficulty"}},
+                                 {"address", {{"city", "Utrecht"}}},
+                                 {"total", 31.4}};
+  store->put_entity(entity(EntityType::kCustomer, "c-1", fields));
+  auto back = store->entity(EntityRef{EntityType::kCustomer, "c-1"});
+  REQUIRE(back);
+  CHECK(back->fields == fields);
+  CHECK(back->observed_at == at("2026-11-20T10:00:00Z"));
+  CHECK_FALSE(store->entity(EntityRef{EntityType::kCustomer, "nobody"}));
+  store->put_entity(entity(EntityType::kCustomer, "c-1", {{"name", "Zoë"}}));
+  CHECK(store->entity(EntityRef{EntityType::kCustomer, "c-1"})->fields == nlohmann::json{{"name", "Zoë"}});
+}
+
+TEST_CASE("children are found through their parent: a customer's orders, an order's shipments") {
+  auto store = Store::open_temporary();
+  store->put_entity(entity(EntityType::kOrder, "B", {{"customer", "c-1"}}));
+  store->put_entity(entity(EntityType::kOrder, "A", {{"customer", "c-1"}}));
+  store->put_entity(entity(EntityType::kOrder, "C", {{"customer", "c-2"}}));
+  store->put_entity(entity(EntityType::kShipment, "S", {{"order", "A"}}));
+  const auto orders = store->children(EntityRef{EntityType::kCustomer, "c-1"});
+  REQUIRE(orders.size() == 2);
+  CHECK(orders[0].ref.id == "A");
+  CHECK(orders[1].ref.id == "B");
+  const auto shipments = store->children(EntityRef{EntityType::kOrder, "A"});
+  REQUIRE(shipments.size() == 1);
+  CHECK(shipments[0].ref.str() == "shipment/S");
+}
+
+TEST_CASE("a transaction rolls back unless committed, and transactions do not nest") {
+  auto store = Store::open_temporary();
+  {
+    auto tx = store->begin();
+    store->put_entity(entity(EntityType::kOrder, "A", {}));
+    CHECK_THROWS_AS(store->begin(), StoreError);
+  }
+  CHECK_FALSE(store->entity(EntityRef{EntityType::kOrder, "A"}));
+  {
+    auto tx = store->begin();
+    store->put_entity(entity(EntityType::kOrder, "A", {}));
+    tx->commit();
+  }
+  CHECK(store->entity(EntityRef{EntityType::kOrder, "A"}));
+}
+
+TEST_CASE("an idempotency key is enqueued once; a duplicate changes nothing") {
+  auto store = Store::open_temporary();
+  CHECK(store->enqueue(notification("k1", "c-1", at("2026-11-20T10:00:00Z"))));
+  Notification again = notification("k1", "c-1", at("2026-11-20T11:00:00Z"));
+  again.body = "different";
+  CHECK_FALSE(store->enqueue(again));
+  const auto entries = store->outbox();
+  REQUIRE(entries.size() == 1);
+  CHECK(entries[0].notification.body == "Sorry — het spijt ons");
+  CHECK(entries[0].status == OutboxStatus::kPending);
+  CHECK(store->has_notification("k1"));
+  CHECK_FALSE(store->has_notification("k2"));
+}
+
+TEST_CASE("notifications are found by customer and time, and by rule for cooldowns") {
+  auto store = Store::open_temporary();
+  store->enqueue(notification("k1", "c-1", at("2026-11-20T08:00:00Z"), "a"));
+  store->enqueue(notification("k2", "c-1", at("2026-11-20T09:00:00Z"), "b"));
+  store->enqueue(notification("k3", "c-2", at("2026-11-20T09:30:00Z"), "a"));
+  store->enqueue(notification("k4", "c-1", at("2026-11-20T10:00:00Z"), "a"));
+  const auto since = store->notifications_since("c-1", at("2026-11-20T09:00:00Z"));
+  REQUIRE(since.size() == 2);
+  CHECK(since[0].idempotency_key == "k2");
+  CHECK(since[1].idempotency_key == "k4");
+  CHECK(since[1].subject == std::nullopt);
+  CHECK(since[1].time_zone == "Europe/Amsterdam");
+  auto last = store->last_notification("a", "c-1");
+  REQUIRE(last);
+  CHECK(last->idempotency_key == "k4");
+  CHECK_FALSE(store->last_notification("z", "c-1"));
+}
+
+TEST_CASE("a delivered notification becomes contact history") {
+  auto store = Store::open_temporary();
+  Notification n = notification("k1", "c-1", at("2026-11-20T10:00:00Z"));
+  n.channel = Channel::kEmail;
+  n.subject = "Sorry";
+  store->enqueue(n);
+  store->enqueue(notification("k2", "c-1", at("2026-11-20T10:00:00Z")));
+  const long long id = store->outbox(OutboxStatus::kPending).front().id;
+  store->mark_delivered(id, at("2026-11-20T10:00:05Z"));
+  CHECK(store->outbox(OutboxStatus::kPending).size() == 1);
+  const auto delivered = store->outbox(OutboxStatus::kDelivered);
+  REQUIRE(delivered.size() == 1);
+  CHECK(delivered[0].attempts == 1);
+  CHECK(delivered[0].notification.subject == "Sorry");
+  const auto contacts = store->contacts("c-1");
+  REQUIRE(contacts.size() == 1);
+  CHECK(contacts[0].at == at("2026-11-20T10:00:05Z"));
+  CHECK(contacts[0].channel == Channel::kEmail);
+  CHECK(contacts[0].idempotency_key == "k1");
+  CHECK_THROWS_AS(store->mark_delivered(999, at("2026-11-20T10:00:05Z")), StoreError);
+}
+
+TEST_CASE("contact history is kept oldest first") {
+  auto store = Store::open_temporary();
+  const EntityRef order{EntityType::kOrder, "A"};
+  store->record_contact(Contact{"c-1", at("2026-11-20T12:00:00Z"), Kind::kThankYou, "t", order, Channel::kSms, "k2"});
+  store->record_contact(Contact{"c-1", at("2026-11-20T10:00:00Z"), Kind::kApology, "a", order, Channel::kEmail, "k1"});
+  store->record_contact(Contact{"c-2", at("2026-11-20T11:00:00Z"), Kind::kApology, "a", order, Channel::kEmail, "k3"});
+  const auto contacts = store->contacts("c-1");
+  REQUIRE(contacts.size() == 2);
+  CHECK(contacts[0].kind == Kind::kApology);
+  CHECK(contacts[1].kind == Kind::kThankYou);
+}
+
+TEST_CASE("a temporary store removes its files when it is destroyed") {
+  TempDir dir;
+  const char* old_tmpdir = std::getenv("TMPDIR");
+  const std::string saved = old_tmpdir ? old_tmpdir : "";
+  setenv("TMPDIR", dir.path().c_str(), 1);
+  {
+    auto store = Store::open_temporary();
+    store->put_entity(entity(EntityType::kOrder, "A", {}));
+    CHECK(std::distance(std::filesystem::directory_iterator(dir.path()), {}) == 1);
+  }
+  old_tmpdir ? setenv("TMPDIR", saved.c_str(), 1) : unsetenv("TMPDIR");
+  CHECK(std::filesystem::is_empty(dir.path()));
+}
