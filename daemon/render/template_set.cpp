@@ -1,7 +1,7 @@
 #include <kainjow/mustache.hpp>
 
+#include <charconv>
 #include <fstream>
-#include <regex>
 #include <sstream>
 
 #include "render/render.h"
@@ -43,10 +43,14 @@ mustache::data to_mustache(const nlohmann::json& value) {
 
 // Turns kainjow's "... at <offset>" into a line and column within `text`.
 std::pair<int, int> locate(const std::string& message, const std::string& text) {
-  static const std::regex kAt(" at ([0-9]+)$");
-  std::smatch m;
-  if (!std::regex_search(message, m, kAt)) return {0, 0};
-  const size_t offset = std::min(static_cast<size_t>(std::stoul(m[1].str())), text.size());
+  const auto at = message.rfind(" at ");
+  if (at == std::string::npos) return {0, 0};
+  size_t offset = 0;
+  const char* first = message.data() + at + 4;
+  const char* last = message.data() + message.size();
+  auto [end, ec] = std::from_chars(first, last, offset);
+  if (ec != std::errc{} || end != last) return {0, 0};
+  offset = std::min(offset, text.size());
   int line = 0;
   int column = 1;
   for (size_t i = 0; i < offset; ++i) {
@@ -60,21 +64,32 @@ std::pair<int, int> locate(const std::string& message, const std::string& text) 
   return {line, column};
 }
 
-std::string tidy_body(std::string body) {
-  static const std::regex kBlankRuns("\n[ \t]*\n([ \t]*\n)+");
-  static const std::regex kTrailingSpace("[ \t]+\n");
-  body = std::regex_replace(body, kTrailingSpace, "\n");
-  body = std::regex_replace(body, kBlankRuns, "\n\n");
-  while (!body.empty() && std::isspace(static_cast<unsigned char>(body.back()))) body.pop_back();
-  while (!body.empty() && body.front() == '\n') body.erase(body.begin());
-  return body;
+bool blank(std::string_view line) { return line.find_first_not_of(" \t\r") == std::string_view::npos; }
+
+// Drops trailing spaces, collapses runs of blank lines into one blank line,
+// and trims blank lines at both ends.
+std::string tidy_body(const std::string& body) {
+  std::string out;
+  bool pending_blank = false;
+  std::istringstream lines(body);
+  for (std::string line; std::getline(lines, line);) {
+    while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
+    if (line.empty()) {
+      pending_blank = !out.empty();
+      continue;
+    }
+    if (!out.empty()) out += pending_blank ? "\n\n" : "\n";
+    pending_blank = false;
+    out += line;
+  }
+  return out;
 }
 
+// One line, single spaces.
 std::string tidy_subject(const std::string& subject) {
-  static const std::regex kSpace("\\s+");
-  std::string out = std::regex_replace(subject, kSpace, " ");
-  while (!out.empty() && out.back() == ' ') out.pop_back();
-  while (!out.empty() && out.front() == ' ') out.erase(out.begin());
+  std::string out;
+  std::istringstream words(subject);
+  for (std::string word; words >> word;) out += (out.empty() ? "" : " ") + word;
   return out;
 }
 
@@ -133,8 +148,7 @@ std::shared_ptr<const TemplateSet> TemplateSet::load(const std::filesystem::path
       std::istringstream lines(text);
       std::string subject_line, blank_line;
       const bool has_subject = std::getline(lines, subject_line) && std::getline(lines, blank_line) &&
-                               subject_line.rfind(kSubjectPrefix, 0) == 0 &&
-                               blank_line.find_first_not_of(" \t\r") == std::string::npos;
+                               subject_line.rfind(kSubjectPrefix, 0) == 0 && blank(blank_line);
       if (!has_subject) {
         errors.push_back(Diagnostic{path.string(), 1, 1,
                                     "an email template starts with 'Subject: ...' and a blank line before the body"});
