@@ -7,19 +7,26 @@
 namespace tactd {
 namespace {
 
-constexpr int kMaxLinkDepth = 4;  // shipment -> order -> customer, with room to spare
+constexpr int kMaxLinkDepth = 4;      // shipment -> order -> customer, with room to spare
+constexpr size_t kTimerBatch = 1000;  // timers fired per fire_due() call
 
 std::string text_field(const nlohmann::json& fields, const char* name) {
   auto it = fields.find(name);
   return it != fields.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
-// An entity's fields as rules and templates see them: with its `id`.
-nlohmann::json scope_fields(const Entity& entity) {
+// An entity's fields as rules and templates see them: with its `id` and
+// `sent`, the kinds of message already sent about it.
+nlohmann::json scope_fields(const Entity& entity, const Store& store) {
   nlohmann::json fields = entity.fields;
   if (!fields.contains("id")) fields["id"] = entity.ref.id;
+  nlohmann::json sent = nlohmann::json::array();
+  for (Kind kind : store.kinds_about(entity.ref)) sent.push_back(std::string(to_string(kind)));
+  fields["sent"] = std::move(sent);
   return fields;
 }
+
+}  // namespace
 
 // The entity and the entities it links to, keyed by type
 // ({"shipment": {...}, "order": {...}, "customer": {...}}), and the id of
@@ -29,9 +36,11 @@ struct Linked {
   std::string customer;
 };
 
+namespace {
+
 Linked link(const Entity& entity, const Store& store) {
   Linked out;
-  out.scope[std::string(to_string(entity.ref.type))] = scope_fields(entity);
+  out.scope[std::string(to_string(entity.ref.type))] = scope_fields(entity, store);
   out.customer = entity.customer_id().value_or("");
   auto parent = entity.parent();
   for (int depth = 0; parent && depth < kMaxLinkDepth; ++depth) {
@@ -40,13 +49,22 @@ Linked link(const Entity& entity, const Store& store) {
     if (parent->type == EntityType::kCustomer && out.customer.empty()) out.customer = parent->id;
     auto linked = store.entity(*parent);
     if (!linked) break;
-    out.scope[type] = scope_fields(*linked);
+    out.scope[type] = scope_fields(*linked, store);
     if (out.customer.empty()) out.customer = linked->customer_id().value_or("");
     parent = linked->parent();
   }
+  // An order sees its most recently observed shipment.
+  if (entity.ref.type == EntityType::kOrder && !out.scope.contains("shipment")) {
+    const Entity* latest = nullptr;
+    const auto shipments = store.children(entity.ref);
+    for (const auto& child : shipments)
+      if (child.ref.type == EntityType::kShipment && (!latest || child.observed_at > latest->observed_at))
+        latest = &child;
+    if (latest) out.scope["shipment"] = scope_fields(*latest, store);
+  }
   if (!out.customer.empty() && !out.scope.contains("customer")) {
     if (auto customer = store.entity(EntityRef{EntityType::kCustomer, out.customer}))
-      out.scope["customer"] = scope_fields(*customer);
+      out.scope["customer"] = scope_fields(*customer, store);
   }
   // Derived facts about the customer that rules and templates may use.
   if (out.scope.contains("customer")) {
@@ -67,11 +85,6 @@ std::string choose_locale(const nlohmann::json& customer, const Config& config) 
   const std::string language = wanted.substr(0, wanted.find_first_of("-_"));
   if (supported(language)) return language;
   return config.default_locale;
-}
-
-std::string choose_time_zone(const nlohmann::json& customer, const Config& config) {
-  const std::string zone = text_field(customer, "timezone");
-  return is_known_time_zone(zone) ? zone : config.default_time_zone;
 }
 
 std::string choose_merchant(const nlohmann::json& scope, const Config& config) {
@@ -118,10 +131,6 @@ Pipeline::Pipeline(Snapshot snapshot, Store& store, const Clock& clock)
 
 Outcome Pipeline::apply(const Observation& observation) {
   Outcome outcome;
-  const Timestamp now = clock_.now();
-  const Config& config = *snapshot_.config;
-  const Policy policy(config, store_);
-
   auto transaction = store_.begin();
   const auto previous = store_.entity(observation.ref);
   const Entity entity = merge(previous ? &*previous : nullptr, observation);
@@ -130,70 +139,124 @@ Outcome Pipeline::apply(const Observation& observation) {
 
   if (!outcome.events.empty()) {
     const Linked linked = link(entity, store_);
-    const nlohmann::json null;
-    const nlohmann::json& customer = linked.scope.contains("customer") ? linked.scope["customer"] : null;
     for (const Event& event : outcome.events) {
       for (const Rule* rule : snapshot_.rules->triggered_by(event)) {
         if (rule->when && !rule->when->test(linked.scope)) continue;
-        if (linked.customer.empty()) {
-          outcome.problems.push_back(entity.ref.str() + ": rule '" + rule->id +
-                                     "' fired, but the entity names no customer (fields.customer, or fields.order "
-                                     "for a shipment)");
-          continue;
-        }
-        const Intent intent{rule->id,
-                            rule->kind,
-                            entity.ref,
-                            linked.customer,
-                            event.field + "=" + event.new_value.dump() + "@" + format_rfc3339(event.at),
-                            now};
-        const Decision decision = policy.decide(*rule, intent, customer, now);
-        if (decision.verdict == Decision::Verdict::kHeldBack) {
-          outcome.held_back.push_back({rule->id, entity.ref, decision.reason});
-          continue;
-        }
-        if (decision.verdict == Decision::Verdict::kUnreachable) {
-          outcome.problems.push_back(entity.ref.str() + ": " + decision.reason);
-          continue;
-        }
-        MessageContext context;
-        context.rule = rule->id;
-        context.kind = rule->kind;
-        context.entity = entity.ref;
-        context.entities = linked.scope;
-        context.event = event_json(event);
-        context.history = store_.contacts(linked.customer);
-        context.locale = choose_locale(customer, config);
-        context.time_zone = choose_time_zone(customer, config);
-        context.merchant = choose_merchant(linked.scope, config);
-        std::string error;
-        auto rendered = snapshot_.templates->render(context.locale, rule->template_name, decision.channel,
-                                                    template_data(context), error);
-        if (!rendered) {
-          outcome.problems.push_back(entity.ref.str() + ": rule '" + rule->id + "': " + error);
-          continue;
-        }
-        Notification notification{idempotency_key(intent, rule->once),
-                                  now,
-                                  rule->id,
-                                  rule->kind,
-                                  linked.customer,
-                                  entity.ref,
-                                  decision.channel,
-                                  decision.to,
-                                  rendered->subject,
-                                  rendered->body,
-                                  context.locale,
-                                  context.time_zone};
-        if (store_.enqueue(notification))
-          outcome.notifications.push_back(std::move(notification));
-        else
-          outcome.held_back.push_back({rule->id, entity.ref, "already in the outbox"});
+        const std::string trigger = event.field + "=" + event.new_value.dump() + "@" + format_rfc3339(event.at);
+        consider(*rule, entity, linked, trigger, event_json(event), outcome);
       }
     }
+    reschedule(entity);
+    // An order's timers may depend on its shipment (order rules see it).
+    if (auto parent = entity.parent(); parent && parent->type == EntityType::kOrder)
+      if (auto order = store_.entity(*parent)) reschedule(*order);
   }
   transaction->commit();
   return outcome;
+}
+
+Outcome Pipeline::fire_due() {
+  Outcome outcome;
+  const Timestamp now = clock_.now();
+  for (const Timer& timer : store_.due_timers(now, kTimerBatch)) {
+    auto transaction = store_.begin();
+    store_.mark_timer_fired(timer);
+    const Rule* rule = snapshot_.rules->find(timer.rule);
+    auto entity = store_.entity(timer.entity);
+    if (!rule || !rule->deadline || !entity) {
+      transaction->commit();  // the rule or entity is gone: nothing to say any more
+      continue;
+    }
+    if (now - timer.due > snapshot_.config->timer_grace) {
+      outcome.problems.push_back(timer.entity.str() + ": rule '" + rule->id + "' was due at " +
+                                 format_rfc3339(timer.due) + ", longer ago than [timers] grace allows; skipped");
+      transaction->commit();
+      continue;
+    }
+    const Linked linked = link(*entity, store_);
+    if (!rule->when || rule->when->test(linked.scope))
+      consider(*rule, *entity, linked, "at@" + format_rfc3339(timer.due), nullptr, outcome);
+    transaction->commit();
+  }
+  return outcome;
+}
+
+std::optional<Timestamp> Pipeline::next_timer() const { return store_.next_timer(); }
+
+void Pipeline::reschedule(const Entity& entity) {
+  std::optional<Linked> linked;
+  for (const Rule& rule : snapshot_.rules->rules()) {
+    if (!rule.deadline || rule.deadline->entity != entity.ref.type) continue;
+    const auto due = rule.deadline->due(entity.fields);
+    if (due && rule.when) {
+      if (!linked) linked = link(entity, store_);
+      if (!rule.when->test(linked->scope)) {
+        store_.cancel_timer(rule.id, entity.ref);  // no longer qualifies
+        continue;
+      }
+    }
+    if (due)
+      store_.schedule_timer(Timer{rule.id, entity.ref, *due});
+    else
+      store_.cancel_timer(rule.id, entity.ref);
+  }
+}
+
+void Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& linked, const std::string& trigger,
+                        const nlohmann::json& event, Outcome& outcome) {
+  const Timestamp now = clock_.now();
+  const Config& config = *snapshot_.config;
+  if (linked.customer.empty()) {
+    outcome.problems.push_back(entity.ref.str() + ": rule '" + rule.id +
+                               "' fired, but the entity names no customer (fields.customer, or fields.order "
+                               "for a shipment)");
+    return;
+  }
+  const nlohmann::json null;
+  const nlohmann::json& customer = linked.scope.contains("customer") ? linked.scope["customer"] : null;
+  const Intent intent{rule.id, rule.kind, entity.ref, linked.customer, trigger, now};
+  const Decision decision = Policy(config, store_).decide(rule, intent, customer, now);
+  if (decision.verdict == Decision::Verdict::kHeldBack) {
+    outcome.held_back.push_back({rule.id, entity.ref, decision.reason});
+    return;
+  }
+  if (decision.verdict == Decision::Verdict::kUnreachable) {
+    outcome.problems.push_back(entity.ref.str() + ": " + decision.reason);
+    return;
+  }
+  MessageContext context;
+  context.rule = rule.id;
+  context.kind = rule.kind;
+  context.entity = entity.ref;
+  context.entities = linked.scope;
+  context.event = event;
+  context.history = store_.contacts(linked.customer);
+  context.locale = choose_locale(customer, config);
+  context.time_zone = customer_time_zone(customer, config);
+  context.merchant = choose_merchant(linked.scope, config);
+  std::string error;
+  auto rendered =
+      snapshot_.templates->render(context.locale, rule.template_name, decision.channel, template_data(context), error);
+  if (!rendered) {
+    outcome.problems.push_back(entity.ref.str() + ": rule '" + rule.id + "': " + error);
+    return;
+  }
+  Notification notification{idempotency_key(intent, rule.once),
+                            decision.send_at,
+                            rule.id,
+                            rule.kind,
+                            linked.customer,
+                            entity.ref,
+                            decision.channel,
+                            decision.to,
+                            rendered->subject,
+                            rendered->body,
+                            context.locale,
+                            context.time_zone};
+  if (store_.enqueue(notification))
+    outcome.notifications.push_back(std::move(notification));
+  else
+    outcome.held_back.push_back({rule.id, entity.ref, "already in the outbox"});
 }
 
 }  // namespace tactd

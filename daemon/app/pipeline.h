@@ -19,6 +19,8 @@
 
 namespace tactd {
 
+struct Linked;  // an entity with the entities it links to; private to pipeline.cpp
+
 // Configuration, rules and templates, loaded and validated together: one
 // immutable value (DESIGN.md invariant 4).
 struct Snapshot {
@@ -56,7 +58,19 @@ class Pipeline {
   // policy, renders, and enqueues -- all in one transaction.
   Outcome apply(const Observation& observation);
 
+  // Fires the timers (`at` rules) due at the clock's current time, earliest
+  // first, each in its own transaction. A timer more than the configured
+  // grace late is skipped and reported. Call again while next_timer() is due.
+  Outcome fire_due();
+  std::optional<Timestamp> next_timer() const;
+
  private:
+  // Schedules, moves or cancels the entity's timers after it changed.
+  void reschedule(const Entity& entity);
+  // Turns one firing rule into a notification, or says why not.
+  void consider(const Rule& rule, const Entity& entity, const Linked& linked, const std::string& trigger,
+                const nlohmann::json& event, Outcome& outcome);
+
   Snapshot snapshot_;
   Store& store_;
   const Clock& clock_;

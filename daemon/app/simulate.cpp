@@ -64,6 +64,39 @@ int simulate(const SimulateOptions& options, std::ostream& out, std::ostream& er
   auto store = Store::open_temporary();
   VirtualClock clock{Timestamp{}};
   Pipeline pipeline(*snapshot, *store, clock);
+
+  auto report = [&](const Outcome& outcome, const std::string& where) {
+    if (options.text)
+      for (const auto& h : outcome.held_back)
+        out << local_stamp(clock.now(), snapshot->config->default_time_zone) << "  " << h.entity.str()
+            << "  held back (" << h.rule << "): " << h.reason << "\n\n";
+    for (const auto& problem : outcome.problems) err << where << problem << "\n";
+  };
+  // Nothing is sent in a simulation: a notification counts as delivered when
+  // it falls due, and is printed then.
+  auto deliver_due = [&] {
+    for (const auto& entry : store->due_notifications(clock.now())) {
+      store->mark_delivered(entry.id, clock.now());
+      options.text ? print_text(entry.notification, out) : print_json(entry.notification, out);
+    }
+  };
+  // Moves the clock to `t`, firing timers and delivering deferred
+  // notifications on the way, in time order.
+  auto run_until = [&](Timestamp t) {
+    while (true) {
+      const auto timer = pipeline.next_timer();
+      const auto deferred = store->next_notification();
+      std::optional<Timestamp> next;
+      for (const auto& candidate : {timer, deferred})
+        if (candidate && *candidate <= t && (!next || *candidate < *next)) next = candidate;
+      if (!next) break;
+      clock.advance_to(*next);
+      if (timer && *timer <= clock.now()) report(pipeline.fire_due(), source + ": timer: ");
+      deliver_due();
+    }
+    clock.advance_to(t);
+  };
+
   std::optional<Timestamp> last;
   int rejected = 0;
   int line_number = 0;
@@ -78,24 +111,17 @@ int simulate(const SimulateOptions& options, std::ostream& out, std::ostream& er
       ++rejected;
       continue;
     }
+    if (last) run_until(observation->observed_at);
     clock.advance_to(observation->observed_at);
     last = clock.now();
-    const Outcome outcome = pipeline.apply(*observation);
-    // Nothing is sent in a simulation: what the outbox holds counts as delivered.
-    for (const auto& entry : store->outbox(OutboxStatus::kPending)) store->mark_delivered(entry.id, clock.now());
-    for (const auto& n : outcome.notifications) options.text ? print_text(n, out) : print_json(n, out);
-    if (options.text)
-      for (const auto& h : outcome.held_back)
-        out << local_stamp(clock.now(), snapshot->config->default_time_zone) << "  " << h.entity.str()
-            << "  held back (" << h.rule << "): " << h.reason << "\n\n";
-    for (const auto& problem : outcome.problems) err << where << problem << "\n";
+    report(pipeline.apply(*observation), where);
+    deliver_due();
   }
   if (input.bad()) {
     err << source << ": read error after line " << line_number << "\n";
     return kExitUnusable;
   }
-  const Timestamp until = options.until ? *options.until : (last ? *last + kDefaultRunOn : clock.now());
-  clock.advance_to(until);
+  run_until(options.until ? *options.until : (last ? *last + kDefaultRunOn : clock.now()));
   if (rejected > 0) {
     err << source << ": " << rejected << (rejected == 1 ? " line was" : " lines were") << " rejected; the others ran\n";
     return kExitRejected;

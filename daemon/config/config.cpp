@@ -1,6 +1,7 @@
 #include "config/config.h"
 
 #include <algorithm>
+#include <cctype>
 
 #include "config/toml_reader.h"
 #include "model/time.h"
@@ -9,6 +10,18 @@ namespace tactd {
 namespace {
 
 constexpr long long kMaxDailyCap = 1000;
+
+// "21:00" -> 1260; nullopt when not hh:mm.
+std::optional<int> minute_of_day(const std::string& text) {
+  if (text.size() != 5 || text[2] != ':') return std::nullopt;
+  int hour = 0, minute = 0;
+  for (int i : {0, 1, 3, 4})
+    if (!std::isdigit(static_cast<unsigned char>(text[static_cast<size_t>(i)]))) return std::nullopt;
+  hour = (text[0] - '0') * 10 + (text[1] - '0');
+  minute = (text[3] - '0') * 10 + (text[4] - '0');
+  if (hour > 23 || minute > 59) return std::nullopt;
+  return hour * 60 + minute;
+}
 
 std::filesystem::path resolve(const std::filesystem::path& base, const std::string& value) {
   std::filesystem::path p(value);
@@ -74,6 +87,34 @@ std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Dia
                 "'max_per_customer_per_day' must be between 1 and " + std::to_string(kMaxDailyCap));
       else
         config->max_per_customer_per_day = static_cast<int>(*v);
+    }
+    r.finish();
+  }
+  if (const toml::table* section = top.table("quiet_hours")) {
+    TableReader r(*section, name, "[quiet_hours]", errors);
+    Config::QuietHours quiet;
+    auto read_time = [&r](const char* key, int& out) {
+      auto text = r.string(key, true);
+      if (!text) return;
+      if (auto minute = minute_of_day(*text))
+        out = *minute;
+      else
+        r.error(key, "'" + std::string(key) + "' must be a time of day like \"21:00\", not '" + *text + "'");
+    };
+    read_time("start", quiet.start);
+    read_time("end", quiet.end);
+    if (quiet.start == quiet.end) r.error("end", "quiet hours that end when they start would never end");
+    config->quiet_hours = quiet;
+    r.finish();
+  }
+  if (const toml::table* section = top.table("timers")) {
+    TableReader r(*section, name, "[timers]", errors);
+    if (auto grace = r.string("grace")) {
+      std::string error;
+      if (auto d = parse_duration(*grace, &error))
+        config->timer_grace = *d;
+      else
+        r.error("grace", "'grace': " + error);
     }
     r.finish();
   }

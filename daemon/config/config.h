@@ -14,15 +14,24 @@
 //   [policy]
 //   max_per_customer_per_day = 3     # across all rules, rolling 24 hours
 //
+//   [quiet_hours]                    # in the customer's time zone; leave out for none
+//   start = "21:00"
+//   end   = "08:00"
+//
+//   [timers]
+//   grace = "6h"                     # a timer found overdue by more than this is skipped
+//
 // The full reference is docs/configuration.md.
 #pragma once
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "model/diagnostic.h"
+#include "model/time.h"
 
 namespace tactd {
 
@@ -38,6 +47,17 @@ struct Config {
   std::string default_time_zone = "UTC";
 
   int max_per_customer_per_day = 3;
+
+  // Non-urgent messages are held from start to end (minutes after local
+  // midnight; start > end wraps past midnight). Unset: no quiet hours.
+  struct QuietHours {
+    int start = 21 * 60;
+    int end = 8 * 60;
+  };
+  std::optional<QuietHours> quiet_hours;
+
+  // How late a timer may still fire, e.g. after a restart.
+  Duration timer_grace = std::chrono::hours{6};
 };
 
 // Reads and validates `file`. Relative folders are resolved against the

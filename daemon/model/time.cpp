@@ -213,4 +213,21 @@ LocalTime to_local(Timestamp t, std::string_view zone) {
   return out;
 }
 
+Timestamp next_local_time(Timestamp after, int minute_of_day, std::string_view zone) {
+  const LocalTime local = to_local(after, zone);
+  const date::local_days today{date::year{local.year} / date::month{local.month} / date::day{local.day}};
+  const date::time_zone* tz = find_zone(zone);
+  for (int add = 0; add < 3; ++add) {
+    const auto wanted = date::local_seconds{today + date::days{add}} + std::chrono::minutes{minute_of_day};
+    Timestamp t;
+    if (tz) {
+      t = std::chrono::time_point_cast<Duration>(tz->to_sys(wanted, date::choose::latest));
+    } else {
+      t = Timestamp{std::chrono::duration_cast<Duration>(wanted.time_since_epoch())};
+    }
+    if (t >= after) return t;
+  }
+  return after;  // unreachable: some day within three has the time
+}
+
 }  // namespace tactd

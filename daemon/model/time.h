@@ -49,4 +49,9 @@ struct LocalTime {
 // Converts `t` to local time in `zone`; an empty or unknown zone means UTC.
 LocalTime to_local(Timestamp t, std::string_view zone);
 
+// The first instant at or after `after` whose local time of day in `zone`
+// is `minute_of_day` (0..1439). A local time skipped by a daylight-saving
+// change resolves to the instant of the change.
+Timestamp next_local_time(Timestamp after, int minute_of_day, std::string_view zone);
+
 }  // namespace tactd

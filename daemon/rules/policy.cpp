@@ -18,16 +18,22 @@ std::string contact_detail(const nlohmann::json& customer, Channel channel) {
   return text_field(customer, channel == Channel::kEmail ? "email" : "phone");
 }
 
-Decision held_back(std::string reason) { return Decision{Decision::Verdict::kHeldBack, std::move(reason), {}, {}}; }
+Decision held_back(std::string reason) { return Decision{Decision::Verdict::kHeldBack, std::move(reason), {}, {}, {}}; }
+
+Decision unreachable(std::string reason) {
+  return Decision{Decision::Verdict::kUnreachable, std::move(reason), {}, {}, {}};
+}
+
+bool in_quiet_hours(int minute, const Config::QuietHours& quiet) {
+  if (quiet.start < quiet.end) return minute >= quiet.start && minute < quiet.end;
+  return minute >= quiet.start || minute < quiet.end;  // wraps past midnight
+}
 
 }  // namespace
 
 Decision Policy::decide(const Rule& rule, const Intent& intent, const nlohmann::json& customer, Timestamp now) const {
   if (!customer.is_object())
-    return Decision{Decision::Verdict::kUnreachable,
-                    "customer '" + intent.customer + "' is unknown: no observation of that customer has been seen",
-                    {},
-                    {}};
+    return unreachable("customer '" + intent.customer + "' is unknown: no observation of that customer has been seen");
   if (auto opt_out = customer.find("opt_out"); opt_out != customer.end() && *opt_out == true)
     return held_back("the customer opted out");
   if (store_.has_notification(idempotency_key(intent, rule.once)))
@@ -48,16 +54,26 @@ Decision Policy::decide(const Rule& rule, const Intent& intent, const nlohmann::
   }
   for (Channel channel : order) {
     std::string to = contact_detail(customer, channel);
-    if (!to.empty()) return Decision{Decision::Verdict::kSend, {}, channel, std::move(to)};
+    if (to.empty()) continue;
+    Timestamp send_at = now;
+    if (config_.quiet_hours && !rule.urgent) {
+      const std::string zone = customer_time_zone(customer, config_);
+      const LocalTime local = to_local(now, zone);
+      if (in_quiet_hours(local.hour * 60 + local.minute, *config_.quiet_hours))
+        send_at = next_local_time(now, config_.quiet_hours->end, zone);
+    }
+    return Decision{Decision::Verdict::kSend, {}, channel, std::move(to), send_at};
   }
   std::string missing;
   for (Channel channel : rule.channels)
     missing += std::string(missing.empty() ? "" : ", ") +
                (channel == Channel::kEmail ? "no email address for email" : "no phone number for sms");
-  return Decision{Decision::Verdict::kUnreachable,
-                  "no channel can reach customer '" + intent.customer + "' for rule '" + rule.id + "': " + missing,
-                  {},
-                  {}};
+  return unreachable("no channel can reach customer '" + intent.customer + "' for rule '" + rule.id + "': " + missing);
+}
+
+std::string customer_time_zone(const nlohmann::json& customer, const Config& config) {
+  const std::string zone = text_field(customer, "timezone");
+  return is_known_time_zone(zone) ? zone : config.default_time_zone;
 }
 
 }  // namespace tactd

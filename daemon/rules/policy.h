@@ -5,7 +5,9 @@
 // twice (`once` makes that key per rule and entity); a rule's cooldown per
 // customer; the daily cap per customer across all rules (rolling 24 hours);
 // then the channel: the customer's `prefers` first when the rule allows it,
-// then the rule's order, skipping channels without a contact detail.
+// then the rule's order, skipping channels without a contact detail; last
+// the time: a non-urgent message decided during quiet hours (in the
+// customer's time zone) waits until they end.
 #pragma once
 
 #include <string>
@@ -29,7 +31,12 @@ struct Decision {
   std::string reason;
   Channel channel = Channel::kEmail;
   std::string to;
+  Timestamp send_at;  // when to send: now, or the end of quiet hours
 };
+
+// The customer's IANA time zone: their `timezone` when the system knows it,
+// else the configured default.
+std::string customer_time_zone(const nlohmann::json& customer, const Config& config);
 
 class Policy {
  public:

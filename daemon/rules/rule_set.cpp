@@ -88,6 +88,39 @@ std::optional<Trigger> parse_trigger(std::string_view text, const SourceSpot& sp
   return trigger;
 }
 
+// Parses `at`: "<entity>.<field>", optionally "+ <duration>" or "- <duration>".
+std::optional<Deadline> parse_deadline(std::string_view text, const SourceSpot& spot, Diagnostics& errors) {
+  auto fail = [&](size_t offset, std::string message) {
+    errors.push_back(Diagnostic{spot.file, spot.line, spot.column + static_cast<int>(offset), std::move(message)});
+    return std::nullopt;
+  };
+  const size_t sign_at = text.find_first_of("+-", text.find('.') == std::string_view::npos ? 0 : text.find('.'));
+  const std::string_view path = trim(text.substr(0, sign_at));
+  const size_t path_at = text.find_first_not_of(" \t");
+  const auto dot = path.find('.');
+  if (dot == std::string_view::npos || dot + 1 == path.size())
+    return fail(path_at == std::string_view::npos ? 0 : path_at,
+                "'at' must look like \"order.promised_by - 30m\" (entity.field, then optionally + or - a duration)");
+  Deadline deadline;
+  deadline.text = std::string(trim(text));
+  auto type = parse_entity_type(path.substr(0, dot));
+  if (!type)
+    return fail(path_at, "unknown entity '" + std::string(path.substr(0, dot)) + "' (expected one of " +
+                             std::string(entity_type_list()) + ")");
+  deadline.entity = *type;
+  deadline.field = std::string(path.substr(dot + 1));
+  if (!is_name(deadline.field))
+    return fail(path_at + dot + 1, "'" + deadline.field + "' is not a field name (letters, digits, '_' and '-')");
+  if (sign_at != std::string_view::npos) {
+    const std::string_view amount = trim(text.substr(sign_at + 1));
+    std::string error;
+    auto offset = parse_duration(amount, &error);
+    if (!offset) return fail(sign_at, "'at': " + error);
+    deadline.offset = text[sign_at] == '-' ? -*offset : *offset;
+  }
+  return deadline;
+}
+
 bool same_value(const nlohmann::json& a, const nlohmann::json& b) {
   if (a.is_number() && b.is_number()) return a.get<double>() == b.get<double>();
   return a == b;
@@ -115,8 +148,17 @@ std::optional<Rule> read_rule(const toml::table& table, const std::string& file,
     // The text of a basic string starts one column after its opening quote.
     return SourceSpot{file, r.line(key), r.column(key) + 1};
   };
-  if (auto on = r.string("on", true)) {
-    if (auto trigger = parse_trigger(*on, value_spot("on"), errors)) rule.trigger = *trigger;
+  auto on = r.string("on");
+  auto at = r.string("at");
+  if (on && at) {
+    r.error("at", "a rule has either 'on' (a change) or 'at' (a time), not both");
+  } else if (on) {
+    rule.trigger = parse_trigger(*on, value_spot("on"), errors);
+  } else if (at) {
+    rule.deadline = parse_deadline(*at, value_spot("at"), errors);
+  } else {
+    r.error("id", "rule '" + rule.id +
+                      "' needs 'on' (like \"order.status -> cancelled\") or 'at' (like \"order.promised_by - 30m\")");
   }
   if (auto when = r.string("when")) rule.when = Expression::parse(*when, value_spot("when"), errors);
   rule.template_name = r.string("template", true).value_or("");
@@ -136,6 +178,7 @@ std::optional<Rule> read_rule(const toml::table& table, const std::string& file,
     if (channels->empty()) r.error("channels", "'channels' must name at least one of email, sms");
   }
   rule.once = r.boolean("once").value_or(false);
+  rule.urgent = r.boolean("urgent").value_or(false);
   if (auto cooldown = r.string("cooldown")) {
     std::string error;
     if (auto d = parse_duration(*cooldown, &error))
@@ -163,6 +206,14 @@ bool Trigger::matches(const Event& event) const {
                          [&](const nlohmann::json& v) { return same_value(v, event.new_value); });
   }
   return false;
+}
+
+std::optional<Timestamp> Deadline::due(const Fields& fields) const {
+  auto it = fields.find(field);
+  if (it == fields.end() || !it->is_string()) return std::nullopt;
+  auto t = parse_date_or_time(it->get_ref<const std::string&>());
+  if (!t) return std::nullopt;
+  return *t + offset;
 }
 
 std::string Trigger::str() const {
@@ -228,8 +279,14 @@ std::shared_ptr<const RuleSet> RuleSet::load(const std::filesystem::path& dir, D
 std::vector<const Rule*> RuleSet::triggered_by(const Event& event) const {
   std::vector<const Rule*> out;
   for (const auto& rule : rules_)
-    if (rule.trigger.matches(event)) out.push_back(&rule);
+    if (rule.trigger && rule.trigger->matches(event)) out.push_back(&rule);
   return out;
+}
+
+const Rule* RuleSet::find(std::string_view id) const {
+  for (const auto& rule : rules_)
+    if (rule.id == id) return &rule;
+  return nullptr;
 }
 
 }  // namespace tactd

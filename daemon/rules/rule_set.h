@@ -4,7 +4,7 @@
 //   [[rule]]
 //   id       = "order-cancelled"
 //   kind     = "apology"
-//   on       = "order.status -> cancelled"
+//   on       = "order.status -> cancelled"    # or: at = "order.promised_by - 30m"
 //   when     = "exists(order.customer)"
 //   template = "order_cancelled"
 //   channels = ["sms", "email"]
@@ -46,15 +46,32 @@ struct Trigger {
   std::string str() const;
 };
 
+// `at = "<entity>.<field> [+|- <duration>]"`: fires once when the clock
+// reaches the time in that field (an RFC 3339 date-time or a YYYY-MM-DD
+// date) moved by the offset. Rescheduled whenever the field changes.
+struct Deadline {
+  EntityType entity = EntityType::kOrder;
+  std::string field;
+  Duration offset{0};
+  std::string text;  // as written, for messages
+
+  // The due time for an entity's fields, or nullopt when the field is
+  // absent or not a time.
+  std::optional<Timestamp> due(const Fields& fields) const;
+};
+
 struct Rule {
   std::string id;
   Kind kind = Kind::kApology;
-  Trigger trigger;
+  // Exactly one of the two is set.
+  std::optional<Trigger> trigger;    // `on`
+  std::optional<Deadline> deadline;  // `at`
   std::optional<Expression> when;
   std::string template_name;
   std::vector<Channel> channels;  // in order of preference
   bool once = false;              // at most one message per entity
   Duration cooldown{0};           // per customer, between messages of this rule
+  bool urgent = false;            // sent during quiet hours too
   std::string file;               // where it was defined, for messages
   int line = 0;
 };
@@ -70,6 +87,8 @@ class RuleSet {
   const std::vector<Rule>& rules() const { return rules_; }
   // Rules whose trigger matches `event`, in load order.
   std::vector<const Rule*> triggered_by(const Event& event) const;
+  // The rule with this id, or nullptr.
+  const Rule* find(std::string_view id) const;
 
  private:
   std::vector<Rule> rules_;

@@ -62,6 +62,18 @@ CREATE TABLE contacts (
 );
 CREATE INDEX contacts_customer ON contacts (customer, at);
 )sql"},
+    Migration{2, "timers", R"sql(
+CREATE TABLE timers (
+  rule     TEXT NOT NULL,
+  entity   TEXT NOT NULL,
+  due_at   INTEGER NOT NULL,         -- ms since the epoch
+  fired    INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (rule, entity)
+);
+CREATE INDEX timers_due ON timers (fired, due_at);
+CREATE INDEX outbox_due ON outbox (status, due_at);
+CREATE INDEX outbox_entity ON outbox (entity);
+)sql"},
 };
 
 constexpr int kBusyTimeoutMs = 5000;
@@ -252,6 +264,17 @@ class SqliteStore final : public Store {
     });
   }
 
+  std::vector<Kind> kinds_about(const EntityRef& entity) const override {
+    return guard("read the notifications about " + entity.str(), [&] {
+      SQLite::Statement q(db_, "SELECT kind FROM outbox WHERE entity = ? AND status != 'dropped' ORDER BY id");
+      q.bind(1, entity.str());
+      std::vector<Kind> out;
+      while (q.executeStep())
+        if (auto kind = parse_kind(q.getColumn(0).getString())) out.push_back(*kind);
+      return out;
+    });
+  }
+
   void mark_delivered(long long outbox_id, Timestamp at) override {
     guard("mark outbox entry " + std::to_string(outbox_id) + " delivered", [&] {
       std::optional<SQLite::Transaction> own;
@@ -266,6 +289,80 @@ class SqliteStore final : public Store {
       const Notification& n = entry.notification;
       insert_contact(Contact{n.customer, at, n.kind, n.rule, n.entity, n.channel, n.idempotency_key});
       if (own) own->commit();
+    });
+  }
+
+  void schedule_timer(const Timer& t) override {
+    guard("schedule timer " + t.rule + " for " + t.entity.str(), [&] {
+      SQLite::Statement q(db_,
+                          "INSERT INTO timers (rule, entity, due_at, fired) VALUES (?, ?, ?, 0) "
+                          "ON CONFLICT (rule, entity) DO UPDATE SET fired = CASE WHEN timers.due_at = excluded.due_at "
+                          "THEN timers.fired ELSE 0 END, due_at = excluded.due_at");
+      q.bind(1, t.rule);
+      q.bind(2, t.entity.str());
+      q.bind(3, static_cast<int64_t>(millis(t.due)));
+      q.exec();
+    });
+  }
+
+  void cancel_timer(const std::string& rule, const EntityRef& entity) override {
+    guard("cancel timer " + rule + " for " + entity.str(), [&] {
+      SQLite::Statement q(db_, "DELETE FROM timers WHERE rule = ? AND entity = ?");
+      q.bind(1, rule);
+      q.bind(2, entity.str());
+      q.exec();
+    });
+  }
+
+  std::vector<Timer> due_timers(Timestamp until, size_t limit) const override {
+    return guard("read due timers", [&] {
+      SQLite::Statement q(db_,
+                          "SELECT rule, entity, due_at FROM timers WHERE fired = 0 AND due_at <= ? "
+                          "ORDER BY due_at, rule, entity LIMIT ?");
+      q.bind(1, static_cast<int64_t>(millis(until)));
+      q.bind(2, static_cast<int64_t>(limit));
+      std::vector<Timer> out;
+      while (q.executeStep())
+        out.push_back(Timer{q.getColumn(0).getString(), ref_from(q.getColumn(1).getString()),
+                            from_millis(q.getColumn(2).getInt64())});
+      return out;
+    });
+  }
+
+  std::optional<Timestamp> next_timer() const override {
+    return guard("read the next timer", [&]() -> std::optional<Timestamp> {
+      SQLite::Statement q(db_, "SELECT MIN(due_at) FROM timers WHERE fired = 0");
+      if (!q.executeStep() || q.getColumn(0).isNull()) return std::nullopt;
+      return from_millis(q.getColumn(0).getInt64());
+    });
+  }
+
+  void mark_timer_fired(const Timer& t) override {
+    guard("mark timer " + t.rule + " for " + t.entity.str() + " fired", [&] {
+      SQLite::Statement q(db_, "UPDATE timers SET fired = 1 WHERE rule = ? AND entity = ? AND due_at = ?");
+      q.bind(1, t.rule);
+      q.bind(2, t.entity.str());
+      q.bind(3, static_cast<int64_t>(millis(t.due)));
+      q.exec();
+    });
+  }
+
+  std::vector<OutboxEntry> due_notifications(Timestamp until) const override {
+    return guard("read due notifications", [&] {
+      SQLite::Statement q(db_, std::string("SELECT ") + kNotificationColumns +
+                                   " FROM outbox WHERE status = 'pending' AND due_at <= ? ORDER BY due_at, id");
+      q.bind(1, static_cast<int64_t>(millis(until)));
+      std::vector<OutboxEntry> out;
+      while (q.executeStep()) out.push_back(read_entry(q));
+      return out;
+    });
+  }
+
+  std::optional<Timestamp> next_notification() const override {
+    return guard("read the next notification", [&]() -> std::optional<Timestamp> {
+      SQLite::Statement q(db_, "SELECT MIN(due_at) FROM outbox WHERE status = 'pending'");
+      if (!q.executeStep() || q.getColumn(0).isNull()) return std::nullopt;
+      return from_millis(q.getColumn(0).getInt64());
     });
   }
 

@@ -36,6 +36,13 @@ struct OutboxEntry {
   int attempts = 0;
 };
 
+// A scheduled time at which a rule looks at an entity again (an `at` rule).
+struct Timer {
+  std::string rule;
+  EntityRef entity;
+  Timestamp due;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -80,8 +87,29 @@ class Store {
   // dropped), for cooldowns.
   virtual std::optional<Notification> last_notification(const std::string& rule, const std::string& customer) const = 0;
   virtual std::vector<OutboxEntry> outbox(std::optional<OutboxStatus> status = std::nullopt) const = 0;
+  // The kinds of the notifications about `entity` (any status but
+  // dropped), oldest first.
+  virtual std::vector<Kind> kinds_about(const EntityRef& entity) const = 0;
   // Marks an entry delivered and records it as contact history, atomically.
   virtual void mark_delivered(long long outbox_id, Timestamp at) = 0;
+
+  // --- timers ---
+  // Schedules the rule's timer for the entity at `timer.due`, replacing an
+  // earlier schedule. A timer that already fired for this same due time
+  // stays fired: each schedule fires at most once.
+  virtual void schedule_timer(const Timer& timer) = 0;
+  virtual void cancel_timer(const std::string& rule, const EntityRef& entity) = 0;
+  // Unfired timers due at or before `until`, earliest first, at most `limit`.
+  // Indexed by due time: the cost follows the number of due timers.
+  virtual std::vector<Timer> due_timers(Timestamp until, size_t limit) const = 0;
+  // The earliest unfired timer's due time.
+  virtual std::optional<Timestamp> next_timer() const = 0;
+  virtual void mark_timer_fired(const Timer& timer) = 0;
+
+  // Pending notifications due at or before `until`, earliest first.
+  virtual std::vector<OutboxEntry> due_notifications(Timestamp until) const = 0;
+  // The earliest due time of a pending notification.
+  virtual std::optional<Timestamp> next_notification() const = 0;
 
   // --- contact history ---
   virtual void record_contact(const Contact& contact) = 0;

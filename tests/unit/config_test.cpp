@@ -117,3 +117,38 @@ TEST_CASE("a value of the wrong type says what it should be") {
   CHECK_THAT(text, Catch::Contains(":2:9: 'rules' must be a string, not an integer"));
   CHECK_THAT(text, Catch::Contains(":4:13: 'supported' must be a list of strings, like [\"a\", \"b\"]"));
 }
+
+TEST_CASE("quiet hours and the timer grace are read, and mistakes reported") {
+  TempDir dir;
+  Diagnostics errors;
+  auto config = load_config(write_config(dir,
+                                         "[tactd]\nrules = \"rules\"\ntemplates = \"templates\"\n"
+                                         "[quiet_hours]\nstart = \"22:30\"\nend = \"07:15\"\n"
+                                         "[timers]\ngrace = \"2h\"\n"),
+                            errors);
+  INFO(all(errors));
+  REQUIRE(config);
+  REQUIRE(config->quiet_hours);
+  CHECK(config->quiet_hours->start == 22 * 60 + 30);
+  CHECK(config->quiet_hours->end == 7 * 60 + 15);
+  CHECK(config->timer_grace == std::chrono::hours{2});
+
+  TempDir bad;
+  const auto file = write_config(bad,
+                                 "[tactd]\nrules = \"rules\"\ntemplates = \"templates\"\n"
+                                 "[quiet_hours]\nstart = \"9pm\"\nend = \"24:00\"\n[timers]\ngrace = \"soon\"\n");
+  errors.clear();
+  CHECK_FALSE(load_config(file, errors));
+  const std::string text = all(errors);
+  CHECK_THAT(text, Catch::Contains(":5:9: 'start' must be a time of day like \"21:00\", not '9pm'"));
+  CHECK_THAT(text, Catch::Contains(":6:7: 'end' must be a time of day like \"21:00\", not '24:00'"));
+  CHECK_THAT(text, Catch::Contains(":8:9: 'grace': 'soon' is not a duration"));
+
+  TempDir empty;
+  errors.clear();
+  CHECK_FALSE(load_config(write_config(empty,
+                                       "[tactd]\nrules = \"rules\"\ntemplates = \"templates\"\n"
+                                       "[quiet_hours]\nstart = \"08:00\"\nend = \"08:00\"\n"),
+                          errors));
+  CHECK_THAT(all(errors), Catch::Contains("quiet hours that end when they start would never end"));
+}

@@ -215,3 +215,14 @@ TEST_CASE("kinds, channels and entity refs round-trip through text") {
   CHECK(Diagnostic{"rules/a.toml", 3, 7, "bad"}.str() == "rules/a.toml:3:7: bad");
   CHECK(Diagnostic{"rules/a.toml", 0, 0, "bad"}.str() == "rules/a.toml: bad");
 }
+
+TEST_CASE("the next local time of day is found across midnight and daylight-saving changes") {
+  CHECK(next_local_time(at("2026-11-20T21:30:00Z"), 8 * 60, "Europe/Amsterdam") == at("2026-11-21T07:00:00Z"));
+  CHECK(next_local_time(at("2026-11-21T02:00:00Z"), 8 * 60, "Europe/Amsterdam") == at("2026-11-21T07:00:00Z"));
+  CHECK(next_local_time(at("2026-11-21T07:00:00Z"), 8 * 60, "Europe/Amsterdam") == at("2026-11-21T07:00:00Z"));
+  // The night the clocks go forward (29 March 2026): 08:00 is already summer time.
+  CHECK(next_local_time(at("2026-03-28T22:00:00Z"), 8 * 60, "Europe/Amsterdam") == at("2026-03-29T06:00:00Z"));
+  // 02:30 does not exist that night: the instant of the change.
+  CHECK(next_local_time(at("2026-03-28T22:00:00Z"), 2 * 60 + 30, "Europe/Amsterdam") == at("2026-03-29T01:00:00Z"));
+  CHECK(next_local_time(at("2026-11-20T10:00:00Z"), 9 * 60, "") == at("2026-11-21T09:00:00Z"));
+}

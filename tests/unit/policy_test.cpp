@@ -140,3 +140,36 @@ TEST_CASE("the daily cap per customer holds back messages beyond it for 24 hours
   CHECK(f.policy.decide(rule({Channel::kSms}), intent("C", "t1"), kCustomer, at("2026-11-21T08:30:00Z")).verdict ==
         Decision::Verdict::kSend);
 }
+
+TEST_CASE("quiet hours hold a non-urgent message until they end in the customer's zone") {
+  Fixture f;
+  f.config.quiet_hours = Config::QuietHours{21 * 60, 8 * 60};
+  nlohmann::json customer = kCustomer;
+  customer["timezone"] = "Europe/Amsterdam";
+  const Rule normal = rule({Channel::kSms});
+  // 22:30 in Amsterdam: held until 08:00 the next morning.
+  Decision d = f.policy.decide(normal, intent(), customer, at("2026-11-20T21:30:00Z"));
+  CHECK(d.verdict == Decision::Verdict::kSend);
+  CHECK(d.send_at == at("2026-11-21T07:00:00Z"));
+  // 03:00 in Amsterdam: held until 08:00 the same day.
+  CHECK(f.policy.decide(normal, intent(), customer, at("2026-11-21T02:00:00Z")).send_at == at("2026-11-21T07:00:00Z"));
+  // 08:00 exactly: quiet hours are over.
+  CHECK(f.policy.decide(normal, intent(), customer, at("2026-11-21T07:00:00Z")).send_at == at("2026-11-21T07:00:00Z"));
+  // 20:59: not yet quiet.
+  CHECK(f.policy.decide(normal, intent(), customer, at("2026-11-20T19:59:00Z")).send_at == at("2026-11-20T19:59:00Z"));
+  // An urgent rule is sent at once.
+  Rule urgent = normal;
+  urgent.urgent = true;
+  CHECK(f.policy.decide(urgent, intent(), customer, at("2026-11-20T21:30:00Z")).send_at == at("2026-11-20T21:30:00Z"));
+}
+
+TEST_CASE("quiet hours that do not wrap past midnight, and a customer without a zone") {
+  Fixture f;
+  f.config.quiet_hours = Config::QuietHours{12 * 60, 13 * 60};
+  f.config.default_time_zone = "UTC";
+  const Decision d = f.policy.decide(rule({Channel::kSms}), intent(), kCustomer, at("2026-11-20T12:15:00Z"));
+  CHECK(d.send_at == at("2026-11-20T13:00:00Z"));
+  CHECK(customer_time_zone(kCustomer, f.config) == "UTC");
+  CHECK(customer_time_zone({{"timezone", "Asia/Tokyo"}}, f.config) == "Asia/Tokyo");
+  CHECK(customer_time_zone({{"timezone", "Mars/Base"}}, f.config) == "UTC");
+}

@@ -64,7 +64,7 @@ channels = ["email"]
   const Rule& rule = set->rules()[0];
   CHECK(rule.id == "order-cancelled");
   CHECK(rule.kind == Kind::kApology);
-  CHECK(rule.trigger.str() == "order.status -> cancelled");
+  CHECK(rule.trigger->str() == "order.status -> cancelled");
   REQUIRE(rule.when);
   CHECK(rule.when->text() == "exists(order.cancel_reason)");
   CHECK(rule.template_name == "order_cancelled");
@@ -72,7 +72,7 @@ channels = ["email"]
   CHECK(rule.once);
   CHECK(rule.cooldown == std::chrono::minutes{90});
   CHECK(rule.line == 2);
-  CHECK(set->rules()[1].trigger.str() == "shipment.status -> delivery_failed | exception");
+  CHECK(set->rules()[1].trigger->str() == "shipment.status -> delivery_failed | exception");
   CHECK_FALSE(set->rules()[1].once);
 }
 
@@ -85,7 +85,7 @@ on = "shipment.status -> delivery_failed | exception"
 template = "t"
 channels = ["sms"]
 )");
-  const Trigger& trigger = set->rules()[0].trigger;
+  const Trigger& trigger = *set->rules()[0].trigger;
   CHECK(trigger.matches(event(EntityType::kShipment, "status", "in_transit", "delivery_failed")));
   CHECK(trigger.matches(event(EntityType::kShipment, "status", nullptr, "exception")));
   CHECK_FALSE(trigger.matches(event(EntityType::kShipment, "status", "in_transit", "delivered")));
@@ -117,14 +117,14 @@ on = "order.priority -> 'set' | 3 | true"
 template = "t"
 channels = ["sms"]
 )");
-  const Trigger& becomes_set = set->rules()[0].trigger;
+  const Trigger& becomes_set = *set->rules()[0].trigger;
   CHECK(becomes_set.matches(event(EntityType::kOrder, "cancel_reason", nullptr, "busy")));
   CHECK_FALSE(becomes_set.matches(event(EntityType::kOrder, "cancel_reason", "busy", "closed")));
   CHECK_FALSE(becomes_set.matches(event(EntityType::kOrder, "cancel_reason", "busy", nullptr)));
-  const Trigger& any = set->rules()[1].trigger;
+  const Trigger& any = *set->rules()[1].trigger;
   CHECK(any.matches(event(EntityType::kShipment, "eta", "a", "b")));
   CHECK(any.matches(event(EntityType::kShipment, "eta", nullptr, "b")));
-  const Trigger& quoted = set->rules()[2].trigger;
+  const Trigger& quoted = *set->rules()[2].trigger;
   CHECK(quoted.matches(event(EntityType::kOrder, "priority", nullptr, "set")));
   CHECK(quoted.matches(event(EntityType::kOrder, "priority", nullptr, 3)));
   CHECK(quoted.matches(event(EntityType::kOrder, "priority", nullptr, true)));
@@ -145,7 +145,8 @@ TEST_CASE("a rule without required keys says which") {
   CHECK_FALSE(RuleSet::parse("[[rule]]\nid = \"x\"\n", "r.toml", errors));
   const std::string text = all(errors);
   CHECK_THAT(text, Catch::Contains("r.toml:1:1: rule 'x' needs 'kind' (a string)"));
-  CHECK_THAT(text, Catch::Contains("rule 'x' needs 'on' (a string)"));
+  CHECK_THAT(text, Catch::Contains("r.toml:2:6: rule 'x' needs 'on' (like \"order.status -> cancelled\") or 'at' "
+                                   "(like \"order.promised_by - 30m\")"));
   CHECK_THAT(text, Catch::Contains("rule 'x' needs 'template' (a string)"));
   CHECK_THAT(text, Catch::Contains("rule 'x' needs 'channels' (a list of strings)"));
 }
@@ -234,4 +235,59 @@ TEST_CASE("the shipped rules load") {
   INFO(all(errors));
   REQUIRE(set);
   CHECK(set->rules().size() >= 3);
+}
+
+TEST_CASE("a deadline rule fires at a time field moved by an offset") {
+  auto set = parse_ok(R"toml(
+[[rule]]
+id = "at-risk"
+kind = "heads_up"
+at = "order.promised_by - 30m"
+template = "t"
+channels = ["sms"]
+urgent = true
+
+[[rule]]
+id = "due"
+kind = "explanation"
+at = "payment.due_date + 1d"
+template = "t"
+channels = ["sms"]
+)toml");
+  const Rule& at_risk = set->rules()[0];
+  REQUIRE(at_risk.deadline);
+  CHECK_FALSE(at_risk.trigger);
+  CHECK(at_risk.urgent);
+  CHECK(at_risk.deadline->text == "order.promised_by - 30m");
+  CHECK(at_risk.deadline->due({{"promised_by", "2026-11-20T12:00:00+01:00"}}) == parse_rfc3339("2026-11-20T10:30:00Z"));
+  CHECK_FALSE(at_risk.deadline->due({{"promised_by", "soon"}}));
+  CHECK_FALSE(at_risk.deadline->due(nlohmann::json::object()));
+  CHECK(set->rules()[1].deadline->due({{"due_date", "2026-12-01"}}) == parse_rfc3339("2026-12-02T00:00:00Z"));
+  CHECK(set->find("due") == &set->rules()[1]);
+  CHECK(set->find("nope") == nullptr);
+  CHECK(set->triggered_by(Event{EntityRef{EntityType::kOrder, "1"}, "promised_by", nullptr, "x", Timestamp{}}).empty());
+}
+
+TEST_CASE("malformed deadlines point at the mistake") {
+  auto at_error = [](const std::string& at) {
+    Diagnostics errors;
+    CHECK_FALSE(RuleSet::parse(
+        "[[rule]]\nid = \"x\"\nkind = \"heads_up\"\nat = \"" + at + "\"\ntemplate = \"t\"\nchannels = [\"sms\"]\n",
+        "r.toml", errors));
+    return all(errors);
+  };
+  CHECK_THAT(at_error("tomorrow"),
+             Catch::Contains("r.toml:4:7: 'at' must look like \"order.promised_by - 30m\" (entity.field, then "
+                             "optionally + or - a duration)"));
+  CHECK_THAT(at_error("parcel.eta - 1h"),
+             Catch::Contains("r.toml:4:7: unknown entity 'parcel' (expected one of customer, order, shipment, "
+                             "subscription, payment)"));
+  CHECK_THAT(at_error("order.promised_by - half an hour"),
+             Catch::Contains("r.toml:4:25: 'at': 'half an hour' is not a duration"));
+  Diagnostics errors;
+  CHECK_FALSE(
+      RuleSet::parse("[[rule]]\nid = \"x\"\nkind = \"heads_up\"\non = \"order.status -> placed\"\n"
+                     "at = \"order.promised_by\"\ntemplate = \"t\"\nchannels = [\"sms\"]\n",
+                     "r.toml", errors));
+  CHECK_THAT(all(errors), Catch::Contains("r.toml:5:6: a rule has either 'on' (a change) or 'at' (a time), not both"));
 }

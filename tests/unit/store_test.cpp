@@ -43,14 +43,14 @@ TEST_CASE("a new database is migrated, and reopening keeps data without migratin
   const auto path = dir.path() / "state.db";
   {
     auto store = Store::open(path);
-    CHECK(store->schema_version() == 1);
+    CHECK(store->schema_version() == 2);
     store->put_entity(entity(EntityType::kCustomer, "c-1", {{"name", "Anna"}}));
   }
   auto store = Store::open(path);
-  CHECK(store->schema_version() == 1);
+  CHECK(store->schema_version() == 2);
   REQUIRE(store->entity(EntityRef{EntityType::kCustomer, "c-1"}));
   SQLite::Database db(path.string());
-  CHECK(db.execAndGet("SELECT COUNT(*) FROM schema_migrations").getInt() == 1);
+  CHECK(db.execAndGet("SELECT COUNT(*) FROM schema_migrations").getInt() == 2);
   CHECK(db.execAndGet("PRAGMA journal_mode").getString() == "wal");
 }
 
@@ -62,7 +62,7 @@ TEST_CASE("a database from a newer tactd is refused with a clear error") {
     SQLite::Database db(path.string(), SQLite::OPEN_READWRITE);
     db.exec("INSERT INTO schema_migrations (version, description) VALUES (99, 'future')");
   }
-  CHECK_THROWS_WITH(Store::open(path), Catch::Contains("has schema version 99, newer than this tactd knows (1)"));
+  CHECK_THROWS_WITH(Store::open(path), Catch::Contains("has schema version 99, newer than this tactd knows (2)"));
 }
 
 TEST_CASE("an unopenable database path is a StoreError") {
@@ -195,4 +195,50 @@ TEST_CASE("a temporary store removes its files when it is destroyed") {
   }
   old_tmpdir ? setenv("TMPDIR", saved.c_str(), 1) : unsetenv("TMPDIR");
   CHECK(std::filesystem::is_empty(dir.path()));
+}
+
+TEST_CASE("timers fire in due order, each schedule at most once, and move when rescheduled") {
+  auto store = Store::open_temporary();
+  const EntityRef a{EntityType::kOrder, "A"};
+  const EntityRef b{EntityType::kOrder, "B"};
+  store->schedule_timer(Timer{"heads-up", a, at("2026-11-20T11:30:00Z")});
+  store->schedule_timer(Timer{"heads-up", b, at("2026-11-20T11:00:00Z")});
+  CHECK(store->next_timer() == at("2026-11-20T11:00:00Z"));
+  CHECK(store->due_timers(at("2026-11-20T10:59:59Z"), 10).empty());
+  auto due = store->due_timers(at("2026-11-20T12:00:00Z"), 10);
+  REQUIRE(due.size() == 2);
+  CHECK(due[0].entity == b);
+  CHECK(due[1].entity == a);
+  CHECK(store->due_timers(at("2026-11-20T12:00:00Z"), 1).size() == 1);
+
+  store->mark_timer_fired(due[0]);
+  store->schedule_timer(Timer{"heads-up", b, at("2026-11-20T11:00:00Z")});  // same schedule: stays fired
+  CHECK(store->due_timers(at("2026-11-20T12:00:00Z"), 10).size() == 1);
+  store->schedule_timer(Timer{"heads-up", b, at("2026-11-20T11:45:00Z")});  // moved: fires again
+  CHECK(store->due_timers(at("2026-11-20T12:00:00Z"), 10).size() == 2);
+
+  store->cancel_timer("heads-up", a);
+  due = store->due_timers(at("2026-11-20T12:00:00Z"), 10);
+  REQUIRE(due.size() == 1);
+  CHECK(due[0].due == at("2026-11-20T11:45:00Z"));
+  store->mark_timer_fired(due[0]);
+  CHECK_FALSE(store->next_timer());
+}
+
+TEST_CASE("timers survive reopening the database") {
+  TempDir dir;
+  const auto path = dir.path() / "state.db";
+  Store::open(path)->schedule_timer(Timer{"r", EntityRef{EntityType::kOrder, "A"}, at("2026-11-20T11:00:00Z")});
+  CHECK(Store::open(path)->next_timer() == at("2026-11-20T11:00:00Z"));
+}
+
+TEST_CASE("deferred notifications become due at their time") {
+  auto store = Store::open_temporary();
+  store->enqueue(notification("k1", "c-1", at("2026-11-21T08:00:00Z")));
+  store->enqueue(notification("k2", "c-1", at("2026-11-20T22:00:00Z")));
+  CHECK(store->next_notification() == at("2026-11-20T22:00:00Z"));
+  CHECK(store->due_notifications(at("2026-11-20T21:59:59Z")).empty());
+  const auto due = store->due_notifications(at("2026-11-21T08:00:00Z"));
+  REQUIRE(due.size() == 2);
+  CHECK(due[0].notification.idempotency_key == "k2");
 }

@@ -1,0 +1,52 @@
+#include "scenario/scenario.h"
+
+#include <sstream>
+
+#include "app/commands.h"
+#include "support/temp_dir.h"
+
+namespace tactd::test {
+
+std::string obs(const char* type, const char* id, const char* at, const nlohmann::json& fields) {
+  return nlohmann::json{{"type", type}, {"id", id}, {"observed_at", at}, {"fields", fields}}.dump();
+}
+
+std::string order(const char* id, const char* customer, const char* at, const char* status, nlohmann::json extra) {
+  nlohmann::json fields = {{"customer", customer},
+                           {"status", status},
+                           {"total", 31.40},
+                           {"currency", "EUR"},
+                           {"merchant", "Trattoria Da Marco"}};
+  fields.update(extra);
+  return obs("order", id, at, fields);
+}
+
+Run simulate_lines(const std::vector<std::string>& lines, std::optional<Timestamp> until) {
+  TempDir dir;
+  std::string text;
+  for (const auto& line : lines) text += line + "\n";
+  SimulateOptions options{source_dir() / "config/tactd.toml", dir.write("input.jsonl", text), until, false};
+  std::ostringstream out, err;
+  Run run;
+  run.status = tactd::simulate(options, out, err);
+  run.err = err.str();
+  std::istringstream lines_out(out.str());
+  for (std::string line; std::getline(lines_out, line);) run.sent.push_back(nlohmann::json::parse(line));
+  return run;
+}
+
+const std::string kAnna = obs("customer", "c-42", "2026-11-20T09:00:00+01:00",
+                              {{"name", "Anna de Vries"},
+                               {"email", "anna@example.nl"},
+                               {"phone", "+31612345678"},
+                               {"locale", "nl"},
+                               {"timezone", "Europe/Amsterdam"},
+                               {"prefers", "sms"}});
+const std::string kBen = obs("customer", "c-7", "2026-11-20T09:00:00+01:00",
+                             {{"name", "Ben Carter"},
+                              {"email", "ben@example.com"},
+                              {"locale", "en"},
+                              {"timezone", "Europe/London"},
+                              {"prefers", "email"}});
+
+}  // namespace tactd::test

@@ -1,0 +1,194 @@
+// The stories that depend on time: deadlines (story 4) and quiet hours
+// (story 9), all on the virtual clock, plus restarts between scheduling a
+// timer and firing it.
+#include <catch2/catch.hpp>
+
+#include "app/pipeline.h"
+#include "model/clock.h"
+#include "scenario/scenario.h"
+#include "support/temp_dir.h"
+
+using namespace tactd;
+using namespace tactd::test;
+using Catch::Contains;
+
+namespace {
+
+std::string laptop(const char* at, const char* status, const char* promised_by = "2026-11-20T12:00:00+01:00") {
+  return order("L-1", "c-42", at, status, {{"merchant", "Laptop Corner"}, {"promised_by", promised_by}});
+}
+
+std::string parcel(const char* at, nlohmann::json fields) {
+  fields["order"] = "L-1";
+  fields["carrier"] = "PostNL";
+  return obs("shipment", "S-1", at, fields);
+}
+
+std::vector<std::string> kinds(const Run& run) {
+  std::vector<std::string> out;
+  for (const auto& n : run.sent) out.push_back(n["kind"].get<std::string>() + "@" + n["at"].get<std::string>());
+  return out;
+}
+
+Timestamp at(const char* text) { return *parse_rfc3339(text); }
+
+}  // namespace
+
+TEST_CASE(
+    "story 4: a late ETA gets a heads-up with the new time, the broken promise an apology, delivery a follow-up") {
+  const Run run = simulate_lines({
+      kAnna,
+      laptop("2026-11-20T09:00:00+01:00", "shipped"),
+      parcel("2026-11-20T09:30:00+01:00", {{"status", "in_transit"}, {"eta", "2026-11-20T11:30:00+01:00"}}),
+      parcel("2026-11-20T10:15:00+01:00", {{"eta", "2026-11-20T13:30:00+01:00"}}),
+      parcel("2026-11-20T13:40:00+01:00", {{"status", "delivered"}}),
+      laptop("2026-11-20T13:45:00+01:00", "delivered"),
+  });
+  INFO(run.err);
+  CHECK(kinds(run) == std::vector<std::string>{"heads_up@2026-11-20T10:15:00+01:00",
+                                               "apology@2026-11-20T12:00:00+01:00",
+                                               "follow_up@2026-11-20T13:45:00+01:00"});
+  REQUIRE(run.sent.size() == 3);
+  CHECK(run.sent[0]["rule"] == "delivery-eta-late");
+  CHECK_THAT(run.sent[0]["body"].get<std::string>(), Contains("13:30") && Contains("12:00"));
+  CHECK(run.sent[1]["rule"] == "delivery-promise-broken");
+  CHECK_THAT(run.sent[1]["body"].get<std::string>(), Contains("13:30"));
+  CHECK(run.sent[2]["rule"] == "delivery-follow-up");
+}
+
+TEST_CASE("story 4: an ETA exactly at the promised time is no heads-up; 30 minutes before, still undelivered, is") {
+  const Run run = simulate_lines({
+      kAnna,
+      laptop("2026-11-20T09:00:00+01:00", "shipped"),
+      parcel("2026-11-20T09:30:00+01:00", {{"status", "in_transit"}, {"eta", "2026-11-20T12:00:00+01:00"}}),
+      parcel("2026-11-20T11:50:00+01:00", {{"status", "delivered"}}),
+      laptop("2026-11-20T11:52:00+01:00", "delivered"),
+  });
+  INFO(run.err);
+  CHECK(kinds(run) ==
+        std::vector<std::string>{"heads_up@2026-11-20T11:30:00+01:00", "follow_up@2026-11-20T11:52:00+01:00"});
+  CHECK(run.sent[0]["rule"] == "delivery-promise-at-risk");
+}
+
+TEST_CASE("story 4: flapping ETAs still produce one heads-up") {
+  const Run run = simulate_lines({
+      kAnna,
+      laptop("2026-11-20T09:00:00+01:00", "shipped"),
+      parcel("2026-11-20T09:10:00+01:00", {{"status", "in_transit"}, {"eta", "2026-11-20T13:00:00+01:00"}}),
+      parcel("2026-11-20T09:20:00+01:00", {{"eta", "2026-11-20T11:00:00+01:00"}}),
+      parcel("2026-11-20T09:30:00+01:00", {{"eta", "2026-11-20T13:10:00+01:00"}}),
+      parcel("2026-11-20T09:40:00+01:00", {{"eta", "2026-11-20T11:10:00+01:00"}}),
+      parcel("2026-11-20T11:05:00+01:00", {{"status", "delivered"}}),
+      laptop("2026-11-20T11:06:00+01:00", "delivered"),
+  });
+  INFO(run.err);
+  CHECK(kinds(run) ==
+        std::vector<std::string>{"heads_up@2026-11-20T09:10:00+01:00", "follow_up@2026-11-20T11:06:00+01:00"});
+}
+
+TEST_CASE("story 4: a promise moved later by the shop moves its timers, and delivery in time cancels them") {
+  const Run run = simulate_lines({
+      kAnna,
+      laptop("2026-11-20T09:00:00+01:00", "shipped"),
+      laptop("2026-11-20T10:00:00+01:00", "shipped", "2026-11-20T15:00:00+01:00"),
+      parcel("2026-11-20T14:00:00+01:00", {{"status", "delivered"}}),
+      laptop("2026-11-20T14:05:00+01:00", "delivered", "2026-11-20T15:00:00+01:00"),
+  });
+  INFO(run.err);
+  // On time after all: no heads-up, no apology, no follow-up; the first-order thank-you.
+  CHECK(kinds(run) == std::vector<std::string>{"thank_you@2026-11-20T14:05:00+01:00"});
+}
+
+TEST_CASE("story 4: an order cancelled before its promised time gets no heads-up and no late apology") {
+  const Run run = simulate_lines({
+      kAnna,
+      laptop("2026-11-20T09:00:00+01:00", "shipped"),
+      laptop("2026-11-20T10:00:00+01:00", "cancelled"),
+  });
+  INFO(run.err);
+  CHECK(kinds(run) == std::vector<std::string>{"apology@2026-11-20T10:00:00+01:00"});
+  CHECK(run.sent[0]["rule"] == "order-cancelled");
+}
+
+TEST_CASE("story 9: a change during quiet hours waits until the morning in the customer's time zone") {
+  const Run run = simulate_lines({
+      kAnna,
+      laptop("2026-11-20T20:00:00+01:00", "shipped", "2026-11-21T18:00:00+01:00"),
+      parcel("2026-11-20T23:10:00+01:00", {{"status", "delivery_failed"}}),
+  });
+  INFO(run.err);
+  REQUIRE(run.sent.size() >= 1);  // later: the heads-up and apology for the promise of 18:00
+  CHECK(run.sent[0]["kind"] == "explanation");
+  CHECK(run.sent[0]["at"] == "2026-11-21T08:00:00+01:00");
+}
+
+TEST_CASE("story 9: quiet hours follow the customer's zone, not the server's") {
+  const Run run = simulate_lines({
+      obs("customer", "c-ny", "2026-11-20T09:00:00Z",
+          {{"email", "n@example.com"}, {"timezone", "America/New_York"}, {"locale", "en"}}),
+      order("N-1", "c-ny", "2026-11-20T20:00:00Z", "shipped"),
+      obs("shipment", "S-9", "2026-11-21T03:30:00Z", {{"order", "N-1"}, {"status", "exception"}}),  // 22:30 there
+  });
+  INFO(run.err);
+  REQUIRE(run.sent.size() == 1);
+  CHECK(run.sent[0]["at"] == "2026-11-21T08:00:00-05:00");
+}
+
+TEST_CASE("story 9: an urgent message, like a cancelled dinner, is not held until morning") {
+  const Run run = simulate_lines({kAnna, order("D-1", "c-42", "2026-11-20T23:00:00+01:00", "cancelled")});
+  REQUIRE(run.sent.size() == 1);
+  CHECK(run.sent[0]["at"] == "2026-11-20T23:00:00+01:00");
+}
+
+TEST_CASE("a restart between scheduling and firing fires the due timer late, once") {
+  TempDir dir;
+  Diagnostics errors;
+  auto snapshot = load_snapshot(source_dir() / "config/tactd.toml", errors);
+  REQUIRE(snapshot);
+  const auto path = dir.path() / "state.db";
+  auto apply = [](Pipeline& pipeline, const std::string& line) {
+    std::string error;
+    auto observation = parse_observation(line, error);
+    REQUIRE(observation);
+    return pipeline.apply(*observation);
+  };
+  {
+    auto store = Store::open(path);
+    VirtualClock clock(at("2026-11-20T09:00:00+01:00"));
+    Pipeline pipeline(*snapshot, *store, clock);
+    apply(pipeline, kAnna);
+    apply(pipeline, laptop("2026-11-20T09:00:00+01:00", "shipped"));
+    CHECK(pipeline.next_timer() == at("2026-11-20T11:30:00+01:00"));
+  }  // the daemon stops before the timer is due
+  auto store = Store::open(path);
+  VirtualClock clock(at("2026-11-20T11:40:00+01:00"));  // ten minutes late, within the grace
+  Pipeline pipeline(*snapshot, *store, clock);
+  const Outcome late = pipeline.fire_due();
+  REQUIRE(late.notifications.size() == 1);
+  CHECK(late.notifications[0].rule == "delivery-promise-at-risk");
+  CHECK(pipeline.fire_due().notifications.empty());
+  CHECK(pipeline.next_timer() == at("2026-11-20T12:00:00+01:00"));
+  clock.advance_to(at("2026-11-20T12:00:00+01:00"));
+  const Outcome broken = pipeline.fire_due();
+  REQUIRE(broken.notifications.size() == 1);
+  CHECK(broken.notifications[0].kind == Kind::kApology);
+  CHECK_FALSE(pipeline.next_timer());
+}
+
+TEST_CASE("a timer found overdue by more than the grace is skipped and reported") {
+  Diagnostics errors;
+  auto snapshot = load_snapshot(source_dir() / "config/tactd.toml", errors);
+  REQUIRE(snapshot);
+  auto store = Store::open_temporary();
+  VirtualClock clock(at("2026-11-20T09:00:00+01:00"));
+  Pipeline pipeline(*snapshot, *store, clock);
+  std::string error;
+  pipeline.apply(*parse_observation(kAnna, error));
+  pipeline.apply(*parse_observation(laptop("2026-11-20T09:00:00+01:00", "shipped"), error));
+  clock.advance_to(at("2026-11-20T18:00:00+01:00"));  // 6.5 hours after 11:30, the grace is 6 hours
+  const Outcome outcome = pipeline.fire_due();
+  CHECK(outcome.notifications.size() == 1);  // the 12:00 apology is exactly 6 hours late: still within
+  REQUIRE(outcome.problems.size() == 1);
+  CHECK_THAT(outcome.problems[0], Contains("order/L-1: rule 'delivery-promise-at-risk' was due at "
+                                           "2026-11-20T10:30:00Z, longer ago than [timers] grace allows; skipped"));
+}
