@@ -1,8 +1,13 @@
 #include <SQLiteCpp/SQLiteCpp.h>
-#include <stdlib.h>
+#include <stdlib.h>  // mkdtemp
 
 #include <array>
+#include <cerrno>
+#include <optional>
+#include <string>
 #include <string_view>
+#include <system_error>
+#include <utility>
 
 #include "store/store.h"
 
@@ -76,6 +81,14 @@ CREATE INDEX outbox_entity ON outbox (entity);
 )sql"},
 };
 
+// Versions run 1, 2, 3, ... in order, so "the highest applied" is the schema.
+constexpr bool migrations_are_numbered() {
+  for (size_t i = 0; i < kMigrations.size(); ++i)
+    if (kMigrations[i].version != static_cast<int>(i) + 1) return false;
+  return true;
+}
+static_assert(migrations_are_numbered(), "migrations must be numbered 1, 2, 3, ... in order");
+
 constexpr int kBusyTimeoutMs = 5000;
 
 long long millis(Timestamp t) { return t.time_since_epoch().count(); }
@@ -88,17 +101,27 @@ constexpr std::array<std::pair<OutboxStatus, std::string_view>, 4> kStatuses{{
     {OutboxStatus::kDropped, "dropped"},
 }};
 
-OutboxStatus parse_status(std::string_view text) {
-  for (const auto& [s, name] : kStatuses)
-    if (name == text) return s;
-  throw StoreError("unknown outbox status '" + std::string(text) + "' in the database");
+// A row holding a value the code cannot read; guard() names the operation.
+struct CorruptRow : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+template <typename T>
+T decode(std::optional<T> value, std::string_view what, const std::string& text) {
+  if (!value) throw CorruptRow("unknown " + std::string(what) + " '" + text + "' in the database");
+  return *value;
 }
 
-EntityRef ref_from(const std::string& text) {
-  auto ref = parse_entity_ref(text);
-  if (!ref) throw StoreError("malformed entity reference '" + text + "' in the database");
-  return *ref;
+std::optional<OutboxStatus> parse_status(std::string_view text) {
+  for (const auto& [s, name] : kStatuses)
+    if (name == text) return s;
+  return std::nullopt;
 }
+OutboxStatus status_from(const std::string& text) { return decode(parse_status(text), "outbox status", text); }
+EntityRef ref_from(const std::string& text) { return decode(parse_entity_ref(text), "entity reference", text); }
+EntityType type_from(const std::string& text) { return decode(parse_entity_type(text), "entity type", text); }
+Kind kind_from(const std::string& text) { return decode(parse_kind(text), "message kind", text); }
+Channel channel_from(const std::string& text) { return decode(parse_channel(text), "channel", text); }
 
 constexpr const char* kNotificationColumns =
     "id, idempotency_key, due_at, rule, kind, customer, entity, channel, recipient, subject, body, locale, "
@@ -111,42 +134,55 @@ OutboxEntry read_entry(SQLite::Statement& q) {
   n.idempotency_key = q.getColumn(1).getString();
   n.at = from_millis(q.getColumn(2).getInt64());
   n.rule = q.getColumn(3).getString();
-  n.kind = parse_kind(q.getColumn(4).getString()).value_or(Kind::kApology);
+  n.kind = kind_from(q.getColumn(4).getString());
   n.customer = q.getColumn(5).getString();
   n.entity = ref_from(q.getColumn(6).getString());
-  n.channel = parse_channel(q.getColumn(7).getString()).value_or(Channel::kEmail);
+  n.channel = channel_from(q.getColumn(7).getString());
   n.to = q.getColumn(8).getString();
   if (!q.getColumn(9).isNull()) n.subject = q.getColumn(9).getString();
   n.body = q.getColumn(10).getString();
   n.locale = q.getColumn(11).getString();
   n.time_zone = q.getColumn(12).getString();
-  e.status = parse_status(q.getColumn(13).getString());
+  e.status = status_from(q.getColumn(13).getString());
   e.attempts = q.getColumn(14).getInt();
   return e;
 }
 
+// Owns a folder and removes it with everything in it; an empty path owns nothing.
+class OwnedFolder {
+ public:
+  explicit OwnedFolder(std::filesystem::path path) : path_(std::move(path)) {}
+  ~OwnedFolder() {
+    std::error_code ignored;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
+  }
+  OwnedFolder(const OwnedFolder&) = delete;
+  OwnedFolder& operator=(const OwnedFolder&) = delete;
+
+ private:
+  std::filesystem::path path_;
+};
+
 class SqliteStore final : public Store {
  public:
-  SqliteStore(const std::filesystem::path& path, std::filesystem::path remove_on_close)
-      : db_(path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE), remove_on_close_(std::move(remove_on_close)) {
+  // Opens `path`; `owned_folder` (may be empty) is removed after the database
+  // is closed, also when opening fails. Throws SQLite::Exception or StoreError.
+  SqliteStore(const std::filesystem::path& path, std::filesystem::path owned_folder)
+      : folder_(std::move(owned_folder)), db_(path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE) {
     db_.setBusyTimeout(kBusyTimeoutMs);
-    db_.exec("PRAGMA journal_mode=WAL");
+    const std::string journal = db_.execAndGet("PRAGMA journal_mode=WAL").getString();
+    if (journal != "wal")
+      throw StoreError("cannot switch " + path.string() + " to WAL mode (it is in " + journal + " mode)");
     db_.exec("PRAGMA foreign_keys=ON");
     db_.exec("PRAGMA synchronous=NORMAL");
     migrate();
-  }
-
-  ~SqliteStore() override {
-    if (remove_on_close_.empty()) return;
-    std::error_code ignored;
-    std::filesystem::remove_all(remove_on_close_, ignored);
   }
 
   int schema_version() const override { return version_; }
 
   std::unique_ptr<Transaction> begin() override {
     if (in_transaction_) throw StoreError("a transaction is already open (transactions do not nest)");
-    return std::make_unique<Tx>(*this);
+    return guard("begin a transaction", [&] { return std::make_unique<Tx>(*this); });
   }
 
   std::optional<Entity> entity(const EntityRef& ref) const override {
@@ -186,12 +222,10 @@ class SqliteStore final : public Store {
       q.bind(1, std::string(to_string(parent.type)));
       q.bind(2, parent.id);
       std::vector<Entity> out;
-      while (q.executeStep()) {
-        auto type = parse_entity_type(q.getColumn(0).getString());
-        if (!type) continue;
-        out.push_back(Entity{EntityRef{*type, q.getColumn(1).getString()}, from_millis(q.getColumn(3).getInt64()),
+      while (q.executeStep())
+        out.push_back(Entity{EntityRef{type_from(q.getColumn(0).getString()), q.getColumn(1).getString()},
+                             from_millis(q.getColumn(3).getInt64()),
                              nlohmann::json::parse(q.getColumn(2).getString())});
-      }
       return out;
     });
   }
@@ -269,12 +303,13 @@ class SqliteStore final : public Store {
       SQLite::Statement q(db_, "SELECT kind FROM outbox WHERE entity = ? AND status != 'dropped' ORDER BY id");
       q.bind(1, entity.str());
       std::vector<Kind> out;
-      while (q.executeStep())
-        if (auto kind = parse_kind(q.getColumn(0).getString())) out.push_back(*kind);
+      while (q.executeStep()) out.push_back(kind_from(q.getColumn(0).getString()));
       return out;
     });
   }
 
+  // Runs inside the caller's Transaction when one is open (and then commits
+  // or rolls back with it), else in a transaction of its own.
   void mark_delivered(long long outbox_id, Timestamp at) override {
     guard("mark outbox entry " + std::to_string(outbox_id) + " delivered", [&] {
       std::optional<SQLite::Transaction> own;
@@ -378,17 +413,16 @@ class SqliteStore final : public Store {
       q.bind(1, customer);
       std::vector<Contact> out;
       while (q.executeStep()) {
-        out.push_back(Contact{customer, from_millis(q.getColumn(0).getInt64()),
-                              parse_kind(q.getColumn(1).getString()).value_or(Kind::kApology),
+        out.push_back(Contact{customer, from_millis(q.getColumn(0).getInt64()), kind_from(q.getColumn(1).getString()),
                               q.getColumn(2).getString(), ref_from(q.getColumn(3).getString()),
-                              parse_channel(q.getColumn(4).getString()).value_or(Channel::kEmail),
-                              q.getColumn(5).getString()});
+                              channel_from(q.getColumn(4).getString()), q.getColumn(5).getString()});
       }
       return out;
     });
   }
 
  private:
+  // Must not outlive its store.
   class Tx final : public Transaction {
    public:
     explicit Tx(SqliteStore& store) : store_(store), tx_(store.db_) { store_.in_transaction_ = true; }
@@ -409,8 +443,10 @@ class SqliteStore final : public Store {
       return work();
     } catch (const SQLite::Exception& e) {
       throw StoreError("cannot " + what + ": " + e.what());
+    } catch (const CorruptRow& e) {
+      throw StoreError("cannot " + what + ": " + e.what());
     } catch (const nlohmann::json::exception& e) {
-      throw StoreError("cannot " + what + ": corrupt JSON in the database: " + e.what());
+      throw StoreError("cannot " + what + ": invalid JSON: " + e.what());
     }
   }
 
@@ -453,8 +489,8 @@ class SqliteStore final : public Store {
     });
   }
 
+  OwnedFolder folder_;  // declared before db_: removed after the database is closed
   mutable SQLite::Database db_;
-  std::filesystem::path remove_on_close_;
   int version_ = 0;
   bool in_transaction_ = false;
 };
@@ -467,25 +503,28 @@ std::string_view to_string(OutboxStatus status) {
   return "?";
 }
 
-std::unique_ptr<Store> Store::open(const std::filesystem::path& path) {
+namespace {
+
+std::unique_ptr<Store> open_store(const std::filesystem::path& path, std::filesystem::path owned_folder) {
   try {
-    return std::make_unique<SqliteStore>(path, std::filesystem::path());
+    return std::make_unique<SqliteStore>(path, std::move(owned_folder));
   } catch (const SQLite::Exception& e) {
     throw StoreError("cannot open the state database " + path.string() + ": " + e.what());
   }
 }
 
+}  // namespace
+
+std::unique_ptr<Store> Store::open(const std::filesystem::path& path) { return open_store(path, {}); }
+
 std::unique_ptr<Store> Store::open_temporary() {
-  std::string pattern = (std::filesystem::temp_directory_path() / "tactd-state-XXXXXX").string();
-  if (mkdtemp(pattern.data()) == nullptr) throw StoreError("cannot create a temporary folder for the state database");
+  const std::filesystem::path parent = std::filesystem::temp_directory_path();
+  std::string pattern = (parent / "tactd-state-XXXXXX").string();
+  if (mkdtemp(pattern.data()) == nullptr)
+    throw StoreError("cannot create a temporary folder for the state database in " + parent.string() + ": " +
+                     std::generic_category().message(errno));
   const std::filesystem::path dir(pattern);
-  try {
-    return std::make_unique<SqliteStore>(dir / "state.db", dir);
-  } catch (...) {
-    std::error_code ignored;
-    std::filesystem::remove_all(dir, ignored);
-    throw;
-  }
+  return open_store(dir / "state.db", dir);
 }
 
 }  // namespace tactd

@@ -58,7 +58,8 @@ class Store {
   virtual int schema_version() const = 0;
 
   // A transaction that rolls back unless committed. Nesting is not allowed:
-  // begin() while another Transaction is alive throws StoreError.
+  // begin() while another Transaction is alive throws StoreError. A
+  // Transaction must not outlive its Store.
   class Transaction {
    public:
     virtual ~Transaction() = default;
@@ -90,7 +91,10 @@ class Store {
   // The kinds of the notifications about `entity` (any status but
   // dropped), oldest first.
   virtual std::vector<Kind> kinds_about(const EntityRef& entity) const = 0;
-  // Marks an entry delivered and records it as contact history, atomically.
+  // Marks an entry delivered and records it as contact history, atomically:
+  // within the open Transaction when there is one (so it commits or rolls
+  // back with it), else in a transaction of its own. Throws StoreError for
+  // an unknown id.
   virtual void mark_delivered(long long outbox_id, Timestamp at) = 0;
 
   // --- timers ---

@@ -54,6 +54,30 @@ TEST_CASE("a new database is migrated, and reopening keeps data without migratin
   CHECK(db.execAndGet("PRAGMA journal_mode").getString() == "wal");
 }
 
+TEST_CASE("a database at an older schema version gets only the missing migrations") {
+  TempDir dir;
+  const auto path = dir.path() / "state.db";
+  Store::open(path)->put_entity(entity(EntityType::kCustomer, "c-1", {{"name", "Anna"}}));
+  {  // wind the file back to version 1, as an older tactd left it
+    SQLite::Database db(path.string(), SQLite::OPEN_READWRITE);
+    db.exec("DROP TABLE timers; DROP INDEX outbox_due; DROP INDEX outbox_entity;");
+    db.exec("DELETE FROM schema_migrations WHERE version = 2");
+  }
+  auto store = Store::open(path);
+  CHECK(store->schema_version() == 2);
+  CHECK(store->entity(EntityRef{EntityType::kCustomer, "c-1"}));
+  store->schedule_timer(Timer{"r", EntityRef{EntityType::kOrder, "A"}, at("2026-11-20T11:00:00Z")});
+  SQLite::Database db(path.string());
+  SQLite::Statement q(db, "SELECT version, description, applied_at FROM schema_migrations ORDER BY version");
+  for (int version = 1; version <= 2; ++version) {
+    REQUIRE(q.executeStep());
+    CHECK(q.getColumn(0).getInt() == version);
+    CHECK_FALSE(q.getColumn(1).getString().empty());
+    CHECK_FALSE(q.getColumn(2).getString().empty());
+  }
+  CHECK_FALSE(q.executeStep());
+}
+
 TEST_CASE("a database from a newer tactd is refused with a clear error") {
   TempDir dir;
   const auto path = dir.path() / "state.db";
@@ -101,19 +125,32 @@ TEST_CASE("children are found through their parent: a customer's orders, an orde
   CHECK(shipments[0].ref.str() == "shipment/S");
 }
 
-TEST_CASE("a transaction rolls back unless committed, and transactions do not nest") {
+TEST_CASE("a transaction rolls back unless committed") {
   auto store = Store::open_temporary();
   {
     auto tx = store->begin();
     store->put_entity(entity(EntityType::kOrder, "A", {}));
-    CHECK_THROWS_AS(store->begin(), StoreError);
+    CHECK(store->enqueue(notification("k1", "c-1", at("2026-11-20T10:00:00Z"))));
   }
   CHECK_FALSE(store->entity(EntityRef{EntityType::kOrder, "A"}));
+  CHECK(store->outbox().empty());
   {
     auto tx = store->begin();
     store->put_entity(entity(EntityType::kOrder, "A", {}));
     tx->commit();
   }
+  CHECK(store->entity(EntityRef{EntityType::kOrder, "A"}));
+}
+
+TEST_CASE("transactions do not nest, and a new one can begin once the old one is gone") {
+  auto store = Store::open_temporary();
+  {
+    auto tx = store->begin();
+    CHECK_THROWS_WITH(store->begin(), Catch::Contains("already open"));
+    store->put_entity(entity(EntityType::kOrder, "A", {}));
+    tx->commit();
+  }
+  auto tx = store->begin();
   CHECK(store->entity(EntityRef{EntityType::kOrder, "A"}));
 }
 
@@ -169,6 +206,59 @@ TEST_CASE("a delivered notification becomes contact history") {
   CHECK(contacts[0].channel == Channel::kEmail);
   CHECK(contacts[0].idempotency_key == "k1");
   CHECK_THROWS_AS(store->mark_delivered(999, at("2026-11-20T10:00:05Z")), StoreError);
+}
+
+TEST_CASE("delivery inside an open transaction commits or rolls back with it") {
+  auto store = Store::open_temporary();
+  store->enqueue(notification("k1", "c-1", at("2026-11-20T10:00:00Z")));
+  const long long id = store->outbox().front().id;
+  {
+    auto tx = store->begin();
+    store->mark_delivered(id, at("2026-11-20T10:00:05Z"));
+    CHECK(store->contacts("c-1").size() == 1);
+  }
+  CHECK(store->outbox(OutboxStatus::kPending).size() == 1);
+  CHECK(store->contacts("c-1").empty());
+  {
+    auto tx = store->begin();
+    store->mark_delivered(id, at("2026-11-20T10:00:05Z"));
+    tx->commit();
+  }
+  CHECK(store->outbox(OutboxStatus::kDelivered).size() == 1);
+  CHECK(store->contacts("c-1").size() == 1);
+}
+
+TEST_CASE("dropped notifications count for nothing, and kinds about an entity come oldest first") {
+  TempDir dir;
+  const auto path = dir.path() / "state.db";
+  auto store = Store::open(path);
+  Notification thanks = notification("k1", "c-1", at("2026-11-20T08:00:00Z"), "a");
+  thanks.kind = Kind::kThankYou;
+  store->enqueue(thanks);
+  store->enqueue(notification("k2", "c-1", at("2026-11-20T09:00:00Z"), "a"));
+  Notification dropped = notification("k3", "c-1", at("2026-11-20T10:00:00Z"), "a");
+  dropped.kind = Kind::kFollowUp;
+  store->enqueue(dropped);
+  SQLite::Database(path.string(), SQLite::OPEN_READWRITE)
+      .exec("UPDATE outbox SET status = 'dropped' WHERE idempotency_key = 'k3'");
+
+  CHECK(store->notifications_since("c-1", at("2026-11-20T00:00:00Z")).size() == 2);
+  CHECK(store->last_notification("a", "c-1")->idempotency_key == "k2");
+  CHECK(store->kinds_about(EntityRef{EntityType::kOrder, "A"}) == std::vector{Kind::kThankYou, Kind::kApology});
+  CHECK(store->kinds_about(EntityRef{EntityType::kOrder, "other"}).empty());
+  CHECK(store->outbox(OutboxStatus::kDropped).size() == 1);
+  CHECK(store->outbox().size() == 3);
+  CHECK(store->has_notification("k3"));  // a dropped key still blocks a duplicate
+  CHECK_FALSE(store->enqueue(dropped));
+}
+
+TEST_CASE("a row the code cannot read is a StoreError naming the operation and the value") {
+  TempDir dir;
+  const auto path = dir.path() / "state.db";
+  auto store = Store::open(path);
+  store->enqueue(notification("k1", "c-1", at("2026-11-20T08:00:00Z")));
+  SQLite::Database(path.string(), SQLite::OPEN_READWRITE).exec("UPDATE outbox SET kind = 'pep_talk'");
+  CHECK_THROWS_WITH(store->outbox(), Catch::Contains("cannot read the outbox") && Catch::Contains("'pep_talk'"));
 }
 
 TEST_CASE("contact history is kept oldest first") {
