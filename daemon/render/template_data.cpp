@@ -1,8 +1,11 @@
+#include "render/render.h"
+
 #include <array>
+#include <charconv>
 #include <cmath>
+#include <optional>
 
 #include "render/locale.h"
-#include "render/render.h"
 
 namespace tactd {
 namespace {
@@ -29,6 +32,15 @@ std::string currency_of(const nlohmann::json& fields) {
   return it != fields.end() && it->is_string() ? it->get<std::string>() : "EUR";
 }
 
+// A money amount given as text ("23.50"), as sources sometimes do.
+std::optional<double> amount_in(const std::string& text) {
+  double amount = 0;
+  const char* last = text.data() + text.size();
+  auto [end, ec] = std::from_chars(text.data(), last, amount);
+  if (ec != std::errc{} || end != last) return std::nullopt;
+  return amount;
+}
+
 // One value ready for display; `money_currency` is set for money fields.
 nlohmann::json display(const nlohmann::json& value, const std::string* money_currency, const MessageContext& c) {
   if (value.is_number()) {
@@ -37,6 +49,9 @@ nlohmann::json display(const nlohmann::json& value, const std::string* money_cur
   }
   if (value.is_string()) {
     const auto& text = value.get_ref<const std::string&>();
+    if (money_currency) {
+      if (auto amount = amount_in(text)) return format_money(*amount, *money_currency, c.locale);
+    }
     if (text.size() == 10) {
       if (auto day = parse_date_or_time(text)) return format_date(*day, "UTC", c.locale);
     } else if (auto t = parse_rfc3339(text)) {
@@ -57,11 +72,23 @@ nlohmann::json display(const nlohmann::json& value, const std::string* money_cur
   return value;  // booleans and null
 }
 
-nlohmann::json entity_data(const nlohmann::json& fields, const MessageContext& c) {
+// `id` is the entity's own: the field when the source (or pipeline) set it,
+// else the context's entity id for the entity the rule fired for.
+nlohmann::json entity_data(const std::string& type, const nlohmann::json& fields, const MessageContext& c) {
+  if (!fields.is_object()) return nlohmann::json::object();
   const std::string currency = currency_of(fields);
   nlohmann::json out = nlohmann::json::object();
   for (auto it = fields.begin(); it != fields.end(); ++it)
     out[it.key()] = display(it.value(), is_money(it.key()) ? &currency : nullptr, c);
+  if (!out.contains("id") && type == to_string(c.entity.type) && !c.entity.id.empty()) out["id"] = c.entity.id;
+  if (type == "customer") {
+    auto name = fields.find("name");
+    if (name != fields.end() && name->is_string()) {
+      const auto& text = name->get_ref<const std::string&>();
+      const auto start = text.find_first_not_of(' ');
+      if (start != std::string::npos) out["first_name"] = text.substr(start, text.find(' ', start) - start);
+    }
+  }
   out["raw"] = fields;
   return out;
 }
@@ -70,14 +97,9 @@ nlohmann::json entity_data(const nlohmann::json& fields, const MessageContext& c
 
 nlohmann::json template_data(const MessageContext& c) {
   nlohmann::json data = nlohmann::json::object();
-  for (auto it = c.entities.begin(); it != c.entities.end(); ++it) data[it.key()] = entity_data(it.value(), c);
-  if (data.contains("customer")) {
-    const auto& name = c.entities["customer"].value("name", nlohmann::json());
-    if (name.is_string()) {
-      const auto& text = name.get_ref<const std::string&>();
-      data["customer"]["first_name"] = text.substr(0, text.find(' '));
-    }
-  }
+  if (c.entities.is_object())
+    for (auto it = c.entities.begin(); it != c.entities.end(); ++it)
+      data[it.key()] = entity_data(it.key(), it.value(), c);
   data["merchant"] = c.merchant;
   data["kind"] = std::string(to_string(c.kind));
   data["rule"] = c.rule;
@@ -86,7 +108,8 @@ nlohmann::json template_data(const MessageContext& c) {
   if (c.event.is_object()) {
     const std::string field = c.event.value("field", "");
     const auto entity = c.entities.find(std::string(to_string(c.entity.type)));
-    const std::string currency = currency_of(entity == c.entities.end() ? nlohmann::json::object() : *entity);
+    const std::string currency =
+        currency_of(entity == c.entities.end() || !entity->is_object() ? nlohmann::json::object() : *entity);
     const std::string* money = is_money(field) ? &currency : nullptr;
     data["event"] = {{"field", field},
                      {"old", display(c.event.value("old", nlohmann::json()), money, c)},

@@ -1,10 +1,12 @@
-#include <kainjow/mustache.hpp>
+#include "render/render.h"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <fstream>
 #include <sstream>
 
-#include "render/render.h"
+#include <kainjow/mustache.hpp>
 
 namespace tactd {
 namespace {
@@ -14,15 +16,17 @@ namespace mustache = kainjow::mustache;
 constexpr std::string_view kExtension = ".mustache";
 constexpr std::string_view kSubjectPrefix = "Subject:";
 
-// Plain text out: customer data is not HTML-escaped in plain-text bodies.
+// Plain text out: customer data is not HTML-escaped in plain-text bodies,
+// so `{{x}}` and `{{{x}}}` are the same.
 std::string no_escape(const std::string& s) { return s; }
 
 mustache::data to_mustache(const nlohmann::json& value) {
   switch (value.type()) {
     case nlohmann::json::value_t::object: {
+      // null and "" are left out, so that `{{#x}}` skips and `{{^x}}` shows.
       mustache::data out{mustache::data::type::object};
       for (auto it = value.begin(); it != value.end(); ++it)
-        if (!it.value().is_null()) out.set(it.key(), to_mustache(it.value()));
+        if (!it.value().is_null() && it.value() != "") out.set(it.key(), to_mustache(it.value()));
       return out;
     }
     case nlohmann::json::value_t::array: {
@@ -41,15 +45,17 @@ mustache::data to_mustache(const nlohmann::json& value) {
   }
 }
 
-// Turns kainjow's "... at <offset>" into a line and column within `text`.
-std::pair<int, int> locate(const std::string& message, const std::string& text) {
+// Where kainjow's "... at <offset>" points within `text`, as a line (0-based,
+// relative to the text) and a column (1-based, in characters); nullopt when
+// the message names no offset.
+std::optional<std::pair<int, int>> locate(const std::string& message, const std::string& text) {
   const auto at = message.rfind(" at ");
-  if (at == std::string::npos) return {0, 0};
+  if (at == std::string::npos) return std::nullopt;
   size_t offset = 0;
   const char* first = message.data() + at + 4;
   const char* last = message.data() + message.size();
   auto [end, ec] = std::from_chars(first, last, offset);
-  if (ec != std::errc{} || end != last) return {0, 0};
+  if (ec != std::errc{} || end != last) return std::nullopt;
   offset = std::min(offset, text.size());
   int line = 0;
   int column = 1;
@@ -57,11 +63,27 @@ std::pair<int, int> locate(const std::string& message, const std::string& text) 
     if (text[i] == '\n') {
       ++line;
       column = 1;
-    } else {
+    } else if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) {  // not a UTF-8 continuation byte
       ++column;
     }
   }
-  return {line, column};
+  return std::pair{line, column};
+}
+
+// kainjow's message, said for an operator: what is wrong and what is right.
+std::string explain(const std::string& message) {
+  const auto quoted = [&] {
+    const auto open = message.find('"');
+    const auto close = message.rfind('"');
+    return open < close && close != std::string::npos ? message.substr(open + 1, close - open - 1) : std::string();
+  };
+  if (message.rfind("Unclosed section", 0) == 0)
+    return "the section {{#" + quoted() + "}} is never closed; end it with {{/" + quoted() + "}}";
+  if (message.rfind("Unopened section", 0) == 0)
+    return "{{/" + quoted() + "}} closes a section that was never opened with {{#" + quoted() + "}}";
+  if (message.rfind("Unclosed tag", 0) == 0) return "a tag opened with {{ is never closed with }}";
+  if (message.rfind("Invalid set delimiter", 0) == 0) return "invalid delimiter change; it looks like {{=<% %>=}}";
+  return "template syntax: " + message;
 }
 
 bool blank(std::string_view line) { return line.find_first_not_of(" \t\r") == std::string_view::npos; }
@@ -93,12 +115,16 @@ std::string tidy_subject(const std::string& subject) {
   return out;
 }
 
-// Checks mustache syntax; appends a diagnostic for `file` when broken.
-bool valid(const std::string& source, const std::filesystem::path& file, int first_line, Diagnostics& errors) {
+// Checks mustache syntax of `source`, which starts in the file at
+// `first_line`:`first_column`; appends a diagnostic for `file` when broken.
+bool valid(const std::string& source, const std::filesystem::path& file, int first_line, int first_column,
+           Diagnostics& errors) {
   mustache::mustache tmpl{source};
   if (tmpl.is_valid()) return true;
-  auto [line, column] = locate(tmpl.error_message(), source);
-  errors.push_back(Diagnostic{file.string(), first_line + line, column, "template syntax: " + tmpl.error_message()});
+  const auto place = locate(tmpl.error_message(), source);
+  const int line = place ? first_line + place->first : first_line;
+  const int column = !place ? 0 : place->first == 0 ? first_column - 1 + place->second : place->second;
+  errors.push_back(Diagnostic{file.string(), line, column, explain(tmpl.error_message())});
   return false;
 }
 
@@ -114,7 +140,13 @@ std::shared_ptr<const TemplateSet> TemplateSet::load(const std::filesystem::path
   }
   std::vector<std::filesystem::path> files;
   for (const auto& locale_dir : std::filesystem::directory_iterator(dir, ec)) {
-    if (!locale_dir.is_directory()) continue;
+    if (!locale_dir.is_directory()) {
+      if (locale_dir.path().extension() == kExtension)
+        errors.push_back(Diagnostic{
+            locale_dir.path().string(), 0, 0,
+            "a template belongs in a locale folder, like " + (dir / "en" / locale_dir.path().filename()).string()});
+      continue;
+    }
     for (const auto& entry : std::filesystem::directory_iterator(locale_dir.path(), ec))
       if (entry.is_regular_file() && entry.path().extension() == kExtension) files.push_back(entry.path());
   }
@@ -157,11 +189,11 @@ std::shared_ptr<const TemplateSet> TemplateSet::load(const std::filesystem::path
       t.subject = subject_line.substr(kSubjectPrefix.size());
       t.body = text.substr(std::min(text.size(), subject_line.size() + blank_line.size() + 2));
       t.body_line = 3;
-      if (!valid(t.subject, path, 1, errors)) continue;
+      if (!valid(t.subject, path, 1, static_cast<int>(kSubjectPrefix.size()) + 1, errors)) continue;
     } else {
       t.body = text;
     }
-    if (!valid(t.body, path, t.body_line, errors)) continue;
+    if (!valid(t.body, path, t.body_line, 1, errors)) continue;
     set->templates_.emplace(std::make_tuple(locale, stem.substr(0, dot), *channel), std::move(t));
   }
   return set;
