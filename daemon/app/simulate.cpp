@@ -80,15 +80,18 @@ int simulate(const SimulateOptions& options, std::ostream& out, std::ostream& er
       options.text ? print_text(entry.notification, out) : print_json(entry.notification, out);
     }
   };
-  // Moves the clock to `t`, firing timers and delivering deferred
-  // notifications on the way, in time order.
-  auto run_until = [&](Timestamp t) {
+  // Moves the clock towards `t`, firing timers and delivering deferred
+  // notifications on the way in time order: those due before `t`, and with
+  // `inclusive` those due at `t` too. An observation at the same instant as
+  // a timer is applied first, so the timer sees the world as it is then.
+  auto run_until = [&](Timestamp t, bool inclusive) {
+    auto due = [&](const std::optional<Timestamp>& when) { return when && (*when < t || (inclusive && *when == t)); };
     while (true) {
       const auto timer = pipeline.next_timer();
       const auto deferred = store->next_notification();
       std::optional<Timestamp> next;
       for (const auto& candidate : {timer, deferred})
-        if (candidate && *candidate <= t && (!next || *candidate < *next)) next = candidate;
+        if (due(candidate) && (!next || *candidate < *next)) next = candidate;
       if (!next) break;
       clock.advance_to(*next);
       if (timer && *timer <= clock.now()) report(pipeline.fire_due(), source + ": timer: ");
@@ -111,7 +114,7 @@ int simulate(const SimulateOptions& options, std::ostream& out, std::ostream& er
       ++rejected;
       continue;
     }
-    if (last) run_until(observation->observed_at);
+    if (last) run_until(observation->observed_at, false);
     clock.advance_to(observation->observed_at);
     last = clock.now();
     report(pipeline.apply(*observation), where);
@@ -121,7 +124,7 @@ int simulate(const SimulateOptions& options, std::ostream& out, std::ostream& er
     err << source << ": read error after line " << line_number << "\n";
     return kExitUnusable;
   }
-  run_until(options.until ? *options.until : (last ? *last + kDefaultRunOn : clock.now()));
+  run_until(options.until ? *options.until : (last ? *last + kDefaultRunOn : clock.now()), true);
   if (rejected > 0) {
     err << source << ": " << rejected << (rejected == 1 ? " line was" : " lines were") << " rejected; the others ran\n";
     return kExitRejected;

@@ -192,3 +192,14 @@ TEST_CASE("a timer found overdue by more than the grace is skipped and reported"
   CHECK_THAT(outcome.problems[0], Contains("order/L-1: rule 'delivery-promise-at-risk' was due at "
                                            "2026-11-20T10:30:00Z, longer ago than [timers] grace allows; skipped"));
 }
+
+TEST_CASE("an observation at the same instant as a timer is applied first, so a cancelled order gets no heads-up") {
+  const Run run = simulate_lines({
+      kAnna,
+      laptop("2026-11-20T09:00:00+01:00", "shipped"),
+      laptop("2026-11-20T11:30:00+01:00", "cancelled"),  // exactly when the heads-up timer is due
+  });
+  INFO(run.err);
+  CHECK(kinds(run) == std::vector<std::string>{"apology@2026-11-20T11:30:00+01:00"});
+  CHECK(run.sent[0]["rule"] == "order-cancelled");
+}
