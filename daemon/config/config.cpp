@@ -51,6 +51,11 @@ std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Dia
     config->templates_dir = resolve(base, r.string("templates").value_or("../templates"));
     config->state_path = resolve(base, r.string("state").value_or("tactd-state.db"));
     config->merchant = r.string("merchant").value_or("");
+    if (auto tone = r.string("tone")) {
+      config->tone_path = resolve(base, *tone);
+      if (!std::filesystem::is_regular_file(config->tone_path))
+        r.error("tone", "'tone' names '" + config->tone_path.string() + "', which is not a file");
+    }
     auto require_folder = [&r](const char* key, const std::filesystem::path& dir) {
       if (!std::filesystem::is_directory(dir))
         r.error(key, "'" + std::string(key) + "' names '" + dir.string() + "', which is not a folder");

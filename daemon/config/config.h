@@ -5,6 +5,7 @@
 //   templates = "../templates"       # folder of templates, relative to this file
 //   state     = "/var/lib/tactd/state.db"
 //   merchant  = "Our shop"           # signs messages whose entity names no merchant
+//   tone      = "tone.toml"          # the tone check of `tactd check`; optional
 //
 //   [locale]
 //   default   = "en"                 # for customers without a supported locale
@@ -40,6 +41,7 @@ struct Config {
   std::filesystem::path rules_dir;
   std::filesystem::path templates_dir;
   std::filesystem::path state_path;
+  std::filesystem::path tone_path;  // empty: no tone check
   std::string merchant;
 
   std::string default_locale = "en";
