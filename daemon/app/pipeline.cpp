@@ -96,6 +96,44 @@ std::string choose_merchant(const nlohmann::json& scope, const Config& config) {
   return config.merchant;
 }
 
+// The entities of a scope, as references.
+std::vector<EntityRef> linked_refs(const nlohmann::json& scope) {
+  std::vector<EntityRef> out;
+  for (auto it = scope.begin(); it != scope.end(); ++it) {
+    auto type = parse_entity_type(it.key());
+    auto id = it.value().find("id");
+    if (type && id != it.value().end() && id->is_string()) out.push_back(EntityRef{*type, id->get<std::string>()});
+  }
+  return out;
+}
+
+// "12 days", "5 hours", "40 minutes": for messages to operators.
+std::string describe(Duration d) {
+  using namespace std::chrono;
+  if (d >= days{2}) return std::to_string(duration_cast<days>(d).count()) + " days";
+  if (d >= hours{2}) return std::to_string(duration_cast<hours>(d).count()) + " hours";
+  return std::to_string(duration_cast<minutes>(d).count()) + " minutes";
+}
+
+// Why a rule with a minimum notice must not send now, or nullopt when the
+// change is far enough away.
+std::optional<std::string> notice_shortfall(const Rule& rule, const nlohmann::json& scope, Timestamp now) {
+  const auto dot = rule.notice_field.find('.');
+  const std::string type = rule.notice_field.substr(0, dot);
+  const std::string field = rule.notice_field.substr(dot + 1);
+  const nlohmann::json* value = nullptr;
+  if (scope.contains(type) && scope[type].contains(field)) value = &scope[type][field];
+  std::optional<Timestamp> effective;
+  if (value && value->is_string()) effective = parse_date_or_time(value->get<std::string>());
+  if (!effective) return rule.notice_field + " is not a date, so the notice cannot be checked; not sent";
+  const Duration notice = *effective - now;
+  if (notice >= rule.min_notice) return std::nullopt;
+  return "the change takes effect " + format_rfc3339(*effective) + ", only " +
+         (notice > Duration::zero() ? describe(notice) : std::string("0 minutes")) +
+         " from now; the minimum notice is " + describe(rule.min_notice) + " (short by " +
+         describe(rule.min_notice - notice) + "). Not sent to the customer: contact them personally or move the date";
+}
+
 nlohmann::json event_json(const Event& event) {
   return {{"field", event.field}, {"old", event.old_value}, {"new", event.new_value}};
 }
@@ -212,6 +250,25 @@ void Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& li
                                "for a shipment)");
     return;
   }
+  if (rule.min_notice > Duration::zero()) {
+    if (auto problem = notice_shortfall(rule, linked.scope, now)) {
+      outcome.problems.push_back(entity.ref.str() + ": rule '" + rule.id + "': " + *problem);
+      return;
+    }
+  }
+  // Supersession: a pending message of a rule that supersedes this one, about
+  // the same or a linked entity, holds this one back.
+  const std::vector<EntityRef> related = linked_refs(linked.scope);
+  for (const EntityRef& ref : related) {
+    for (const OutboxEntry& pending : store_.pending_about(ref)) {
+      const Rule* other = snapshot_.rules->find(pending.notification.rule);
+      if (other && std::count(other->supersedes.begin(), other->supersedes.end(), rule.id)) {
+        outcome.held_back.push_back(
+            {rule.id, entity.ref, "superseded by the pending message of rule '" + other->id + "' about " + ref.str()});
+        return;
+      }
+    }
+  }
   const nlohmann::json null;
   const nlohmann::json& customer = linked.scope.contains("customer") ? linked.scope["customer"] : null;
   const Intent intent{rule.id, rule.kind, entity.ref, linked.customer, trigger, now};
@@ -253,10 +310,20 @@ void Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& li
                             rendered->body,
                             context.locale,
                             context.time_zone};
-  if (store_.enqueue(notification))
-    outcome.notifications.push_back(std::move(notification));
-  else
+  if (!store_.enqueue(notification)) {
     outcome.held_back.push_back({rule.id, entity.ref, "already in the outbox"});
+    return;
+  }
+  // This message makes the pending ones of the rules it supersedes moot.
+  for (const EntityRef& ref : related) {
+    for (const OutboxEntry& pending : store_.pending_about(ref)) {
+      const auto& superseded = rule.supersedes;
+      if (std::count(superseded.begin(), superseded.end(), pending.notification.rule) && store_.drop(pending.id))
+        outcome.held_back.push_back(
+            {pending.notification.rule, ref, "pending message dropped: superseded by rule '" + rule.id + "'"});
+    }
+  }
+  outcome.notifications.push_back(std::move(notification));
 }
 
 }  // namespace tactd

@@ -179,6 +179,25 @@ std::optional<Rule> read_rule(const toml::table& table, const std::string& file,
   }
   rule.once = r.boolean("once").value_or(false);
   rule.urgent = r.boolean("urgent").value_or(false);
+  auto notice = r.string("min_notice");
+  auto notice_field = r.string("notice_field");
+  if (notice || notice_field) {
+    std::string error;
+    if (!notice) {
+      r.error("notice_field", "'notice_field' goes with 'min_notice' (like \"30d\")");
+    } else if (auto d = parse_duration(*notice, &error)) {
+      rule.min_notice = *d;
+    } else {
+      r.error("min_notice", "'min_notice': " + error);
+    }
+    rule.notice_field = notice_field.value_or("");
+    const auto dot = rule.notice_field.find('.');
+    if (dot == std::string::npos || !parse_entity_type(rule.notice_field.substr(0, dot)) ||
+        !is_name(rule.notice_field.substr(dot + 1)))
+      r.error(notice_field ? "notice_field" : "min_notice",
+              "'min_notice' needs 'notice_field' = entity.field, like \"subscription.price_effective\"");
+  }
+  rule.supersedes = r.strings("supersedes").value_or(std::vector<std::string>{});
   if (auto cooldown = r.string("cooldown")) {
     std::string error;
     if (auto d = parse_duration(*cooldown, &error))
@@ -265,6 +284,10 @@ std::shared_ptr<const RuleSet> RuleSet::load(const std::filesystem::path& dir, D
     for (const auto& rule : part->rules_) set->rules_.push_back(rule);
   }
   for (const auto& rule : set->rules_) {
+    for (const auto& other : rule.supersedes)
+      if (std::none_of(set->rules_.begin(), set->rules_.end(), [&](const Rule& r) { return r.id == other; }))
+        errors.push_back(Diagnostic{rule.file, rule.line, 1,
+                                    "rule '" + rule.id + "' supersedes '" + other + "', which is not a rule"});
     auto [it, fresh] = seen.emplace(rule.id, &rule);
     if (!fresh)
       errors.push_back(Diagnostic{

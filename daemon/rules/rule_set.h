@@ -72,7 +72,16 @@ struct Rule {
   bool once = false;              // at most one message per entity
   Duration cooldown{0};           // per customer, between messages of this rule
   bool urgent = false;            // sent during quiet hours too
-  std::string file;               // where it was defined, for messages
+  // Minimum notice: the message is about a change that takes effect at the
+  // time in `notice_field` ("subscription.price_effective"); when that is
+  // nearer than `min_notice`, the customer is not rushed: operators are told.
+  std::string notice_field;
+  Duration min_notice{0};
+  // Rules this one supersedes: when it fires, their pending messages about
+  // the same entity (or an entity linked to it) are dropped, and while it is
+  // pending they are held back.
+  std::vector<std::string> supersedes;
+  std::string file;  // where it was defined, for messages
   int line = 0;
 };
 

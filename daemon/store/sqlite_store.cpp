@@ -310,6 +310,25 @@ class SqliteStore final : public Store {
 
   // Runs inside the caller's Transaction when one is open (and then commits
   // or rolls back with it), else in a transaction of its own.
+  std::vector<OutboxEntry> pending_about(const EntityRef& entity) const override {
+    return guard("read the pending notifications about " + entity.str(), [&] {
+      SQLite::Statement q(db_, std::string("SELECT ") + kNotificationColumns +
+                                   " FROM outbox WHERE entity = ? AND status = 'pending' ORDER BY id");
+      q.bind(1, entity.str());
+      std::vector<OutboxEntry> out;
+      while (q.executeStep()) out.push_back(read_entry(q));
+      return out;
+    });
+  }
+
+  bool drop(long long outbox_id) override {
+    return guard("drop outbox entry " + std::to_string(outbox_id), [&] {
+      SQLite::Statement q(db_, "UPDATE outbox SET status = 'dropped' WHERE id = ? AND status = 'pending'");
+      q.bind(1, static_cast<int64_t>(outbox_id));
+      return q.exec() == 1;
+    });
+  }
+
   void mark_delivered(long long outbox_id, Timestamp at) override {
     guard("mark outbox entry " + std::to_string(outbox_id) + " delivered", [&] {
       std::optional<SQLite::Transaction> own;

@@ -91,6 +91,11 @@ class Store {
   // The kinds of the notifications about `entity` (any status but
   // dropped), oldest first.
   virtual std::vector<Kind> kinds_about(const EntityRef& entity) const = 0;
+  // Pending notifications about `entity`, oldest first.
+  virtual std::vector<OutboxEntry> pending_about(const EntityRef& entity) const = 0;
+  // Marks a pending entry dropped: it will not be sent, and no longer counts
+  // for caps and cooldowns. Returns false when it was not pending.
+  virtual bool drop(long long outbox_id) = 0;
   // Marks an entry delivered and records it as contact history, atomically:
   // within the open Transaction when there is one (so it commits or rolls
   // back with it), else in a transaction of its own. Throws StoreError for

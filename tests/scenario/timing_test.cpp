@@ -195,8 +195,7 @@ TEST_CASE("a timer found overdue by more than the grace is skipped and reported"
 
 TEST_CASE("an observation at the same instant as a timer is applied first, so a cancelled order gets no heads-up") {
   const Run run = simulate_lines({
-      kAnna,
-      laptop("2026-11-20T09:00:00+01:00", "shipped"),
+      kAnna, laptop("2026-11-20T09:00:00+01:00", "shipped"),
       laptop("2026-11-20T11:30:00+01:00", "cancelled"),  // exactly when the heads-up timer is due
   });
   INFO(run.err);

@@ -291,3 +291,39 @@ TEST_CASE("malformed deadlines point at the mistake") {
                      "r.toml", errors));
   CHECK_THAT(all(errors), Catch::Contains("r.toml:5:6: a rule has either 'on' (a change) or 'at' (a time), not both"));
 }
+
+TEST_CASE("minimum notice and supersession are read, and their mistakes reported") {
+  auto set = parse_ok(R"toml(
+[[rule]]
+id = "price"
+kind = "price_change_reason"
+on = "subscription.next_price -> *"
+template = "t"
+channels = ["email"]
+min_notice = "30d"
+notice_field = "subscription.price_effective"
+supersedes = ["other"]
+)toml");
+  const Rule& rule = set->rules()[0];
+  CHECK(rule.min_notice == std::chrono::hours{24 * 30});
+  CHECK(rule.notice_field == "subscription.price_effective");
+  CHECK(rule.supersedes == std::vector<std::string>{"other"});
+
+  CHECK_THAT(parse_error("min_notice = \"30d\""),
+             Catch::Contains("r.toml:7:14: 'min_notice' needs 'notice_field' = entity.field, like "
+                             "\"subscription.price_effective\""));
+  CHECK_THAT(parse_error("notice_field = \"subscription.price_effective\""),
+             Catch::Contains("r.toml:7:16: 'notice_field' goes with 'min_notice' (like \"30d\")"));
+  CHECK_THAT(parse_error("min_notice = \"a month\"\nnotice_field = \"subscription.price_effective\""),
+             Catch::Contains("r.toml:7:14: 'min_notice': 'a month' is not a duration"));
+}
+
+TEST_CASE("a rule cannot supersede a rule that does not exist") {
+  TempDir dir;
+  dir.write("a.toml",
+            "[[rule]]\nid = \"a\"\nkind = \"apology\"\non = \"order.status -> cancelled\"\n"
+            "template = \"t\"\nchannels = [\"sms\"]\nsupersedes = [\"ghost\"]\n");
+  Diagnostics errors;
+  CHECK_FALSE(RuleSet::load(dir.path(), errors));
+  CHECK_THAT(all(errors), Catch::Contains("a.toml:1:1: rule 'a' supersedes 'ghost', which is not a rule"));
+}
