@@ -26,6 +26,27 @@ nlohmann::json scope_fields(const Entity& entity, const Store& store) {
   return fields;
 }
 
+// The last contact with a customer: the later of the source's
+// `last_contact_at` and the newest notification tactd made for them.
+std::optional<Timestamp> last_contact(const Entity& customer, const Store& store) {
+  std::optional<Timestamp> last;
+  if (auto reported = customer.fields.find("last_contact_at");
+      reported != customer.fields.end() && reported->is_string())
+    last = parse_rfc3339(reported->get<std::string>());
+  const auto sent = store.notifications_since(customer.ref.id, Timestamp{});
+  if (!sent.empty() && (!last || sent.back().at > *last)) last = sent.back().at;
+  return last;
+}
+
+// The fields deadlines read: for a customer, with `last_contact_at` derived
+// as above, so that `at = "customer.last_contact_at + 180d"` is a silence.
+Fields timed_fields(const Entity& entity, const Store& store) {
+  Fields fields = entity.fields;
+  if (entity.ref.type == EntityType::kCustomer)
+    if (auto last = last_contact(entity, store)) fields["last_contact_at"] = format_rfc3339(*last);
+  return fields;
+}
+
 }  // namespace
 
 // The entity and the entities it links to, keyed by type
@@ -62,17 +83,19 @@ Linked link(const Entity& entity, const Store& store) {
         latest = &child;
     if (latest) out.scope["shipment"] = scope_fields(*latest, store);
   }
-  if (!out.customer.empty() && !out.scope.contains("customer")) {
-    if (auto customer = store.entity(EntityRef{EntityType::kCustomer, out.customer}))
-      out.scope["customer"] = scope_fields(*customer, store);
-  }
+  if (out.customer.empty()) return out;
+  const EntityRef customer_ref{EntityType::kCustomer, out.customer};
+  const auto customer = store.entity(customer_ref);
+  if (!customer) return out;
+  nlohmann::json& fields = out.scope["customer"];
+  if (fields.is_null()) fields = scope_fields(*customer, store);
   // Derived facts about the customer that rules and templates may use.
-  if (out.scope.contains("customer")) {
-    int delivered = 0;
-    for (const auto& child : store.children(EntityRef{EntityType::kCustomer, out.customer}))
-      if (child.ref.type == EntityType::kOrder && child.field("status") == "delivered") ++delivered;
-    out.scope["customer"]["delivered_orders"] = delivered;
-  }
+  fields["last_contact_at"] = nullptr;
+  if (auto last = last_contact(*customer, store)) fields["last_contact_at"] = format_rfc3339(*last);
+  int delivered = 0;
+  for (const auto& child : store.children(customer_ref))
+    if (child.ref.type == EntityType::kOrder && child.field("status") == "delivered") ++delivered;
+  fields["delivered_orders"] = delivered;
   return out;
 }
 
@@ -211,8 +234,16 @@ Outcome Pipeline::fire_due() {
       transaction->commit();
       continue;
     }
+    // The time may have moved since the timer was set (a silence ended by a
+    // contact): then the timer is set again instead of fired.
+    const auto current = rule->deadline->due(timed_fields(*entity, store_));
+    if (current && *current > timer.due) {
+      store_.schedule_timer(Timer{rule->id, entity->ref, *current});
+      transaction->commit();
+      continue;
+    }
     const Linked linked = link(*entity, store_);
-    if (!rule->when || rule->when->test(linked.scope))
+    if (current && (!rule->when || rule->when->test(linked.scope)))
       consider(*rule, *entity, linked, "at@" + format_rfc3339(timer.due), nullptr, outcome);
     transaction->commit();
   }
@@ -223,9 +254,11 @@ std::optional<Timestamp> Pipeline::next_timer() const { return store_.next_timer
 
 void Pipeline::reschedule(const Entity& entity) {
   std::optional<Linked> linked;
+  std::optional<Fields> fields;
   for (const Rule& rule : snapshot_.rules->rules()) {
     if (!rule.deadline || rule.deadline->entity != entity.ref.type) continue;
-    const auto due = rule.deadline->due(entity.fields);
+    if (!fields) fields = timed_fields(entity, store_);
+    const auto due = rule.deadline->due(*fields);
     if (due && rule.when) {
       if (!linked) linked = link(entity, store_);
       if (!rule.when->test(linked->scope)) {
@@ -324,6 +357,9 @@ void Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& li
     }
   }
   outcome.notifications.push_back(std::move(notification));
+  // A contact ends the customer's silence: their silence timers move.
+  if (auto customer_entity = store_.entity(EntityRef{EntityType::kCustomer, linked.customer}))
+    reschedule(*customer_entity);
 }
 
 }  // namespace tactd

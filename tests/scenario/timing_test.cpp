@@ -172,7 +172,8 @@ TEST_CASE("a restart between scheduling and firing fires the due timer late, onc
   const Outcome broken = pipeline.fire_due();
   REQUIRE(broken.notifications.size() == 1);
   CHECK(broken.notifications[0].kind == Kind::kApology);
-  CHECK_FALSE(pipeline.next_timer());
+  // What remains is Anna's check-in, half a year after this last contact.
+  CHECK(pipeline.next_timer() == at("2026-11-20T12:00:00+01:00") + std::chrono::days{180});
 }
 
 TEST_CASE("a timer found overdue by more than the grace is skipped and reported") {
@@ -201,4 +202,36 @@ TEST_CASE("an observation at the same instant as a timer is applied first, so a 
   INFO(run.err);
   CHECK(kinds(run) == std::vector<std::string>{"apology@2026-11-20T11:30:00+01:00"});
   CHECK(run.sent[0]["rule"] == "order-cancelled");
+}
+
+TEST_CASE("story 7: after half a year without contact, a check-in; any contact restarts the silence") {
+  nlohmann::json ben = nlohmann::json::parse(kBen);
+  ben["observed_at"] = "2026-01-10T10:00:00Z";
+  ben["fields"]["last_contact_at"] = "2026-01-10T10:00:00Z";  // reported by the source
+  const Run run = simulate_lines(
+      {
+          ben.dump(),
+          // A cancellation on 1 May is a contact: the silence runs from then.
+          order("B-1", "c-7", "2026-05-01T12:00:00Z", "cancelled"),
+      },
+      at("2027-06-01T00:00:00Z"));
+  INFO(run.err);
+  REQUIRE(run.sent.size() == 3);
+  CHECK(run.sent[0]["kind"] == "apology");
+  CHECK(run.sent[1]["kind"] == "check_in");
+  CHECK(run.sent[1]["at"] == "2026-10-28T12:00:00+00:00");  // 1 May + 180 days, in London
+  CHECK_THAT(run.sent[1]["body"].get<std::string>(), Contains("Friday 1 May 2026"));
+  CHECK(run.sent[2]["kind"] == "check_in");  // the first check-in started a new silence
+  CHECK(run.sent[2]["at"] == "2027-04-26T13:00:00+01:00");
+}
+
+TEST_CASE("story 7: no check-in for a customer who opted out, nor before the silence is long enough") {
+  nlohmann::json ben = nlohmann::json::parse(kBen);
+  ben["observed_at"] = "2026-01-10T10:00:00Z";
+  ben["fields"]["last_contact_at"] = "2026-01-10T10:00:00Z";
+  ben["fields"]["opt_out"] = true;
+  CHECK(simulate_lines({ben.dump()}, at("2027-01-01T00:00:00Z")).sent.empty());
+  ben["fields"]["opt_out"] = false;
+  CHECK(simulate_lines({ben.dump()}, at("2026-07-08T09:59:00Z")).sent.empty());
+  CHECK(simulate_lines({ben.dump()}, at("2026-07-09T10:00:00Z")).sent.size() == 1);
 }
