@@ -2,8 +2,24 @@
 
 #include "app/commands.h"
 #include "app/pipeline.h"
+#include "render/tone.h"
 
 namespace tactd {
+namespace {
+
+// The tone check (docs/tone.md) over every rule's template; empty when the
+// configuration names no tone file.
+Diagnostics check_tone_of(const Snapshot& snapshot, Diagnostics& errors) {
+  if (snapshot.config->tone_path.empty()) return {};
+  auto rules = load_tone_rules(snapshot.config->tone_path, errors);
+  if (!rules) return {};
+  std::vector<ToneUse> uses;
+  for (const auto& rule : snapshot.rules->rules())
+    uses.push_back(ToneUse{rule.id, rule.kind, rule.template_name, rule.channels});
+  return check_tone(*rules, *snapshot.templates, snapshot.config->locales, uses);
+}
+
+}  // namespace
 
 int check(const std::filesystem::path& config, std::ostream& out, std::ostream& err) {
   Diagnostics errors;
@@ -13,9 +29,20 @@ int check(const std::filesystem::path& config, std::ostream& out, std::ostream& 
     err << config.string() << ": " << errors.size() << (errors.size() == 1 ? " problem" : " problems") << "\n";
     return kExitRejected;
   }
+  Diagnostics tone_errors;
+  const Diagnostics findings = check_tone_of(*snapshot, tone_errors);
+  tone_errors.insert(tone_errors.end(), findings.begin(), findings.end());
+  if (!tone_errors.empty()) {
+    for (const auto& e : tone_errors) err << e.str() << "\n";
+    err << config.string() << ": " << tone_errors.size() << (tone_errors.size() == 1 ? " problem" : " problems")
+        << "\n";
+    return kExitRejected;
+  }
   out << config.string() << ": OK: " << snapshot->rules->rules().size() << " rules, locales";
   for (const auto& locale : snapshot->config->locales) out << " " << locale;
-  out << ", templates in " << snapshot->config->templates_dir.string() << "\n";
+  out << ", templates in " << snapshot->config->templates_dir.string();
+  if (!snapshot->config->tone_path.empty()) out << ", tone checked with " << snapshot->config->tone_path.string();
+  out << "\n";
   return kExitOk;
 }
 

@@ -73,6 +73,11 @@ class TemplateSet {
     std::string body;     // mustache source
     int body_line = 1;    // line of the body's first line in the file
   };
+  // The loaded template, or nullptr; valid as long as this TemplateSet.
+  const Template* find(std::string_view locale, std::string_view name, Channel channel) const {
+    auto it = templates_.find(std::make_tuple(std::string(locale), std::string(name), channel));
+    return it == templates_.end() ? nullptr : &it->second;
+  }
 
  private:
   std::filesystem::path dir_;
