@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <iosfwd>
 #include <optional>
+#include <string>
 
 #include "model/time.h"
 
@@ -28,6 +29,17 @@ struct SimulateOptions {
 // Replays observations against the configuration with a virtual clock and a
 // private temporary database; prints every notification that would be sent.
 int simulate(const SimulateOptions& options, std::ostream& out, std::ostream& err);
+
+struct PreviewOptions {
+  std::filesystem::path config;
+  std::string rule;
+  std::optional<std::filesystem::path> observations;  // default: the rule's built-in example data
+};
+
+// Renders one rule's message for every supported locale and every channel
+// of the rule: for the last entity of the rule's type in `observations`
+// (replayed like simulate, with nothing sent), or for built-in example data.
+int preview(const PreviewOptions& options, std::ostream& out, std::ostream& err);
 
 // Loads and validates configuration, rules and templates.
 int check(const std::filesystem::path& config, std::ostream& out, std::ostream& err);

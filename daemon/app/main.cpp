@@ -15,6 +15,9 @@ Usage:
   tactd simulate --config FILE --observations FILE|- [--until TIME] [--format json|text]
       Replay observations (JSONL) with a virtual clock; print every notification
       that would be sent, one JSON line each (or readable text). Sends nothing.
+  tactd preview --config FILE --rule ID [--observations FILE|-]
+      Show what a rule's message looks like in every locale and channel: for
+      the last matching entity in the observations, or for example data.
   tactd check --config FILE
       Validate configuration, rules and templates; exit 1 with file:line:column
       messages when something is wrong.
@@ -71,6 +74,14 @@ int main(int argc, char** argv) {
   if (verb == "check") {
     if (!parse_options(args, {"config"}, options) || !require(options, "config")) return tactd::kExitUnusable;
     return tactd::check(options["config"], std::cout, std::cerr);
+  }
+  if (verb == "preview") {
+    if (!parse_options(args, {"config", "rule", "observations"}, options) || !require(options, "config") ||
+        !require(options, "rule"))
+      return tactd::kExitUnusable;
+    tactd::PreviewOptions preview{options["config"], options["rule"], std::nullopt};
+    if (options.count("observations")) preview.observations = options["observations"];
+    return tactd::preview(preview, std::cout, std::cerr);
   }
   if (verb == "simulate") {
     if (!parse_options(args, {"config", "observations", "until", "format"}, options) || !require(options, "config") ||

@@ -273,6 +273,32 @@ void Pipeline::reschedule(const Entity& entity) {
   }
 }
 
+MessageContext Pipeline::message_context(const Rule& rule, const EntityRef& entity, const Linked& linked,
+                                         const nlohmann::json& event) const {
+  const Config& config = *snapshot_.config;
+  const nlohmann::json null;
+  const nlohmann::json& customer = linked.scope.contains("customer") ? linked.scope["customer"] : null;
+  MessageContext context;
+  context.rule = rule.id;
+  context.kind = rule.kind;
+  context.entity = entity;
+  context.entities = linked.scope;
+  context.event = event;
+  context.history = store_.contacts(linked.customer);
+  context.locale = choose_locale(customer, config);
+  context.time_zone = customer_time_zone(customer, config);
+  context.merchant = choose_merchant(linked.scope, config);
+  return context;
+}
+
+std::optional<MessageContext> Pipeline::preview_context(const Rule& rule, const EntityRef& entity) const {
+  auto known = store_.entity(entity);
+  if (!known) return std::nullopt;
+  const Linked linked = link(*known, store_);
+  if (rule.when && !rule.when->test(linked.scope)) return std::nullopt;
+  return message_context(rule, entity, linked, nullptr);
+}
+
 void Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& linked, const std::string& trigger,
                         const nlohmann::json& event, Outcome& outcome) {
   const Timestamp now = clock_.now();
@@ -314,16 +340,7 @@ void Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& li
     outcome.problems.push_back(entity.ref.str() + ": " + decision.reason);
     return;
   }
-  MessageContext context;
-  context.rule = rule.id;
-  context.kind = rule.kind;
-  context.entity = entity.ref;
-  context.entities = linked.scope;
-  context.event = event;
-  context.history = store_.contacts(linked.customer);
-  context.locale = choose_locale(customer, config);
-  context.time_zone = customer_time_zone(customer, config);
-  context.merchant = choose_merchant(linked.scope, config);
+  const MessageContext context = message_context(rule, entity.ref, linked, event);
   std::string error;
   auto rendered =
       snapshot_.templates->render(context.locale, rule.template_name, decision.channel, template_data(context), error);

@@ -64,7 +64,15 @@ class Pipeline {
   Outcome fire_due();
   std::optional<Timestamp> next_timer() const;
 
+  // What a template of `rule` would see for the known entity `entity` (with
+  // its linked entities and the customer's history), or nullopt when the
+  // entity is unknown or the rule's condition does not hold for it. For
+  // `tactd preview`; changes nothing.
+  std::optional<MessageContext> preview_context(const Rule& rule, const EntityRef& entity) const;
+
  private:
+  MessageContext message_context(const Rule& rule, const EntityRef& entity, const Linked& linked,
+                                 const nlohmann::json& event) const;
   // Schedules, moves or cancels the entity's timers after it changed.
   void reschedule(const Entity& entity);
   // Turns one firing rule into a notification, or says why not.

@@ -1,8 +1,8 @@
-#include <fstream>
-#include <iostream>
+#include <ostream>
 #include <sstream>
 
 #include "app/commands.h"
+#include "app/observation_file.h"
 #include "app/pipeline.h"
 
 namespace tactd {
@@ -49,17 +49,9 @@ int simulate(const SimulateOptions& options, std::ostream& out, std::ostream& er
   for (const auto& e : errors) err << e.str() << "\n";
   if (!snapshot) return kExitUnusable;
 
-  std::ifstream file;
-  const bool from_stdin = options.observations == "-";
-  if (!from_stdin) {
-    file.open(options.observations, std::ios::binary);
-    if (!file) {
-      err << options.observations.string() << ": cannot read the observations file\n";
-      return kExitUnusable;
-    }
-  }
-  std::istream& input = from_stdin ? std::cin : file;
-  const std::string source = from_stdin ? "<stdin>" : options.observations.string();
+  ObservationFile input;
+  if (!input.open(options.observations, err)) return kExitUnusable;
+  const std::string& source = input.source();
 
   auto store = Store::open_temporary();
   VirtualClock clock{Timestamp{}};
@@ -101,31 +93,19 @@ int simulate(const SimulateOptions& options, std::ostream& out, std::ostream& er
   };
 
   std::optional<Timestamp> last;
-  int rejected = 0;
-  int line_number = 0;
-  for (std::string line; std::getline(input, line);) {
-    ++line_number;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = source + ":" + std::to_string(line_number) + ": ";
-    std::string error;
-    auto observation = parse_observation(line, error);
-    if (!observation) {
-      err << where << "rejected: " << error << "\n";
-      ++rejected;
-      continue;
-    }
+  while (auto observation = input.next(err)) {
     if (last) run_until(observation->observed_at, false);
     clock.advance_to(observation->observed_at);
     last = clock.now();
-    report(pipeline.apply(*observation), where);
+    report(pipeline.apply(*observation), input.where());
     deliver_due();
   }
-  if (input.bad()) {
-    err << source << ": read error after line " << line_number << "\n";
+  if (input.failed()) {
+    err << source << ": read error\n";
     return kExitUnusable;
   }
   run_until(options.until ? *options.until : (last ? *last + kDefaultRunOn : clock.now()), true);
-  if (rejected > 0) {
+  if (const int rejected = input.rejected(); rejected > 0) {
     err << source << ": " << rejected << (rejected == 1 ? " line was" : " lines were") << " rejected; the others ran\n";
     return kExitRejected;
   }

@@ -1,0 +1,92 @@
+#include <ostream>
+#include <sstream>
+
+#include "app/commands.h"
+#include "app/observation_file.h"
+#include "app/pipeline.h"
+#include "render/tone.h"
+
+namespace tactd {
+namespace {
+
+// The entity type a rule speaks about.
+EntityType subject_of(const Rule& rule) { return rule.trigger ? rule.trigger->entity : rule.deadline->entity; }
+
+void print(const Rendered& rendered, Channel channel, std::ostream& out) {
+  if (rendered.subject) out << "Subject: " << *rendered.subject << "\n\n";
+  out << rendered.body << "\n";
+  if (channel == Channel::kSms) {
+    const SmsLength length = sms_length(rendered.body);
+    out << "(" << length.characters << " characters, " << length.segments
+        << (length.segments == 1 ? " segment, " : " segments, ") << (length.unicode ? "UCS-2" : "GSM-7") << ")\n";
+  }
+}
+
+}  // namespace
+
+int preview(const PreviewOptions& options, std::ostream& out, std::ostream& err) {
+  Diagnostics errors;
+  auto snapshot = load_snapshot(options.config, errors);
+  for (const auto& e : errors) err << e.str() << "\n";
+  if (!snapshot) return kExitUnusable;
+  const Rule* rule = snapshot->rules->find(options.rule);
+  if (!rule) {
+    err << "tactd: no rule '" << options.rule << "' in " << snapshot->config->rules_dir.string() << "\n";
+    return kExitUnusable;
+  }
+
+  // The data: the last entity of the rule's type in the observations, or
+  // the built-in example.
+  std::optional<MessageContext> context;
+  std::string about = "the built-in example data";
+  int rejected = 0;
+  if (options.observations) {
+    ObservationFile input;
+    if (!input.open(*options.observations, err)) return kExitUnusable;
+    auto store = Store::open_temporary();
+    VirtualClock clock{Timestamp{}};
+    Pipeline pipeline(*snapshot, *store, clock);
+    std::vector<EntityRef> seen;  // entities of the rule's type, most recently observed last
+    while (auto observation = input.next(err)) {
+      clock.advance_to(observation->observed_at);
+      (void)pipeline.apply(*observation);  // state only: nothing is sent or printed
+      if (observation->ref.type != subject_of(*rule)) continue;
+      std::erase(seen, observation->ref);
+      seen.push_back(observation->ref);
+    }
+    rejected = input.rejected();
+    std::optional<EntityRef> subject;
+    for (auto it = seen.rbegin(); it != seen.rend() && !subject; ++it)
+      if ((context = pipeline.preview_context(*rule, *it))) subject = *it;
+    if (!subject) {
+      err << input.source() << ": no " << to_string(subject_of(*rule)) << " for which rule '" << rule->id
+          << "' would fire\n";
+      return kExitRejected;
+    }
+    about = subject->str() + " from " + input.source();
+  }
+
+  bool failed = false;
+  for (const auto& locale : snapshot->config->locales) {
+    if (options.observations)
+      context->locale = locale;
+    else
+      context = tone_example(rule->kind, locale, rule->id);
+    for (Channel channel : rule->channels) {
+      out << "== " << rule->id << ": " << locale << ", " << to_string(channel) << " ("
+          << snapshot->templates->path_of(locale, rule->template_name, channel).string() << ", " << about << ")\n";
+      std::string error;
+      if (auto rendered =
+              snapshot->templates->render(locale, rule->template_name, channel, template_data(*context), error)) {
+        print(*rendered, channel, out);
+      } else {
+        err << error << "\n";
+        failed = true;
+      }
+      out << "\n";
+    }
+  }
+  return failed || rejected > 0 ? kExitRejected : kExitOk;
+}
+
+}  // namespace tactd
