@@ -294,6 +294,16 @@ MessageContext Pipeline::message_context(const Rule& rule, const EntityRef& enti
 std::optional<MessageContext> Pipeline::preview_context(const Rule& rule, const EntityRef& entity) const {
   auto known = store_.entity(entity);
   if (!known) return std::nullopt;
+  // The entity must be in a state the rule fires into: its trigger's value,
+  // or its deadline's time set.
+  if (rule.trigger) {
+    const auto& value = known->field(rule.trigger->field);
+    if (value.is_null() ||
+        !rule.trigger->matches(Event{entity, rule.trigger->field, nullptr, value, known->observed_at}))
+      return std::nullopt;
+  } else if (!rule.deadline || !rule.deadline->due(timed_fields(*known, store_))) {
+    return std::nullopt;
+  }
   const Linked linked = link(*known, store_);
   if (rule.when && !rule.when->test(linked.scope)) return std::nullopt;
   return message_context(rule, entity, linked, nullptr);

@@ -66,8 +66,8 @@ class Pipeline {
 
   // What a template of `rule` would see for the known entity `entity` (with
   // its linked entities and the customer's history), or nullopt when the
-  // entity is unknown or the rule's condition does not hold for it. For
-  // `tactd preview`; changes nothing.
+  // entity is unknown or not in a state the rule fires for (trigger value,
+  // deadline time, condition). For `tactd preview`; changes nothing.
   std::optional<MessageContext> preview_context(const Rule& rule, const EntityRef& entity) const;
 
  private:

@@ -132,3 +132,56 @@ TEST_CASE("bad command lines are refused with usage") {
         2);
   CHECK(run_tactd(dir, "help").status == 0);
 }
+
+TEST_CASE("check reports a template that breaks the tone rules, with file, line and the rule") {
+  TempDir dir;
+  const auto config = copy_config(dir);
+  const auto sms = dir.write("templates/en/first_order_thanks.sms.mustache",
+                             "Dear customer, thanks for order {{order.id}}! Use code THANKS for a 10% discount.");
+  const Result r = run_tactd(dir, "check --config '" + config.string() + "'");
+  CHECK(r.status == 1);
+  CHECK_THAT(r.err, Contains(sms.string() + ":1:"));
+  CHECK_THAT(r.err, Contains("rule 'first-order-thanks'"));
+  CHECK_THAT(r.err, Contains("discount"));
+  CHECK_THAT(r.err, Contains("dear customer"));
+}
+
+TEST_CASE("preview shows a rule's message in every locale and channel from example data") {
+  TempDir dir;
+  const Result r = run_tactd(dir, "preview --config " + shipped("config/tactd.toml") + " --rule order-cancelled");
+  INFO(r.err);
+  CHECK(r.status == 0);
+  for (const char* header : {"== order-cancelled: en, sms", "== order-cancelled: en, email",
+                             "== order-cancelled: nl, sms", "== order-cancelled: nl, email"})
+    CHECK_THAT(r.out, Contains(header));
+  CHECK_THAT(r.out, Contains("Subject: "));
+  CHECK_THAT(r.out, Contains("segments, GSM-7)"));
+}
+
+TEST_CASE("preview renders for the last matching entity of given observations") {
+  TempDir dir;
+  const auto input = dir.write(
+      "in.jsonl",
+      R"({"type":"customer","id":"c-1","observed_at":"2026-11-20T09:00:00Z","fields":{"name":"Mia Jansen","email":"m@example.nl"}}
+{"type":"order","id":"A-1","observed_at":"2026-11-20T10:00:00Z","fields":{"customer":"c-1","status":"cancelled","total":12.5,"merchant":"Bakkerij Bol","cancel_reason":"de oven is kapot"}}
+{"type":"order","id":"A-2","observed_at":"2026-11-20T11:00:00Z","fields":{"customer":"c-1","status":"placed"}}
+)");
+  const Result r = run_tactd(dir, "preview --config " + shipped("config/tactd.toml") +
+                                      " --rule order-cancelled --observations '" + input.string() + "'");
+  INFO(r.err);
+  CHECK(r.status == 0);
+  CHECK_THAT(r.out, Contains("order/A-1 from"));
+  CHECK_THAT(r.out, Contains("Mia") && Contains("de oven is kapot") && Contains("€ 12,50") && Contains("€12.50") &&
+                        Contains("Bakkerij Bol"));
+}
+
+TEST_CASE("preview of an unknown rule, or of observations where the rule never applies, says so") {
+  TempDir dir;
+  CHECK(run_tactd(dir, "preview --config " + shipped("config/tactd.toml") + " --rule nope").status == 2);
+  const auto input = dir.write(
+      "in.jsonl", R"({"type":"order","id":"A-2","observed_at":"2026-11-20T11:00:00Z","fields":{"status":"placed"}})");
+  const Result r = run_tactd(dir, "preview --config " + shipped("config/tactd.toml") +
+                                      " --rule order-cancelled --observations '" + input.string() + "'");
+  CHECK(r.status == 1);
+  CHECK_THAT(r.err, Contains("no order for which rule 'order-cancelled' would fire"));
+}
