@@ -42,10 +42,12 @@ Decision Policy::decide(const Rule& rule, const Intent& intent, const nlohmann::
     if (auto last = store_.last_notification(rule.id, intent.customer); last && now - last->at < rule.cooldown)
       return held_back("in cooldown: this rule last wrote to the customer at " + format_rfc3339(last->at));
   }
-  if (store_.notifications_since(intent.customer, now - kCapWindow).size() >=
-      static_cast<size_t>(config_.max_per_customer_per_day))
-    return held_back("daily cap reached: " + std::to_string(config_.max_per_customer_per_day) +
-                     " messages in the last 24 hours");
+  // The daily cap delays rather than drops: the message waits until it fits
+  // in the rolling 24 hours (the list includes messages already waiting).
+  Timestamp earliest = now;
+  const auto recent = store_.notifications_since(intent.customer, now - kCapWindow);
+  const auto cap = static_cast<size_t>(config_.max_per_customer_per_day);
+  if (recent.size() >= cap) earliest = std::max(now, recent[recent.size() - cap].at + kCapWindow);
 
   std::vector<Channel> order = rule.channels;
   if (auto prefers = parse_channel(text_field(customer, "prefers")); prefers) {
@@ -55,12 +57,12 @@ Decision Policy::decide(const Rule& rule, const Intent& intent, const nlohmann::
   for (Channel channel : order) {
     std::string to = contact_detail(customer, channel);
     if (to.empty()) continue;
-    Timestamp send_at = now;
+    Timestamp send_at = earliest;
     if (config_.quiet_hours && !rule.urgent) {
       const std::string zone = customer_time_zone(customer, config_);
-      const LocalTime local = to_local(now, zone);
+      const LocalTime local = to_local(send_at, zone);
       if (in_quiet_hours(local.hour * 60 + local.minute, *config_.quiet_hours))
-        send_at = next_local_time(now, config_.quiet_hours->end, zone);
+        send_at = next_local_time(send_at, config_.quiet_hours->end, zone);
     }
     return Decision{Decision::Verdict::kSend, {}, channel, std::move(to), send_at};
   }

@@ -3,7 +3,8 @@
 // In order: an unknown customer cannot be reached; an opted-out customer
 // gets nothing; a notification with the same idempotency key is never made
 // twice (`once` makes that key per rule and entity); a rule's cooldown per
-// customer; the daily cap per customer across all rules (rolling 24 hours);
+// customer; the daily cap per customer across all rules (rolling 24 hours),
+// which delays a message until it fits rather than dropping it;
 // then the channel: the customer's `prefers` first when the rule allows it,
 // then the rule's order, skipping channels without a contact detail; last
 // the time: a non-urgent message decided during quiet hours (in the
@@ -31,7 +32,7 @@ struct Decision {
   std::string reason;
   Channel channel = Channel::kEmail;
   std::string to;
-  Timestamp send_at;  // when to send: now, or the end of quiet hours
+  Timestamp send_at;  // when to send: now, or later for the daily cap or quiet hours
 };
 
 // The customer's IANA time zone: their `timezone` when the system knows it,

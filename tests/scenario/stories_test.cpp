@@ -145,12 +145,14 @@ TEST_CASE("story 8: a status that flaps back to cancelled is not apologised for 
   CHECK(run.sent.size() == 1);
 }
 
-TEST_CASE("the daily cap holds back a customer's fourth message of the day") {
+TEST_CASE("the daily cap makes a customer's fourth message of the day wait, and loses nothing") {
   std::vector<std::string> lines{kAnna};
   for (const char* id : {"D-1", "D-2", "D-3", "D-4"})
     lines.push_back(order(id, "c-42", "2026-11-20T12:00:00Z", "cancelled"));
   const Run run = simulate_lines(lines);
-  CHECK(run.sent.size() == 3);
+  REQUIRE(run.sent.size() == 4);
+  CHECK(run.sent[2]["at"] == "2026-11-20T13:00:00+01:00");
+  CHECK(run.sent[3]["at"] == "2026-11-21T13:00:00+01:00");
 }
 
 TEST_CASE("an opted-out customer gets nothing") {
@@ -209,6 +211,9 @@ TEST_CASE("the demo observations produce the stories' messages") {
   const std::string text = out.str();
   CHECK_THAT(text, Contains("\"rule\":\"order-cancelled\""));
   CHECK_THAT(text, Contains("\"rule\":\"first-order-thanks\""));
-  CHECK_THAT(text, Contains("\"rule\":\"delivery-problem\""));
+  for (const char* rule : {"delivery-problem", "delivery-eta-late", "delivery-promise-broken", "delivery-follow-up",
+                           "price-change", "payment-arrangement", "check-in"})
+    CHECK_THAT(text, Contains(std::string("\"rule\":\"") + rule + "\""));
+  CHECK_THAT(err.str(), Contains("subscription/SUB-8: rule 'price-change': the change takes effect"));
   CHECK_THAT(err.str(), Contains("no channel can reach customer 'c-eve'"));
 }

@@ -128,17 +128,30 @@ TEST_CASE("a cooldown holds back the rule's next message to the same customer un
         Decision::Verdict::kSend);
 }
 
-TEST_CASE("the daily cap per customer holds back messages beyond it for 24 hours") {
+TEST_CASE("the daily cap per customer delays a message until it fits in the rolling 24 hours") {
   Fixture f;
   f.config.max_per_customer_per_day = 2;
   f.store->enqueue(sent(intent("A", "t1"), false, at("2026-11-20T08:00:00Z")));
   f.store->enqueue(sent(intent("B", "t1"), false, at("2026-11-20T09:00:00Z")));
   const Decision capped =
       f.policy.decide(rule({Channel::kSms}), intent("C", "t1"), kCustomer, at("2026-11-20T10:00:00Z"));
-  CHECK(capped.verdict == Decision::Verdict::kHeldBack);
-  CHECK(capped.reason == "daily cap reached: 2 messages in the last 24 hours");
-  CHECK(f.policy.decide(rule({Channel::kSms}), intent("C", "t1"), kCustomer, at("2026-11-21T08:30:00Z")).verdict ==
-        Decision::Verdict::kSend);
+  CHECK(capped.verdict == Decision::Verdict::kSend);
+  CHECK(capped.send_at == at("2026-11-21T08:00:00Z"));  // when the 08:00 message leaves the window
+  f.store->enqueue(sent(intent("C", "t1"), false, capped.send_at));
+  // The next one waits for the 09:00 message to leave, past the one already waiting.
+  CHECK(f.policy.decide(rule({Channel::kSms}), intent("D", "t1"), kCustomer, at("2026-11-20T11:00:00Z")).send_at ==
+        at("2026-11-21T09:00:00Z"));
+  CHECK(f.policy.decide(rule({Channel::kSms}), intent("E", "t1"), kCustomer, at("2026-11-22T12:00:00Z")).send_at ==
+        at("2026-11-22T12:00:00Z"));
+}
+
+TEST_CASE("a message delayed by the cap into quiet hours waits for the morning") {
+  Fixture f;
+  f.config.max_per_customer_per_day = 1;
+  f.config.quiet_hours = Config::QuietHours{21 * 60, 8 * 60};
+  f.store->enqueue(sent(intent("A", "t1"), false, at("2026-11-20T22:00:00Z")));
+  CHECK(f.policy.decide(rule({Channel::kSms}), intent("B", "t1"), kCustomer, at("2026-11-20T23:00:00Z")).send_at ==
+        at("2026-11-22T08:00:00Z"));
 }
 
 TEST_CASE("quiet hours hold a non-urgent message until they end in the customer's zone") {
