@@ -6,6 +6,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <tuple>
 
 #include "config/toml_reader.h"
 
@@ -38,29 +39,49 @@ std::optional<nlohmann::json> parse_target_value(std::string_view token) {
   return nlohmann::json(std::string(token));
 }
 
+// Reports a problem at `offset` characters into a value that starts at `spot`.
+class ValueErrors {
+ public:
+  ValueErrors(SourceSpot spot, Diagnostics& errors) : spot_(std::move(spot)), errors_(errors) {}
+  std::nullopt_t operator()(size_t offset, std::string message) const {
+    errors_.push_back(Diagnostic{spot_.file, spot_.line, spot_.column + static_cast<int>(offset), std::move(message)});
+    return std::nullopt;
+  }
+
+ private:
+  SourceSpot spot_;
+  Diagnostics& errors_;
+};
+
+// "order.status" found at `offset` of a value -> entity type and field name.
+// `shape` says what the whole value should look like, for the first error.
+std::optional<std::pair<EntityType, std::string>> parse_field_path(std::string_view path, size_t offset,
+                                                                   const std::string& shape, const ValueErrors& fail) {
+  const auto dot = path.find('.');
+  if (dot == std::string_view::npos || dot + 1 == path.size()) return fail(offset, shape);
+  auto type = parse_entity_type(path.substr(0, dot));
+  if (!type)
+    return fail(offset, "unknown entity '" + std::string(path.substr(0, dot)) + "' (expected one of " +
+                            std::string(entity_type_list()) + ")");
+  std::string field(path.substr(dot + 1));
+  if (!is_name(field))
+    return fail(offset + dot + 1, "'" + field + "' is not a field name (letters, digits, '_' and '-')");
+  return std::make_pair(*type, std::move(field));
+}
+
 // Parses `on`. `spot` is where the text starts, for error columns.
 std::optional<Trigger> parse_trigger(std::string_view text, const SourceSpot& spot, Diagnostics& errors) {
-  auto fail = [&](size_t offset, std::string message) {
-    errors.push_back(Diagnostic{spot.file, spot.line, spot.column + static_cast<int>(offset), std::move(message)});
-    return std::nullopt;
-  };
+  const ValueErrors fail(spot, errors);
   const auto arrow = text.find("->");
   if (arrow == std::string_view::npos)
     return fail(0, "'on' must look like \"order.status -> cancelled\" (entity.field -> value), found no '->'");
   const std::string_view path = trim(text.substr(0, arrow));
-  const size_t path_at = text.find_first_not_of(" \t");
-  const auto dot = path.find('.');
+  auto field = parse_field_path(
+      path, text.find_first_not_of(" \t"),
+      "'on' needs entity.field before '->', like order.status; found '" + std::string(path) + "'", fail);
+  if (!field) return std::nullopt;
   Trigger trigger;
-  if (dot == std::string_view::npos || dot + 1 == path.size())
-    return fail(path_at, "'on' needs entity.field before '->', like order.status; found '" + std::string(path) + "'");
-  auto type = parse_entity_type(path.substr(0, dot));
-  if (!type)
-    return fail(path_at, "unknown entity '" + std::string(path.substr(0, dot)) + "' (expected one of " +
-                             std::string(entity_type_list()) + ")");
-  trigger.entity = *type;
-  trigger.field = std::string(path.substr(dot + 1));
-  if (!is_name(trigger.field))
-    return fail(path_at + dot + 1, "'" + trigger.field + "' is not a field name (letters, digits, '_' and '-')");
+  std::tie(trigger.entity, trigger.field) = std::move(*field);
 
   const std::string_view target = trim(text.substr(arrow + 2));
   const size_t target_at = text.find_first_not_of(" \t", arrow + 2);
@@ -90,27 +111,16 @@ std::optional<Trigger> parse_trigger(std::string_view text, const SourceSpot& sp
 
 // Parses `at`: "<entity>.<field>", optionally "+ <duration>" or "- <duration>".
 std::optional<Deadline> parse_deadline(std::string_view text, const SourceSpot& spot, Diagnostics& errors) {
-  auto fail = [&](size_t offset, std::string message) {
-    errors.push_back(Diagnostic{spot.file, spot.line, spot.column + static_cast<int>(offset), std::move(message)});
-    return std::nullopt;
-  };
+  const ValueErrors fail(spot, errors);
   const size_t sign_at = text.find_first_of("+-", text.find('.') == std::string_view::npos ? 0 : text.find('.'));
-  const std::string_view path = trim(text.substr(0, sign_at));
   const size_t path_at = text.find_first_not_of(" \t");
-  const auto dot = path.find('.');
-  if (dot == std::string_view::npos || dot + 1 == path.size())
-    return fail(path_at == std::string_view::npos ? 0 : path_at,
-                "'at' must look like \"order.promised_by - 30m\" (entity.field, then optionally + or - a duration)");
+  auto field = parse_field_path(
+      trim(text.substr(0, sign_at)), path_at == std::string_view::npos ? 0 : path_at,
+      "'at' must look like \"order.promised_by - 30m\" (entity.field, then optionally + or - a duration)", fail);
+  if (!field) return std::nullopt;
   Deadline deadline;
   deadline.text = std::string(trim(text));
-  auto type = parse_entity_type(path.substr(0, dot));
-  if (!type)
-    return fail(path_at, "unknown entity '" + std::string(path.substr(0, dot)) + "' (expected one of " +
-                             std::string(entity_type_list()) + ")");
-  deadline.entity = *type;
-  deadline.field = std::string(path.substr(dot + 1));
-  if (!is_name(deadline.field))
-    return fail(path_at + dot + 1, "'" + deadline.field + "' is not a field name (letters, digits, '_' and '-')");
+  std::tie(deadline.entity, deadline.field) = std::move(*field);
   if (sign_at != std::string_view::npos) {
     const std::string_view amount = trim(text.substr(sign_at + 1));
     std::string error;
@@ -191,11 +201,9 @@ std::optional<Rule> read_rule(const toml::table& table, const std::string& file,
       r.error("min_notice", "'min_notice': " + error);
     }
     rule.notice_field = notice_field.value_or("");
-    const auto dot = rule.notice_field.find('.');
-    if (dot == std::string::npos || !parse_entity_type(rule.notice_field.substr(0, dot)) ||
-        !is_name(rule.notice_field.substr(dot + 1)))
-      r.error(notice_field ? "notice_field" : "min_notice",
-              "'min_notice' needs 'notice_field' = entity.field, like \"subscription.price_effective\"");
+    (void)parse_field_path(rule.notice_field, 0,
+                           "'min_notice' needs 'notice_field' = entity.field, like \"subscription.price_effective\"",
+                           ValueErrors(value_spot(notice_field ? "notice_field" : "min_notice"), errors));
   }
   rule.supersedes = r.strings("supersedes").value_or(std::vector<std::string>{});
   if (auto cooldown = r.string("cooldown")) {

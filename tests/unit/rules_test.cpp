@@ -310,7 +310,7 @@ supersedes = ["other"]
   CHECK(rule.supersedes == std::vector<std::string>{"other"});
 
   CHECK_THAT(parse_error("min_notice = \"30d\""),
-             Catch::Contains("r.toml:7:14: 'min_notice' needs 'notice_field' = entity.field, like "
+             Catch::Contains("r.toml:7:15: 'min_notice' needs 'notice_field' = entity.field, like "
                              "\"subscription.price_effective\""));
   CHECK_THAT(parse_error("notice_field = \"subscription.price_effective\""),
              Catch::Contains("r.toml:7:16: 'notice_field' goes with 'min_notice' (like \"30d\")"));
