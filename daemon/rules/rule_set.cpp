@@ -39,6 +39,8 @@ std::optional<nlohmann::json> parse_target_value(std::string_view token) {
   return nlohmann::json(std::string(token));
 }
 
+constexpr Duration kDefaultMinNotice = std::chrono::days{30};  // when only notice_field is given
+
 // Reports a problem at `offset` characters into a value that starts at `spot`.
 class ValueErrors {
  public:
@@ -194,7 +196,7 @@ std::optional<Rule> read_rule(const toml::table& table, const std::string& file,
   if (notice || notice_field) {
     std::string error;
     if (!notice) {
-      r.error("notice_field", "'notice_field' goes with 'min_notice' (like \"30d\")");
+      rule.min_notice = kDefaultMinNotice;
     } else if (auto d = parse_duration(*notice, &error)) {
       rule.min_notice = *d;
     } else {

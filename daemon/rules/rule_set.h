@@ -74,7 +74,8 @@ struct Rule {
   bool urgent = false;            // sent during quiet hours too
   // Minimum notice: the message is about a change that takes effect at the
   // time in `notice_field` ("subscription.price_effective"); when that is
-  // nearer than `min_notice`, the customer is not rushed: operators are told.
+  // nearer than `min_notice` (default 30 days), the customer is not rushed:
+  // operators are told.
   std::string notice_field;
   Duration min_notice{0};
   // Rules this one supersedes: when it fires, their pending messages about

@@ -312,8 +312,13 @@ supersedes = ["other"]
   CHECK_THAT(parse_error("min_notice = \"30d\""),
              Catch::Contains("r.toml:7:15: 'min_notice' needs 'notice_field' = entity.field, like "
                              "\"subscription.price_effective\""));
-  CHECK_THAT(parse_error("notice_field = \"subscription.price_effective\""),
-             Catch::Contains("r.toml:7:16: 'notice_field' goes with 'min_notice' (like \"30d\")"));
+  Diagnostics errors;
+  auto defaulted = RuleSet::parse(
+      "[[rule]]\nid = \"x\"\nkind = \"price_change_reason\"\non = \"subscription.next_price -> *\"\n"
+      "template = \"t\"\nchannels = [\"sms\"]\nnotice_field = \"subscription.price_effective\"\n",
+      "r.toml", errors);
+  REQUIRE(defaulted);
+  CHECK(defaulted->rules()[0].min_notice == std::chrono::hours{24 * 30});
   CHECK_THAT(parse_error("min_notice = \"a month\"\nnotice_field = \"subscription.price_effective\""),
              Catch::Contains("r.toml:7:14: 'min_notice': 'a month' is not a duration"));
 }
