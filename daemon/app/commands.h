@@ -41,6 +41,15 @@ struct PreviewOptions {
 // (replayed like simulate, with nothing sent), or for built-in example data.
 int preview(const PreviewOptions& options, std::ostream& out, std::ostream& err);
 
+struct RunOptions {
+  std::filesystem::path config;
+};
+
+// The daemon: polls the configured sources, applies what they observe, fires
+// timers on the system clock, and keeps state and outbox in the SQLite file
+// named by the configuration. Returns when SIGINT or SIGTERM arrives.
+int run(const RunOptions& options, std::ostream& err);
+
 // Loads and validates configuration, rules and templates.
 int check(const std::filesystem::path& config, std::ostream& out, std::ostream& err);
 

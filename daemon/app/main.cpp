@@ -18,6 +18,10 @@ Usage:
   tactd preview --config FILE --rule ID [--observations FILE|-]
       Show what a rule's message looks like in every locale and channel: for
       the last matching entity in the observations, or for example data.
+  tactd run --config FILE
+      The daemon: read the configured sources, apply what they observe, fire
+      timers, keep state and outbox in the configured SQLite file. Stops on
+      SIGINT or SIGTERM.
   tactd check --config FILE
       Validate configuration, rules and templates; exit 1 with file:line:column
       messages when something is wrong.
@@ -74,6 +78,10 @@ int main(int argc, char** argv) {
   if (verb == "check") {
     if (!parse_options(args, {"config"}, options) || !require(options, "config")) return tactd::kExitUnusable;
     return tactd::check(options["config"], std::cout, std::cerr);
+  }
+  if (verb == "run") {
+    if (!parse_options(args, {"config"}, options) || !require(options, "config")) return tactd::kExitUnusable;
+    return tactd::run(tactd::RunOptions{options["config"]}, std::cerr);
   }
   if (verb == "preview") {
     if (!parse_options(args, {"config", "rule", "observations"}, options) || !require(options, "config") ||

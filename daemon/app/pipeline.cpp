@@ -190,30 +190,36 @@ std::optional<Snapshot> load_snapshot(const std::filesystem::path& config_file, 
 Pipeline::Pipeline(Snapshot snapshot, Store& store, const Clock& clock)
     : snapshot_(std::move(snapshot)), store_(store), clock_(clock) {}
 
-Outcome Pipeline::apply(const Observation& observation) {
+Outcome Pipeline::apply(const Observation& observation) { return apply(std::span(&observation, 1)); }
+
+Outcome Pipeline::apply(std::span<const Observation> observations) {
   Outcome outcome;
   auto transaction = store_.begin();
-  const auto previous = store_.entity(observation.ref);
-  const Entity entity = merge(previous ? &*previous : nullptr, observation);
-  outcome.events = diff(previous ? &*previous : nullptr, observation);
-  store_.put_entity(entity);
-
-  if (!outcome.events.empty()) {
-    const Linked linked = link(entity, store_);
-    for (const Event& event : outcome.events) {
-      for (const Rule* rule : snapshot_.rules->triggered_by(event)) {
-        if (rule->when && !rule->when->test(linked.scope)) continue;
-        const std::string trigger = event.field + "=" + event.new_value.dump() + "@" + format_rfc3339(event.at);
-        consider(*rule, entity, linked, trigger, event_json(event), outcome);
-      }
-    }
-    reschedule(entity);
-    // An order's timers may depend on its shipment (order rules see it).
-    if (auto parent = entity.parent(); parent && parent->type == EntityType::kOrder)
-      if (auto order = store_.entity(*parent)) reschedule(*order);
-  }
+  for (const Observation& observation : observations) apply_one(observation, outcome);
   transaction->commit();
   return outcome;
+}
+
+void Pipeline::apply_one(const Observation& observation, Outcome& outcome) {
+  const auto previous = store_.entity(observation.ref);
+  const Entity entity = merge(previous ? &*previous : nullptr, observation);
+  const std::vector<Event> events = diff(previous ? &*previous : nullptr, observation);
+  outcome.events.insert(outcome.events.end(), events.begin(), events.end());
+  store_.put_entity(entity);
+  if (events.empty()) return;
+
+  const Linked linked = link(entity, store_);
+  for (const Event& event : events) {
+    for (const Rule* rule : snapshot_.rules->triggered_by(event)) {
+      if (rule->when && !rule->when->test(linked.scope)) continue;
+      const std::string trigger = event.field + "=" + event.new_value.dump() + "@" + format_rfc3339(event.at);
+      consider(*rule, entity, linked, trigger, event_json(event), outcome);
+    }
+  }
+  reschedule(entity);
+  // An order's timers may depend on its shipment (order rules see it).
+  if (auto parent = entity.parent(); parent && parent->type == EntityType::kOrder)
+    if (auto order = store_.entity(*parent)) reschedule(*order);
 }
 
 Outcome Pipeline::fire_due() {

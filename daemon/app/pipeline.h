@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,9 @@ class Pipeline {
   // snapshot, diffs it, evaluates the rules the events trigger, applies
   // policy, renders, and enqueues -- all in one transaction.
   Outcome apply(const Observation& observation);
+  // Applies several observations in order, all in one transaction: a spool
+  // file or a push request is committed whole or not at all.
+  Outcome apply(std::span<const Observation> observations);
 
   // Fires the timers (`at` rules) due at the clock's current time, earliest
   // first, each in its own transaction. A timer more than the configured
@@ -73,6 +77,7 @@ class Pipeline {
  private:
   MessageContext message_context(const Rule& rule, const EntityRef& entity, const Linked& linked,
                                  const nlohmann::json& event) const;
+  void apply_one(const Observation& observation, Outcome& outcome);
   // Schedules, moves or cancels the entity's timers after it changed.
   void reschedule(const Entity& entity);
   // Turns one firing rule into a notification, or says why not.

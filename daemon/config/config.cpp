@@ -10,6 +10,7 @@ namespace tactd {
 namespace {
 
 constexpr long long kMaxDailyCap = 1000;
+constexpr Duration kMinSourceInterval = std::chrono::seconds{1};
 
 // "21:00" -> 1260; nullopt when not hh:mm.
 std::optional<int> minute_of_day(const std::string& text) {
@@ -122,6 +123,34 @@ std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Dia
         r.error("grace", "'grace': " + error);
     }
     r.finish();
+  }
+  if (const toml::array* sources = top.tables("source")) {
+    for (const auto& node : *sources) {
+      const toml::table& table = *node.as_table();
+      const auto source_name = table["name"].value<std::string>();
+      TableReader r(table, name, source_name ? "source '" + *source_name + "'" : "a [[source]]", errors);
+      SourceConfig source;
+      source.name = r.string("name", true).value_or("");
+      for (const auto& other : config->sources)
+        if (!source.name.empty() && other.name == source.name)
+          r.error("name", "source name '" + source.name + "' is used twice");
+      source.type = r.string("type", true).value_or("");
+      if (!source.type.empty() && source.type != "spool")
+        r.error("type", "unknown source type '" + source.type + "' (expected spool)");
+      if (auto path = r.string("path", true)) source.path = resolve(base, *path);
+      if (auto interval = r.string("interval")) {
+        std::string error;
+        auto d = parse_duration(*interval, &error);
+        if (!d)
+          r.error("interval", "'interval': " + error);
+        else if (*d < kMinSourceInterval)
+          r.error("interval", "'interval' must be at least 1s; a source is polled, not spun on");
+        else
+          source.interval = *d;
+      }
+      r.finish();
+      config->sources.push_back(std::move(source));
+    }
   }
   top.finish();
   if (errors.size() != errors_before) return nullptr;

@@ -22,6 +22,12 @@
 //   [timers]
 //   grace = "6h"                     # a timer found overdue by more than this is skipped
 //
+//   [[source]]                       # where `tactd run` finds observations
+//   name     = "shop-drops"
+//   type     = "spool"               # a folder of JSONL files
+//   path     = "/var/spool/tactd"
+//   interval = "5s"
+//
 // The full reference is docs/configuration.md.
 #pragma once
 
@@ -35,6 +41,14 @@
 #include "model/time.h"
 
 namespace tactd {
+
+// One place `tactd run` reads observations from.
+struct SourceConfig {
+  std::string name;
+  std::string type;  // "spool"
+  std::filesystem::path path;
+  Duration interval = std::chrono::seconds{5};
+};
 
 struct Config {
   std::filesystem::path file;  // the tactd.toml it was read from
@@ -60,6 +74,8 @@ struct Config {
 
   // How late a timer may still fire, e.g. after a restart.
   Duration timer_grace = std::chrono::hours{6};
+
+  std::vector<SourceConfig> sources;
 };
 
 // Reads and validates `file`. Relative folders are resolved against the

@@ -152,3 +152,33 @@ TEST_CASE("quiet hours and the timer grace are read, and mistakes reported") {
                           errors));
   CHECK_THAT(all(errors), Catch::Contains("quiet hours that end when they start would never end"));
 }
+
+TEST_CASE("sources are read with their folder resolved, and their mistakes reported") {
+  TempDir dir;
+  Diagnostics errors;
+  auto config = load_config(write_config(dir,
+                                         "[tactd]\nrules = \"rules\"\ntemplates = \"templates\"\n"
+                                         "[[source]]\nname = \"drops\"\ntype = \"spool\"\npath = \"spool\"\n"
+                                         "interval = \"2s\"\n"),
+                            errors);
+  INFO(all(errors));
+  REQUIRE(config);
+  REQUIRE(config->sources.size() == 1);
+  CHECK(config->sources[0].name == "drops");
+  CHECK(config->sources[0].type == "spool");
+  CHECK(config->sources[0].path == dir.path() / "spool");
+  CHECK(config->sources[0].interval == std::chrono::seconds{2});
+
+  TempDir bad;
+  errors.clear();
+  CHECK_FALSE(load_config(write_config(bad,
+                                       "[tactd]\nrules = \"rules\"\ntemplates = \"templates\"\n"
+                                       "[[source]]\nname = \"a\"\ntype = \"ftp\"\npath = \"x\"\n"
+                                       "[[source]]\nname = \"a\"\ntype = \"spool\"\ninterval = \"0s\"\n"),
+                          errors));
+  const std::string text = all(errors);
+  CHECK_THAT(text, Catch::Contains(":6:8: unknown source type 'ftp' (expected spool)"));
+  CHECK_THAT(text, Catch::Contains(":9:8: source name 'a' is used twice"));
+  CHECK_THAT(text, Catch::Contains("source 'a' needs 'path' (a string)"));
+  CHECK_THAT(text, Catch::Contains(":11:12: 'interval' must be at least 1s; a source is polled, not spun on"));
+}

@@ -1,0 +1,144 @@
+// `tactd run`: the daemon. One io_context; the pipeline, the timers and the
+// sources all run on it, so the store is only ever touched from the loop.
+#include <utility>  // before Boost.Asio: Boost 1.74's awaitable.hpp needs it with C++20
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <ostream>
+
+#include "app/commands.h"
+#include "app/pipeline.h"
+#include "sources/spool_source.h"
+
+namespace tactd {
+namespace {
+
+namespace asio = boost::asio;
+
+// How long the timer loop sleeps at most: a timer scheduled by a source
+// while it sleeps is found within this bound.
+constexpr auto kMaxTimerSleep = std::chrono::seconds{1};
+
+void log_outcome(const Outcome& outcome) {
+  for (const auto& n : outcome.notifications)
+    spdlog::info("outbox: {} {} for {} about {} by {}, due {}", to_string(n.kind), n.rule, n.customer, n.entity.str(),
+                 to_string(n.channel), format_rfc3339(n.at, n.time_zone));
+  for (const auto& h : outcome.held_back) spdlog::debug("held back: {} about {}: {}", h.rule, h.entity.str(), h.reason);
+  for (const auto& problem : outcome.problems) spdlog::warn("{}", problem);
+}
+
+// Commits a source's batch through the pipeline, in one transaction.
+class PipelineIntake final : public Intake {
+ public:
+  explicit PipelineIntake(Pipeline& pipeline) : pipeline_(pipeline) {}
+  bool commit(std::span<const Observation> observations, std::string& error) override {
+    try {
+      log_outcome(pipeline_.apply(observations));
+      return true;
+    } catch (const StoreError& e) {
+      error = e.what();
+      return false;
+    }
+  }
+
+ private:
+  Pipeline& pipeline_;
+};
+
+// Logs what ended a detached coroutine (never silently dropped).
+auto log_end(std::string what) {
+  return [what = std::move(what)](std::exception_ptr failure) {
+    if (!failure) return;
+    try {
+      std::rethrow_exception(failure);
+    } catch (const std::exception& e) {
+      spdlog::error("{} stopped: {}", what, e.what());
+    }
+  };
+}
+
+// Fires due timers, then sleeps until the next one (at most kMaxTimerSleep).
+asio::awaitable<void> timer_loop(Pipeline& pipeline, const Clock& clock) {
+  asio::steady_timer sleep(co_await asio::this_coro::executor);
+  for (;;) {
+    try {
+      log_outcome(pipeline.fire_due());
+    } catch (const StoreError& e) {
+      spdlog::error("timers: {}", e.what());
+    }
+    auto wait = std::chrono::duration_cast<std::chrono::steady_clock::duration>(kMaxTimerSleep);
+    if (auto next = pipeline.next_timer()) wait = std::clamp<decltype(wait)>(*next - clock.now(), {}, wait);
+    sleep.expires_after(wait);
+    co_await sleep.async_wait(asio::use_awaitable);
+  }
+}
+
+// Scans a spool folder every `interval`.
+asio::awaitable<void> spool_loop(SourceConfig config, Intake& intake) {
+  const SpoolSource spool(config.path);
+  asio::steady_timer sleep(co_await asio::this_coro::executor);
+  for (;;) {
+    const SpoolSource::Scan scan = spool.scan(intake);
+    if (scan.files > 0)
+      spdlog::info("source {}: {} files, {} observations, {} rejected lines", config.name, scan.files,
+                   scan.observations, scan.rejected);
+    for (const auto& problem : scan.problems) spdlog::warn("source {}: {}", config.name, problem);
+    sleep.expires_after(config.interval);
+    co_await sleep.async_wait(asio::use_awaitable);
+  }
+}
+
+}  // namespace
+
+int run(const RunOptions& options, std::ostream& err) {
+  Diagnostics errors;
+  auto snapshot = load_snapshot(options.config, errors);
+  for (const auto& e : errors) err << e.str() << "\n";
+  if (!snapshot) return kExitUnusable;
+  for (const auto& source : snapshot->config->sources) {
+    if (!std::filesystem::is_directory(source.path)) {
+      err << options.config.string() << ": source '" << source.name << "': " << source.path.string()
+          << " is not a folder\n";
+      return kExitUnusable;
+    }
+  }
+
+  std::unique_ptr<Store> store;
+  try {
+    store = Store::open(snapshot->config->state_path);
+  } catch (const StoreError& e) {
+    err << e.what() << "\n";
+    return kExitUnusable;
+  }
+  // Logs go to standard error, where journald (or a terminal) reads them.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("tactd"));
+  const SystemClock clock;
+  Pipeline pipeline(*snapshot, *store, clock);
+  PipelineIntake intake(pipeline);
+
+  asio::io_context io;
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&io](const boost::system::error_code& ec, int signal) {
+    if (ec) return;
+    spdlog::info("signal {}: stopping", signal);
+    io.stop();  // every handler commits whole transactions: stopping between them loses nothing
+  });
+  asio::co_spawn(io, timer_loop(pipeline, clock), log_end("timers"));
+  for (const auto& source : snapshot->config->sources)
+    asio::co_spawn(io, spool_loop(source, intake), log_end("source " + source.name));
+
+  spdlog::info("tactd {} running: {} rules, {} sources, state {}", TACTD_VERSION_STRING,
+               snapshot->rules->rules().size(), snapshot->config->sources.size(),
+               snapshot->config->state_path.string());
+  io.run();
+  spdlog::info("stopped");
+  return kExitOk;
+}
+
+}  // namespace tactd

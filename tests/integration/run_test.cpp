@@ -1,0 +1,155 @@
+// The real `tactd run`, started as a process against a spool folder in a
+// temporary directory, stopped by its own PID.
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "support/temp_dir.h"
+
+using Catch::Contains;
+using tactd::test::TempDir;
+
+namespace {
+
+constexpr auto kPatience = std::chrono::seconds{20};  // bound on every wait for the daemon
+
+class Daemon {
+ public:
+  Daemon(const std::filesystem::path& config, const std::filesystem::path& log) {
+    pid_ = fork();
+    REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {
+      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (fd >= 0) dup2(fd, STDERR_FILENO);
+      execl(TACTD_BINARY, TACTD_BINARY, "run", "--config", config.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+  }
+  ~Daemon() {
+    if (pid_ > 0) stop();
+  }
+  // SIGTERM, then the exit status.
+  int stop() {
+    kill(pid_, SIGTERM);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+// Polls `done` until it holds or kPatience passes.
+template <typename F>
+bool eventually(F done) {
+  const auto deadline = std::chrono::steady_clock::now() + kPatience;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds{50});
+  }
+  return done();
+}
+
+std::string slurp(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// A configuration with the shipped rules and templates and a spool source.
+std::filesystem::path write_config(const TempDir& dir) {
+  std::filesystem::create_directories(dir.path() / "spool");
+  return dir.write("tactd.toml", "[tactd]\nrules = \"" + (tactd::test::source_dir() / "config/rules").string() +
+                                     "\"\ntemplates = \"" + (tactd::test::source_dir() / "templates").string() +
+                                     "\"\nstate = \"state.db\"\n[locale]\ntime_zone = \"Europe/Amsterdam\"\n"
+                                     "[[source]]\nname = \"drops\"\ntype = \"spool\"\npath = \"spool\"\n"
+                                     "interval = \"1s\"\n");
+}
+
+// Drops a spool file the way writers should: written aside, then renamed.
+void drop(const TempDir& dir, const std::string& name, const std::string& lines) {
+  const auto tmp = dir.write("spool/" + name + ".tmp", lines);
+  std::filesystem::rename(tmp, dir.path() / "spool" / name);
+}
+
+const std::string kObservations =
+    R"({"type":"customer","id":"c-1","observed_at":"2026-11-20T09:00:00Z","fields":{"name":"Mia","email":"m@example.com"}}
+{"type":"order","id":"A-1","observed_at":"2026-11-20T10:00:00Z","fields":{"customer":"c-1","status":"cancelled","total":12}}
+)";
+
+int outbox_rows(const TempDir& dir) {
+  SQLite::Database db((dir.path() / "state.db").string());
+  return db.execAndGet("SELECT COUNT(*) FROM outbox").getInt();
+}
+
+}  // namespace
+
+TEST_CASE("tactd run commits a spool file and moves it to done/, then stops cleanly on SIGTERM") {
+  TempDir dir;
+  Daemon daemon(write_config(dir), dir.path() / "log");
+  drop(dir, "a.jsonl", kObservations);
+  REQUIRE(eventually([&] { return std::filesystem::exists(dir.path() / "spool/done/a.jsonl"); }));
+  CHECK(daemon.stop() == 0);
+  CHECK(outbox_rows(dir) == 1);
+  SQLite::Database db((dir.path() / "state.db").string());
+  CHECK(db.execAndGet("SELECT rule FROM outbox").getString() == "order-cancelled");
+  CHECK(db.execAndGet("PRAGMA journal_mode").getString() == "wal");
+  const std::string log = slurp(dir.path() / "log");
+  CHECK_THAT(log, Contains("outbox: apology order-cancelled for c-1 about order/A-1 by email"));
+  CHECK_THAT(log, Contains("stopped"));
+}
+
+TEST_CASE("a spool file with malformed lines goes to failed/ with the reasons, and its good lines count") {
+  TempDir dir;
+  Daemon daemon(write_config(dir), dir.path() / "log");
+  drop(dir, "b.jsonl", kObservations + "{\"type\":\"order\"}\nnot json\n");
+  REQUIRE(eventually([&] { return std::filesystem::exists(dir.path() / "spool/failed/b.jsonl.errors"); }));
+  CHECK(eventually([&] { return std::filesystem::exists(dir.path() / "spool/failed/b.jsonl"); }));
+  const std::string errors = slurp(dir.path() / "spool/failed/b.jsonl.errors");
+  CHECK_THAT(errors, Contains("line 3: field 'id' is missing or not a string"));
+  CHECK_THAT(errors, Contains("line 4: malformed JSON at column 2"));
+  CHECK(daemon.stop() == 0);
+  CHECK(outbox_rows(dir) == 1);
+}
+
+TEST_CASE("after a restart, data seen before produces no new notifications, and timers are still there") {
+  TempDir dir;
+  const auto config = write_config(dir);
+  const std::string order_with_promise =
+      R"({"type":"order","id":"L-1","observed_at":"2026-11-20T10:00:00Z","fields":{"customer":"c-1","status":"shipped","promised_by":"2099-01-01T12:00:00Z"}})";
+  {
+    Daemon daemon(config, dir.path() / "log");
+    drop(dir, "a.jsonl", kObservations + order_with_promise + "\n");
+    REQUIRE(eventually([&] { return std::filesystem::exists(dir.path() / "spool/done/a.jsonl"); }));
+    CHECK(daemon.stop() == 0);
+  }
+  CHECK(outbox_rows(dir) == 1);
+  Daemon daemon(config, dir.path() / "log");
+  drop(dir, "a.jsonl", kObservations + order_with_promise + "\n");  // the same data again
+  REQUIRE(eventually([&] { return std::filesystem::exists(dir.path() / "spool/done/a.jsonl.1"); }));
+  CHECK(daemon.stop() == 0);
+  CHECK(outbox_rows(dir) == 1);
+  SQLite::Database db((dir.path() / "state.db").string());
+  CHECK(db.execAndGet("SELECT COUNT(*) FROM timers WHERE entity = 'order/L-1' AND fired = 0").getInt() == 2);
+}
+
+TEST_CASE("tactd run refuses a source folder that does not exist") {
+  TempDir dir;
+  const auto config = write_config(dir);
+  std::filesystem::remove(dir.path() / "spool");
+  const std::string command = std::string("'") + TACTD_BINARY + "' run --config '" + config.string() + "' 2>'" +
+                              (dir.path() / "err").string() + "'";
+  const int raw = std::system(command.c_str());
+  CHECK(WEXITSTATUS(raw) == 2);
+  CHECK_THAT(slurp(dir.path() / "err"), Contains("source 'drops': ") && Contains("is not a folder"));
+}
