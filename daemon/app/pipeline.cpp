@@ -192,10 +192,11 @@ Pipeline::Pipeline(Snapshot snapshot, Store& store, const Clock& clock)
 
 Outcome Pipeline::apply(const Observation& observation) { return apply(std::span(&observation, 1)); }
 
-Outcome Pipeline::apply(std::span<const Observation> observations) {
+Outcome Pipeline::apply(std::span<const Observation> observations, const SourceCursor* cursor) {
   Outcome outcome;
   auto transaction = store_.begin();
   for (const Observation& observation : observations) apply_one(observation, outcome);
+  if (cursor) store_.set_cursor(cursor->source, cursor->value);
   transaction->commit();
   return outcome;
 }

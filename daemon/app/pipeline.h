@@ -16,6 +16,7 @@
 #include "model/notification.h"
 #include "render/render.h"
 #include "rules/rule_set.h"
+#include "sources/source.h"
 #include "store/store.h"
 
 namespace tactd {
@@ -58,9 +59,10 @@ class Pipeline {
   // snapshot, diffs it, evaluates the rules the events trigger, applies
   // policy, renders, and enqueues -- all in one transaction.
   Outcome apply(const Observation& observation);
-  // Applies several observations in order, all in one transaction: a spool
-  // file or a push request is committed whole or not at all.
-  Outcome apply(std::span<const Observation> observations);
+  // Applies several observations in order, all in one transaction with the
+  // source's new cursor when given: a spool file, a page of rows or a push
+  // request is committed whole or not at all (DESIGN.md invariant 2).
+  Outcome apply(std::span<const Observation> observations, const SourceCursor* cursor = nullptr);
 
   // Fires the timers (`at` rules) due at the clock's current time, earliest
   // first, each in its own transaction. A timer more than the configured

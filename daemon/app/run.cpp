@@ -15,6 +15,7 @@
 #include "app/commands.h"
 #include "app/pipeline.h"
 #include "sources/spool_source.h"
+#include "sources/sqlite_source.h"
 
 namespace tactd {
 namespace {
@@ -36,19 +37,21 @@ void log_outcome(const Outcome& outcome) {
 // Commits a source's batch through the pipeline, in one transaction.
 class PipelineIntake final : public Intake {
  public:
-  explicit PipelineIntake(Pipeline& pipeline) : pipeline_(pipeline) {}
-  bool commit(std::span<const Observation> observations, std::string& error) override {
+  PipelineIntake(Pipeline& pipeline, const Store& store) : pipeline_(pipeline), store_(store) {}
+  bool commit(std::span<const Observation> observations, const SourceCursor* cursor, std::string& error) override {
     try {
-      log_outcome(pipeline_.apply(observations));
+      log_outcome(pipeline_.apply(observations, cursor));
       return true;
     } catch (const StoreError& e) {
       error = e.what();
       return false;
     }
   }
+  std::optional<std::string> cursor(const std::string& source) override { return store_.cursor(source); }
 
  private:
   Pipeline& pipeline_;
+  const Store& store_;
 };
 
 // Logs what ended a detached coroutine (never silently dropped).
@@ -94,6 +97,26 @@ asio::awaitable<void> spool_loop(SourceConfig config, Intake& intake) {
   }
 }
 
+// Polls a database every `interval`.
+asio::awaitable<void> sql_loop(SourceConfig config, Intake& intake, const Clock& clock) {
+  asio::steady_timer sleep(co_await asio::this_coro::executor);
+  std::unique_ptr<SqlSource> source;
+  for (;;) {
+    try {
+      if (!source) source = std::make_unique<SqlSource>(config, SqlDatabase::open_sqlite(config.path));
+      const SqlSource::Poll poll = source->poll(intake, clock.now());
+      if (poll.observations > 0 || poll.rejected > 0)
+        spdlog::info("source {}: {} observations, {} rejected rows", config.name, poll.observations, poll.rejected);
+      for (const auto& problem : poll.problems) spdlog::warn("source {}: {}", config.name, problem);
+    } catch (const SqlError& e) {
+      spdlog::warn("source {}: {}", config.name, e.what());
+      source.reset();  // reconnect on the next round
+    }
+    sleep.expires_after(config.interval);
+    co_await sleep.async_wait(asio::use_awaitable);
+  }
+}
+
 }  // namespace
 
 int run(const RunOptions& options, std::ostream& err) {
@@ -102,7 +125,7 @@ int run(const RunOptions& options, std::ostream& err) {
   for (const auto& e : errors) err << e.str() << "\n";
   if (!snapshot) return kExitUnusable;
   for (const auto& source : snapshot->config->sources) {
-    if (!std::filesystem::is_directory(source.path)) {
+    if (source.type == "spool" && !std::filesystem::is_directory(source.path)) {
       err << options.config.string() << ": source '" << source.name << "': " << source.path.string()
           << " is not a folder\n";
       return kExitUnusable;
@@ -120,7 +143,7 @@ int run(const RunOptions& options, std::ostream& err) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("tactd"));
   const SystemClock clock;
   Pipeline pipeline(*snapshot, *store, clock);
-  PipelineIntake intake(pipeline);
+  PipelineIntake intake(pipeline, *store);
 
   asio::io_context io;
   asio::signal_set signals(io, SIGINT, SIGTERM);
@@ -130,8 +153,12 @@ int run(const RunOptions& options, std::ostream& err) {
     io.stop();  // every handler commits whole transactions: stopping between them loses nothing
   });
   asio::co_spawn(io, timer_loop(pipeline, clock), log_end("timers"));
-  for (const auto& source : snapshot->config->sources)
-    asio::co_spawn(io, spool_loop(source, intake), log_end("source " + source.name));
+  for (const auto& source : snapshot->config->sources) {
+    if (source.type == "spool")
+      asio::co_spawn(io, spool_loop(source, intake), log_end("source " + source.name));
+    else
+      asio::co_spawn(io, sql_loop(source, intake, clock), log_end("source " + source.name));
+  }
 
   spdlog::info("tactd {} running: {} rules, {} sources, state {}", TACTD_VERSION_STRING,
                snapshot->rules->rules().size(), snapshot->config->sources.size(),

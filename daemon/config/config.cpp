@@ -24,6 +24,68 @@ std::optional<int> minute_of_day(const std::string& text) {
   return hour * 60 + minute;
 }
 
+// "/a/b" -> true when it is a JSON pointer.
+bool is_pointer(const std::string& text) {
+  try {
+    (void)nlohmann::json::json_pointer(text);
+    return !text.empty();
+  } catch (const nlohmann::json::exception&) {
+    return false;
+  }
+}
+
+Mapping read_mapping(const toml::table& table, const std::string& file, Diagnostics& errors) {
+  TableReader r(table, file, "[source.mapping]", errors);
+  Mapping mapping;
+  if (auto type = r.string("type", true)) {
+    if (auto t = parse_entity_type(*type))
+      mapping.type = *t;
+    else
+      r.error("type", "unknown entity type '" + *type + "' (expected one of " + std::string(entity_type_list()) + ")");
+  }
+  auto pointer = [&r](const char* key, bool required) {
+    auto value = r.string(key, required).value_or("");
+    if (!value.empty() && !is_pointer(value))
+      r.error(key, "'" + value + "' is not a JSON pointer (like \"/id\" or \"/customer/id\")");
+    return value;
+  };
+  mapping.id = pointer("id", true);
+  mapping.observed_at = pointer("observed_at", false);
+  if (const toml::table* fields = r.table("fields")) {
+    TableReader f(*fields, file, "[source.mapping.fields]", errors);
+    for (const auto& [key, node] : *fields) {
+      Mapping::Field field{std::string(key.str()), f.string(key.str()).value_or(""), {}};
+      if (!field.pointer.empty() && !is_pointer(field.pointer))
+        f.error(key.str(), "'" + field.pointer + "' is not a JSON pointer (like \"/status\")");
+      mapping.fields.push_back(std::move(field));
+    }
+  }
+  if (const toml::table* values = r.table("values")) {
+    for (const auto& [key, node] : *values) {
+      auto field = std::find_if(mapping.fields.begin(), mapping.fields.end(),
+                                [&](const Mapping::Field& f) { return f.name == key.str(); });
+      const toml::table* map = node.as_table();
+      const auto& where = node.source().begin;
+      if (field == mapping.fields.end() || !map) {
+        errors.push_back(Diagnostic{file, static_cast<int>(where.line), static_cast<int>(where.column),
+                                    "[source.mapping.values." + std::string(key.str()) +
+                                        "] must be a table for a field in [source.mapping.fields]"});
+        continue;
+      }
+      for (const auto& [from, to] : *map) {
+        if (auto text = to.value<std::string>())
+          field->values[std::string(from.str())] = *text;
+        else if (auto flag = to.value<bool>())
+          field->values[std::string(from.str())] = *flag;
+        else if (auto number = to.value<double>())
+          field->values[std::string(from.str())] = *number;
+      }
+    }
+  }
+  r.finish();
+  return mapping;
+}
+
 std::filesystem::path resolve(const std::filesystem::path& base, const std::string& value) {
   std::filesystem::path p(value);
   return p.is_absolute() ? p : (base / p).lexically_normal();
@@ -135,8 +197,8 @@ std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Dia
         if (!source.name.empty() && other.name == source.name)
           r.error("name", "source name '" + source.name + "' is used twice");
       source.type = r.string("type", true).value_or("");
-      if (!source.type.empty() && source.type != "spool")
-        r.error("type", "unknown source type '" + source.type + "' (expected spool)");
+      if (!source.type.empty() && source.type != "spool" && source.type != "sqlite")
+        r.error("type", "unknown source type '" + source.type + "' (expected spool or sqlite)");
       if (auto path = r.string("path", true)) source.path = resolve(base, *path);
       if (auto interval = r.string("interval")) {
         std::string error;
@@ -147,6 +209,19 @@ std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Dia
           r.error("interval", "'interval' must be at least 1s; a source is polled, not spun on");
         else
           source.interval = *d;
+      }
+      if (source.type == "sqlite") {
+        source.query = r.string("query", true).value_or("");
+        if (!source.query.empty() && source.query.find(":cursor") == std::string::npos)
+          r.error("query",
+                  "the query must read rows after ':cursor', like \"... WHERE updated_at > :cursor ORDER BY "
+                  "updated_at\"");
+        source.cursor_column = r.string("cursor_column", true).value_or("");
+        source.cursor_start = r.string("cursor_start").value_or("");
+        if (const toml::table* mapping = r.table("mapping"))
+          source.mapping = read_mapping(*mapping, name, errors);
+        else
+          r.error("name", "source '" + source.name + "' needs a [source.mapping] table");
       }
       r.finish();
       config->sources.push_back(std::move(source));

@@ -28,26 +28,65 @@
 //   path     = "/var/spool/tactd"
 //   interval = "5s"
 //
+//   [[source]]
+//   name          = "shop-db"
+//   type          = "sqlite"         # rows of a shop's own database
+//   path          = "/var/lib/shop/shop.db"
+//   query         = "SELECT ... WHERE updated_at > :cursor ORDER BY updated_at LIMIT 500"
+//   cursor_column = "updated_at"
+//   [source.mapping]                 # JSON pointers into each row
+//   type = "order"
+//   id   = "/id"
+//   [source.mapping.fields]
+//   status = "/state"
+//   [source.mapping.values.status]   # foreign value -> canonical, "*" default
+//   paid = "confirmed"
+//
 // The full reference is docs/configuration.md.
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "model/diagnostic.h"
+#include "model/entity.h"
 #include "model/time.h"
 
 namespace tactd {
 
+// How a foreign record (a database row, an API item: a JSON object) becomes
+// a canonical observation. Paths are JSON pointers into the record.
+struct Mapping {
+  EntityType type = EntityType::kOrder;
+  std::string id;           // e.g. "/id"
+  std::string observed_at;  // empty: the time the record was read
+  struct Field {
+    std::string name;     // canonical field, e.g. "status"
+    std::string pointer;  // e.g. "/fulfillment/status"
+    // Foreign value (as text) -> canonical value; "*" is the default. Empty:
+    // the value is taken as it is.
+    std::map<std::string, nlohmann::json, std::less<>> values;
+  };
+  std::vector<Field> fields;
+};
+
 // One place `tactd run` reads observations from.
 struct SourceConfig {
   std::string name;
-  std::string type;  // "spool"
-  std::filesystem::path path;
+  std::string type;            // "spool" or "sqlite"
+  std::filesystem::path path;  // spool: the folder; sqlite: the database file
   Duration interval = std::chrono::seconds{5};
+  // sqlite: a query that reads rows changed after `:cursor`, in cursor order.
+  std::string query;
+  std::string cursor_column;
+  std::string cursor_start;        // the cursor before the first row
+  std::optional<Mapping> mapping;  // required for sqlite
 };
 
 struct Config {

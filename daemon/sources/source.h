@@ -4,6 +4,7 @@
 // cursor), so a crash in between re-reads rather than loses.
 #pragma once
 
+#include <optional>
 #include <span>
 #include <string>
 
@@ -11,12 +12,21 @@
 
 namespace tactd {
 
+// A source's position, committed with the batch it ends.
+struct SourceCursor {
+  std::string source;
+  std::string value;
+};
+
 class Intake {
  public:
   virtual ~Intake() = default;
-  // Commits the observations together, or none of them. Returns false, with
-  // the reason in `error`, when they could not be committed.
-  virtual bool commit(std::span<const Observation> observations, std::string& error) = 0;
+  // Commits the observations together, and the cursor when given, or none
+  // of them. Returns false, with the reason in `error`, when they could not
+  // be committed.
+  virtual bool commit(std::span<const Observation> observations, const SourceCursor* cursor, std::string& error) = 0;
+  // The cursor last committed for `source`.
+  virtual std::optional<std::string> cursor(const std::string& source) = 0;
 };
 
 }  // namespace tactd

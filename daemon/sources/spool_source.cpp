@@ -51,7 +51,7 @@ SpoolSource::Scan SpoolSource::scan(Intake& intake) const {
       continue;
     }
     std::string error;
-    if (!observations.empty() && !intake.commit(observations, error)) {
+    if (!observations.empty() && !intake.commit(observations, nullptr, error)) {
       result.problems.push_back(path.string() + ": not committed, left in place to retry: " + error);
       return result;  // the store is in trouble: do not race through the other files
     }

@@ -79,6 +79,12 @@ CREATE INDEX timers_due ON timers (fired, due_at);
 CREATE INDEX outbox_due ON outbox (status, due_at);
 CREATE INDEX outbox_entity ON outbox (entity);
 )sql"},
+    Migration{3, "source cursors", R"sql(
+CREATE TABLE source_cursors (
+  source TEXT PRIMARY KEY,
+  cursor TEXT NOT NULL
+);
+)sql"},
 };
 
 // Versions run 1, 2, 3, ... in order, so "the highest applied" is the schema.
@@ -417,6 +423,26 @@ class SqliteStore final : public Store {
       SQLite::Statement q(db_, "SELECT MIN(due_at) FROM outbox WHERE status = 'pending'");
       if (!q.executeStep() || q.getColumn(0).isNull()) return std::nullopt;
       return from_millis(q.getColumn(0).getInt64());
+    });
+  }
+
+  std::optional<std::string> cursor(const std::string& source) const override {
+    return guard("read the cursor of source " + source, [&]() -> std::optional<std::string> {
+      SQLite::Statement q(db_, "SELECT cursor FROM source_cursors WHERE source = ?");
+      q.bind(1, source);
+      if (!q.executeStep()) return std::nullopt;
+      return q.getColumn(0).getString();
+    });
+  }
+
+  void set_cursor(const std::string& source, const std::string& value) override {
+    guard("store the cursor of source " + source, [&] {
+      SQLite::Statement q(db_,
+                          "INSERT INTO source_cursors (source, cursor) VALUES (?, ?) "
+                          "ON CONFLICT (source) DO UPDATE SET cursor = excluded.cursor");
+      q.bind(1, source);
+      q.bind(2, value);
+      q.exec();
     });
   }
 

@@ -120,6 +120,13 @@ class Store {
   // The earliest due time of a pending notification.
   virtual std::optional<Timestamp> next_notification() const = 0;
 
+  // --- source cursors ---
+  // Where a source left off (an updated_at value, a page token), or nullopt
+  // before its first batch. Set it in the transaction that commits the
+  // batch it belongs to, so that data and cursor never disagree.
+  virtual std::optional<std::string> cursor(const std::string& source) const = 0;
+  virtual void set_cursor(const std::string& source, const std::string& value) = 0;
+
   // --- contact history ---
   virtual void record_contact(const Contact& contact) = 0;
   // The customer's contacts, oldest first.

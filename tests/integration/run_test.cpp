@@ -87,9 +87,14 @@ const std::string kObservations =
 {"type":"order","id":"A-1","observed_at":"2026-11-20T10:00:00Z","fields":{"customer":"c-1","status":"cancelled","total":12}}
 )";
 
+// -1 while the daemon has not yet created its database.
 int outbox_rows(const TempDir& dir) {
-  SQLite::Database db((dir.path() / "state.db").string());
-  return db.execAndGet("SELECT COUNT(*) FROM outbox").getInt();
+  try {
+    SQLite::Database db((dir.path() / "state.db").string());
+    return db.execAndGet("SELECT COUNT(*) FROM outbox").getInt();
+  } catch (const SQLite::Exception&) {
+    return -1;
+  }
 }
 
 }  // namespace
@@ -152,4 +157,74 @@ TEST_CASE("tactd run refuses a source folder that does not exist") {
   const int raw = std::system(command.c_str());
   CHECK(WEXITSTATUS(raw) == 2);
   CHECK_THAT(slurp(dir.path() / "err"), Contains("source 'drops': ") && Contains("is not a folder"));
+}
+
+TEST_CASE("tactd run polls a shop's SQLite database by cursor and resumes from it after a restart") {
+  TempDir dir;
+  const auto shop = dir.path() / "shop.db";
+  {
+    SQLite::Database db(shop.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    db.exec("CREATE TABLE customers (id TEXT, email TEXT, changed TEXT)");
+    db.exec("CREATE TABLE orders (id TEXT, customer TEXT, state TEXT, changed TEXT)");
+    db.exec("INSERT INTO customers VALUES ('c-1', 'm@example.com', '2026-11-20T09:00:00Z')");
+    db.exec("INSERT INTO orders VALUES ('A-1', 'c-1', 'geannuleerd', '2026-11-20T10:00:00Z')");
+  }
+  const std::string source = R"(
+[[source]]
+name = "customers"
+type = "sqlite"
+path = "shop.db"
+interval = "1s"
+query = "SELECT id, email, changed FROM customers WHERE changed > :cursor ORDER BY changed"
+cursor_column = "changed"
+[source.mapping]
+type = "customer"
+id = "/id"
+observed_at = "/changed"
+[source.mapping.fields]
+email = "/email"
+
+[[source]]
+name = "orders"
+type = "sqlite"
+path = "shop.db"
+interval = "1s"
+query = "SELECT id, customer, state, changed FROM orders WHERE changed > :cursor ORDER BY changed LIMIT 100"
+cursor_column = "changed"
+[source.mapping]
+type = "order"
+id = "/id"
+observed_at = "/changed"
+[source.mapping.fields]
+customer = "/customer"
+status = "/state"
+[source.mapping.values.status]
+geannuleerd = "cancelled"
+"*" = "placed"
+)";
+  const auto config =
+      dir.write("tactd.toml", "[tactd]\nrules = \"" + (tactd::test::source_dir() / "config/rules").string() +
+                                  "\"\ntemplates = \"" + (tactd::test::source_dir() / "templates").string() +
+                                  "\"\nstate = \"state.db\"\n" + source);
+  auto cursor_of = [&](const char* name) {
+    SQLite::Database db((dir.path() / "state.db").string());
+    SQLite::Statement q(db, "SELECT cursor FROM source_cursors WHERE source = ?");
+    q.bind(1, name);
+    return q.executeStep() ? q.getColumn(0).getString() : std::string();
+  };
+  {
+    Daemon daemon(config, dir.path() / "log");
+    REQUIRE(eventually([&] { return outbox_rows(dir) == 1; }));
+    CHECK(daemon.stop() == 0);
+  }
+  CHECK(cursor_of("orders") == "2026-11-20T10:00:00Z");
+  {
+    SQLite::Database db(shop.string(), SQLite::OPEN_READWRITE);
+    db.exec("INSERT INTO orders VALUES ('A-2', 'c-1', 'geannuleerd', '2026-11-20T11:00:00Z')");
+  }
+  Daemon daemon(config, dir.path() / "log");
+  REQUIRE(eventually([&] { return outbox_rows(dir) == 2; }));
+  CHECK(daemon.stop() == 0);
+  CHECK(outbox_rows(dir) == 2);  // A-1 was not read again
+  CHECK(cursor_of("orders") == "2026-11-20T11:00:00Z");
 }

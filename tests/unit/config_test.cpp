@@ -177,8 +177,47 @@ TEST_CASE("sources are read with their folder resolved, and their mistakes repor
                                        "[[source]]\nname = \"a\"\ntype = \"spool\"\ninterval = \"0s\"\n"),
                           errors));
   const std::string text = all(errors);
-  CHECK_THAT(text, Catch::Contains(":6:8: unknown source type 'ftp' (expected spool)"));
+  CHECK_THAT(text, Catch::Contains(":6:8: unknown source type 'ftp' (expected spool or sqlite)"));
   CHECK_THAT(text, Catch::Contains(":9:8: source name 'a' is used twice"));
   CHECK_THAT(text, Catch::Contains("source 'a' needs 'path' (a string)"));
   CHECK_THAT(text, Catch::Contains(":11:12: 'interval' must be at least 1s; a source is polled, not spun on"));
+}
+
+TEST_CASE("an sqlite source needs a cursor query and a mapping, each checked") {
+  TempDir dir;
+  Diagnostics errors;
+  auto config =
+      load_config(write_config(dir,
+                               "[tactd]\nrules = \"rules\"\ntemplates = \"templates\"\n"
+                               "[[source]]\nname = \"shop\"\ntype = \"sqlite\"\npath = \"shop.db\"\n"
+                               "query = \"SELECT * FROM orders WHERE updated_at > :cursor ORDER BY updated_at\"\n"
+                               "cursor_column = \"updated_at\"\n"
+                               "[source.mapping]\ntype = \"order\"\nid = \"/id\"\n"
+                               "[source.mapping.fields]\nstatus = \"/state\"\n"
+                               "[source.mapping.values.status]\npaid = \"confirmed\"\n\"*\" = \"placed\"\n"),
+                  errors);
+  INFO(all(errors));
+  REQUIRE(config);
+  const SourceConfig& source = config->sources.at(0);
+  REQUIRE(source.mapping);
+  CHECK(source.mapping->type == EntityType::kOrder);
+  REQUIRE(source.mapping->fields.size() == 1);
+  CHECK(source.mapping->fields[0].values.at("paid") == "confirmed");
+  CHECK(source.mapping->fields[0].values.at("*") == "placed");
+
+  TempDir bad;
+  errors.clear();
+  CHECK_FALSE(load_config(write_config(bad,
+                                       "[tactd]\nrules = \"rules\"\ntemplates = \"templates\"\n"
+                                       "[[source]]\nname = \"shop\"\ntype = \"sqlite\"\npath = \"shop.db\"\n"
+                                       "query = \"SELECT * FROM orders\"\ncursor_column = \"u\"\n"
+                                       "[source.mapping]\ntype = \"parcel\"\nid = \"id\"\n"
+                                       "[source.mapping.values.state]\nx = \"y\"\n"),
+                          errors));
+  const std::string text = all(errors);
+  CHECK_THAT(text, Catch::Contains(":8:9: the query must read rows after ':cursor'"));
+  CHECK_THAT(text, Catch::Contains(":11:8: unknown entity type 'parcel'"));
+  CHECK_THAT(text, Catch::Contains(":12:6: 'id' is not a JSON pointer (like \"/id\" or \"/customer/id\")"));
+  CHECK_THAT(text,
+             Catch::Contains("[source.mapping.values.state] must be a table for a field in [source.mapping.fields]"));
 }

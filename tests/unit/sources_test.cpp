@@ -1,8 +1,14 @@
 #include "sources/spool_source.h"
 
+#include <SQLiteCpp/SQLiteCpp.h>
+
 #include <catch2/catch.hpp>
 
 #include <fstream>
+#include <map>
+
+#include "sources/mapping.h"
+#include "sources/sqlite_source.h"
 
 #include "support/temp_dir.h"
 
@@ -11,19 +17,25 @@ using tactd::test::TempDir;
 
 namespace {
 
-// An Intake that records batches, or refuses them.
+// An Intake that records batches and cursors, or refuses them.
 class RecordingIntake final : public Intake {
  public:
   bool refuse = false;
   std::vector<std::vector<Observation>> batches;
+  std::map<std::string, std::string> cursors;
 
-  bool commit(std::span<const Observation> observations, std::string& error) override {
+  bool commit(std::span<const Observation> observations, const SourceCursor* cursor, std::string& error) override {
     if (refuse) {
       error = "disk full";
       return false;
     }
     batches.emplace_back(observations.begin(), observations.end());
+    if (cursor) cursors[cursor->source] = cursor->value;
     return true;
+  }
+  std::optional<std::string> cursor(const std::string& source) override {
+    auto it = cursors.find(source);
+    return it == cursors.end() ? std::nullopt : std::optional<std::string>(it->second);
   }
 };
 
@@ -94,4 +106,112 @@ TEST_CASE("a file dropped again under the same name never overwrites the earlier
   spool.scan(intake);
   CHECK(std::filesystem::exists(dir.path() / "done/a.jsonl"));
   CHECK(std::filesystem::exists(dir.path() / "done/a.jsonl.1"));
+}
+
+namespace {
+
+Mapping order_mapping() {
+  Mapping m;
+  m.type = EntityType::kOrder;
+  m.id = "/id";
+  m.observed_at = "/updated_at";
+  m.fields = {{"status", "/state", {{"paid", "confirmed"}, {"sent", "shipped"}, {"*", "placed"}}},
+              {"customer", "/customer_id", {}},
+              {"total", "/amounts/total", {}},
+              {"sku", "/items/0/sku", {}}};
+  return m;
+}
+
+Timestamp at(const char* text) { return *parse_rfc3339(text); }
+
+}  // namespace
+
+TEST_CASE("a mapping turns a foreign record into an observation, with value maps and nested pointers") {
+  const nlohmann::json record = {{"id", 1001},
+                                 {"updated_at", "2026-11-20T10:00:00+01:00"},
+                                 {"state", "sent"},
+                                 {"customer_id", 42},
+                                 {"amounts", {{"total", 31.4}}},
+                                 {"items", {{{"sku", "LAP-1"}}}}};
+  std::string error;
+  auto o = map_record(order_mapping(), record, Timestamp{}, error);
+  INFO(error);
+  REQUIRE(o);
+  CHECK(o->ref.str() == "order/1001");
+  CHECK(o->observed_at == at("2026-11-20T09:00:00Z"));
+  CHECK(o->fields["status"] == "shipped");
+  CHECK(o->fields["customer"] == "42");  // links are ids: text
+  CHECK(o->fields["total"] == 31.4);
+  CHECK(o->fields["sku"] == "LAP-1");
+  nlohmann::json other = record;
+  other["state"] = "weird";
+  CHECK(map_record(order_mapping(), other, Timestamp{}, error)->fields["status"] == "placed");  // the "*" default
+}
+
+TEST_CASE("a record the mapping cannot read says which field and why") {
+  std::string error;
+  CHECK_FALSE(map_record(order_mapping(), {{"updated_at", "2026-11-20T10:00:00Z"}}, Timestamp{}, error));
+  CHECK(error == "no id at /id");
+  CHECK_FALSE(map_record(order_mapping(), {{"id", 1}, {"updated_at", "yesterday"}}, Timestamp{}, error));
+  CHECK_THAT(error, Catch::StartsWith("observed_at (/updated_at): 'yesterday' is not an RFC 3339 date-time"));
+  Mapping strict = order_mapping();
+  strict.fields[0].values.erase("*");
+  CHECK_FALSE(
+      map_record(strict, {{"id", 1}, {"updated_at", "2026-11-20T10:00:00Z"}, {"state", "weird"}}, Timestamp{}, error));
+  CHECK(error == "field 'status': 'weird' (at /state) is not in its value map, which has no \"*\" default");
+}
+
+TEST_CASE("the SQL source reads a shop database page by page and commits each page with its cursor") {
+  TempDir dir;
+  const auto file = dir.path() / "shop.db";
+  {
+    SQLite::Database db(file.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    db.exec("CREATE TABLE orders (id INTEGER, state TEXT, customer_id INTEGER, updated_at TEXT)");
+    for (int i = 1; i <= 5; ++i)
+      db.exec("INSERT INTO orders VALUES (" + std::to_string(i) + ", 'paid', 7, '2026-11-20T10:0" + std::to_string(i) +
+              ":00Z')");
+    db.exec("INSERT INTO orders VALUES (NULL, 'paid', 7, '2026-11-20T10:09:00Z')");  // no id: rejected, not stuck
+  }
+  SourceConfig config;
+  config.name = "shop";
+  config.type = "sqlite";
+  config.query =
+      "SELECT id, state, customer_id, updated_at FROM orders WHERE updated_at > :cursor ORDER BY updated_at LIMIT 2";
+  config.cursor_column = "updated_at";
+  config.mapping = order_mapping();
+  RecordingIntake intake;
+  SqlSource source(config, SqlDatabase::open_sqlite(file));
+  const auto poll = source.poll(intake, Timestamp{});
+  CHECK(poll.pages == 3);
+  CHECK(poll.observations == 5);
+  CHECK(poll.rejected == 1);
+  CHECK(intake.batches.size() == 3);
+  CHECK(intake.cursors["shop"] == "2026-11-20T10:09:00Z");
+  // Nothing new: nothing read, nothing committed.
+  CHECK(source.poll(intake, Timestamp{}).observations == 0);
+  CHECK(intake.batches.size() == 3);
+  // A refused commit leaves the cursor where it was.
+  {
+    SQLite::Database db(file.string(), SQLite::OPEN_READWRITE);
+    db.exec("INSERT INTO orders VALUES (6, 'sent', 7, '2026-11-20T11:00:00Z')");
+  }
+  intake.refuse = true;
+  CHECK_THAT(source.poll(intake, Timestamp{}).problems.at(0), Catch::Contains("not committed, will retry"));
+  CHECK(intake.cursors["shop"] == "2026-11-20T10:09:00Z");
+}
+
+TEST_CASE("a broken query is reported, not thrown") {
+  TempDir dir;
+  const auto file = dir.path() / "shop.db";
+  SQLite::Database(file.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE).exec("CREATE TABLE t (x)");
+  SourceConfig config;
+  config.name = "shop";
+  config.query = "SELECT * FROM missing WHERE x > :cursor";
+  config.cursor_column = "x";
+  config.mapping = order_mapping();
+  RecordingIntake intake;
+  const auto poll = SqlSource(config, SqlDatabase::open_sqlite(file)).poll(intake, Timestamp{});
+  REQUIRE(poll.problems.size() == 1);
+  CHECK_THAT(poll.problems[0], Catch::Contains("query failed") && Catch::Contains("no such table"));
+  CHECK_THROWS_AS(SqlDatabase::open_sqlite(dir.path() / "absent.db"), SqlError);
 }

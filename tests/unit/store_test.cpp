@@ -43,14 +43,14 @@ TEST_CASE("a new database is migrated, and reopening keeps data without migratin
   const auto path = dir.path() / "state.db";
   {
     auto store = Store::open(path);
-    CHECK(store->schema_version() == 2);
+    CHECK(store->schema_version() == 3);
     store->put_entity(entity(EntityType::kCustomer, "c-1", {{"name", "Anna"}}));
   }
   auto store = Store::open(path);
-  CHECK(store->schema_version() == 2);
+  CHECK(store->schema_version() == 3);
   REQUIRE(store->entity(EntityRef{EntityType::kCustomer, "c-1"}));
   SQLite::Database db(path.string());
-  CHECK(db.execAndGet("SELECT COUNT(*) FROM schema_migrations").getInt() == 2);
+  CHECK(db.execAndGet("SELECT COUNT(*) FROM schema_migrations").getInt() == 3);
   CHECK(db.execAndGet("PRAGMA journal_mode").getString() == "wal");
 }
 
@@ -60,16 +60,16 @@ TEST_CASE("a database at an older schema version gets only the missing migration
   Store::open(path)->put_entity(entity(EntityType::kCustomer, "c-1", {{"name", "Anna"}}));
   {  // wind the file back to version 1, as an older tactd left it
     SQLite::Database db(path.string(), SQLite::OPEN_READWRITE);
-    db.exec("DROP TABLE timers; DROP INDEX outbox_due; DROP INDEX outbox_entity;");
-    db.exec("DELETE FROM schema_migrations WHERE version = 2");
+    db.exec("DROP TABLE timers; DROP INDEX outbox_due; DROP INDEX outbox_entity; DROP TABLE source_cursors;");
+    db.exec("DELETE FROM schema_migrations WHERE version >= 2");
   }
   auto store = Store::open(path);
-  CHECK(store->schema_version() == 2);
+  CHECK(store->schema_version() == 3);
   CHECK(store->entity(EntityRef{EntityType::kCustomer, "c-1"}));
   store->schedule_timer(Timer{"r", EntityRef{EntityType::kOrder, "A"}, at("2026-11-20T11:00:00Z")});
   SQLite::Database db(path.string());
   SQLite::Statement q(db, "SELECT version, description, applied_at FROM schema_migrations ORDER BY version");
-  for (int version = 1; version <= 2; ++version) {
+  for (int version = 1; version <= 3; ++version) {
     REQUIRE(q.executeStep());
     CHECK(q.getColumn(0).getInt() == version);
     CHECK_FALSE(q.getColumn(1).getString().empty());
@@ -86,7 +86,7 @@ TEST_CASE("a database from a newer tactd is refused with a clear error") {
     SQLite::Database db(path.string(), SQLite::OPEN_READWRITE);
     db.exec("INSERT INTO schema_migrations (version, description) VALUES (99, 'future')");
   }
-  CHECK_THROWS_WITH(Store::open(path), Catch::Contains("has schema version 99, newer than this tactd knows (2)"));
+  CHECK_THROWS_WITH(Store::open(path), Catch::Contains("has schema version 99, newer than this tactd knows (3)"));
 }
 
 TEST_CASE("an unopenable database path is a StoreError") {
@@ -331,4 +331,18 @@ TEST_CASE("deferred notifications become due at their time") {
   const auto due = store->due_notifications(at("2026-11-21T08:00:00Z"));
   REQUIRE(due.size() == 2);
   CHECK(due[0].notification.idempotency_key == "k2");
+}
+
+TEST_CASE("a source cursor is kept, replaced, and rolled back with its transaction") {
+  auto store = Store::open_temporary();
+  CHECK_FALSE(store->cursor("shop"));
+  store->set_cursor("shop", "2026-11-20T10:00:00Z");
+  store->set_cursor("shop", "2026-11-20T11:00:00Z");
+  CHECK(store->cursor("shop") == "2026-11-20T11:00:00Z");
+  {
+    auto tx = store->begin();
+    store->set_cursor("shop", "2026-11-20T12:00:00Z");
+  }  // not committed
+  CHECK(store->cursor("shop") == "2026-11-20T11:00:00Z");
+  CHECK_FALSE(store->cursor("other"));
 }

@@ -1,0 +1,107 @@
+#include "sources/sqlite_source.h"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include "sources/mapping.h"
+
+namespace tactd {
+namespace {
+
+constexpr int kBusyTimeoutMs = 2000;  // the shop's own writers come first
+
+class SqliteDatabase final : public SqlDatabase {
+ public:
+  explicit SqliteDatabase(const std::filesystem::path& file) : db_(file.string(), SQLite::OPEN_READONLY) {
+    db_.setBusyTimeout(kBusyTimeoutMs);
+  }
+
+  std::vector<nlohmann::json> rows(const std::string& query, const std::string& cursor) override {
+    try {
+      SQLite::Statement q(db_, query);
+      q.bind(":cursor", cursor);
+      std::vector<nlohmann::json> out;
+      while (q.executeStep()) {
+        nlohmann::json row = nlohmann::json::object();
+        for (int i = 0; i < q.getColumnCount(); ++i) {
+          const SQLite::Column column = q.getColumn(i);
+          if (column.isInteger())
+            row[column.getName()] = column.getInt64();
+          else if (column.isFloat())
+            row[column.getName()] = column.getDouble();
+          else if (column.isNull())
+            row[column.getName()] = nullptr;
+          else
+            row[column.getName()] = column.getString();
+        }
+        out.push_back(std::move(row));
+      }
+      return out;
+    } catch (const SQLite::Exception& e) {
+      throw SqlError(e.what());
+    }
+  }
+
+ private:
+  SQLite::Database db_;
+};
+
+std::string cursor_text(const nlohmann::json& value) {
+  return value.is_string() ? value.get<std::string>() : value.dump();
+}
+
+}  // namespace
+
+std::unique_ptr<SqlDatabase> SqlDatabase::open_sqlite(const std::filesystem::path& file) {
+  try {
+    return std::make_unique<SqliteDatabase>(file);
+  } catch (const SQLite::Exception& e) {
+    throw SqlError("cannot open " + file.string() + ": " + e.what());
+  }
+}
+
+SqlSource::Poll SqlSource::poll(Intake& intake, Timestamp now) {
+  Poll poll;
+  std::string cursor = intake.cursor(config_.name).value_or(config_.cursor_start);
+  for (; poll.pages < kMaxPagesPerPoll; ++poll.pages) {
+    std::vector<nlohmann::json> rows;
+    try {
+      rows = database_->rows(config_.query, cursor);
+    } catch (const SqlError& e) {
+      poll.problems.push_back("query failed: " + std::string(e.what()));
+      return poll;
+    }
+    if (rows.empty()) return poll;
+    std::vector<Observation> observations;
+    for (const auto& row : rows) {
+      std::string error;
+      if (auto observation = map_record(*config_.mapping, row, now, error)) {
+        observations.push_back(std::move(*observation));
+      } else {
+        ++poll.rejected;
+        poll.problems.push_back("row " + row.dump() + ": " + error + "; skipped");
+      }
+    }
+    auto last = rows.back().find(config_.cursor_column);
+    if (last == rows.back().end() || last->is_null()) {
+      poll.problems.push_back("the query returns no '" + config_.cursor_column +
+                              "' column (cursor_column); nothing committed");
+      return poll;
+    }
+    const SourceCursor next{config_.name, cursor_text(*last)};
+    if (next.value == cursor) {
+      poll.problems.push_back("the cursor did not move past " + cursor +
+                              "; the query must return rows after :cursor, in cursor order");
+      return poll;
+    }
+    std::string error;
+    if (!intake.commit(observations, &next, error)) {
+      poll.problems.push_back("not committed, will retry from " + cursor + ": " + error);
+      return poll;
+    }
+    poll.observations += static_cast<int>(observations.size());
+    cursor = next.value;
+  }
+  return poll;
+}
+
+}  // namespace tactd
