@@ -14,6 +14,8 @@
 
 #include "app/commands.h"
 #include "app/pipeline.h"
+#include "net/http_server.h"
+#include "sources/push_endpoint.h"
 #include "sources/spool_source.h"
 #include "sources/sqlite_source.h"
 
@@ -158,6 +160,22 @@ int run(const RunOptions& options, std::ostream& err) {
       asio::co_spawn(io, spool_loop(source, intake), log_end("source " + source.name));
     else
       asio::co_spawn(io, sql_loop(source, intake, clock), log_end("source " + source.name));
+  }
+
+  std::unique_ptr<PushEndpoint> push;
+  std::unique_ptr<HttpServer> server;
+  if (const auto& config = snapshot->config->push) {
+    push = std::make_unique<PushEndpoint>(*config, intake, clock);
+    HttpServerLimits limits;
+    limits.max_body = config->max_body;
+    try {
+      server = HttpServer::start(io, config->address, config->port, limits,
+                                 [&push](const HttpRequest& request) { return push->handle(request); });
+    } catch (const std::runtime_error& e) {
+      err << "push: " << e.what() << "\n";
+      return kExitUnusable;
+    }
+    spdlog::info("push: listening on {}:{}", config->address, server->port());
   }
 
   spdlog::info("tactd {} running: {} rules, {} sources, state {}", TACTD_VERSION_STRING,

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
+#include <cstdlib>
+#include <fstream>
 
 #include "config/toml_reader.h"
 #include "model/time.h"
@@ -84,6 +87,34 @@ Mapping read_mapping(const toml::table& table, const std::string& file, Diagnost
   }
   r.finish();
   return mapping;
+}
+
+// A secret from `<key>_file` or `<key>_env`; empty when neither is set.
+// The value itself never appears in a message.
+std::string read_secret(TableReader& r, const std::string& key, const std::filesystem::path& base) {
+  auto file = r.string(key + "_file");
+  auto env = r.string(key + "_env");
+  if (file && env) r.error(key + "_env", "give either '" + key + "_file' or '" + key + "_env', not both");
+  std::string secret;
+  if (file) {
+    const auto path = base / *file;
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+      r.error(key + "_file", "cannot read '" + path.string() + "'");
+      return {};
+    }
+    std::getline(in, secret);
+  } else if (env) {
+    const char* value = std::getenv(env->c_str());
+    if (!value) {
+      r.error(key + "_env", "the environment variable '" + *env + "' is not set");
+      return {};
+    }
+    secret = value;
+  }
+  while (!secret.empty() && std::isspace(static_cast<unsigned char>(secret.back()))) secret.pop_back();
+  if ((file || env) && secret.empty()) r.error(key + (file ? "_file" : "_env"), "the " + key + " is empty");
+  return secret;
 }
 
 std::filesystem::path resolve(const std::filesystem::path& base, const std::string& value) {
@@ -226,6 +257,45 @@ std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Dia
       r.finish();
       config->sources.push_back(std::move(source));
     }
+  }
+  if (const toml::table* section = top.table("push")) {
+    TableReader r(*section, name, "[push]", errors);
+    PushConfig push;
+    if (auto listen = r.string("listen")) {
+      const auto colon = listen->rfind(':');
+      int port = -1;
+      if (colon != std::string::npos) {
+        auto [end, ec] = std::from_chars(listen->data() + colon + 1, listen->data() + listen->size(), port);
+        if (ec != std::errc{} || end != listen->data() + listen->size()) port = -1;
+      }
+      if (port < 0 || port > 65535)
+        r.error("listen", "'listen' must be address:port, like \"127.0.0.1:8425\"");
+      else {
+        push.address = listen->substr(0, colon);
+        push.port = static_cast<unsigned short>(port);
+      }
+    }
+    push.token = read_secret(r, "token", base);
+    push.hmac_secret = read_secret(r, "hmac_secret", base);
+    if (push.token.empty() && push.hmac_secret.empty() && errors.size() == errors_before)
+      top.error("push",
+                "[push] needs a token (token_file or token_env) or an HMAC secret (hmac_secret_file or "
+                "hmac_secret_env): the endpoint never accepts unauthenticated requests");
+    if (auto max_body = r.integer("max_body")) {
+      if (*max_body < 1024 || *max_body > (256 << 20))
+        r.error("max_body", "'max_body' must be between 1024 and 268435456 bytes");
+      else
+        push.max_body = static_cast<std::size_t>(*max_body);
+    }
+    if (auto skew = r.string("max_skew")) {
+      std::string error;
+      if (auto d = parse_duration(*skew, &error))
+        push.max_skew = *d;
+      else
+        r.error("max_skew", "'max_skew': " + error);
+    }
+    r.finish();
+    config->push = std::move(push);
   }
   top.finish();
   if (errors.size() != errors_before) return nullptr;

@@ -42,6 +42,13 @@
 //   [source.mapping.values.status]   # foreign value -> canonical, "*" default
 //   paid = "confirmed"
 //
+//   [push]                           # POST /v1/observations
+//   listen          = "127.0.0.1:8425"
+//   token_file      = "/run/credentials/tactd.service/push-token"   # or token_env
+//   hmac_secret_env = "TACTD_PUSH_SECRET"                           # or hmac_secret_file
+//   max_body        = 1048576
+//   max_skew        = "5m"
+//
 // The full reference is docs/configuration.md.
 #pragma once
 
@@ -89,6 +96,16 @@ struct SourceConfig {
   std::optional<Mapping> mapping;  // required for sqlite
 };
 
+// The push endpoint of `tactd run` (POST /v1/observations).
+struct PushConfig {
+  std::string address = "127.0.0.1";
+  unsigned short port = 8425;
+  std::string token;        // Bearer token; empty: not accepted. Never logged.
+  std::string hmac_secret;  // HMAC-SHA256 key; empty: not accepted. Never logged.
+  std::size_t max_body = 1 << 20;
+  Duration max_skew = std::chrono::minutes{5};  // signed requests older or newer are refused
+};
+
 struct Config {
   std::filesystem::path file;  // the tactd.toml it was read from
   std::filesystem::path rules_dir;
@@ -115,6 +132,7 @@ struct Config {
   Duration timer_grace = std::chrono::hours{6};
 
   std::vector<SourceConfig> sources;
+  std::optional<PushConfig> push;
 };
 
 // Reads and validates `file`. Relative folders are resolved against the

@@ -221,3 +221,45 @@ TEST_CASE("an sqlite source needs a cursor query and a mapping, each checked") {
   CHECK_THAT(text,
              Catch::Contains("[source.mapping.values.state] must be a table for a field in [source.mapping.fields]"));
 }
+
+TEST_CASE("the push endpoint reads its secrets from a file or the environment, and never runs open") {
+  TempDir dir;
+  dir.write("token", "abc123\n");
+  setenv("TACTD_CONFIG_TEST_SECRET", "k3y", 1);
+  Diagnostics errors;
+  auto config = load_config(write_config(dir,
+                                         "[tactd]\nrules = \"rules\"\ntemplates = \"templates\"\n"
+                                         "[push]\nlisten = \"0.0.0.0:9000\"\ntoken_file = \"token\"\n"
+                                         "hmac_secret_env = \"TACTD_CONFIG_TEST_SECRET\"\n"),
+                            errors);
+  INFO(all(errors));
+  REQUIRE(config);
+  REQUIRE(config->push);
+  CHECK(config->push->address == "0.0.0.0");
+  CHECK(config->push->port == 9000);
+  CHECK(config->push->token == "abc123");
+  CHECK(config->push->hmac_secret == "k3y");
+
+  TempDir open;
+  errors.clear();
+  CHECK_FALSE(load_config(write_config(open,
+                                       "[tactd]\nrules = \"rules\"\ntemplates = \"templates\"\n"
+                                       "[push]\nlisten = \"localhost\"\n"),
+                          errors));
+  std::string text = all(errors);
+  CHECK_THAT(text, Catch::Contains(":5:10: 'listen' must be address:port, like \"127.0.0.1:8425\""));
+
+  TempDir unset;
+  errors.clear();
+  CHECK_FALSE(load_config(write_config(unset,
+                                       "[tactd]\nrules = \"rules\"\ntemplates = \"templates\"\n"
+                                       "[push]\ntoken_env = \"TACTD_CONFIG_TEST_UNSET\"\n"),
+                          errors));
+  CHECK_THAT(all(errors), Catch::Contains("the environment variable 'TACTD_CONFIG_TEST_UNSET' is not set"));
+
+  TempDir none;
+  errors.clear();
+  CHECK_FALSE(
+      load_config(write_config(none, "[tactd]\nrules = \"rules\"\ntemplates = \"templates\"\n[push]\n"), errors));
+  CHECK_THAT(all(errors), Catch::Contains("the endpoint never accepts unauthenticated requests"));
+}

@@ -1,0 +1,158 @@
+#include "net/http_server.h"
+
+#include <utility>  // before Boost.Asio: Boost 1.74's awaitable.hpp needs it with C++20
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <stdexcept>
+
+namespace tactd {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+struct Shared {
+  HttpServerLimits limits;
+  HttpHandler handler;
+};
+
+HttpResponse error_response(int status, const std::string& message) {
+  return HttpResponse{status, nlohmann::json{{"error", message}}.dump() + "\n", "application/json"};
+}
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+  return out;
+}
+
+// The response for a request that could not be read, or nothing (close).
+std::optional<HttpResponse> read_failure(const boost::system::error_code& ec) {
+  if (ec == http::error::body_limit) return error_response(413, "the body is larger than this endpoint accepts");
+  if (ec == http::error::header_limit) return error_response(431, "the request headers are too large");
+  if (ec.category() == boost::system::error_code(http::error::bad_method).category())  // any other HTTP parse error
+    return error_response(400, "malformed HTTP request: " + ec.message());
+  return std::nullopt;  // end of stream, timeout, reset: nothing to answer
+}
+
+asio::awaitable<void> write(beast::tcp_stream& stream, unsigned version, bool keep_alive, const HttpResponse& r) {
+  http::response<http::string_body> response{static_cast<http::status>(r.status), version};
+  response.set(http::field::server, "tactd");
+  response.set(http::field::content_type, r.content_type);
+  response.keep_alive(keep_alive);
+  response.body() = r.body;
+  response.prepare_payload();
+  boost::system::error_code ec;
+  co_await http::async_write(stream, response, asio::redirect_error(asio::use_awaitable, ec));
+}
+
+// One connection: requests are read and answered in turn until the peer
+// closes, a request is malformed, or it stops keeping the connection alive.
+asio::awaitable<void> session(tcp::socket socket, std::shared_ptr<const Shared> shared) {
+  beast::tcp_stream stream(std::move(socket));
+  beast::flat_buffer buffer;
+  for (;;) {
+    http::request_parser<http::string_body> parser;
+    parser.body_limit(shared->limits.max_body);
+    parser.header_limit(static_cast<std::uint32_t>(shared->limits.max_header));
+    stream.expires_after(std::chrono::seconds(shared->limits.read_timeout_seconds));
+    boost::system::error_code ec;
+    co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      if (auto answer = read_failure(ec)) co_await write(stream, 11, false, *answer);
+      break;
+    }
+    const auto& message = parser.get();
+    HttpRequest request{std::string(message.method_string()), std::string(message.target()), {}, message.body()};
+    for (const auto& field : message)
+      request.headers[lower(std::string(field.name_string()))] = std::string(field.value());
+    HttpResponse response;
+    try {
+      response = shared->handler(request);
+    } catch (const std::exception& e) {
+      spdlog::error("http: {} {}: {}", request.method, request.target, e.what());
+      response = error_response(500, "internal error; nothing was accepted");
+    }
+    stream.expires_never();
+    co_await write(stream, message.version(), message.keep_alive(), response);
+    if (!message.keep_alive()) break;
+  }
+  boost::system::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+}
+
+class BeastServer final : public HttpServer {
+ public:
+  BeastServer(asio::io_context& io, const tcp::endpoint& endpoint, std::shared_ptr<const Shared> shared)
+      : acceptor_(io, endpoint), shared_(std::move(shared)) {
+    asio::co_spawn(io, accept(), [](std::exception_ptr failure) {
+      if (!failure) return;
+      try {
+        std::rethrow_exception(failure);
+      } catch (const std::exception& e) {
+        spdlog::error("http: accepting stopped: {}", e.what());
+      }
+    });
+  }
+
+  unsigned short port() const override { return acceptor_.local_endpoint().port(); }
+
+  void stop() override {
+    boost::system::error_code ignored;
+    acceptor_.close(ignored);
+  }
+
+ private:
+  asio::awaitable<void> accept() {
+    while (acceptor_.is_open()) {
+      boost::system::error_code ec;
+      tcp::socket socket = co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) {
+        if (ec == asio::error::operation_aborted) co_return;
+        spdlog::warn("http: accept: {}", ec.message());
+        continue;
+      }
+      asio::co_spawn(acceptor_.get_executor(), session(std::move(socket), shared_), [](std::exception_ptr failure) {
+        if (!failure) return;
+        try {
+          std::rethrow_exception(failure);
+        } catch (const std::exception& e) {
+          spdlog::warn("http: connection ended: {}", e.what());
+        }
+      });
+    }
+  }
+
+  tcp::acceptor acceptor_;
+  std::shared_ptr<const Shared> shared_;
+};
+
+}  // namespace
+
+std::unique_ptr<HttpServer> HttpServer::start(asio::io_context& io, const std::string& address, unsigned short port,
+                                              HttpServerLimits limits, HttpHandler handler) {
+  boost::system::error_code ec;
+  const auto ip = asio::ip::make_address(address, ec);
+  if (ec) throw std::runtime_error("'" + address + "' is not an IP address");
+  try {
+    return std::make_unique<BeastServer>(io, tcp::endpoint(ip, port),
+                                         std::make_shared<const Shared>(Shared{limits, std::move(handler)}));
+  } catch (const boost::system::system_error& e) {
+    throw std::runtime_error("cannot listen on " + address + ":" + std::to_string(port) + ": " + e.what());
+  }
+}
+
+}  // namespace tactd

@@ -1,0 +1,51 @@
+// The inbound HTTP server: HTTP/1.1 on Boost.Beast, one coroutine per
+// connection on the caller's io_context. Beast stays behind this header.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace tactd {
+
+struct HttpRequest {
+  std::string method;                          // "POST"
+  std::string target;                          // "/v1/observations"
+  std::map<std::string, std::string> headers;  // names in lower case
+  std::string body;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+};
+
+// Called on the loop for every complete request; must not block.
+using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+
+struct HttpServerLimits {
+  std::size_t max_body = 1 << 20;     // larger bodies get 413
+  std::size_t max_header = 16 << 10;  // larger headers get 431
+  int read_timeout_seconds = 30;      // a request must arrive whole within this
+};
+
+class HttpServer {
+ public:
+  virtual ~HttpServer() = default;
+  // Listens on `address:port` (port 0 picks a free one); throws
+  // std::runtime_error when it cannot. `io` must outlive the server.
+  static std::unique_ptr<HttpServer> start(boost::asio::io_context& io, const std::string& address, unsigned short port,
+                                           HttpServerLimits limits, HttpHandler handler);
+  virtual unsigned short port() const = 0;
+  // Stops accepting; open connections finish their current request.
+  virtual void stop() = 0;
+};
+
+}  // namespace tactd

@@ -1,0 +1,92 @@
+#include "sources/push_endpoint.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <charconv>
+#include <cstdio>
+
+namespace tactd {
+namespace {
+
+constexpr std::string_view kPath = "/v1/observations";
+
+HttpResponse answer(int status, nlohmann::json body) {
+  return HttpResponse{status, body.dump() + "\n", "application/json"};
+}
+
+// Compares without leaking where the first difference is.
+bool same_secret(const std::string& a, const std::string& b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+const std::string* header(const HttpRequest& request, const char* name) {
+  auto it = request.headers.find(name);
+  return it == request.headers.end() ? nullptr : &it->second;
+}
+
+}  // namespace
+
+std::string PushEndpoint::signature(const std::string& secret, const std::string& timestamp, const std::string& body) {
+  const std::string message = timestamp + "." + body;
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(message.data()), message.size(), digest, &length);
+  std::string hex = "sha256=";
+  char byte[3];
+  for (unsigned int i = 0; i < length; ++i) {
+    std::snprintf(byte, sizeof byte, "%02x", digest[i]);
+    hex += byte;
+  }
+  return hex;
+}
+
+std::string PushEndpoint::refuse(const HttpRequest& request) const {
+  if (const std::string* authorization = header(request, "authorization"); authorization && !config_.token.empty())
+    return same_secret(*authorization, "Bearer " + config_.token) ? "" : "the bearer token is not valid";
+  const std::string* timestamp = header(request, "x-tactd-timestamp");
+  const std::string* signed_as = header(request, "x-tactd-signature");
+  if (!timestamp || !signed_as || config_.hmac_secret.empty())
+    return "authenticate with 'Authorization: Bearer <token>' or X-Tactd-Timestamp and X-Tactd-Signature";
+  long long seconds = 0;
+  auto [end, ec] = std::from_chars(timestamp->data(), timestamp->data() + timestamp->size(), seconds);
+  if (ec != std::errc{} || end != timestamp->data() + timestamp->size())
+    return "X-Tactd-Timestamp must be Unix seconds";
+  const auto skew = clock_.now() - Timestamp{std::chrono::seconds{seconds}};
+  if (skew > config_.max_skew || -skew > config_.max_skew) return "X-Tactd-Timestamp is too far from now; refused";
+  if (!same_secret(*signed_as, signature(config_.hmac_secret, *timestamp, request.body)))
+    return "the signature does not match the timestamp and body";
+  return "";
+}
+
+HttpResponse PushEndpoint::handle(const HttpRequest& request) {
+  if (request.target != kPath)
+    return answer(404, {{"error", "no such endpoint; observations go to POST /v1/observations"}});
+  if (request.method != "POST") return answer(405, {{"error", "use POST"}});
+  if (std::string why = refuse(request); !why.empty()) return answer(401, {{"error", why}});
+
+  std::vector<Observation> observations;
+  size_t start = 0;
+  int line = 0;
+  while (start < request.body.size()) {
+    size_t end = request.body.find('\n', start);
+    if (end == std::string::npos) end = request.body.size();
+    const std::string_view text(request.body.data() + start, end - start);
+    start = end + 1;
+    ++line;
+    if (text.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+    std::string error;
+    auto observation = parse_observation(text, error);
+    if (!observation) return answer(400, {{"error", error}, {"line", line}, {"accepted", 0}});
+    observations.push_back(std::move(*observation));
+  }
+  if (observations.empty()) return answer(400, {{"error", "the body holds no observation"}, {"accepted", 0}});
+  std::string error;
+  if (!intake_.commit(observations, nullptr, error))
+    return answer(503, {{"error", "not committed, try again later: " + error}, {"accepted", 0}});
+  return answer(202, {{"accepted", observations.size()}});
+}
+
+}  // namespace tactd

@@ -1,0 +1,43 @@
+// The push endpoint: `POST /v1/observations` with one observation, or a
+// JSON Lines batch, in the body.
+//
+// Authentication: `Authorization: Bearer <token>`, or a signature:
+// `X-Tactd-Timestamp: <unix seconds>` and
+// `X-Tactd-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">`,
+// refused when the timestamp is further than max_skew from now.
+//
+// Answers: 202 after the whole batch is committed; 400 with a JSON error
+// naming the line and the problem (nothing is committed); 401 without valid
+// credentials; 404/405 for other targets and methods; 503 when the store
+// cannot commit (retry later). 413 for large bodies is the HTTP server's.
+#pragma once
+
+#include "config/config.h"
+#include "model/clock.h"
+#include "net/http_server.h"
+#include "sources/source.h"
+
+namespace tactd {
+
+class PushEndpoint {
+ public:
+  // `intake` and `clock` must outlive the endpoint.
+  PushEndpoint(PushConfig config, Intake& intake, const Clock& clock)
+      : config_(std::move(config)), intake_(intake), clock_(clock) {}
+
+  HttpResponse handle(const HttpRequest& request);
+
+  // "sha256=<hex>" for `timestamp` and `body` under `secret`; for clients
+  // and tests.
+  static std::string signature(const std::string& secret, const std::string& timestamp, const std::string& body);
+
+ private:
+  // Why the request is not authenticated, or empty when it is.
+  std::string refuse(const HttpRequest& request) const;
+
+  PushConfig config_;
+  Intake& intake_;
+  const Clock& clock_;
+};
+
+}  // namespace tactd

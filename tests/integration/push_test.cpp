@@ -1,0 +1,192 @@
+// POST /v1/observations on the real `tactd run`, over loopback HTTP.
+#include <catch2/catch.hpp>
+
+#include <curl/curl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <fcntl.h>
+#include <chrono>
+#include <fstream>
+#include <regex>
+#include <thread>
+
+#include "sources/push_endpoint.h"
+#include "support/temp_dir.h"
+
+using Catch::Contains;
+using tactd::test::TempDir;
+
+namespace {
+
+constexpr auto kPatience = std::chrono::seconds{20};
+const std::string kSecret = "s3cret-for-tests";
+const std::string kToken = "token-for-tests";
+
+std::string slurp(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// The daemon with a push endpoint on a free loopback port, read from its log.
+class PushDaemon {
+ public:
+  explicit PushDaemon(const TempDir& dir) : dir_(dir) {
+    dir.write("token", kToken + "\n");
+    const auto config = dir.write(
+        "tactd.toml", "[tactd]\nrules = \"" + (tactd::test::source_dir() / "config/rules").string() +
+                          "\"\ntemplates = \"" + (tactd::test::source_dir() / "templates").string() +
+                          "\"\nstate = \"state.db\"\n[push]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"token\"\n"
+                          "hmac_secret_env = \"TACTD_TEST_PUSH_SECRET\"\nmax_body = 4096\nmax_skew = \"5m\"\n");
+    const auto log = dir.path() / "log";
+    pid_ = fork();
+    REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {
+      setenv("TACTD_TEST_PUSH_SECRET", kSecret.c_str(), 1);
+      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (fd >= 0) dup2(fd, STDERR_FILENO);
+      execl(TACTD_BINARY, TACTD_BINARY, "run", "--config", config.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    const std::regex listening("push: listening on 127\\.0\\.0\\.1:([0-9]+)");
+    const auto deadline = std::chrono::steady_clock::now() + kPatience;
+    std::smatch m;
+    std::string text;
+    while (std::chrono::steady_clock::now() < deadline) {
+      text = slurp(log);
+      if (std::regex_search(text, m, listening)) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds{20});
+    }
+    REQUIRE(m.size() == 2);
+    port_ = std::stoi(m[1].str());
+  }
+  ~PushDaemon() { stop(); }
+  int stop() {
+    if (pid_ <= 0) return -1;
+    kill(pid_, SIGTERM);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+  int port() const { return port_; }
+  int outbox_rows() const {
+    SQLite::Database db((dir_.path() / "state.db").string());
+    return db.execAndGet("SELECT COUNT(*) FROM outbox").getInt();
+  }
+
+ private:
+  const TempDir& dir_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+struct Reply {
+  long status = 0;
+  std::string body;
+};
+
+size_t collect(char* data, size_t size, size_t count, void* out) {
+  static_cast<std::string*>(out)->append(data, size * count);
+  return size * count;
+}
+
+Reply post(int port, const std::string& body, const std::vector<std::string>& headers,
+           const std::string& path = "/v1/observations") {
+  CURL* curl = curl_easy_init();
+  REQUIRE(curl);
+  Reply reply;
+  const std::string url = "http://127.0.0.1:" + std::to_string(port) + path;
+  curl_slist* list = nullptr;
+  for (const auto& h : headers) list = curl_slist_append(list, h.c_str());
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply.body);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 10L);
+  REQUIRE(curl_easy_perform(curl) == CURLE_OK);
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &reply.status);
+  curl_slist_free_all(list);
+  curl_easy_cleanup(curl);
+  return reply;
+}
+
+const std::string kBatch =
+    R"({"type":"customer","id":"c-1","observed_at":"2026-11-20T09:00:00Z","fields":{"email":"m@example.com"}}
+{"type":"order","id":"A-1","observed_at":"2026-11-20T10:00:00Z","fields":{"customer":"c-1","status":"cancelled"}}
+)";
+
+std::string now_seconds() {
+  return std::to_string(
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+}
+
+}  // namespace
+
+TEST_CASE("a JSONL batch with a bearer token is answered 202 only after it is committed") {
+  TempDir dir;
+  PushDaemon daemon(dir);
+  const Reply r = post(daemon.port(), kBatch, {"Authorization: Bearer " + kToken});
+  CHECK(r.status == 202);
+  CHECK_THAT(r.body, Contains("\"accepted\":2"));
+  CHECK(daemon.outbox_rows() == 1);  // committed before the answer
+  CHECK(daemon.stop() == 0);
+  CHECK_THAT(slurp(dir.path() / "log"), !Contains(kToken) && !Contains(kSecret));  // secrets never logged
+}
+
+TEST_CASE("a signed request is accepted; a bad signature, a stale timestamp or no credentials are refused") {
+  TempDir dir;
+  PushDaemon daemon(dir);
+  const std::string ts = now_seconds();
+  const std::string good = tactd::PushEndpoint::signature(kSecret, ts, kBatch);
+  CHECK(post(daemon.port(), kBatch, {"X-Tactd-Timestamp: " + ts, "X-Tactd-Signature: " + good}).status == 202);
+  const Reply bad = post(daemon.port(), kBatch, {"X-Tactd-Timestamp: " + ts, "X-Tactd-Signature: sha256=00"});
+  CHECK(bad.status == 401);
+  CHECK_THAT(bad.body, Contains("the signature does not match"));
+  const std::string old = std::to_string(std::stoll(ts) - 3600);
+  const Reply stale =
+      post(daemon.port(), kBatch,
+           {"X-Tactd-Timestamp: " + old, "X-Tactd-Signature: " + tactd::PushEndpoint::signature(kSecret, old, kBatch)});
+  CHECK(stale.status == 401);
+  CHECK_THAT(stale.body, Contains("too far from now"));
+  CHECK(post(daemon.port(), kBatch, {}).status == 401);
+  CHECK(post(daemon.port(), kBatch, {"Authorization: Bearer wrong"}).status == 401);
+  CHECK(daemon.outbox_rows() == 1);
+}
+
+TEST_CASE("a malformed line is answered 400 naming the line, and nothing of the batch is committed") {
+  TempDir dir;
+  PushDaemon daemon(dir);
+  const Reply r =
+      post(daemon.port(), kBatch + "{\"type\":\"order\",\"id\":\"X\"}\n", {"Authorization: Bearer " + kToken});
+  CHECK(r.status == 400);
+  const auto body = nlohmann::json::parse(r.body);
+  CHECK(body["line"] == 3);
+  CHECK(body["error"] == "field 'observed_at' is missing or not a string (expected an RFC 3339 date-time)");
+  CHECK(daemon.outbox_rows() == 0);
+}
+
+TEST_CASE("a body over the limit gets 413, other paths 404, and malformed HTTP does not take the daemon down") {
+  TempDir dir;
+  PushDaemon daemon(dir);
+  CHECK(post(daemon.port(), std::string(5000, 'x'), {"Authorization: Bearer " + kToken}).status == 413);
+  CHECK(post(daemon.port(), kBatch, {"Authorization: Bearer " + kToken}, "/v2/elsewhere").status == 404);
+  {  // raw garbage over TCP
+    CURL* curl = curl_easy_init();
+    const std::string url = "telnet://127.0.0.1:" + std::to_string(daemon.port());
+    curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(curl, CURLOPT_CONNECT_ONLY, 1L);
+    REQUIRE(curl_easy_perform(curl) == CURLE_OK);
+    size_t sent = 0;
+    const std::string garbage = "NOT HTTP AT ALL\r\n\r\n";
+    curl_easy_send(curl, garbage.data(), garbage.size(), &sent);
+    curl_easy_cleanup(curl);
+  }
+  CHECK(post(daemon.port(), kBatch, {"Authorization: Bearer " + kToken}).status == 202);  // still serving
+  CHECK(daemon.stop() == 0);
+}
