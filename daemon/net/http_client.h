@@ -1,0 +1,49 @@
+// The outbound HTTP client: libcurl's multi-socket interface driven by the
+// caller's Boost.Asio io_context, so no request ever blocks the loop, many
+// run at once, and connections are reused. curl stays behind this header.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace tactd {
+
+struct HttpClientRequest {
+  std::string method = "GET";
+  std::string url;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  std::chrono::milliseconds timeout{30'000};  // the whole transfer
+};
+
+struct HttpClientResponse {
+  long status = 0;                             // 0 when no response arrived
+  std::map<std::string, std::string> headers;  // names in lower case, of the final response
+  std::string body;
+  std::string error;  // transport failure (timeout, refused, too large); empty when a response arrived
+};
+
+class HttpClient {
+ public:
+  virtual ~HttpClient() = default;
+  // `io` must outlive the client. Call everything on the loop's thread.
+  static std::unique_ptr<HttpClient> create(boost::asio::io_context& io);
+
+  // Starts a request and returns at once; `done` runs on the loop with the
+  // response (or the transport error). Destroying the client abandons the
+  // requests in flight without calling their `done`.
+  virtual void fetch(HttpClientRequest request, std::function<void(HttpClientResponse)> done) = 0;
+
+  static constexpr std::size_t kMaxResponseBody = 16 << 20;  // larger responses fail
+};
+
+}  // namespace tactd

@@ -1,0 +1,133 @@
+#include "net/http_client.h"
+
+#include <catch2/catch.hpp>
+
+#include <utility>  // before Boost.Asio: Boost 1.74's awaitable.hpp needs it with C++20
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "net/http_server.h"
+
+using namespace tactd;
+namespace asio = boost::asio;
+
+namespace {
+
+// A server on a free loopback port that echoes what it got.
+std::unique_ptr<HttpServer> echo_server(asio::io_context& io, HttpServerLimits limits = {}) {
+  return HttpServer::start(io, "127.0.0.1", 0, limits, [](const HttpRequest& request) {
+    HttpResponse response;
+    response.status = request.target == "/missing" ? 404 : 200;
+    response.body = request.method + " " + request.target + " " + request.body;
+    auto header = request.headers.find("x-test");
+    if (header != request.headers.end()) response.body += " x-test=" + header->second;
+    response.content_type = "text/plain";
+    return response;
+  });
+}
+
+std::string url(const HttpServer& server, const std::string& path) {
+  return "http://127.0.0.1:" + std::to_string(server.port()) + path;
+}
+
+}  // namespace
+
+TEST_CASE("the client fetches over loopback on the loop, with method, headers and body") {
+  asio::io_context io;
+  auto server = echo_server(io);
+  auto client = HttpClient::create(io);
+  HttpClientResponse got;
+  client->fetch({"POST", url(*server, "/v1/x"), {{"X-Test", "yes"}}, "hello", std::chrono::seconds{5}},
+                [&](HttpClientResponse r) {
+                  got = std::move(r);
+                  server->stop();
+                });
+  io.run_for(std::chrono::seconds{10});
+  INFO(got.error);
+  CHECK(got.status == 200);
+  CHECK(got.body == "POST /v1/x hello x-test=yes");
+  CHECK(got.headers.at("content-type") == "text/plain");
+  CHECK(got.error.empty());
+}
+
+TEST_CASE("many requests run at once and each gets its own answer") {
+  asio::io_context io;
+  auto server = echo_server(io);
+  auto client = HttpClient::create(io);
+  constexpr int kRequests = 50;
+  int answered = 0;
+  int correct = 0;
+  for (int i = 0; i < kRequests; ++i) {
+    client->fetch({"GET", url(*server, "/n/" + std::to_string(i)), {}, "", std::chrono::seconds{10}},
+                  [&, i](HttpClientResponse r) {
+                    correct += r.status == 200 && r.body == "GET /n/" + std::to_string(i) + " ";
+                    if (++answered == kRequests) server->stop();
+                  });
+  }
+  io.run_for(std::chrono::seconds{20});
+  CHECK(answered == kRequests);
+  CHECK(correct == kRequests);
+}
+
+TEST_CASE("an HTTP error status is a response, a refused connection and a timeout are errors") {
+  asio::io_context io;
+  auto server = echo_server(io);
+  // A listener that accepts and never answers.
+  asio::ip::tcp::acceptor silent(io, {asio::ip::make_address("127.0.0.1"), 0});
+  asio::ip::tcp::socket held(io);
+  silent.async_accept(held, [](const boost::system::error_code&) {});
+  const auto silent_url = "http://127.0.0.1:" + std::to_string(silent.local_endpoint().port()) + "/";
+  // A port with nobody listening.
+  unsigned short closed_port = 0;
+  {
+    asio::ip::tcp::acceptor probe(io, {asio::ip::make_address("127.0.0.1"), 0});
+    closed_port = probe.local_endpoint().port();
+  }
+  auto client = HttpClient::create(io);
+  HttpClientResponse missing, refused, slow;
+  int answered = 0;
+  auto finish = [&] {
+    if (++answered == 3) server->stop();
+  };
+  client->fetch({"GET", url(*server, "/missing"), {}, "", std::chrono::seconds{5}}, [&](HttpClientResponse r) {
+    missing = std::move(r);
+    finish();
+  });
+  client->fetch({"GET", "http://127.0.0.1:" + std::to_string(closed_port) + "/", {}, "", std::chrono::seconds{5}},
+                [&](HttpClientResponse r) {
+                  refused = std::move(r);
+                  finish();
+                });
+  client->fetch({"GET", silent_url, {}, "", std::chrono::milliseconds{300}}, [&](HttpClientResponse r) {
+    slow = std::move(r);
+    finish();
+  });
+  io.run_for(std::chrono::seconds{10});
+  CHECK(answered == 3);
+  CHECK(missing.status == 404);
+  CHECK(missing.error.empty());
+  CHECK(refused.status == 0);
+  CHECK_FALSE(refused.error.empty());
+  CHECK(slow.status == 0);
+  CHECK_THAT(slow.error, Catch::Contains("Timeout", Catch::CaseSensitive::No));
+}
+
+TEST_CASE("destroying the client abandons requests in flight without calling back") {
+  asio::io_context io;
+  asio::ip::tcp::acceptor silent(io, {asio::ip::make_address("127.0.0.1"), 0});
+  asio::ip::tcp::socket held(io);
+  silent.async_accept(held, [](const boost::system::error_code&) {});
+  auto client = HttpClient::create(io);
+  bool called = false;
+  client->fetch({"GET",
+                 "http://127.0.0.1:" + std::to_string(silent.local_endpoint().port()) + "/",
+                 {},
+                 "",
+                 std::chrono::seconds{5}},
+                [&](HttpClientResponse) { called = true; });
+  io.run_for(std::chrono::milliseconds{200});
+  client.reset();
+  io.run_for(std::chrono::milliseconds{200});
+  CHECK_FALSE(called);
+}
