@@ -9,9 +9,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/daemon.h"
 #include "support/temp_dir.h"
 
 using Catch::Contains;
+using tactd::test::slurp;
 using tactd::test::TempDir;
 
 namespace {
@@ -21,13 +23,6 @@ struct Result {
   std::string out;
   std::string err;
 };
-
-std::string slurp(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 // Runs tactd with `args` (already shell-quoted where needed).
 Result run_tactd(const TempDir& dir, const std::string& args) {

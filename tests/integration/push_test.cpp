@@ -2,76 +2,38 @@
 #include <catch2/catch.hpp>
 
 #include <curl/curl.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
-#include <fcntl.h>
-#include <chrono>
-#include <fstream>
 #include <regex>
-#include <thread>
 
 #include "sources/push_endpoint.h"
+#include "support/daemon.h"
 #include "support/temp_dir.h"
 
 using Catch::Contains;
+using tactd::test::slurp;
 using tactd::test::TempDir;
 
 namespace {
 
-constexpr auto kPatience = std::chrono::seconds{20};
 const std::string kSecret = "s3cret-for-tests";
 const std::string kToken = "token-for-tests";
-
-std::string slurp(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 // The daemon with a push endpoint on a free loopback port, read from its log.
 class PushDaemon {
  public:
-  explicit PushDaemon(const TempDir& dir) : dir_(dir) {
-    dir.write("token", kToken + "\n");
-    const auto config = dir.write(
-        "tactd.toml", "[tactd]\nrules = \"" + (tactd::test::source_dir() / "config/rules").string() +
-                          "\"\ntemplates = \"" + (tactd::test::source_dir() / "templates").string() +
-                          "\"\nstate = \"state.db\"\n[push]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"token\"\n"
-                          "hmac_secret_env = \"TACTD_TEST_PUSH_SECRET\"\nmax_body = 4096\nmax_skew = \"5m\"\n");
-    const auto log = dir.path() / "log";
-    pid_ = fork();
-    REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {
-      setenv("TACTD_TEST_PUSH_SECRET", kSecret.c_str(), 1);
-      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      if (fd >= 0) dup2(fd, STDERR_FILENO);
-      execl(TACTD_BINARY, TACTD_BINARY, "run", "--config", config.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
+  explicit PushDaemon(const TempDir& dir) : dir_(dir), daemon_(write_config(dir), dir.path() / "log", kEnv) {
     const std::regex listening("push: listening on 127\\.0\\.0\\.1:([0-9]+)");
-    const auto deadline = std::chrono::steady_clock::now() + kPatience;
     std::smatch m;
     std::string text;
-    while (std::chrono::steady_clock::now() < deadline) {
-      text = slurp(log);
-      if (std::regex_search(text, m, listening)) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds{20});
-    }
-    REQUIRE(m.size() == 2);
+    REQUIRE(tactd::test::eventually([&] {
+      text = slurp(dir.path() / "log");
+      return std::regex_search(text, m, listening);
+    }));
     port_ = std::stoi(m[1].str());
   }
-  ~PushDaemon() { stop(); }
-  int stop() {
-    if (pid_ <= 0) return -1;
-    kill(pid_, SIGTERM);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
+  int stop() { return daemon_.stop(); }
   int port() const { return port_; }
   int outbox_rows() const {
     SQLite::Database db((dir_.path() / "state.db").string());
@@ -79,8 +41,19 @@ class PushDaemon {
   }
 
  private:
+  inline static const std::vector<std::pair<std::string, std::string>> kEnv{{"TACTD_TEST_PUSH_SECRET", kSecret}};
+
+  static std::filesystem::path write_config(const TempDir& dir) {
+    dir.write("token", kToken + "\n");
+    return dir.write("tactd.toml",
+                     "[tactd]\nrules = \"" + (tactd::test::source_dir() / "config/rules").string() +
+                         "\"\ntemplates = \"" + (tactd::test::source_dir() / "templates").string() +
+                         "\"\nstate = \"state.db\"\n[push]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"token\"\n"
+                         "hmac_secret_env = \"TACTD_TEST_PUSH_SECRET\"\nmax_body = 4096\nmax_skew = \"5m\"\n");
+  }
+
   const TempDir& dir_;
-  pid_t pid_ = -1;
+  tactd::test::Daemon daemon_;
   int port_ = 0;
 };
 

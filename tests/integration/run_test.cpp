@@ -2,69 +2,18 @@
 // temporary directory, stopped by its own PID.
 #include <catch2/catch.hpp>
 
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <SQLiteCpp/SQLiteCpp.h>
 
-#include <chrono>
-#include <fstream>
-#include <thread>
-
+#include "support/daemon.h"
 #include "support/temp_dir.h"
 
 using Catch::Contains;
+using tactd::test::Daemon;
+using tactd::test::eventually;
+using tactd::test::slurp;
 using tactd::test::TempDir;
 
 namespace {
-
-constexpr auto kPatience = std::chrono::seconds{20};  // bound on every wait for the daemon
-
-class Daemon {
- public:
-  Daemon(const std::filesystem::path& config, const std::filesystem::path& log) {
-    pid_ = fork();
-    REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {
-      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      if (fd >= 0) dup2(fd, STDERR_FILENO);
-      execl(TACTD_BINARY, TACTD_BINARY, "run", "--config", config.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-  }
-  ~Daemon() {
-    if (pid_ > 0) stop();
-  }
-  // SIGTERM, then the exit status.
-  int stop() {
-    kill(pid_, SIGTERM);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-};
-
-// Polls `done` until it holds or kPatience passes.
-template <typename F>
-bool eventually(F done) {
-  const auto deadline = std::chrono::steady_clock::now() + kPatience;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds{50});
-  }
-  return done();
-}
-
-std::string slurp(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 // A configuration with the shipped rules and templates and a spool source.
 std::filesystem::path write_config(const TempDir& dir) {
