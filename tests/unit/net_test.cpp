@@ -41,7 +41,7 @@ TEST_CASE("the client fetches over loopback on the loop, with method, headers an
   client->fetch({"POST", url(*server, "/v1/x"), {{"X-Test", "yes"}}, "hello", std::chrono::seconds{5}},
                 [&](HttpClientResponse r) {
                   got = std::move(r);
-                  server->stop();
+                  io.stop();
                 });
   io.run_for(std::chrono::seconds{10});
   INFO(got.error);
@@ -62,7 +62,7 @@ TEST_CASE("many requests run at once and each gets its own answer") {
     client->fetch({"GET", url(*server, "/n/" + std::to_string(i)), {}, "", std::chrono::seconds{10}},
                   [&, i](HttpClientResponse r) {
                     correct += r.status == 200 && r.body == "GET /n/" + std::to_string(i) + " ";
-                    if (++answered == kRequests) server->stop();
+                    if (++answered == kRequests) io.stop();
                   });
   }
   io.run_for(std::chrono::seconds{20});
@@ -88,7 +88,7 @@ TEST_CASE("an HTTP error status is a response, a refused connection and a timeou
   HttpClientResponse missing, refused, slow;
   int answered = 0;
   auto finish = [&] {
-    if (++answered == 3) server->stop();
+    if (++answered == 3) io.stop();
   };
   client->fetch({"GET", url(*server, "/missing"), {}, "", std::chrono::seconds{5}}, [&](HttpClientResponse r) {
     missing = std::move(r);
