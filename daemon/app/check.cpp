@@ -22,20 +22,15 @@ Diagnostics check_tone_of(const Snapshot& snapshot, Diagnostics& errors) {
 }  // namespace
 
 int check(const std::filesystem::path& config, std::ostream& out, std::ostream& err) {
-  Diagnostics errors;
-  auto snapshot = load_snapshot(config, errors);
-  for (const auto& e : errors) err << e.str() << "\n";
-  if (!snapshot) {
-    err << config.string() << ": " << errors.size() << (errors.size() == 1 ? " problem" : " problems") << "\n";
-    return kExitRejected;
+  Diagnostics problems;
+  auto snapshot = load_snapshot(config, problems);
+  if (snapshot) {
+    const Diagnostics findings = check_tone_of(*snapshot, problems);
+    problems.insert(problems.end(), findings.begin(), findings.end());
   }
-  Diagnostics tone_errors;
-  const Diagnostics findings = check_tone_of(*snapshot, tone_errors);
-  tone_errors.insert(tone_errors.end(), findings.begin(), findings.end());
-  if (!tone_errors.empty()) {
-    for (const auto& e : tone_errors) err << e.str() << "\n";
-    err << config.string() << ": " << tone_errors.size() << (tone_errors.size() == 1 ? " problem" : " problems")
-        << "\n";
+  for (const auto& problem : problems) err << problem.str() << "\n";
+  if (!problems.empty()) {
+    err << config.string() << ": " << problems.size() << (problems.size() == 1 ? " problem" : " problems") << "\n";
     return kExitRejected;
   }
   out << config.string() << ": OK: " << snapshot->rules->rules().size() << " rules, locales";
