@@ -10,11 +10,6 @@ namespace {
 constexpr int kMaxLinkDepth = 4;      // shipment -> order -> customer, with room to spare
 constexpr size_t kTimerBatch = 1000;  // timers fired per fire_due() call
 
-std::string text_field(const nlohmann::json& fields, const char* name) {
-  auto it = fields.find(name);
-  return it != fields.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
 // An entity's fields as rules and templates see them: with its `id` and
 // `sent`, the kinds of message already sent about it.
 nlohmann::json scope_fields(const Entity& entity, const Store& store) {

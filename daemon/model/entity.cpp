@@ -16,12 +16,17 @@ constexpr std::array<std::pair<EntityType, std::string_view>, 5> kEntityTypes{{
 const nlohmann::json kNull = nullptr;
 
 std::optional<std::string> string_field(const Fields& fields, const char* name) {
-  auto it = fields.find(name);
-  if (it == fields.end() || !it->is_string() || it->get_ref<const std::string&>().empty()) return std::nullopt;
-  return it->get<std::string>();
+  std::string text = text_field(fields, name);
+  if (text.empty()) return std::nullopt;
+  return text;
 }
 
 }  // namespace
+
+std::string text_field(const Fields& fields, std::string_view name) {
+  auto it = fields.find(name);
+  return it != fields.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
 
 std::string_view to_string(EntityType type) {
   for (const auto& [t, name] : kEntityTypes)

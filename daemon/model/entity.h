@@ -20,6 +20,9 @@ using Fields = nlohmann::json;  // always a JSON object
 
 enum class EntityType { kCustomer, kOrder, kShipment, kSubscription, kPayment };
 
+// The string field `name` of `fields`, or "" when absent or not a string.
+std::string text_field(const Fields& fields, std::string_view name);
+
 std::string_view to_string(EntityType type);
 std::optional<EntityType> parse_entity_type(std::string_view text);
 // "customer, order, shipment, subscription, payment" for error messages.

@@ -7,13 +7,6 @@ namespace {
 
 constexpr Duration kCapWindow = std::chrono::hours{24};
 
-// The string field `name`, or empty when absent or not a string.
-std::string text_field(const nlohmann::json& fields, const char* name) {
-  auto it = fields.find(name);
-  if (it == fields.end() || !it->is_string()) return {};
-  return it->get<std::string>();
-}
-
 std::string contact_detail(const nlohmann::json& customer, Channel channel) {
   return text_field(customer, channel == Channel::kEmail ? "email" : "phone");
 }
