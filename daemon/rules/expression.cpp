@@ -502,11 +502,6 @@ std::partial_ordering order(const Json& a, const Json& b) {
   return x <=> y;
 }
 
-bool equal(const Json& a, const Json& b) {
-  if (a.is_number() && b.is_number()) return compare_numbers(a, b) == 0;
-  return a == b;
-}
-
 bool truthy(const Json& v) {
   if (v.is_boolean()) return v.get<bool>();
   if (v.is_number()) return compare_numbers(v, Json(0)) != 0;
@@ -546,9 +541,9 @@ bool holds(const Node& node, const Json& scope) {
     case Op::kOr:
       return std::any_of(node.children.begin(), node.children.end(), child_holds);
     case Op::kEq:
-      return equal(left(), right());
+      return same_value(left(), right());
     case Op::kNe:
-      return !equal(left(), right());
+      return !same_value(left(), right());
     case Op::kLt:
       return order(left(), right()) < 0;
     case Op::kLe:
@@ -561,7 +556,7 @@ bool holds(const Node& node, const Json& scope) {
     case Op::kInPath: {
       const Json& x = left();
       const Json& list = node.op == Op::kInList ? node.literal : lookup(scope, node.path);
-      return list.is_array() && std::any_of(list.begin(), list.end(), [&](const Json& e) { return equal(x, e); });
+      return list.is_array() && std::any_of(list.begin(), list.end(), [&](const Json& e) { return same_value(x, e); });
     }
   }
   return false;
@@ -597,5 +592,10 @@ const std::vector<std::string>& Expression::paths() const {
 }
 
 const std::string& Expression::text() const { return text_; }
+
+bool same_value(const nlohmann::json& a, const nlohmann::json& b) {
+  if (a.is_number() && b.is_number()) return compare_numbers(a, b) == 0;
+  return a == b;
+}
 
 }  // namespace tactd

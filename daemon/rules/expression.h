@@ -39,6 +39,11 @@
 
 namespace tactd {
 
+// Equality as `==` sees it: numbers by value (1 == 1.0, 64-bit integers
+// exactly), everything else as JSON values. Trigger targets use it too, so
+// `on` and `when` agree on what equal means.
+bool same_value(const nlohmann::json& a, const nlohmann::json& b);
+
 // Where an expression's text starts in its file, so that errors point at the
 // exact character: `file:line:(column + offset)`.
 struct SourceSpot {

@@ -133,11 +133,6 @@ std::optional<Deadline> parse_deadline(std::string_view text, const SourceSpot& 
   return deadline;
 }
 
-bool same_value(const nlohmann::json& a, const nlohmann::json& b) {
-  if (a.is_number() && b.is_number()) return a.get<double>() == b.get<double>();
-  return a == b;
-}
-
 // Reads one [[rule]] table.
 std::optional<Rule> read_rule(const toml::table& table, const std::string& file, Diagnostics& errors) {
   const size_t errors_before = errors.size();
