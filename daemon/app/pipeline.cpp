@@ -28,8 +28,8 @@ std::optional<Timestamp> last_contact(const Entity& customer, const Store& store
   if (auto reported = customer.fields.find("last_contact_at");
       reported != customer.fields.end() && reported->is_string())
     last = parse_rfc3339(reported->get<std::string>());
-  const auto sent = store.notifications_since(customer.ref.id, Timestamp{});
-  if (!sent.empty() && (!last || sent.back().at > *last)) last = sent.back().at;
+  const auto sent = store.latest_notification_at(customer.ref.id);
+  if (sent && (!last || *sent > *last)) last = sent;
   return last;
 }
 

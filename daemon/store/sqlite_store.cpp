@@ -281,6 +281,15 @@ class SqliteStore final : public Store {
     });
   }
 
+  std::optional<Timestamp> latest_notification_at(const std::string& customer) const override {
+    return guard("read the latest notification of " + customer, [&]() -> std::optional<Timestamp> {
+      SQLite::Statement q(db_, "SELECT MAX(due_at) FROM outbox WHERE customer = ? AND status != 'dropped'");
+      q.bind(1, customer);
+      if (!q.executeStep() || q.getColumn(0).isNull()) return std::nullopt;
+      return from_millis(q.getColumn(0).getInt64());
+    });
+  }
+
   std::optional<Notification> last_notification(const std::string& rule, const std::string& customer) const override {
     return guard("read the last notification of " + rule, [&]() -> std::optional<Notification> {
       SQLite::Statement q(db_, std::string("SELECT ") + kNotificationColumns +

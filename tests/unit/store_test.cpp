@@ -346,3 +346,15 @@ TEST_CASE("a source cursor is kept, replaced, and rolled back with its transacti
   CHECK(store->cursor("shop") == "2026-11-20T11:00:00Z");
   CHECK_FALSE(store->cursor("other"));
 }
+
+TEST_CASE("the latest notification time of a customer ignores dropped ones") {
+  auto store = Store::open_temporary();
+  CHECK_FALSE(store->latest_notification_at("c-1"));
+  store->enqueue(notification("k1", "c-1", at("2026-11-20T08:00:00Z")));
+  store->enqueue(notification("k2", "c-1", at("2026-11-21T08:00:00Z")));
+  store->enqueue(notification("k3", "c-2", at("2026-11-22T08:00:00Z")));
+  CHECK(store->latest_notification_at("c-1") == at("2026-11-21T08:00:00Z"));
+  const auto pending = store->outbox(OutboxStatus::kPending);
+  REQUIRE(store->drop(pending[1].id));
+  CHECK(store->latest_notification_at("c-1") == at("2026-11-20T08:00:00Z"));
+}
