@@ -11,10 +11,13 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <ostream>
+#include <random>
 
 #include "app/commands.h"
 #include "app/pipeline.h"
+#include "net/http_client.h"
 #include "net/http_server.h"
+#include "sources/http_source.h"
 #include "sources/push_endpoint.h"
 #include "sources/spool_source.h"
 #include "sources/sqlite_source.h"
@@ -119,6 +122,28 @@ asio::awaitable<void> sql_loop(SourceConfig config, Intake& intake, const Clock&
   }
 }
 
+// Polls a JSON API: after each poll it waits the interval plus jitter, or a
+// backoff after failures.
+asio::awaitable<void> http_loop(SourceConfig config, HttpClient& client, Intake& intake, const Clock& clock) {
+  HttpSource source(config, client, intake, clock);
+  std::mt19937_64 random(std::random_device{}());
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  asio::steady_timer sleep(co_await asio::this_coro::executor);
+  for (;;) {
+    const HttpSource::Poll poll = co_await source.poll();
+    if (poll.observations > 0 || poll.rejected > 0)
+      spdlog::info("source {}: {} pages, {} observations, {} rejected records", config.name, poll.pages,
+                   poll.observations, poll.rejected);
+    for (const auto& problem : poll.problems) spdlog::warn("source {}: {}", config.name, problem);
+    const auto wait = source.next_delay(poll, unit(random));
+    if (poll.failure)
+      spdlog::warn("source {}: {}; next try in {}s", config.name, *poll.failure,
+                   std::chrono::duration_cast<std::chrono::seconds>(wait).count());
+    sleep.expires_after(wait);
+    co_await sleep.async_wait(asio::use_awaitable);
+  }
+}
+
 }  // namespace
 
 int run(const RunOptions& options, std::ostream& err) {
@@ -154,12 +179,16 @@ int run(const RunOptions& options, std::ostream& err) {
     spdlog::info("signal {}: stopping", signal);
     io.stop();  // every handler commits whole transactions: stopping between them loses nothing
   });
+  // One client for every HTTP source, so that connections are reused.
+  const std::unique_ptr<HttpClient> http = HttpClient::create(io);
   asio::co_spawn(io, timer_loop(pipeline, clock), log_end("timers"));
   for (const auto& source : snapshot->config->sources) {
     if (source.type == "spool")
       asio::co_spawn(io, spool_loop(source, intake), log_end("source " + source.name));
-    else
+    else if (source.type == "sqlite")
       asio::co_spawn(io, sql_loop(source, intake, clock), log_end("source " + source.name));
+    else
+      asio::co_spawn(io, http_loop(source, *http, intake, clock), log_end("source " + source.name));
   }
 
   std::unique_ptr<PushEndpoint> push;

@@ -57,9 +57,15 @@ Mapping read_mapping(const toml::table& table, const std::string& file, Diagnost
   if (const toml::table* fields = r.table("fields")) {
     TableReader f(*fields, file, "[source.mapping.fields]", errors);
     for (const auto& [key, node] : *fields) {
-      Mapping::Field field{std::string(key.str()), f.string(key.str()).value_or(""), {}};
-      if (!field.pointer.empty() && !is_pointer(field.pointer))
-        f.error(key.str(), "'" + field.pointer + "' is not a JSON pointer (like \"/status\")");
+      Mapping::Field field{std::string(key.str()), {}, {}};
+      if (node.is_array())
+        field.pointers = f.strings(key.str()).value_or(std::vector<std::string>{});
+      else if (auto one = f.string(key.str()))
+        field.pointers.push_back(*one);
+      if (node.is_array() && node.as_array()->empty())
+        f.error(key.str(), "'" + field.name + "' needs a JSON pointer, or a list of them");
+      for (const auto& path : field.pointers)
+        if (!is_pointer(path)) f.error(key.str(), "'" + path + "' is not a JSON pointer (like \"/status\")");
       mapping.fields.push_back(std::move(field));
     }
   }
@@ -120,6 +126,73 @@ std::string read_secret(TableReader& r, const std::string& key, const std::files
 std::filesystem::path resolve(const std::filesystem::path& base, const std::string& value) {
   std::filesystem::path p(value);
   return p.is_absolute() ? p : (base / p).lexically_normal();
+}
+
+// A duration like "30s"; nullopt (with the problem reported) when absent or wrong.
+std::optional<Duration> read_duration(TableReader& r, const char* key) {
+  auto text = r.string(key);
+  if (!text) return std::nullopt;
+  std::string error;
+  auto d = parse_duration(*text, &error);
+  if (!d) r.error(key, "'" + std::string(key) + "': " + error);
+  return d;
+}
+
+// The keys of a `type = "http"` source.
+void read_http_source(TableReader& r, const std::filesystem::path& base, SourceConfig& source) {
+  source.url = r.string("url", true).value_or("");
+  if (!source.url.empty() && source.url.rfind("http://", 0) != 0 && source.url.rfind("https://", 0) != 0)
+    r.error("url", "'url' must start with http:// or https://");
+  if (auto jitter = read_duration(r, "jitter")) source.jitter = *jitter;
+  if (auto timeout = read_duration(r, "timeout")) {
+    if (*timeout < std::chrono::seconds{1} || *timeout > std::chrono::minutes{10})
+      r.error("timeout", "'timeout' must be between 1s and 10m");
+    else
+      source.timeout = *timeout;
+  }
+  if (auto backoff = read_duration(r, "max_backoff")) source.max_backoff = std::max(*backoff, source.interval);
+  source.items = r.string("items").value_or("");
+  if (!source.items.empty() && !is_pointer(source.items))
+    r.error("items", "'" + source.items + "' is not a JSON pointer (like \"/orders\")");
+  source.cursor_param = r.string("cursor_param").value_or("");
+  source.cursor_field = r.string("cursor_field").value_or("");
+  source.next_cursor = r.string("next_cursor").value_or("");
+  source.cursor_start = r.string("cursor_start").value_or("");
+  source.follow_links = r.boolean("follow_links").value_or(false);
+  for (const char* key : {"cursor_field", "next_cursor"}) {
+    const auto& value = std::string_view(key) == "cursor_field" ? source.cursor_field : source.next_cursor;
+    if (!value.empty() && !is_pointer(value))
+      r.error(key, "'" + value + "' is not a JSON pointer (like \"/updated_at\")");
+  }
+  if (!source.cursor_field.empty() && !source.next_cursor.empty())
+    r.error("next_cursor", "give either 'cursor_field' (a cursor from the data) or 'next_cursor' (from the response)");
+  if ((!source.cursor_field.empty() || !source.next_cursor.empty()) && source.cursor_param.empty())
+    r.error("cursor_param", "a cursor needs 'cursor_param', the query parameter that carries it");
+  if (!source.cursor_param.empty() && source.cursor_field.empty() && source.next_cursor.empty())
+    r.error("cursor_param", "'cursor_param' needs 'cursor_field' or 'next_cursor' to say where the cursor comes from");
+  if (const toml::table* headers = r.table("headers")) {
+    TableReader h(*headers, r.file(), "[source.headers]", r.errors());
+    for (const auto& [key, node] : *headers)
+      if (auto value = h.string(key.str())) source.headers.emplace_back(std::string(key.str()), *value);
+  }
+  if (const toml::table* auth = r.table("auth")) {
+    TableReader a(*auth, r.file(), "[source.auth]", r.errors());
+    const auto type = a.string("type", true).value_or("");
+    if (type == "bearer")
+      source.auth.type = HttpAuth::Type::kBearer;
+    else if (type == "basic")
+      source.auth.type = HttpAuth::Type::kBasic;
+    else if (type == "header")
+      source.auth.type = HttpAuth::Type::kHeader;
+    else if (!type.empty())
+      a.error("type", "unknown auth type '" + type + "' (expected bearer, basic or header)");
+    if (source.auth.type == HttpAuth::Type::kBasic) source.auth.username = a.string("username", true).value_or("");
+    if (source.auth.type == HttpAuth::Type::kHeader) source.auth.header = a.string("header", true).value_or("");
+    source.auth.secret = read_secret(a, "secret", base);
+    if (source.auth.secret.empty() && source.auth.type != HttpAuth::Type::kNone)
+      a.error("type", "[source.auth] needs its secret in 'secret_file' or 'secret_env'");
+    a.finish();
+  }
 }
 
 }  // namespace
@@ -228,18 +301,15 @@ std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Dia
         if (!source.name.empty() && other.name == source.name)
           r.error("name", "source name '" + source.name + "' is used twice");
       source.type = r.string("type", true).value_or("");
-      if (!source.type.empty() && source.type != "spool" && source.type != "sqlite")
-        r.error("type", "unknown source type '" + source.type + "' (expected spool or sqlite)");
-      if (auto path = r.string("path", true)) source.path = resolve(base, *path);
-      if (auto interval = r.string("interval")) {
-        std::string error;
-        auto d = parse_duration(*interval, &error);
-        if (!d)
-          r.error("interval", "'interval': " + error);
-        else if (*d < kMinSourceInterval)
+      if (!source.type.empty() && source.type != "spool" && source.type != "sqlite" && source.type != "http")
+        r.error("type", "unknown source type '" + source.type + "' (expected spool, sqlite or http)");
+      if (source.type != "http")
+        if (auto path = r.string("path", true)) source.path = resolve(base, *path);
+      if (auto interval = read_duration(r, "interval")) {
+        if (*interval < kMinSourceInterval)
           r.error("interval", "'interval' must be at least 1s; a source is polled, not spun on");
         else
-          source.interval = *d;
+          source.interval = *interval;
       }
       if (source.type == "sqlite") {
         source.query = r.string("query", true).value_or("");
@@ -249,10 +319,19 @@ std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Dia
                   "updated_at\"");
         source.cursor_column = r.string("cursor_column", true).value_or("");
         source.cursor_start = r.string("cursor_start").value_or("");
-        if (const toml::table* mapping = r.table("mapping"))
-          source.mapping = read_mapping(*mapping, name, errors);
-        else
-          r.error("name", "source '" + source.name + "' needs a [source.mapping] table");
+      }
+      if (source.type == "http") read_http_source(r, base, source);
+      if (source.type == "sqlite" || source.type == "http") {
+        if (table["mapping"].is_array()) {
+          if (const toml::array* many = r.tables("mapping"))
+            for (const auto& mapping : *many)
+              source.mappings.push_back(read_mapping(*mapping.as_table(), name, errors));
+        } else if (const toml::table* one = r.table("mapping")) {
+          source.mappings.push_back(read_mapping(*one, name, errors));
+        }
+        if (source.mappings.empty())
+          r.error("name",
+                  "source '" + source.name + "' needs a [source.mapping] table (or several [[source.mapping]])");
       }
       r.finish();
       config->sources.push_back(std::move(source));

@@ -42,6 +42,22 @@
 //   [source.mapping.values.status]   # foreign value -> canonical, "*" default
 //   paid = "confirmed"
 //
+//   [[source]]
+//   name         = "webshop"
+//   type         = "http"            # a JSON API, polled
+//   url          = "https://shop.example/admin/api/2024-10/orders.json?limit=250"
+//   interval     = "1m"
+//   jitter       = "10s"
+//   items        = "/orders"         # JSON pointer to the array of records
+//   cursor_param = "updated_at_min"  # with cursor_field (from the data) or next_cursor (from the response)
+//   cursor_field = "/updated_at"
+//   follow_links = true              # Link: <...>; rel="next"
+//   [source.auth]
+//   type        = "header"           # bearer, basic or header
+//   header      = "X-Shopify-Access-Token"
+//   secret_file = "/run/credentials/tactd.service/shop-token"   # or secret_env
+//   [[source.mapping]] ...           # one or more, as above
+//
 //   [push]                           # POST /v1/observations
 //   listen          = "127.0.0.1:8425"
 //   token_file      = "/run/credentials/tactd.service/push-token"   # or token_env
@@ -63,6 +79,7 @@
 
 #include "model/diagnostic.h"
 #include "model/entity.h"
+#include "model/notification.h"
 #include "model/time.h"
 
 namespace tactd {
@@ -74,8 +91,10 @@ struct Mapping {
   std::string id;           // e.g. "/id"
   std::string observed_at;  // empty: the time the record was read
   struct Field {
-    std::string name;     // canonical field, e.g. "status"
-    std::string pointer;  // e.g. "/fulfillment/status"
+    std::string name;  // canonical field, e.g. "status"
+    // e.g. "/fulfillment/status"; with several, the first that finds a
+    // non-null value is taken.
+    std::vector<std::string> pointers;
     // Foreign value (as text) -> canonical value; "*" is the default. Empty:
     // the value is taken as it is.
     std::map<std::string, nlohmann::json, std::less<>> values;
@@ -83,17 +102,68 @@ struct Mapping {
   std::vector<Field> fields;
 };
 
+// Credentials an HTTP source sends. The secret is never logged.
+struct HttpAuth {
+  enum class Type { kNone, kBearer, kBasic, kHeader } type = Type::kNone;
+  std::string username;  // basic
+  std::string header;    // header: its name, e.g. "X-Shopify-Access-Token"
+  std::string secret;    // the token, password or header value
+};
+
 // One place `tactd run` reads observations from.
 struct SourceConfig {
   std::string name;
-  std::string type;            // "spool" or "sqlite"
+  std::string type;            // "spool", "sqlite" or "http"
   std::filesystem::path path;  // spool: the folder; sqlite: the database file
   Duration interval = std::chrono::seconds{5};
   // sqlite: a query that reads rows changed after `:cursor`, in cursor order.
   std::string query;
   std::string cursor_column;
-  std::string cursor_start;        // the cursor before the first row
-  std::optional<Mapping> mapping;  // required for sqlite
+  std::string cursor_start;  // the cursor before the first row or page
+  // Each record becomes one observation per mapping (an order and its
+  // customer, say). Required for sqlite and http.
+  std::vector<Mapping> mappings;
+
+  // http: a JSON API polled every interval plus up to `jitter`.
+  std::string url;
+  Duration jitter{};
+  Duration timeout = std::chrono::seconds{30};
+  Duration max_backoff = std::chrono::minutes{15};  // the longest wait after failures
+  std::vector<std::pair<std::string, std::string>> headers;
+  HttpAuth auth;
+  std::string items;          // JSON pointer to the array of records; "" is the whole body
+  std::string cursor_param;   // the query parameter that carries the cursor
+  std::string cursor_field;   // data cursor: pointer into each record; the highest seen
+  std::string next_cursor;    // response cursor: pointer into the response body
+  bool follow_links = false;  // page through `Link: <...>; rel="next"`
+};
+
+// How `tactd run` delivers one channel's notifications: through a
+// provider's HTTP API, over SMTP, or to a generic webhook.
+struct ChannelConfig {
+  Channel channel = Channel::kEmail;
+  // email: "sendgrid" (JSON mail-send), "mailgun" (form-encoded), "smtp" or
+  // "webhook"; sms: "twilio" (form-encoded), "messagebird" (JSON) or "webhook".
+  std::string provider;
+  // The endpoint. smtp: "smtp://host:587" (STARTTLS) or "smtps://host:465".
+  std::string url;
+  std::string from;      // email: "Our shop <shop@example.com>"; sms: sender number or name
+  std::string account;   // twilio: the account SID (basic-auth user)
+  std::string username;  // smtp: the login; empty: no authentication
+  // The API key, auth token, SMTP password or webhook HMAC key. Never logged.
+  std::string secret;
+  std::filesystem::path ca_file;  // extra CA certificates to trust; empty: the system's
+  bool require_tls = true;        // smtp:// must upgrade with STARTTLS
+
+  int concurrency = 4;                           // requests in flight at once
+  double rate = 10;                              // requests per second, on average
+  int burst = 10;                                // requests at once after a quiet spell
+  Duration timeout = std::chrono::seconds{10};   // one attempt
+  int max_attempts = 8;                          // then the dead letter
+  Duration max_age = std::chrono::hours{24};     // after its due time; then the dead letter
+  Duration backoff = std::chrono::seconds{2};    // the first retry's ceiling; doubles
+  Duration max_backoff = std::chrono::hours{1};  // the ceiling of the ceilings
+  int max_segments = 3;                          // sms: longer messages are refused
 };
 
 // The push endpoint of `tactd run` (POST /v1/observations).
@@ -133,6 +203,7 @@ struct Config {
 
   std::vector<SourceConfig> sources;
   std::optional<PushConfig> push;
+  std::vector<ChannelConfig> channels;  // at most one per Channel
 };
 
 // Reads and validates `file`. Relative folders are resolved against the

@@ -46,6 +46,7 @@ class TableReader {
   void finish();
 
   const std::string& file() const { return file_; }
+  Diagnostics& errors() const { return errors_; }
 
  private:
   const toml::node* find(std::string_view key);

@@ -30,7 +30,7 @@ struct Shared {
 };
 
 HttpResponse error_response(int status, const std::string& message) {
-  return HttpResponse{status, nlohmann::json{{"error", message}}.dump() + "\n", "application/json"};
+  return HttpResponse{status, nlohmann::json{{"error", message}}.dump() + "\n", "application/json", {}};
 }
 
 std::string lower(std::string_view text) {
@@ -52,6 +52,7 @@ asio::awaitable<void> write(beast::tcp_stream& stream, unsigned version, bool ke
   http::response<http::string_body> response{static_cast<http::status>(r.status), version};
   response.set(http::field::server, "tactd");
   response.set(http::field::content_type, r.content_type);
+  for (const auto& [name, value] : r.headers) response.set(name, value);
   response.keep_alive(keep_alive);
   response.body() = r.body;
   response.prepare_payload();

@@ -40,7 +40,11 @@ std::optional<Observation> map_record(const Mapping& mapping, const nlohmann::js
     out.observed_at = *parsed;
   }
   for (const auto& field : mapping.fields) {
-    const nlohmann::json* value = find(record, field.pointer);
+    const nlohmann::json* value = nullptr;
+    for (const auto& pointer : field.pointers) {
+      value = find(record, pointer);
+      if (value && !value->is_null()) break;
+    }
     if (!value) continue;
     if (field.values.empty() || value->is_null()) {
       out.fields[field.name] = *value;
@@ -49,8 +53,8 @@ std::optional<Observation> map_record(const Mapping& mapping, const nlohmann::js
     auto mapped = field.values.find(as_text(*value));
     if (mapped == field.values.end()) mapped = field.values.find("*");
     if (mapped == field.values.end()) {
-      error = "field '" + field.name + "': '" + as_text(*value) + "' (at " + field.pointer +
-              ") is not in its value map, which has no \"*\" default";
+      error =
+          "field '" + field.name + "': '" + as_text(*value) + "' is not in its value map, which has no \"*\" default";
       return std::nullopt;
     }
     out.fields[field.name] = mapped->second;
@@ -60,6 +64,21 @@ std::optional<Observation> map_record(const Mapping& mapping, const nlohmann::js
     if (it != out.fields.end() && it->is_number()) *it = it->dump();  // database ids are often numbers
   }
   return out;
+}
+
+bool map_records(const std::vector<Mapping>& mappings, const nlohmann::json& record, Timestamp now,
+                 std::vector<Observation>& out, std::string& error) {
+  const size_t before = out.size();
+  for (const auto& mapping : mappings) {
+    auto observation = map_record(mapping, record, now, error);
+    if (!observation) {
+      out.resize(before);
+      if (mappings.size() > 1) error = std::string(to_string(mapping.type)) + " mapping: " + error;
+      return false;
+    }
+    out.push_back(std::move(*observation));
+  }
+  return true;
 }
 
 }  // namespace tactd

@@ -3,6 +3,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -18,5 +19,10 @@ namespace tactd {
 // value has no entry in its value map and the map has no "*" default.
 std::optional<Observation> map_record(const Mapping& mapping, const nlohmann::json& record, Timestamp now,
                                       std::string& error);
+
+// Applies every mapping to `record`, appending its observations to `out`:
+// all of them, or none (returning false with `error`) when one fails.
+bool map_records(const std::vector<Mapping>& mappings, const nlohmann::json& record, Timestamp now,
+                 std::vector<Observation>& out, std::string& error);
 
 }  // namespace tactd

@@ -13,7 +13,7 @@ namespace {
 constexpr std::string_view kPath = "/v1/observations";
 
 HttpResponse answer(int status, nlohmann::json body) {
-  return HttpResponse{status, body.dump() + "\n", "application/json"};
+  return HttpResponse{status, body.dump() + "\n", "application/json", {}};
 }
 
 // Compares without leaking where the first difference is.

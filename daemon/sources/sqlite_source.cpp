@@ -74,9 +74,7 @@ SqlSource::Poll SqlSource::poll(Intake& intake, Timestamp now) {
     std::vector<Observation> observations;
     for (const auto& row : rows) {
       std::string error;
-      if (auto observation = map_record(*config_.mapping, row, now, error)) {
-        observations.push_back(std::move(*observation));
-      } else {
+      if (!map_records(config_.mappings, row, now, observations, error)) {
         ++poll.rejected;
         poll.problems.push_back("row " + row.dump() + ": " + error + "; skipped");
       }

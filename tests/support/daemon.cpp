@@ -12,22 +12,27 @@
 
 namespace tactd::test {
 
-Daemon::Daemon(const std::filesystem::path& config, const std::filesystem::path& log,
-               const std::vector<std::pair<std::string, std::string>>& env) {
+Process::Process(const std::vector<std::string>& argv, const std::filesystem::path& log, const Environment& env) {
+  std::vector<char*> args;
+  for (const auto& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+  args.push_back(nullptr);
   pid_ = fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
     for (const auto& [name, value] : env) setenv(name.c_str(), value.c_str(), 1);
     const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) dup2(fd, STDERR_FILENO);
-    execl(TACTD_BINARY, TACTD_BINARY, "run", "--config", config.c_str(), static_cast<char*>(nullptr));
+    if (fd >= 0) {
+      dup2(fd, STDOUT_FILENO);
+      dup2(fd, STDERR_FILENO);
+    }
+    execvp(args[0], args.data());
     _exit(127);
   }
 }
 
-Daemon::~Daemon() { stop(); }
+Process::~Process() { stop(); }
 
-int Daemon::stop() {
+int Process::stop() {
   if (pid_ <= 0) return -1;
   kill(pid_, SIGTERM);
   int status = 0;

@@ -177,7 +177,7 @@ TEST_CASE("sources are read with their folder resolved, and their mistakes repor
                                        "[[source]]\nname = \"a\"\ntype = \"spool\"\ninterval = \"0s\"\n"),
                           errors));
   const std::string text = all(errors);
-  CHECK_THAT(text, Catch::Contains(":6:8: unknown source type 'ftp' (expected spool or sqlite)"));
+  CHECK_THAT(text, Catch::Contains(":6:8: unknown source type 'ftp' (expected spool, sqlite or http)"));
   CHECK_THAT(text, Catch::Contains(":9:8: source name 'a' is used twice"));
   CHECK_THAT(text, Catch::Contains("source 'a' needs 'path' (a string)"));
   CHECK_THAT(text, Catch::Contains(":11:12: 'interval' must be at least 1s; a source is polled, not spun on"));
@@ -199,11 +199,11 @@ TEST_CASE("an sqlite source needs a cursor query and a mapping, each checked") {
   INFO(all(errors));
   REQUIRE(config);
   const SourceConfig& source = config->sources.at(0);
-  REQUIRE(source.mapping);
-  CHECK(source.mapping->type == EntityType::kOrder);
-  REQUIRE(source.mapping->fields.size() == 1);
-  CHECK(source.mapping->fields[0].values.at("paid") == "confirmed");
-  CHECK(source.mapping->fields[0].values.at("*") == "placed");
+  REQUIRE(source.mappings.size() == 1);
+  CHECK(source.mappings[0].type == EntityType::kOrder);
+  REQUIRE(source.mappings[0].fields.size() == 1);
+  CHECK(source.mappings[0].fields[0].values.at("paid") == "confirmed");
+  CHECK(source.mappings[0].fields[0].values.at("*") == "placed");
 
   TempDir bad;
   errors.clear();
@@ -220,6 +220,74 @@ TEST_CASE("an sqlite source needs a cursor query and a mapping, each checked") {
   CHECK_THAT(text, Catch::Contains(":12:6: 'id' is not a JSON pointer (like \"/id\" or \"/customer/id\")"));
   CHECK_THAT(text,
              Catch::Contains("[source.mapping.values.state] must be a table for a field in [source.mapping.fields]"));
+}
+
+TEST_CASE("an http source reads its URL, cursor, paging and auth, and says what is wrong with them") {
+  TempDir dir;
+  dir.write("shop-token", "tok-123\n");
+  Diagnostics errors;
+  auto config = load_config(write_config(dir, R"toml([tactd]
+rules = "rules"
+templates = "templates"
+[[source]]
+name = "shop"
+type = "http"
+url = "https://shop.example/orders.json?limit=250"
+interval = "1m"
+jitter = "10s"
+items = "/orders"
+cursor_param = "updated_at_min"
+cursor_field = "/updated_at"
+follow_links = true
+[source.headers]
+Accept-Language = "nl"
+[source.auth]
+type = "basic"
+username = "tactd"
+secret_file = "shop-token"
+[[source.mapping]]
+type = "customer"
+id = "/customer/id"
+[[source.mapping]]
+type = "order"
+id = "/id"
+[source.mapping.fields]
+status = ["/cancel_reason", "/fulfillment_status"]
+)toml"),
+                            errors);
+  INFO(all(errors));
+  REQUIRE(config);
+  const SourceConfig& source = config->sources.at(0);
+  CHECK(source.url == "https://shop.example/orders.json?limit=250");
+  CHECK(source.jitter == std::chrono::seconds{10});
+  CHECK(source.follow_links);
+  CHECK(source.auth.type == HttpAuth::Type::kBasic);
+  CHECK(source.auth.secret == "tok-123");
+  CHECK(source.headers.at(0) == std::pair<std::string, std::string>{"Accept-Language", "nl"});
+  REQUIRE(source.mappings.size() == 2);
+  CHECK(source.mappings[1].fields.at(0).pointers == std::vector<std::string>{"/cancel_reason", "/fulfillment_status"});
+
+  TempDir bad;
+  errors.clear();
+  CHECK_FALSE(load_config(write_config(bad, R"toml([tactd]
+rules = "rules"
+templates = "templates"
+[[source]]
+name = "shop"
+type = "http"
+url = "ftp://shop.example/"
+cursor_param = "since"
+[source.auth]
+type = "digest"
+[source.mapping]
+type = "order"
+id = "/id"
+)toml"),
+                          errors));
+  const std::string text = all(errors);
+  CHECK_THAT(text, Catch::Contains(":7:7: 'url' must start with http:// or https://"));
+  CHECK_THAT(text, Catch::Contains("'cursor_param' needs 'cursor_field' or 'next_cursor'"));
+  CHECK_THAT(text, Catch::Contains(":10:8: unknown auth type 'digest' (expected bearer, basic or header)"));
 }
 
 TEST_CASE("the push endpoint reads its secrets from a file or the environment, and never runs open") {

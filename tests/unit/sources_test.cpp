@@ -10,34 +10,14 @@
 #include "sources/mapping.h"
 #include "sources/sqlite_source.h"
 
+#include "support/recording_intake.h"
 #include "support/temp_dir.h"
 
 using namespace tactd;
+using tactd::test::RecordingIntake;
 using tactd::test::TempDir;
 
 namespace {
-
-// An Intake that records batches and cursors, or refuses them.
-class RecordingIntake final : public Intake {
- public:
-  bool refuse = false;
-  std::vector<std::vector<Observation>> batches;
-  std::map<std::string, std::string> cursors;
-
-  bool commit(std::span<const Observation> observations, const SourceCursor* cursor, std::string& error) override {
-    if (refuse) {
-      error = "disk full";
-      return false;
-    }
-    batches.emplace_back(observations.begin(), observations.end());
-    if (cursor) cursors[cursor->source] = cursor->value;
-    return true;
-  }
-  std::optional<std::string> cursor(const std::string& source) override {
-    auto it = cursors.find(source);
-    return it == cursors.end() ? std::nullopt : std::optional<std::string>(it->second);
-  }
-};
 
 const std::string kLine =
     R"({"type":"order","id":"A-1","observed_at":"2026-11-20T10:00:00Z","fields":{"status":"placed"}})";
@@ -115,10 +95,10 @@ Mapping order_mapping() {
   m.type = EntityType::kOrder;
   m.id = "/id";
   m.observed_at = "/updated_at";
-  m.fields = {{"status", "/state", {{"paid", "confirmed"}, {"sent", "shipped"}, {"*", "placed"}}},
-              {"customer", "/customer_id", {}},
-              {"total", "/amounts/total", {}},
-              {"sku", "/items/0/sku", {}}};
+  m.fields = {{"status", {"/cancelled", "/state"}, {{"paid", "confirmed"}, {"sent", "shipped"}, {"*", "placed"}}},
+              {"customer", {"/customer_id"}, {}},
+              {"total", {"/amounts/total"}, {}},
+              {"sku", {"/items/0/sku"}, {}}};
   return m;
 }
 
@@ -146,6 +126,30 @@ TEST_CASE("a mapping turns a foreign record into an observation, with value maps
   nlohmann::json other = record;
   other["state"] = "weird";
   CHECK(map_record(order_mapping(), other, Timestamp{}, error)->fields["status"] == "placed");  // the "*" default
+  other["cancelled"] = nullptr;  // a null is passed over for the next pointer
+  CHECK(map_record(order_mapping(), other, Timestamp{}, error)->fields["status"] == "placed");
+  other["cancelled"] = "sent";  // the first pointer that finds a value wins
+  CHECK(map_record(order_mapping(), other, Timestamp{}, error)->fields["status"] == "shipped");
+}
+
+TEST_CASE("one record can become several observations, all or none") {
+  Mapping customer;
+  customer.type = EntityType::kCustomer;
+  customer.id = "/customer_id";
+  customer.fields = {{"email", {"/email"}, {}}};
+  const nlohmann::json record = {
+      {"id", 7}, {"updated_at", "2026-11-20T10:00:00Z"}, {"customer_id", 42}, {"email", "a@example.com"}};
+  std::vector<Observation> out;
+  std::string error;
+  REQUIRE(map_records({order_mapping(), customer}, record, Timestamp{}, out, error));
+  REQUIRE(out.size() == 2);
+  CHECK(out[1].ref.str() == "customer/42");
+  CHECK(out[1].fields["email"] == "a@example.com");
+  nlohmann::json anonymous = record;
+  anonymous.erase("customer_id");
+  CHECK_FALSE(map_records({order_mapping(), customer}, anonymous, Timestamp{}, out, error));
+  CHECK(out.size() == 2);
+  CHECK(error == "customer mapping: no id at /customer_id");
 }
 
 TEST_CASE("a record the mapping cannot read says which field and why") {
@@ -158,7 +162,7 @@ TEST_CASE("a record the mapping cannot read says which field and why") {
   strict.fields[0].values.erase("*");
   CHECK_FALSE(
       map_record(strict, {{"id", 1}, {"updated_at", "2026-11-20T10:00:00Z"}, {"state", "weird"}}, Timestamp{}, error));
-  CHECK(error == "field 'status': 'weird' (at /state) is not in its value map, which has no \"*\" default");
+  CHECK(error == "field 'status': 'weird' is not in its value map, which has no \"*\" default");
 }
 
 TEST_CASE("the SQL source reads a shop database page by page and commits each page with its cursor") {
@@ -178,7 +182,7 @@ TEST_CASE("the SQL source reads a shop database page by page and commits each pa
   config.query =
       "SELECT id, state, customer_id, updated_at FROM orders WHERE updated_at > :cursor ORDER BY updated_at LIMIT 2";
   config.cursor_column = "updated_at";
-  config.mapping = order_mapping();
+  config.mappings = {order_mapping()};
   RecordingIntake intake;
   SqlSource source(config, SqlDatabase::open_sqlite(file));
   const auto poll = source.poll(intake, Timestamp{});
@@ -208,7 +212,7 @@ TEST_CASE("a broken query is reported, not thrown") {
   config.name = "shop";
   config.query = "SELECT * FROM missing WHERE x > :cursor";
   config.cursor_column = "x";
-  config.mapping = order_mapping();
+  config.mappings = {order_mapping()};
   RecordingIntake intake;
   const auto poll = SqlSource(config, SqlDatabase::open_sqlite(file)).poll(intake, Timestamp{});
   REQUIRE(poll.problems.size() == 1);

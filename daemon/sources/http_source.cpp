@@ -1,0 +1,289 @@
+#include "sources/http_source.h"
+
+#include <date/date.h>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <memory>
+#include <sstream>
+
+#include "sources/mapping.h"
+
+namespace tactd {
+namespace asio = boost::asio;
+namespace {
+
+// Fetches on `client` as an awaitable. The answer is posted, so the
+// coroutine never resumes inside the client's own callback.
+asio::awaitable<HttpClientResponse> fetch(HttpClient& client, HttpClientRequest request) {
+  co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(HttpClientResponse)>(
+      [&client](auto handler, HttpClientRequest r) {
+        auto executor = asio::get_associated_executor(handler);
+        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+        client.fetch(std::move(r), [shared, executor](HttpClientResponse response) {
+          asio::post(executor,
+                     [shared, response = std::move(response)]() mutable { std::move (*shared)(std::move(response)); });
+        });
+      },
+      asio::use_awaitable, std::move(request));
+}
+
+std::string base64(std::string_view in) {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  unsigned value = 0;
+  int bits = 0;
+  for (unsigned char c : in) {
+    value = (value << 8) | c;
+    bits += 8;
+    while (bits >= 6) out += kAlphabet[(value >> (bits -= 6)) & 63];
+  }
+  if (bits > 0) out += kAlphabet[(value << (6 - bits)) & 63];
+  while (out.size() % 4) out += '=';
+  return out;
+}
+
+// The URL without its query, which may carry what is not ours to log.
+std::string loggable(const std::string& url) { return url.substr(0, url.find('?')); }
+
+// Whether cursor `a` is past `b`: as times when both are RFC 3339, as
+// numbers when both are numbers, else as text.
+bool cursor_after(const std::string& a, const std::string& b) {
+  if (b.empty()) return !a.empty();
+  auto ta = parse_rfc3339(a), tb = parse_rfc3339(b);
+  if (ta && tb) return *ta > *tb;
+  double na = 0, nb = 0;
+  auto [ea, ra] = std::from_chars(a.data(), a.data() + a.size(), na);
+  auto [eb, rb] = std::from_chars(b.data(), b.data() + b.size(), nb);
+  if (ra == std::errc{} && rb == std::errc{} && ea == a.data() + a.size() && eb == b.data() + b.size()) return na > nb;
+  return a > b;
+}
+
+std::optional<std::string> cursor_text(const nlohmann::json& value) {
+  if (value.is_string() && !value.get<std::string>().empty()) return value.get<std::string>();
+  if (value.is_number()) return value.dump();
+  return std::nullopt;
+}
+
+const nlohmann::json* at_pointer(const nlohmann::json& document, const std::string& pointer) {
+  if (pointer.empty()) return &document;
+  try {
+    const nlohmann::json::json_pointer p(pointer);
+    return document.contains(p) ? &document.at(p) : nullptr;
+  } catch (const nlohmann::json::exception&) {
+    return nullptr;
+  }
+}
+
+std::string percent_encode(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::optional<Duration> parse_retry_after(const std::string& value, Timestamp now) {
+  long long seconds = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
+  if (ec == std::errc{} && end == value.data() + value.size() && seconds >= 0)
+    return std::chrono::duration_cast<Duration>(std::chrono::seconds{seconds});
+  // An IMF-fixdate: "Wed, 21 Oct 2015 07:28:00 GMT".
+  static constexpr std::string_view kMonths = "JanFebMarAprMayJunJulAugSepOctNovDec";
+  char month_name[4] = {};
+  int day = 0, year = 0, hour = 0, minute = 0, second = 0, used = 0;
+  if (std::sscanf(value.c_str(), "%*3[A-Za-z], %2d %3s %4d %2d:%2d:%2d GMT%n", &day, month_name, &year, &hour, &minute,
+                  &second, &used) != 6 ||
+      static_cast<size_t>(used) != value.size())
+    return std::nullopt;
+  const size_t month = kMonths.find(month_name);
+  if (month == std::string_view::npos || month % 3 != 0) return std::nullopt;
+  const date::year_month_day ymd{date::year{year}, date::month{static_cast<unsigned>(month / 3 + 1)},
+                                 date::day{static_cast<unsigned>(day)}};
+  if (!ymd.ok() || hour > 23 || minute > 59 || second > 60) return std::nullopt;
+  const Timestamp when = Timestamp{date::sys_days{ymd}} + std::chrono::hours{hour} + std::chrono::minutes{minute} +
+                         std::chrono::seconds{second};
+  return std::max(Duration{}, when - now);
+}
+
+std::optional<std::string> next_link(const std::string& link_header, const std::string& base) {
+  size_t at = 0;
+  while ((at = link_header.find('<', at)) != std::string::npos) {
+    const size_t close = link_header.find('>', at);
+    if (close == std::string::npos) return std::nullopt;
+    const std::string target = link_header.substr(at + 1, close - at - 1);
+    const size_t end = std::min(link_header.find('<', close), link_header.size());
+    std::string params = link_header.substr(close + 1, end - close - 1);
+    std::transform(params.begin(), params.end(), params.begin(), [](unsigned char c) { return std::tolower(c); });
+    const size_t rel = params.find("rel=");
+    if (rel != std::string::npos) {
+      std::string value = params.substr(rel + 4);
+      value = value.substr(0, value.find_first_of(";,"));
+      std::erase(value, '"');
+      std::istringstream words(value);
+      for (std::string word; words >> word;) {
+        if (word != "next") continue;
+        if (target.rfind("http://", 0) == 0 || target.rfind("https://", 0) == 0) return target;
+        const size_t host_end = base.find('/', base.find("://") + 3);
+        const std::string origin = base.substr(0, host_end);
+        if (!target.empty() && target[0] == '/') return origin + target;
+        return loggable(base).substr(0, loggable(base).rfind('/') + 1) + target;
+      }
+    }
+    at = close;
+  }
+  return std::nullopt;
+}
+
+std::string with_query_param(const std::string& url, const std::string& name, const std::string& value) {
+  return url + (url.find('?') == std::string::npos ? "?" : "&") + percent_encode(name) + "=" + percent_encode(value);
+}
+
+HttpSource::HttpSource(SourceConfig config, HttpClient& client, Intake& intake, const Clock& clock)
+    : config_(std::move(config)), client_(client), intake_(intake), clock_(clock) {}
+
+HttpClientRequest HttpSource::request(const std::string& url) const {
+  HttpClientRequest request;
+  request.url = url;
+  request.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(config_.timeout);
+  request.headers.emplace_back("Accept", "application/json");
+  request.headers.emplace_back("User-Agent", "tactd");
+  for (const auto& header : config_.headers) request.headers.push_back(header);
+  const HttpAuth& auth = config_.auth;
+  switch (auth.type) {
+    case HttpAuth::Type::kNone:
+      break;
+    case HttpAuth::Type::kBearer:
+      request.headers.emplace_back("Authorization", "Bearer " + auth.secret);
+      break;
+    case HttpAuth::Type::kBasic:
+      request.headers.emplace_back("Authorization", "Basic " + base64(auth.username + ":" + auth.secret));
+      break;
+    case HttpAuth::Type::kHeader:
+      request.headers.emplace_back(auth.header, auth.secret);
+      break;
+  }
+  return request;
+}
+
+asio::awaitable<HttpSource::Poll> HttpSource::poll() {
+  Poll poll;
+  std::string cursor = intake_.cursor(config_.name).value_or(config_.cursor_start);
+  auto page_url = [&] {
+    return config_.cursor_param.empty() || cursor.empty() ? config_.url
+                                                          : with_query_param(config_.url, config_.cursor_param, cursor);
+  };
+  std::string url = page_url();
+  const std::string first_url = url;
+  auto fail = [&](std::string why) {
+    poll.failure = "page " + std::to_string(poll.pages + 1) + " (" + loggable(url) + "): " + std::move(why);
+    ++failures_;
+  };
+
+  while (poll.pages < kMaxPagesPerPoll) {
+    HttpClientRequest req = request(url);
+    const bool first = poll.pages == 0;
+    if (first && url == etag_url_ && !etag_.empty()) req.headers.emplace_back("If-None-Match", etag_);
+    const HttpClientResponse response = co_await fetch(client_, std::move(req));
+    if (!response.error.empty()) {
+      fail(response.error);
+      co_return poll;
+    }
+    if (response.status == 304) {
+      poll.unchanged = true;
+      break;
+    }
+    auto header = [&response](const char* name) {
+      auto it = response.headers.find(name);
+      return it == response.headers.end() ? std::string() : it->second;
+    };
+    if (response.status < 200 || response.status > 299) {
+      fail("answered " + std::to_string(response.status) + ": " + response.body.substr(0, kMaxProblemBody));
+      if (response.status == 429 || response.status == 503)
+        poll.retry_after = parse_retry_after(header("retry-after"), clock_.now());
+      co_return poll;
+    }
+    nlohmann::json body;
+    try {
+      body = nlohmann::json::parse(response.body);
+    } catch (const nlohmann::json::parse_error& e) {
+      fail(std::string("the answer is not JSON: ") + e.what());
+      co_return poll;
+    }
+    const nlohmann::json* items = at_pointer(body, config_.items);
+    if (!items || !items->is_array()) {
+      fail("the answer has no array at '" + config_.items + "' (items)");
+      co_return poll;
+    }
+
+    std::vector<Observation> observations;
+    std::string next_cursor = cursor;
+    const Timestamp now = clock_.now();
+    for (const auto& item : *items) {
+      std::string error;
+      if (!map_records(config_.mappings, item, now, observations, error)) {
+        ++poll.rejected;
+        poll.problems.push_back("record " + item.dump().substr(0, kMaxProblemBody) + ": " + error + "; skipped");
+      }
+      if (config_.cursor_field.empty()) continue;
+      const nlohmann::json* value = at_pointer(item, config_.cursor_field);
+      if (auto text = value ? cursor_text(*value) : std::nullopt; text && cursor_after(*text, next_cursor))
+        next_cursor = *text;
+    }
+    if (!config_.next_cursor.empty()) {
+      const nlohmann::json* value = at_pointer(body, config_.next_cursor);
+      if (auto text = value ? cursor_text(*value) : std::nullopt) next_cursor = *text;
+    }
+    const bool moved = next_cursor != cursor;
+    const SourceCursor committed{config_.name, next_cursor};
+    std::string error;
+    if ((moved || !observations.empty()) && !intake_.commit(observations, moved ? &committed : nullptr, error)) {
+      fail("not committed, will retry from the last cursor: " + error);
+      co_return poll;
+    }
+    ++poll.pages;
+    poll.observations += static_cast<int>(observations.size());
+    cursor = next_cursor;
+
+    std::optional<std::string> link = config_.follow_links ? next_link(header("link"), url) : std::nullopt;
+    if (link) {
+      url = *link;
+    } else if (moved && !items->empty() && !config_.follow_links) {  // links, when followed, page
+      url = page_url();
+    } else {
+      if (first) {  // a single-page answer: ask next time whether it changed
+        etag_ = header("etag");
+        etag_url_ = first_url;
+      }
+      break;
+    }
+    if (first) etag_.clear();
+  }
+  failures_ = 0;
+  co_return poll;
+}
+
+Duration HttpSource::next_delay(const Poll& last, double random01) const {
+  auto scaled = [random01](Duration d) { return Duration{static_cast<Duration::rep>(d.count() * random01)}; };
+  if (!last.failure) return config_.interval + scaled(config_.jitter);
+  Duration backoff = config_.interval;
+  for (int i = 1; i < failures_ && backoff < config_.max_backoff; ++i) backoff *= 2;
+  backoff = std::min(backoff, config_.max_backoff);
+  const Duration wait = backoff / 2 + scaled(backoff / 2);
+  return std::max(wait, std::min(last.retry_after.value_or(Duration{}), config_.max_backoff));
+}
+
+}  // namespace tactd

@@ -1,0 +1,77 @@
+// The HTTP JSON polling source: a webshop's or carrier's API, read page by
+// page through the non-blocking client of net/http_client.h. Each page is
+// committed with the cursor it ends on, so a restart resumes where the last
+// commit left off; the API sees conditional requests (ETag) and backs off on
+// failure, honouring Retry-After.
+#pragma once
+
+#include <utility>  // before Boost.Asio: Boost 1.74's awaitable.hpp needs it with C++20
+
+#include <boost/asio/awaitable.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "model/clock.h"
+#include "net/http_client.h"
+#include "sources/source.h"
+
+namespace tactd {
+
+class HttpSource {
+ public:
+  // `config` is a validated http source with at least one mapping. `client`,
+  // `intake` and `clock` must outlive the source. Call only on the loop that
+  // drives `client`.
+  HttpSource(SourceConfig config, HttpClient& client, Intake& intake, const Clock& clock);
+
+  struct Poll {
+    int pages = 0;  // read and committed
+    int observations = 0;
+    int rejected = 0;        // records the mappings could not read; skipped, and said in `problems`
+    bool unchanged = false;  // the API answered 304 Not Modified
+    std::vector<std::string> problems;
+    // Why the poll stopped early: the next poll retries after a backoff.
+    std::optional<std::string> failure;
+    std::optional<Duration> retry_after;  // what the API asked for
+  };
+
+  // Fetches page after page, from the committed cursor (or `cursor_start`)
+  // until the API has nothing more, or kMaxPagesPerPoll pages. Secrets never
+  // appear in `problems` or `failure`.
+  boost::asio::awaitable<Poll> poll();
+
+  // How long to wait after `last` before polling again: the interval plus
+  // up to `jitter`; after failures a doubling backoff with jitter, at least
+  // the Retry-After (up to max_backoff). `random01` is uniform in [0, 1).
+  Duration next_delay(const Poll& last, double random01) const;
+
+  static constexpr int kMaxPagesPerPoll = 100;
+  static constexpr std::size_t kMaxProblemBody = 200;  // bytes of an error answer quoted in a problem
+
+ private:
+  HttpClientRequest request(const std::string& url) const;
+
+  SourceConfig config_;
+  HttpClient& client_;
+  Intake& intake_;
+  const Clock& clock_;
+  int failures_ = 0;  // consecutive failed polls
+  // The validator of the last single-page answer, and the URL it belongs to.
+  std::string etag_;
+  std::string etag_url_;
+};
+
+// A Retry-After header value, in seconds or as an HTTP-date, as a wait from
+// `now`; nullopt when it is neither.
+std::optional<Duration> parse_retry_after(const std::string& value, Timestamp now);
+
+// The target of `rel="next"` in a Link header, resolved against `base`.
+std::optional<std::string> next_link(const std::string& link_header, const std::string& base);
+
+// `url` with `name=value` added to its query, percent-encoded.
+std::string with_query_param(const std::string& url, const std::string& name, const std::string& value);
+
+}  // namespace tactd
