@@ -50,6 +50,18 @@ struct RunOptions {
 // named by the configuration. Returns when SIGINT or SIGTERM arrives.
 int run(const RunOptions& options, std::ostream& err);
 
+struct OutboxOptions {
+  std::filesystem::path config;
+  std::string action;  // list, show, retry or drop
+  long long id = 0;    // show, retry, drop
+  std::string status;  // list: only entries with this status; empty: all
+  Timestamp now;       // retry: due again from this time
+};
+
+// Lists, shows, retries or drops outbox entries in the configured state
+// database, which a daemon may be using at the same time.
+int outbox(const OutboxOptions& options, std::ostream& out, std::ostream& err);
+
 // Loads and validates configuration, rules and templates.
 int check(const std::filesystem::path& config, std::ostream& out, std::ostream& err);
 

@@ -1,11 +1,14 @@
 // tactd: command-line entry point. Parses the verb and its options and hands
 // over to daemon/app; everything else lives in the component libraries.
+#include <charconv>
+#include <chrono>
 #include <iostream>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "app/commands.h"
+#include "model/clock.h"
 
 namespace {
 
@@ -22,6 +25,10 @@ Usage:
       The daemon: read the configured sources, apply what they observe, fire
       timers, keep state and outbox in the configured SQLite file. Stops on
       SIGINT or SIGTERM.
+  tactd outbox list --config FILE [--status pending|delivered|dead|dropped]
+  tactd outbox show|retry|drop ID --config FILE
+      The outbox of a running or stopped daemon: list entries, show one with
+      its delivery attempts, send a dead one again now, or drop one unsent.
   tactd check --config FILE
       Validate configuration, rules and templates; exit 1 with file:line:column
       messages when something is wrong.
@@ -90,6 +97,34 @@ int main(int argc, char** argv) {
     tactd::PreviewOptions preview{options["config"], options["rule"], std::nullopt};
     if (options.count("observations")) preview.observations = options["observations"];
     return tactd::preview(preview, std::cout, std::cerr);
+  }
+  if (verb == "outbox") {
+    tactd::OutboxOptions outbox;
+    outbox.action = args.empty() ? "" : args.front();
+    if (outbox.action != "list" && outbox.action != "show" && outbox.action != "retry" && outbox.action != "drop") {
+      std::cerr << "tactd: outbox needs list, show, retry or drop\n" << kUsage;
+      return tactd::kExitUnusable;
+    }
+    args.erase(args.begin());
+    if (outbox.action != "list") {
+      const std::string id = args.empty() ? "" : args.front();
+      auto [end, ec] = std::from_chars(id.data(), id.data() + id.size(), outbox.id);
+      if (id.empty() || ec != std::errc{} || end != id.data() + id.size()) {
+        std::cerr << "tactd: outbox " << outbox.action << " needs the entry's id (a number), not '" << id << "'\n";
+        return tactd::kExitUnusable;
+      }
+      args.erase(args.begin());
+    }
+    if (!parse_options(
+            args,
+            outbox.action == "list" ? std::vector<std::string>{"config", "status"} : std::vector<std::string>{"config"},
+            options) ||
+        !require(options, "config"))
+      return tactd::kExitUnusable;
+    outbox.config = options["config"];
+    outbox.status = options["status"];
+    outbox.now = tactd::SystemClock().now();
+    return tactd::outbox(outbox, std::cout, std::cerr);
   }
   if (verb == "simulate") {
     if (!parse_options(args, {"config", "observations", "until", "format"}, options) || !require(options, "config") ||

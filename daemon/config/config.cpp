@@ -195,6 +195,73 @@ void read_http_source(TableReader& r, const std::filesystem::path& base, SourceC
   }
 }
 
+// One [[channel]] table, appended to config.channels when it is sound.
+void read_channel(const toml::table& table, const std::string& file, const std::filesystem::path& base,
+                  Diagnostics& errors, Config& config) {
+  const auto channel_name = table["channel"].value<std::string>();
+  TableReader r(table, file, channel_name ? "channel '" + *channel_name + "'" : "a [[channel]]", errors);
+  ChannelConfig channel;
+  if (auto text = r.string("channel", true)) {
+    if (auto parsed = parse_channel(*text))
+      channel.channel = *parsed;
+    else
+      r.error("channel", "unknown channel '" + *text + "' (expected email or sms)");
+    for (const auto& other : config.channels)
+      if (other.channel == channel.channel) r.error("channel", "channel '" + *text + "' is configured twice");
+  }
+  channel.provider = r.string("provider", true).value_or("");
+  static const std::vector<std::string> kEmail{"sendgrid", "mailgun", "smtp", "webhook"};
+  static const std::vector<std::string> kSms{"twilio", "messagebird", "webhook"};
+  const auto& known = channel.channel == Channel::kEmail ? kEmail : kSms;
+  if (!channel.provider.empty() && std::find(known.begin(), known.end(), channel.provider) == known.end()) {
+    std::string list;
+    for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+    r.error("provider", "unknown " + std::string(to_string(channel.channel)) + " provider '" + channel.provider +
+                            "' (expected " + list + ")");
+  }
+  const bool needs_url = channel.provider == "mailgun" || channel.provider == "smtp" || channel.provider == "webhook";
+  channel.url = r.string("url", needs_url).value_or("");
+  if (channel.provider == "smtp") {
+    if (!channel.url.empty() && channel.url.rfind("smtp://", 0) != 0 && channel.url.rfind("smtps://", 0) != 0)
+      r.error("url", "an smtp 'url' is smtp://host:587 (STARTTLS) or smtps://host:465 (TLS)");
+  } else if (!channel.url.empty() && channel.url.rfind("http://", 0) != 0 && channel.url.rfind("https://", 0) != 0) {
+    r.error("url", "'url' must start with https:// (or http://)");
+  }
+  channel.from = r.string("from", channel.provider != "webhook").value_or("");
+  channel.account = r.string("account", channel.provider == "twilio").value_or("");
+  channel.username = r.string("username").value_or("");
+  channel.secret = read_secret(r, "secret", base);
+  if (channel.secret.empty() && channel.provider != "webhook" &&
+      !(channel.provider == "smtp" && channel.username.empty()))
+    r.error("provider", "provider '" + channel.provider + "' needs its secret in 'secret_file' or 'secret_env'");
+  if (auto ca = r.string("ca_file")) channel.ca_file = resolve(base, *ca);
+  channel.require_tls = r.boolean("require_tls").value_or(true);
+  auto positive = [&r](const char* key, long long max, auto& out) {
+    if (auto v = r.integer(key)) {
+      if (*v < 1 || *v > max)
+        r.error(key, "'" + std::string(key) + "' must be between 1 and " + std::to_string(max));
+      else
+        out = static_cast<std::remove_reference_t<decltype(out)>>(*v);
+    }
+  };
+  positive("concurrency", 256, channel.concurrency);
+  positive("burst", 10000, channel.burst);
+  positive("max_attempts", 100, channel.max_attempts);
+  positive("max_segments", 10, channel.max_segments);
+  if (auto rate = r.number("rate")) {
+    if (*rate > 0 && *rate <= 10000)
+      channel.rate = *rate;
+    else
+      r.error("rate", "'rate' must be a number of requests per second above 0 (and at most 10000)");
+  }
+  if (auto d = read_duration(r, "timeout")) channel.timeout = *d;
+  if (auto d = read_duration(r, "max_age")) channel.max_age = *d;
+  if (auto d = read_duration(r, "backoff")) channel.backoff = *d;
+  if (auto d = read_duration(r, "max_backoff")) channel.max_backoff = *d;
+  r.finish();
+  config.channels.push_back(std::move(channel));
+}
+
 }  // namespace
 
 std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Diagnostics& errors) {
@@ -376,6 +443,8 @@ std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Dia
     r.finish();
     config->push = std::move(push);
   }
+  if (const toml::array* channels = top.tables("channel"))
+    for (const auto& node : *channels) read_channel(*node.as_table(), name, base, errors, *config);
   top.finish();
   if (errors.size() != errors_before) return nullptr;
   return config;

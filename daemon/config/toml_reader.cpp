@@ -92,6 +92,14 @@ std::optional<long long> TableReader::integer(std::string_view key, bool require
   return std::nullopt;
 }
 
+std::optional<double> TableReader::number(std::string_view key) {
+  const toml::node* node = find(key);
+  if (!node) return std::nullopt;
+  if (node->is_integer() || node->is_floating_point()) return node->value<double>();
+  error(key, "'" + std::string(key) + "' must be a number, not " + std::string(type_name(*node)));
+  return std::nullopt;
+}
+
 std::optional<bool> TableReader::boolean(std::string_view key) {
   const toml::node* node = find(key);
   if (!node) return std::nullopt;

@@ -31,6 +31,7 @@ class TableReader {
 
   std::optional<std::string> string(std::string_view key, bool required = false);
   std::optional<long long> integer(std::string_view key, bool required = false);
+  std::optional<double> number(std::string_view key);  // an integer or a float
   std::optional<bool> boolean(std::string_view key);
   std::optional<std::vector<std::string>> strings(std::string_view key, bool required = false);
   const toml::table* table(std::string_view key);

@@ -85,6 +85,20 @@ CREATE TABLE source_cursors (
   cursor TEXT NOT NULL
 );
 )sql"},
+    Migration{4, "delivery attempts", R"sql(
+ALTER TABLE outbox ADD COLUMN next_attempt_at INTEGER;
+ALTER TABLE outbox ADD COLUMN last_error TEXT;
+CREATE INDEX outbox_pending ON outbox (status, COALESCE(next_attempt_at, due_at));
+CREATE TABLE delivery_attempts (
+  id        INTEGER PRIMARY KEY,
+  outbox_id INTEGER NOT NULL REFERENCES outbox (id),
+  number    INTEGER NOT NULL,
+  at        INTEGER NOT NULL,
+  outcome   TEXT NOT NULL,
+  detail    TEXT NOT NULL
+);
+CREATE INDEX delivery_attempts_outbox ON delivery_attempts (outbox_id, number);
+)sql"},
 };
 
 // Versions run 1, 2, 3, ... in order, so "the highest applied" is the schema.
@@ -131,7 +145,7 @@ Channel channel_from(const std::string& text) { return decode(parse_channel(text
 
 constexpr const char* kNotificationColumns =
     "id, idempotency_key, due_at, rule, kind, customer, entity, channel, recipient, subject, body, locale, "
-    "time_zone, status, attempts";
+    "time_zone, status, attempts, next_attempt_at, last_error";
 
 OutboxEntry read_entry(SQLite::Statement& q) {
   OutboxEntry e;
@@ -151,6 +165,8 @@ OutboxEntry read_entry(SQLite::Statement& q) {
   n.time_zone = q.getColumn(12).getString();
   e.status = status_from(q.getColumn(13).getString());
   e.attempts = q.getColumn(14).getInt();
+  if (!q.getColumn(15).isNull()) e.next_attempt = from_millis(q.getColumn(15).getInt64());
+  if (!q.getColumn(16).isNull()) e.last_error = q.getColumn(16).getString();
   return e;
 }
 
@@ -338,26 +354,79 @@ class SqliteStore final : public Store {
 
   bool drop(long long outbox_id) override {
     return guard("drop outbox entry " + std::to_string(outbox_id), [&] {
-      SQLite::Statement q(db_, "UPDATE outbox SET status = 'dropped' WHERE id = ? AND status = 'pending'");
+      SQLite::Statement q(db_, "UPDATE outbox SET status = 'dropped' WHERE id = ? AND status IN ('pending', 'dead')");
       q.bind(1, static_cast<int64_t>(outbox_id));
       return q.exec() == 1;
     });
   }
 
-  void mark_delivered(long long outbox_id, Timestamp at) override {
+  void mark_delivered(long long outbox_id, Timestamp at, const std::string& detail) override {
     guard("mark outbox entry " + std::to_string(outbox_id) + " delivered", [&] {
       std::optional<SQLite::Transaction> own;
       if (!in_transaction_) own.emplace(db_);
-      SQLite::Statement q(db_, std::string("SELECT ") + kNotificationColumns + " FROM outbox WHERE id = ?");
-      q.bind(1, static_cast<int64_t>(outbox_id));
-      if (!q.executeStep()) throw StoreError("no outbox entry " + std::to_string(outbox_id));
-      const OutboxEntry entry = read_entry(q);
-      SQLite::Statement update(db_, "UPDATE outbox SET status = 'delivered', attempts = attempts + 1 WHERE id = ?");
+      const OutboxEntry entry = read_entry_by_id(outbox_id);
+      SQLite::Statement update(db_,
+                               "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, "
+                               "next_attempt_at = NULL, last_error = NULL WHERE id = ?");
       update.bind(1, static_cast<int64_t>(outbox_id));
       update.exec();
+      insert_attempt(outbox_id, entry.attempts + 1, at, "delivered", detail);
       const Notification& n = entry.notification;
       insert_contact(Contact{n.customer, at, n.kind, n.rule, n.entity, n.channel, n.idempotency_key});
       if (own) own->commit();
+    });
+  }
+
+  void record_failure(long long outbox_id, Timestamp at, const std::string& detail,
+                      std::optional<Timestamp> retry_at) override {
+    guard("record a failed delivery of outbox entry " + std::to_string(outbox_id), [&] {
+      std::optional<SQLite::Transaction> own;
+      if (!in_transaction_) own.emplace(db_);
+      const OutboxEntry entry = read_entry_by_id(outbox_id);
+      SQLite::Statement update(db_,
+                               "UPDATE outbox SET status = ?, attempts = attempts + 1, next_attempt_at = ?, "
+                               "last_error = ? WHERE id = ? AND status = 'pending'");
+      update.bind(1, retry_at ? "pending" : "dead");
+      if (retry_at) update.bind(2, static_cast<int64_t>(millis(*retry_at)));
+      update.bind(3, detail);
+      update.bind(4, static_cast<int64_t>(outbox_id));
+      update.exec();
+      insert_attempt(outbox_id, entry.attempts + 1, at, retry_at ? "retry" : "dead", detail);
+      if (own) own->commit();
+    });
+  }
+
+  bool retry(long long outbox_id, Timestamp now) override {
+    return guard("retry outbox entry " + std::to_string(outbox_id), [&] {
+      SQLite::Statement q(db_,
+                          "UPDATE outbox SET status = 'pending', next_attempt_at = ? WHERE id = ? AND status IN "
+                          "('dead', 'pending')");
+      q.bind(1, static_cast<int64_t>(millis(now)));
+      q.bind(2, static_cast<int64_t>(outbox_id));
+      return q.exec() == 1;
+    });
+  }
+
+  std::optional<OutboxEntry> outbox_entry(long long outbox_id) const override {
+    return guard("read outbox entry " + std::to_string(outbox_id), [&]() -> std::optional<OutboxEntry> {
+      SQLite::Statement q(db_, std::string("SELECT ") + kNotificationColumns + " FROM outbox WHERE id = ?");
+      q.bind(1, static_cast<int64_t>(outbox_id));
+      if (!q.executeStep()) return std::nullopt;
+      return read_entry(q);
+    });
+  }
+
+  std::vector<DeliveryAttempt> attempts(long long outbox_id) const override {
+    return guard("read the attempts of outbox entry " + std::to_string(outbox_id), [&] {
+      SQLite::Statement q(db_,
+                          "SELECT number, at, outcome, detail FROM delivery_attempts WHERE outbox_id = ? ORDER BY "
+                          "number, id");
+      q.bind(1, static_cast<int64_t>(outbox_id));
+      std::vector<DeliveryAttempt> out;
+      while (q.executeStep())
+        out.push_back(DeliveryAttempt{q.getColumn(0).getInt(), from_millis(q.getColumn(1).getInt64()),
+                                      q.getColumn(2).getString(), q.getColumn(3).getString()});
+      return out;
     });
   }
 
@@ -419,7 +488,8 @@ class SqliteStore final : public Store {
   std::vector<OutboxEntry> due_notifications(Timestamp until) const override {
     return guard("read due notifications", [&] {
       SQLite::Statement q(db_, std::string("SELECT ") + kNotificationColumns +
-                                   " FROM outbox WHERE status = 'pending' AND due_at <= ? ORDER BY due_at, id");
+                                   " FROM outbox WHERE status = 'pending' AND COALESCE(next_attempt_at, due_at) <= ? "
+                                   "ORDER BY COALESCE(next_attempt_at, due_at), id");
       q.bind(1, static_cast<int64_t>(millis(until)));
       std::vector<OutboxEntry> out;
       while (q.executeStep()) out.push_back(read_entry(q));
@@ -429,7 +499,7 @@ class SqliteStore final : public Store {
 
   std::optional<Timestamp> next_notification() const override {
     return guard("read the next notification", [&]() -> std::optional<Timestamp> {
-      SQLite::Statement q(db_, "SELECT MIN(due_at) FROM outbox WHERE status = 'pending'");
+      SQLite::Statement q(db_, "SELECT MIN(COALESCE(next_attempt_at, due_at)) FROM outbox WHERE status = 'pending'");
       if (!q.executeStep() || q.getColumn(0).isNull()) return std::nullopt;
       return from_millis(q.getColumn(0).getInt64());
     });
@@ -502,6 +572,24 @@ class SqliteStore final : public Store {
     } catch (const nlohmann::json::exception& e) {
       throw StoreError("cannot " + what + ": invalid JSON: " + e.what());
     }
+  }
+
+  OutboxEntry read_entry_by_id(long long outbox_id) {
+    SQLite::Statement q(db_, std::string("SELECT ") + kNotificationColumns + " FROM outbox WHERE id = ?");
+    q.bind(1, static_cast<int64_t>(outbox_id));
+    if (!q.executeStep()) throw StoreError("no outbox entry " + std::to_string(outbox_id));
+    return read_entry(q);
+  }
+
+  void insert_attempt(long long outbox_id, int number, Timestamp at, const char* outcome, const std::string& detail) {
+    SQLite::Statement q(
+        db_, "INSERT INTO delivery_attempts (outbox_id, number, at, outcome, detail) VALUES (?, ?, ?, ?, ?)");
+    q.bind(1, static_cast<int64_t>(outbox_id));
+    q.bind(2, number);
+    q.bind(3, static_cast<int64_t>(millis(at)));
+    q.bind(4, outcome);
+    q.bind(5, detail);
+    q.exec();
   }
 
   void insert_contact(const Contact& c) {

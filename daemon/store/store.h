@@ -34,6 +34,16 @@ struct OutboxEntry {
   Notification notification;
   OutboxStatus status = OutboxStatus::kPending;
   int attempts = 0;
+  std::optional<Timestamp> next_attempt;  // a retry's time; unset: notification.at
+  std::string last_error;                 // the last failed attempt's answer
+};
+
+// One try to deliver an outbox entry.
+struct DeliveryAttempt {
+  int number = 0;  // 1, 2, ...
+  Timestamp at;
+  std::string outcome;  // "delivered", "retry" or "dead"
+  std::string detail;   // the provider's answer or the transport error
 };
 
 // A scheduled time at which a rule looks at an entity again (an `at` rule).
@@ -96,14 +106,26 @@ class Store {
   virtual std::vector<Kind> kinds_about(const EntityRef& entity) const = 0;
   // Pending notifications about `entity`, oldest first.
   virtual std::vector<OutboxEntry> pending_about(const EntityRef& entity) const = 0;
-  // Marks a pending entry dropped: it will not be sent, and no longer counts
-  // for caps and cooldowns. Returns false when it was not pending.
+  // Marks a pending (or dead) entry dropped: it will not be sent, and no
+  // longer counts for caps and cooldowns. Returns false when it was neither.
   virtual bool drop(long long outbox_id) = 0;
-  // Marks an entry delivered and records it as contact history, atomically:
-  // within the open Transaction when there is one (so it commits or rolls
-  // back with it), else in a transaction of its own. Throws StoreError for
-  // an unknown id.
-  virtual void mark_delivered(long long outbox_id, Timestamp at) = 0;
+  // Marks an entry delivered, records the attempt, and records it as
+  // contact history, atomically: within the open Transaction when there is
+  // one (so it commits or rolls back with it), else in a transaction of its
+  // own. Throws StoreError for an unknown id.
+  virtual void mark_delivered(long long outbox_id, Timestamp at, const std::string& detail = {}) = 0;
+  // Records a failed attempt: the entry stays pending until `retry_at`, or,
+  // without one, goes to the dead letter with `detail`. An entry dropped
+  // meanwhile stays dropped. Atomic like mark_delivered; throws StoreError
+  // for an unknown id.
+  virtual void record_failure(long long outbox_id, Timestamp at, const std::string& detail,
+                              std::optional<Timestamp> retry_at) = 0;
+  // An operator's retry: a dead or pending entry is due again at `now`.
+  // Returns false when the entry is delivered, dropped or unknown.
+  virtual bool retry(long long outbox_id, Timestamp now) = 0;
+  virtual std::optional<OutboxEntry> outbox_entry(long long outbox_id) const = 0;
+  // The entry's attempts, oldest first.
+  virtual std::vector<DeliveryAttempt> attempts(long long outbox_id) const = 0;
 
   // --- timers ---
   // Schedules the rule's timer for the entity at `timer.due`, replacing an
@@ -118,9 +140,10 @@ class Store {
   virtual std::optional<Timestamp> next_timer() const = 0;
   virtual void mark_timer_fired(const Timer& timer) = 0;
 
-  // Pending notifications due at or before `until`, earliest first.
+  // Pending notifications due (or due for a retry) at or before `until`,
+  // earliest first.
   virtual std::vector<OutboxEntry> due_notifications(Timestamp until) const = 0;
-  // The earliest due time of a pending notification.
+  // The earliest due (or retry) time of a pending notification.
   virtual std::optional<Timestamp> next_notification() const = 0;
 
   // --- source cursors ---

@@ -290,6 +290,74 @@ id = "/id"
   CHECK_THAT(text, Catch::Contains(":10:8: unknown auth type 'digest' (expected bearer, basic or header)"));
 }
 
+TEST_CASE("channels name a known provider with its credentials, and their mistakes are reported") {
+  TempDir dir;
+  dir.write("twilio-token", "tw-secret\n");
+  setenv("TACTD_TEST_MAIL_KEY", "SG.key", 1);
+  Diagnostics errors;
+  auto config = load_config(write_config(dir, R"toml([tactd]
+rules = "rules"
+templates = "templates"
+[[channel]]
+channel = "email"
+provider = "sendgrid"
+from = "Shop <shop@example.com>"
+secret_env = "TACTD_TEST_MAIL_KEY"
+[[channel]]
+channel = "sms"
+provider = "twilio"
+account = "AC1"
+from = "+3197010000001"
+secret_file = "twilio-token"
+rate = 0.5
+burst = 2
+max_attempts = 5
+backoff = "5s"
+max_age = "2h"
+)toml"),
+                            errors);
+  INFO(all(errors));
+  REQUIRE(config);
+  REQUIRE(config->channels.size() == 2);
+  CHECK(config->channels[0].secret == "SG.key");
+  CHECK(config->channels[1].channel == Channel::kSms);
+  CHECK(config->channels[1].secret == "tw-secret");
+  CHECK(config->channels[1].rate == 0.5);
+  CHECK(config->channels[1].burst == 2);
+  CHECK(config->channels[1].max_attempts == 5);
+  CHECK(config->channels[1].backoff == std::chrono::seconds{5});
+  CHECK(config->channels[1].max_age == std::chrono::hours{2});
+
+  TempDir bad;
+  errors.clear();
+  CHECK_FALSE(load_config(write_config(bad, R"toml([tactd]
+rules = "rules"
+templates = "templates"
+[[channel]]
+channel = "sms"
+provider = "sendgrid"
+from = "x"
+[[channel]]
+channel = "sms"
+provider = "twilio"
+from = "+31"
+secret_env = "TACTD_TEST_MAIL_KEY"
+rate = -1
+[[channel]]
+channel = "email"
+provider = "smtp"
+url = "https://mail.example"
+from = "a@b"
+)toml"),
+                          errors));
+  const std::string text = all(errors);
+  CHECK_THAT(text, Catch::Contains(":6:12: unknown sms provider 'sendgrid' (expected twilio, messagebird, webhook)"));
+  CHECK_THAT(text, Catch::Contains(":9:11: channel 'sms' is configured twice"));
+  CHECK_THAT(text, Catch::Contains("needs 'account'"));
+  CHECK_THAT(text, Catch::Contains(":13:8: 'rate' must be a number of requests per second above 0"));
+  CHECK_THAT(text, Catch::Contains(":17:7: an smtp 'url' is smtp://host:587 (STARTTLS) or smtps://host:465 (TLS)"));
+}
+
 TEST_CASE("the push endpoint reads its secrets from a file or the environment, and never runs open") {
   TempDir dir;
   dir.write("token", "abc123\n");

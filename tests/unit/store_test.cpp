@@ -43,14 +43,14 @@ TEST_CASE("a new database is migrated, and reopening keeps data without migratin
   const auto path = dir.path() / "state.db";
   {
     auto store = Store::open(path);
-    CHECK(store->schema_version() == 3);
+    CHECK(store->schema_version() == 4);
     store->put_entity(entity(EntityType::kCustomer, "c-1", {{"name", "Anna"}}));
   }
   auto store = Store::open(path);
-  CHECK(store->schema_version() == 3);
+  CHECK(store->schema_version() == 4);
   REQUIRE(store->entity(EntityRef{EntityType::kCustomer, "c-1"}));
   SQLite::Database db(path.string());
-  CHECK(db.execAndGet("SELECT COUNT(*) FROM schema_migrations").getInt() == 3);
+  CHECK(db.execAndGet("SELECT COUNT(*) FROM schema_migrations").getInt() == 4);
   CHECK(db.execAndGet("PRAGMA journal_mode").getString() == "wal");
 }
 
@@ -61,15 +61,17 @@ TEST_CASE("a database at an older schema version gets only the missing migration
   {  // wind the file back to version 1, as an older tactd left it
     SQLite::Database db(path.string(), SQLite::OPEN_READWRITE);
     db.exec("DROP TABLE timers; DROP INDEX outbox_due; DROP INDEX outbox_entity; DROP TABLE source_cursors;");
+    db.exec("DROP TABLE delivery_attempts; DROP INDEX outbox_pending; ALTER TABLE outbox DROP COLUMN next_attempt_at;");
+    db.exec("ALTER TABLE outbox DROP COLUMN last_error;");
     db.exec("DELETE FROM schema_migrations WHERE version >= 2");
   }
   auto store = Store::open(path);
-  CHECK(store->schema_version() == 3);
+  CHECK(store->schema_version() == 4);
   CHECK(store->entity(EntityRef{EntityType::kCustomer, "c-1"}));
   store->schedule_timer(Timer{"r", EntityRef{EntityType::kOrder, "A"}, at("2026-11-20T11:00:00Z")});
   SQLite::Database db(path.string());
   SQLite::Statement q(db, "SELECT version, description, applied_at FROM schema_migrations ORDER BY version");
-  for (int version = 1; version <= 3; ++version) {
+  for (int version = 1; version <= 4; ++version) {
     REQUIRE(q.executeStep());
     CHECK(q.getColumn(0).getInt() == version);
     CHECK_FALSE(q.getColumn(1).getString().empty());
@@ -86,7 +88,7 @@ TEST_CASE("a database from a newer tactd is refused with a clear error") {
     SQLite::Database db(path.string(), SQLite::OPEN_READWRITE);
     db.exec("INSERT INTO schema_migrations (version, description) VALUES (99, 'future')");
   }
-  CHECK_THROWS_WITH(Store::open(path), Catch::Contains("has schema version 99, newer than this tactd knows (3)"));
+  CHECK_THROWS_WITH(Store::open(path), Catch::Contains("has schema version 99, newer than this tactd knows (4)"));
 }
 
 TEST_CASE("an unopenable database path is a StoreError") {
@@ -206,6 +208,41 @@ TEST_CASE("a delivered notification becomes contact history") {
   CHECK(contacts[0].channel == Channel::kEmail);
   CHECK(contacts[0].idempotency_key == "k1");
   CHECK_THROWS_AS(store->mark_delivered(999, at("2026-11-20T10:00:05Z")), StoreError);
+}
+
+TEST_CASE("failed attempts are recorded; a retry waits for its time, and the last goes to the dead letter") {
+  auto store = Store::open_temporary();
+  store->enqueue(notification("k1", "c-1", at("2026-11-20T10:00:00Z")));
+  const long long id = store->outbox().front().id;
+  store->record_failure(id, at("2026-11-20T10:00:01Z"), "503: busy", at("2026-11-20T10:00:30Z"));
+  CHECK(store->due_notifications(at("2026-11-20T10:00:29Z")).empty());
+  CHECK(store->next_notification() == at("2026-11-20T10:00:30Z"));
+  const auto due = store->due_notifications(at("2026-11-20T10:00:30Z"));
+  REQUIRE(due.size() == 1);
+  CHECK(due[0].attempts == 1);
+  CHECK(due[0].next_attempt == at("2026-11-20T10:00:30Z"));
+  CHECK(due[0].last_error == "503: busy");
+  CHECK(due[0].notification.at == at("2026-11-20T10:00:00Z"));  // the due time stays, for caps and history
+
+  store->record_failure(id, at("2026-11-20T10:00:31Z"), "400: invalid number", std::nullopt);
+  CHECK(store->outbox(OutboxStatus::kDead).size() == 1);
+  CHECK(store->due_notifications(at("2026-11-21T00:00:00Z")).empty());
+  const auto attempts = store->attempts(id);
+  REQUIRE(attempts.size() == 2);
+  CHECK(attempts[0].number == 1);
+  CHECK(attempts[0].outcome == "retry");
+  CHECK(attempts[1].outcome == "dead");
+  CHECK(attempts[1].detail == "400: invalid number");
+
+  // The operator sends it again; it is delivered on the third attempt.
+  CHECK(store->retry(id, at("2026-11-20T11:00:00Z")));
+  CHECK(store->due_notifications(at("2026-11-20T11:00:00Z")).size() == 1);
+  store->mark_delivered(id, at("2026-11-20T11:00:01Z"), "202: queued");
+  CHECK(store->outbox_entry(id)->status == OutboxStatus::kDelivered);
+  CHECK(store->attempts(id).back().number == 3);
+  CHECK_FALSE(store->retry(id, at("2026-11-20T12:00:00Z")));  // delivered stays delivered
+  CHECK_FALSE(store->outbox_entry(999));
+  CHECK_THROWS_AS(store->record_failure(999, at("2026-11-20T10:00:00Z"), "x", std::nullopt), StoreError);
 }
 
 TEST_CASE("delivery inside an open transaction commits or rolls back with it") {

@@ -1,0 +1,94 @@
+// `tactd outbox list|show|retry|drop`: the operators' view of the outbox in
+// the state database of a running or stopped daemon (SQLite in WAL mode
+// lets both work at once).
+#include <charconv>
+#include <ostream>
+
+#include "app/commands.h"
+#include "config/config.h"
+#include "store/store.h"
+
+namespace tactd {
+namespace {
+
+std::string one_line(std::string text, size_t max) {
+  for (char& c : text)
+    if (c == '\n' || c == '\r') c = ' ';
+  return text.size() > max ? text.substr(0, max - 3) + "..." : text;
+}
+
+void print_row(const OutboxEntry& e, std::ostream& out) {
+  const Notification& n = e.notification;
+  out << e.id << "  " << to_string(e.status) << "  attempts " << e.attempts << "  due "
+      << format_rfc3339(e.next_attempt.value_or(n.at), "UTC") << "  " << to_string(n.channel) << " " << n.to << "  "
+      << n.rule << " " << n.entity.str();
+  if (!e.last_error.empty()) out << "  last error: " << one_line(e.last_error, 80);
+  out << "\n";
+}
+
+void print_entry(const OutboxEntry& e, const std::vector<DeliveryAttempt>& attempts, std::ostream& out) {
+  const Notification& n = e.notification;
+  out << "id:              " << e.id << "\n"
+      << "status:          " << to_string(e.status) << "\n"
+      << "idempotency key: " << n.idempotency_key << "\n"
+      << "rule:            " << n.rule << " (" << to_string(n.kind) << ")\n"
+      << "about:           " << n.entity.str() << ", customer " << n.customer << "\n"
+      << "channel:         " << to_string(n.channel) << " to " << n.to << "\n"
+      << "due:             " << format_rfc3339(n.at, n.time_zone) << "\n";
+  if (e.next_attempt && e.status == OutboxStatus::kPending)
+    out << "next attempt:    " << format_rfc3339(*e.next_attempt, n.time_zone) << "\n";
+  if (n.subject) out << "subject:         " << *n.subject << "\n";
+  out << "\n" << n.body << (n.body.empty() || n.body.back() != '\n' ? "\n" : "") << "\n";
+  out << "attempts:        " << (attempts.empty() ? "none" : "") << "\n";
+  for (const auto& a : attempts)
+    out << "  " << a.number << ". " << format_rfc3339(a.at, "UTC") << "  " << a.outcome << "  " << a.detail << "\n";
+}
+
+}  // namespace
+
+int outbox(const OutboxOptions& options, std::ostream& out, std::ostream& err) {
+  Diagnostics errors;
+  auto config = load_config(options.config, errors);
+  for (const auto& e : errors) err << e.str() << "\n";
+  if (!config) return kExitUnusable;
+  std::unique_ptr<Store> store;
+  try {
+    store = Store::open(config->state_path);
+    if (options.action == "list") {
+      std::optional<OutboxStatus> status;
+      if (!options.status.empty()) {
+        for (auto s : {OutboxStatus::kPending, OutboxStatus::kDelivered, OutboxStatus::kDead, OutboxStatus::kDropped})
+          if (to_string(s) == options.status) status = s;
+        if (!status) {
+          err << "tactd: --status must be pending, delivered, dead or dropped, not '" << options.status << "'\n";
+          return kExitUnusable;
+        }
+      }
+      for (const auto& entry : store->outbox(status)) print_row(entry, out);
+      return kExitOk;
+    }
+    const auto entry = store->outbox_entry(options.id);
+    if (!entry) {
+      err << "tactd: no outbox entry " << options.id << " in " << config->state_path.string() << "\n";
+      return kExitRejected;
+    }
+    if (options.action == "show") {
+      print_entry(*entry, store->attempts(options.id), out);
+      return kExitOk;
+    }
+    const bool done = options.action == "retry" ? store->retry(options.id, options.now) : store->drop(options.id);
+    if (!done) {
+      err << "tactd: outbox entry " << options.id << " is " << to_string(entry->status) << "; only pending or dead "
+          << "entries can be " << (options.action == "retry" ? "retried" : "dropped") << "\n";
+      return kExitRejected;
+    }
+    out << "outbox entry " << options.id << (options.action == "retry" ? " will be sent again now" : " dropped")
+        << "\n";
+    return kExitOk;
+  } catch (const StoreError& e) {
+    err << "tactd: " << e.what() << "\n";
+    return kExitUnusable;
+  }
+}
+
+}  // namespace tactd
