@@ -7,7 +7,9 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -45,5 +47,11 @@ class HttpClient {
 
   static constexpr std::size_t kMaxResponseBody = 16 << 20;  // larger responses fail
 };
+
+// The wait a Retry-After header asks for: delay-seconds, or an IMF-fixdate
+// ("Sun, 06 Nov 1994 08:49:37 GMT") measured from `now` and never negative.
+// nullopt when it is neither.
+std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view value,
+                                                           std::chrono::sys_time<std::chrono::milliseconds> now);
 
 }  // namespace tactd

@@ -1,13 +1,11 @@
 #include "sources/http_source.h"
 
-#include <date/date.h>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
 #include <charconv>
-#include <cstdio>
 #include <memory>
 #include <sstream>
 
@@ -95,29 +93,6 @@ std::string percent_encode(std::string_view text) {
 }
 
 }  // namespace
-
-std::optional<Duration> parse_retry_after(const std::string& value, Timestamp now) {
-  long long seconds = 0;
-  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
-  if (ec == std::errc{} && end == value.data() + value.size() && seconds >= 0)
-    return std::chrono::duration_cast<Duration>(std::chrono::seconds{seconds});
-  // An IMF-fixdate: "Wed, 21 Oct 2015 07:28:00 GMT".
-  static constexpr std::string_view kMonths = "JanFebMarAprMayJunJulAugSepOctNovDec";
-  char month_name[4] = {};
-  int day = 0, year = 0, hour = 0, minute = 0, second = 0, used = 0;
-  if (std::sscanf(value.c_str(), "%*3[A-Za-z], %2d %3s %4d %2d:%2d:%2d GMT%n", &day, month_name, &year, &hour, &minute,
-                  &second, &used) != 6 ||
-      static_cast<size_t>(used) != value.size())
-    return std::nullopt;
-  const size_t month = kMonths.find(month_name);
-  if (month == std::string_view::npos || month % 3 != 0) return std::nullopt;
-  const date::year_month_day ymd{date::year{year}, date::month{static_cast<unsigned>(month / 3 + 1)},
-                                 date::day{static_cast<unsigned>(day)}};
-  if (!ymd.ok() || hour > 23 || minute > 59 || second > 60) return std::nullopt;
-  const Timestamp when = Timestamp{date::sys_days{ymd}} + std::chrono::hours{hour} + std::chrono::minutes{minute} +
-                         std::chrono::seconds{second};
-  return std::max(Duration{}, when - now);
-}
 
 std::optional<std::string> next_link(const std::string& link_header, const std::string& base) {
   size_t at = 0;

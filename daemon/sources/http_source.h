@@ -64,10 +64,6 @@ class HttpSource {
   std::string etag_url_;
 };
 
-// A Retry-After header value, in seconds or as an HTTP-date, as a wait from
-// `now`; nullopt when it is neither.
-std::optional<Duration> parse_retry_after(const std::string& value, Timestamp now);
-
 // The target of `rel="next"` in a Link header, resolved against `base`.
 std::optional<std::string> next_link(const std::string& link_header, const std::string& base);
 
