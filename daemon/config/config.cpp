@@ -95,12 +95,14 @@ Mapping read_mapping(const toml::table& table, const std::string& file, Diagnost
   return mapping;
 }
 
-// A secret from `<key>_file` or `<key>_env`; empty when neither is set.
-// The value itself never appears in a message.
-std::string read_secret(TableReader& r, const std::string& key, const std::filesystem::path& base) {
+// A secret from `<key>_file` or `<key>_env`; empty when neither is set,
+// kUnreadSecret when it is set but `secrets` says skip. The value itself
+// never appears in a message.
+std::string read_secret(TableReader& r, const std::string& key, const std::filesystem::path& base, Secrets secrets) {
   auto file = r.string(key + "_file");
   auto env = r.string(key + "_env");
   if (file && env) r.error(key + "_env", "give either '" + key + "_file' or '" + key + "_env', not both");
+  if ((file || env) && secrets == Secrets::kSkip) return std::string(kUnreadSecret);
   std::string secret;
   if (file) {
     const auto path = base / *file;
@@ -139,7 +141,7 @@ std::optional<Duration> read_duration(TableReader& r, const char* key) {
 }
 
 // The keys of a `type = "http"` source.
-void read_http_source(TableReader& r, const std::filesystem::path& base, SourceConfig& source) {
+void read_http_source(TableReader& r, const std::filesystem::path& base, Secrets secrets, SourceConfig& source) {
   source.url = r.string("url", true).value_or("");
   if (!source.url.empty() && source.url.rfind("http://", 0) != 0 && source.url.rfind("https://", 0) != 0)
     r.error("url", "'url' must start with http:// or https://");
@@ -188,7 +190,7 @@ void read_http_source(TableReader& r, const std::filesystem::path& base, SourceC
       a.error("type", "unknown auth type '" + type + "' (expected bearer, basic or header)");
     if (source.auth.type == HttpAuth::Type::kBasic) source.auth.username = a.string("username", true).value_or("");
     if (source.auth.type == HttpAuth::Type::kHeader) source.auth.header = a.string("header", true).value_or("");
-    source.auth.secret = read_secret(a, "secret", base);
+    source.auth.secret = read_secret(a, "secret", base, secrets);
     if (source.auth.secret.empty() && source.auth.type != HttpAuth::Type::kNone)
       a.error("type", "[source.auth] needs its secret in 'secret_file' or 'secret_env'");
     a.finish();
@@ -196,7 +198,7 @@ void read_http_source(TableReader& r, const std::filesystem::path& base, SourceC
 }
 
 // One [[channel]] table, appended to config.channels when it is sound.
-void read_channel(const toml::table& table, const std::string& file, const std::filesystem::path& base,
+void read_channel(const toml::table& table, const std::string& file, const std::filesystem::path& base, Secrets secrets,
                   Diagnostics& errors, Config& config) {
   const auto channel_name = table["channel"].value<std::string>();
   TableReader r(table, file, channel_name ? "channel '" + *channel_name + "'" : "a [[channel]]", errors);
@@ -230,7 +232,7 @@ void read_channel(const toml::table& table, const std::string& file, const std::
   channel.from = r.string("from", channel.provider != "webhook").value_or("");
   channel.account = r.string("account", channel.provider == "twilio").value_or("");
   channel.username = r.string("username").value_or("");
-  channel.secret = read_secret(r, "secret", base);
+  channel.secret = read_secret(r, "secret", base, secrets);
   if (channel.secret.empty() && channel.provider != "webhook" &&
       !(channel.provider == "smtp" && channel.username.empty()))
     r.error("provider", "provider '" + channel.provider + "' needs its secret in 'secret_file' or 'secret_env'");
@@ -264,7 +266,7 @@ void read_channel(const toml::table& table, const std::string& file, const std::
 
 }  // namespace
 
-std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Diagnostics& errors) {
+std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Diagnostics& errors, Secrets secrets) {
   const std::string name = file.string();
   const size_t errors_before = errors.size();
   if (!std::filesystem::is_regular_file(file)) {
@@ -387,7 +389,7 @@ std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Dia
         source.cursor_column = r.string("cursor_column", true).value_or("");
         source.cursor_start = r.string("cursor_start").value_or("");
       }
-      if (source.type == "http") read_http_source(r, base, source);
+      if (source.type == "http") read_http_source(r, base, secrets, source);
       if (source.type == "sqlite" || source.type == "http") {
         if (table["mapping"].is_array()) {
           if (const toml::array* many = r.tables("mapping"))
@@ -421,8 +423,8 @@ std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Dia
         push.port = static_cast<unsigned short>(port);
       }
     }
-    push.token = read_secret(r, "token", base);
-    push.hmac_secret = read_secret(r, "hmac_secret", base);
+    push.token = read_secret(r, "token", base, secrets);
+    push.hmac_secret = read_secret(r, "hmac_secret", base, secrets);
     if (push.token.empty() && push.hmac_secret.empty() && errors.size() == errors_before)
       top.error("push",
                 "[push] needs a token (token_file or token_env) or an HMAC secret (hmac_secret_file or "
@@ -444,7 +446,7 @@ std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Dia
     config->push = std::move(push);
   }
   if (const toml::array* channels = top.tables("channel"))
-    for (const auto& node : *channels) read_channel(*node.as_table(), name, base, errors, *config);
+    for (const auto& node : *channels) read_channel(*node.as_table(), name, base, secrets, errors, *config);
   top.finish();
   if (errors.size() != errors_before) return nullptr;
   return config;

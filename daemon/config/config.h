@@ -73,6 +73,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -206,9 +207,17 @@ struct Config {
   std::vector<ChannelConfig> channels;  // at most one per Channel
 };
 
+// Whether load_config reads the secrets' files and environment variables.
+// Commands that send nothing (`tactd outbox`) skip them, so that operators
+// need not hold the daemon's credentials: each configured secret is then
+// kUnreadSecret.
+enum class Secrets { kRead, kSkip };
+inline constexpr std::string_view kUnreadSecret = "(not read)";
+
 // Reads and validates `file`. Relative folders are resolved against the
 // file's folder. Returns nullptr when anything is wrong, with every problem
 // appended to `errors` as "file:line:column: what".
-std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Diagnostics& errors);
+std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Diagnostics& errors,
+                                          Secrets secrets = Secrets::kRead);
 
 }  // namespace tactd

@@ -358,6 +358,28 @@ from = "a@b"
   CHECK_THAT(text, Catch::Contains(":17:7: an smtp 'url' is smtp://host:587 (STARTTLS) or smtps://host:465 (TLS)"));
 }
 
+TEST_CASE("commands that send nothing load the configuration without its secrets") {
+  TempDir dir;
+  unsetenv("TACTD_TEST_UNSET_KEY");
+  const auto file = write_config(dir, R"toml([tactd]
+rules = "rules"
+templates = "templates"
+[[channel]]
+channel = "email"
+provider = "sendgrid"
+from = "shop@example.com"
+secret_env = "TACTD_TEST_UNSET_KEY"
+)toml");
+  Diagnostics errors;
+  CHECK_FALSE(load_config(file, errors));
+  CHECK_THAT(all(errors), Catch::Contains("the environment variable 'TACTD_TEST_UNSET_KEY' is not set"));
+  errors.clear();
+  auto config = load_config(file, errors, Secrets::kSkip);
+  INFO(all(errors));
+  REQUIRE(config);
+  CHECK(config->channels.at(0).secret == kUnreadSecret);
+}
+
 TEST_CASE("the push endpoint reads its secrets from a file or the environment, and never runs open") {
   TempDir dir;
   dir.write("token", "abc123\n");
