@@ -34,6 +34,7 @@ struct PreviewOptions {
   std::filesystem::path config;
   std::string rule;
   std::optional<std::filesystem::path> observations;  // default: the rule's built-in example data
+  bool request = false;  // also show the provider request each configured channel would send
 };
 
 // Renders one rule's message for every supported locale and every channel

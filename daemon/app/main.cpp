@@ -18,9 +18,10 @@ Usage:
   tactd simulate --config FILE --observations FILE|- [--until TIME] [--format json|text]
       Replay observations (JSONL) with a virtual clock; print every notification
       that would be sent, one JSON line each (or readable text). Sends nothing.
-  tactd preview --config FILE --rule ID [--observations FILE|-]
+  tactd preview --config FILE --rule ID [--observations FILE|-] [--request]
       Show what a rule's message looks like in every locale and channel: for
       the last matching entity in the observations, or for example data.
+      --request also shows the exact provider request, secrets masked.
   tactd run --config FILE
       The daemon: read the configured sources, apply what they observe, fire
       timers, keep state and outbox in the configured SQLite file. Stops on
@@ -91,10 +92,11 @@ int main(int argc, char** argv) {
     return tactd::run(tactd::RunOptions{options["config"]}, std::cerr);
   }
   if (verb == "preview") {
+    const bool request = std::erase(args, "--request") > 0;
     if (!parse_options(args, {"config", "rule", "observations"}, options) || !require(options, "config") ||
         !require(options, "rule"))
       return tactd::kExitUnusable;
-    tactd::PreviewOptions preview{options["config"], options["rule"], std::nullopt};
+    tactd::PreviewOptions preview{options["config"], options["rule"], std::nullopt, request};
     if (options.count("observations")) preview.observations = options["observations"];
     return tactd::preview(preview, std::cout, std::cerr);
   }

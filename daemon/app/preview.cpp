@@ -1,9 +1,11 @@
+#include <algorithm>
 #include <ostream>
 #include <sstream>
 
 #include "app/commands.h"
 #include "app/observation_file.h"
 #include "app/pipeline.h"
+#include "channels/delivery.h"
 #include "render/tone.h"
 
 namespace tactd {
@@ -20,6 +22,46 @@ void print(const Rendered& rendered, Channel channel, std::ostream& out) {
     out << "(" << length.characters << " characters, " << length.segments
         << (length.segments == 1 ? " segment, " : " segments, ") << (length.unicode ? "UCS-2" : "GSM-7") << ")\n";
   }
+}
+
+// Where the message would go: the customer's address in the data, or an
+// example one.
+std::string recipient(const MessageContext& context, Channel channel) {
+  const char* field = channel == Channel::kEmail ? "email" : "phone";
+  const nlohmann::json& customer = context.entities.contains("customer") ? context.entities["customer"] : nullptr;
+  if (customer.is_object() && customer.contains(field) && customer[field].is_string())
+    return customer[field].get<std::string>();
+  return channel == Channel::kEmail ? "customer@example.com" : "+31612345678";
+}
+
+// The request the configured channel would send for `rendered`, secrets masked.
+bool print_request(const Config& config, const Rule& rule, const MessageContext& context, Channel channel,
+                   const Rendered& rendered, std::ostream& out, std::ostream& err) {
+  auto found = std::find_if(config.channels.begin(), config.channels.end(),
+                            [channel](const ChannelConfig& c) { return c.channel == channel; });
+  if (found == config.channels.end()) {
+    out << "(no [[channel]] for " << to_string(channel) << ": nothing would be sent yet)\n";
+    return true;
+  }
+  Notification n;
+  n.idempotency_key = rule.id + "/" + context.entity.str() + "/preview";
+  n.at = SystemClock().now();
+  n.rule = rule.id;
+  n.kind = rule.kind;
+  n.entity = context.entity;
+  n.channel = channel;
+  n.to = recipient(context, channel);
+  n.subject = rendered.subject;
+  n.body = rendered.body;
+  n.locale = context.locale;
+  n.time_zone = context.time_zone;
+  std::string error;
+  if (auto request = describe_request(*found, n, n.at, error)) {
+    out << "-- request (" << found->provider << ")\n" << *request << "\n";
+    return true;
+  }
+  err << rule.id << ", " << context.locale << ", " << to_string(channel) << ": " << error << "\n";
+  return false;
 }
 
 }  // namespace
@@ -79,6 +121,8 @@ int preview(const PreviewOptions& options, std::ostream& out, std::ostream& err)
       if (auto rendered =
               snapshot->templates->render(locale, rule->template_name, channel, template_data(*context), error)) {
         print(*rendered, channel, out);
+        if (options.request && !print_request(*snapshot->config, *rule, *context, channel, *rendered, out, err))
+          failed = true;
       } else {
         err << error << "\n";
         failed = true;

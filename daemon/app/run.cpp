@@ -15,8 +15,10 @@
 
 #include "app/commands.h"
 #include "app/pipeline.h"
+#include "channels/delivery.h"
 #include "net/http_client.h"
 #include "net/http_server.h"
+#include "net/smtp_client.h"
 #include "sources/http_source.h"
 #include "sources/push_endpoint.h"
 #include "sources/spool_source.h"
@@ -207,8 +209,21 @@ int run(const RunOptions& options, std::ostream& err) {
     spdlog::info("push: listening on {}:{}", config->address, server->port());
   }
 
-  spdlog::info("tactd {} running: {} rules, {} sources, state {}", TACTD_VERSION_STRING,
-               snapshot->rules->rules().size(), snapshot->config->sources.size(),
+  // Delivery: one lane per configured channel, on the same clients.
+  const std::unique_ptr<SmtpClient> smtp = SmtpClient::create(io);
+  std::vector<Delivery::Lane> lanes;
+  for (const auto& channel : snapshot->config->channels)
+    lanes.push_back(Delivery::Lane{channel, Sender::create(channel, *http, *smtp, clock)});
+  if (lanes.size() < 2)
+    spdlog::warn("no [[channel]] for {}: its notifications stay in the outbox until one is configured",
+                 lanes.empty()                                ? "email or sms"
+                 : lanes[0].config.channel == Channel::kEmail ? "sms"
+                                                              : "email");
+  Delivery delivery(*store, clock, std::move(lanes));
+  asio::co_spawn(io, delivery.run(), log_end("delivery"));
+
+  spdlog::info("tactd {} running: {} rules, {} sources, {} channels, state {}", TACTD_VERSION_STRING,
+               snapshot->rules->rules().size(), snapshot->config->sources.size(), snapshot->config->channels.size(),
                snapshot->config->state_path.string());
   io.run();
   spdlog::info("stopped");

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "support/daemon.h"
+#include "support/state_db.h"
 #include "support/temp_dir.h"
 
 using Catch::Contains;
@@ -96,14 +97,7 @@ std::filesystem::path write_config(const TempDir& dir, const Api& api) {
 
 // rule -> entity of every outbox row; empty while there is no database.
 std::vector<std::string> outbox(const TempDir& dir) {
-  std::vector<std::string> out;
-  try {
-    SQLite::Database db((dir.path() / "state.db").string());
-    SQLite::Statement q(db, "SELECT rule || ' ' || entity FROM outbox ORDER BY id");
-    while (q.executeStep()) out.push_back(q.getColumn(0).getString());
-  } catch (const SQLite::Exception&) {
-  }
-  return out;
+  return tactd::test::column(dir.path() / "state.db", "SELECT rule || ' ' || entity FROM outbox ORDER BY id");
 }
 
 bool has(const std::vector<std::string>& rows, const std::string& row) {

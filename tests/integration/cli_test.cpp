@@ -180,3 +180,47 @@ TEST_CASE("preview of an unknown rule, or of observations where the rule never a
   CHECK(r.status == 1);
   CHECK_THAT(r.err, Contains("no order for which rule 'order-cancelled' would fire"));
 }
+
+TEST_CASE("preview --request shows each channel's exact provider request with its secrets masked") {
+  TempDir dir;
+  const auto config = copy_config(dir);
+  dir.write("config/mail.key", "mail-s3cret\n");
+  dir.write("config/sms.key", "sms-s3cret\n");
+  const std::string channels = R"toml(
+[[channel]]
+channel = "email"
+provider = "mailgun"
+url = "https://api.mailgun.net/v3/mg.bakkerij.example/messages"
+from = "Bakkerij Bol <hallo@bakkerij.example>"
+secret_file = "mail.key"
+[[channel]]
+channel = "sms"
+provider = "messagebird"
+from = "BakkerijBol"
+secret_file = "sms.key"
+)toml";
+  std::ofstream(config, std::ios::app) << channels;
+  Result r = run_tactd(dir, "preview --config '" + config.string() + "' --rule order-cancelled --request");
+  INFO(r.out << r.err);
+  CHECK(r.status == 0);
+  CHECK_THAT(r.out, Contains("-- request (mailgun)\nPOST https://api.mailgun.net/v3/mg.bakkerij.example/messages\n"));
+  CHECK_THAT(r.out, Contains("Authorization: Basic base64(api:***)") && Contains("&v%3Aidempotency_key="));
+  CHECK_THAT(r.out, Contains("-- request (messagebird)\nPOST https://rest.messagebird.com/messages\n"));
+  CHECK_THAT(r.out, Contains("Authorization: AccessKey ***") && Contains("\"originator\":\"BakkerijBol\""));
+  CHECK_THAT(r.out, !Contains("s3cret"));
+
+  // SMTP: the envelope and the MIME message.
+  std::string text = slurp(config);
+  text.replace(text.find("provider = \"mailgun\""), std::string("provider = \"mailgun\"").size(),
+               "provider = \"smtp\"\nusername = \"shop\"");
+  text.replace(text.find("https://api.mailgun.net/v3/mg.bakkerij.example/messages"),
+               std::string("https://api.mailgun.net/v3/mg.bakkerij.example/messages").size(),
+               "smtp://mail.bakkerij.example:587");
+  std::ofstream(config) << text;
+  r = run_tactd(dir, "preview --config '" + config.string() + "' --rule order-cancelled --request");
+  CHECK(r.status == 0);
+  CHECK_THAT(r.out, Contains("-- request (smtp)\nSMTP smtp://mail.bakkerij.example:587 (STARTTLS required)\n"
+                             "AUTH shop ***\nMAIL FROM:<hallo@bakkerij.example>\n"));
+  CHECK_THAT(r.out, Contains("MIME-Version: 1.0") && Contains("Content-Transfer-Encoding: quoted-printable"));
+  CHECK_THAT(r.out, !Contains("s3cret"));
+}

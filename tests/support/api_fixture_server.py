@@ -32,6 +32,8 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import scripted
+
 DIR = sys.argv[1]
 LOCK = threading.Lock()
 
@@ -138,9 +140,7 @@ class Handler(BaseHTTPRequestHandler):
 def main():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    with open(os.path.join(DIR, "port.tmp"), "w") as f:
-        f.write(str(server.server_address[1]))
-    os.rename(os.path.join(DIR, "port.tmp"), os.path.join(DIR, "port"))
+    scripted.write_port(DIR, server.server_address[1])
     server.serve_forever()
 
 

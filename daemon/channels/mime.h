@@ -1,0 +1,49 @@
+// Email as RFC 5322 / MIME text for SMTP: a multipart/alternative message
+// with a UTF-8 text part and its HTML twin, both quoted-printable; names
+// and subjects outside ASCII as RFC 2047 encoded words. Customer data can
+// never add a header line: control characters in header values (CR, LF,
+// tab...) become spaces before anything is written, and an address that is
+// not a plain addr-spec is refused.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "model/time.h"
+
+namespace tactd {
+
+struct Mailbox {
+  std::string name;     // the display name; may be empty
+  std::string address;  // "local@domain"
+};
+
+// "Our shop <shop@example.com>", "\"Our shop\" <shop@example.com>" or
+// "shop@example.com". nullopt when there is no address of the form
+// local@domain without spaces, control characters, quotes or angle brackets.
+std::optional<Mailbox> parse_mailbox(std::string_view text);
+
+struct MailMessage {
+  Mailbox from;
+  Mailbox to;
+  std::string subject;
+  std::string text;        // the plain-text body, UTF-8, lines separated by \n
+  std::string html;        // the HTML body; empty: a text/plain message only
+  std::string message_id;  // without angle brackets: "<id>@<domain>"
+  Timestamp date;
+};
+
+// The message with CRLF line ends, ready for DATA (SMTP's dot-stuffing is
+// left to the client).
+std::string mime_message(const MailMessage& message);
+
+// A Message-ID that is the same on every attempt of a notification, so that
+// mail servers and clients recognise a retry as the same message:
+// 32 hex digits of SHA-256(idempotency key) "@" domain.
+std::string message_id(std::string_view idempotency_key, std::string_view domain);
+
+// Standard base64 (RFC 4648) on one line, as in Basic auth.
+std::string base64(std::string_view bytes);
+
+}  // namespace tactd

@@ -1,0 +1,395 @@
+#include "channels/provider.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <charconv>
+#include <initializer_list>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "channels/html.h"
+#include "channels/mime.h"
+#include "channels/signature.h"
+#include "render/tone.h"
+
+namespace tactd {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::string_view kSendgridUrl = "https://api.sendgrid.com/v3/mail/send";
+constexpr std::string_view kTwilioUrl = "https://api.twilio.com/2010-04-01/Accounts/";  // <account>/Messages.json
+constexpr std::string_view kMessagebirdUrl = "https://rest.messagebird.com/messages";
+constexpr std::string_view kJson = "application/json";
+constexpr std::string_view kForm = "application/x-www-form-urlencoded";
+
+// JSON text of `value`; invalid UTF-8 becomes U+FFFD instead of throwing.
+std::string dump(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+// application/x-www-form-urlencoded: unreserved bytes stay, space is '+',
+// every other byte (UTF-8 included) is %XX.
+std::string form_encode(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (std::isalnum(byte) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out += c;
+    } else if (c == ' ') {
+      out += '+';
+    } else {
+      out += '%';
+      out += kHex[byte >> 4];
+      out += kHex[byte & 0xf];
+    }
+  }
+  return out;
+}
+
+std::string form(std::initializer_list<std::pair<std::string_view, std::string_view>> fields) {
+  std::string out;
+  for (const auto& [name, value] : fields) {
+    if (!out.empty()) out += '&';
+    out += form_encode(name);
+    out += '=';
+    out += form_encode(value);
+  }
+  return out;
+}
+
+// A header value that cannot break out of its line: bytes outside printable
+// ASCII (CR, LF, controls, UTF-8) and '%' itself become %XX. Keys made of
+// ordinary characters pass unchanged; any key maps to the same value on
+// every attempt.
+std::string header_safe(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte >= 0x20 && byte < 0x7f && c != '%') {
+      out += c;
+    } else {
+      out += '%';
+      out += kHex[byte >> 4];
+      out += kHex[byte & 0xf];
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> unbase64(std::string_view text) {
+  if (text.empty() || text.size() % 4 != 0) return std::nullopt;
+  std::string out(3 * text.size() / 4, '\0');
+  const int length =
+      EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(text.data()),
+                      static_cast<int>(text.size()));
+  if (length < 0) return std::nullopt;
+  std::size_t padding = 0;
+  while (padding < 2 && text[text.size() - 1 - padding] == '=') ++padding;
+  out.resize(static_cast<std::size_t>(length) - padding);
+  return out;
+}
+
+std::string basic_auth(std::string_view user, std::string_view password) {
+  std::string credentials(user);
+  credentials += ':';
+  credentials += password;
+  return "Basic " + base64(credentials);
+}
+
+std::string_view trim(std::string_view text) {
+  const auto first = text.find_first_not_of(" \t");
+  if (first == std::string_view::npos) return {};
+  return text.substr(first, text.find_last_not_of(" \t") - first + 1);
+}
+
+HttpClientRequest post(const ChannelConfig& channel, std::string url, std::string_view content_type,
+                       const Notification& notification) {
+  HttpClientRequest http;
+  http.method = "POST";
+  http.url = std::move(url);
+  http.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(channel.timeout);
+  http.headers.emplace_back("Content-Type", content_type);
+  http.headers.emplace_back("Idempotency-Key", header_safe(notification.idempotency_key));
+  return http;
+}
+
+// Why `channel` lacks what `provider` needs, or "".
+std::string missing(const ChannelConfig& channel, bool url, bool from, bool secret) {
+  const std::string_view provider = channel.provider;
+  if (url && channel.url.empty()) return std::string(provider) + " needs a url";
+  if (from && channel.from.empty())
+    return std::string(provider) + (channel.channel == Channel::kEmail
+                                        ? " needs from (the sender, \"Our shop <shop@example.com>\")"
+                                        : " needs from (the sender number or name)");
+  if (secret && channel.secret.empty()) return std::string(provider) + " needs a secret (its API key or token)";
+  for (const std::string* value : {&channel.secret, &channel.account, &channel.url, &channel.from})
+    if (std::any_of(value->begin(), value->end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; }))
+      return std::string(provider) +
+             ": the channel's url, from, account or secret holds a control character (a line break?)";
+  return "";
+}
+
+std::optional<ProviderRequest> sendgrid(const ChannelConfig& channel, const Notification& n, std::string& error) {
+  if (error = missing(channel, false, true, true); !error.empty()) return std::nullopt;
+  const auto from = parse_mailbox(channel.from);
+  const auto to = parse_mailbox(n.to);  // checked by unsendable()
+  if (!from || !to) {
+    error = "sendgrid: from \"" + channel.from + "\" is not an email address";
+    return std::nullopt;
+  }
+  json recipient = {{"email", to->address}};
+  if (!to->name.empty()) recipient["name"] = to->name;
+  json sender = {{"email", from->address}};
+  if (!from->name.empty()) sender["name"] = from->name;
+  const json body = {
+      {"personalizations", json::array({{{"to", json::array({recipient})}}})},
+      {"from", sender},
+      {"subject", *n.subject},
+      {"content", json::array({{{"type", "text/plain"}, {"value", n.body}},
+                               {{"type", "text/html"}, {"value", html_body(n.body)}}})},
+      {"custom_args", {{"idempotency_key", n.idempotency_key}}},
+  };
+  ProviderRequest request{post(channel, channel.url.empty() ? std::string(kSendgridUrl) : channel.url, kJson, n),
+                          {channel.secret}};
+  request.http.headers.emplace_back("Authorization", "Bearer " + channel.secret);
+  request.http.body = dump(body);
+  return request;
+}
+
+std::optional<ProviderRequest> mailgun(const ChannelConfig& channel, const Notification& n, std::string& error) {
+  if (error = missing(channel, true, true, true); !error.empty()) {
+    if (channel.url.empty()) error += ", e.g. \"https://api.mailgun.net/v3/<your domain>/messages\"";
+    return std::nullopt;
+  }
+  ProviderRequest request{post(channel, channel.url, kForm, n), {channel.secret}};
+  request.http.headers.emplace_back("Authorization", basic_auth("api", channel.secret));
+  // v: variables come back in Mailgun's events and webhooks.
+  request.http.body = form({{"from", channel.from},
+                            {"to", n.to},
+                            {"subject", *n.subject},
+                            {"text", n.body},
+                            {"html", html_body(n.body)},
+                            {"v:idempotency_key", n.idempotency_key}});
+  return request;
+}
+
+std::optional<ProviderRequest> twilio(const ChannelConfig& channel, const Notification& n, std::string& error) {
+  if (error = missing(channel, false, true, true); !error.empty()) return std::nullopt;
+  if (channel.account.empty()) {
+    error = "twilio needs account (the account SID, the user of its basic auth)";
+    return std::nullopt;
+  }
+  std::string url = channel.url;
+  if (url.empty()) url = std::string(kTwilioUrl) + form_encode(channel.account) + "/Messages.json";
+  ProviderRequest request{post(channel, std::move(url), kForm, n), {channel.secret}};
+  request.http.headers.emplace_back("Authorization", basic_auth(channel.account, channel.secret));
+  request.http.headers.emplace_back("I-Twilio-Idempotency-Token", header_safe(n.idempotency_key));
+  request.http.body = form({{"To", n.to}, {"From", channel.from}, {"Body", n.body}});
+  return request;
+}
+
+std::optional<ProviderRequest> messagebird(const ChannelConfig& channel, const Notification& n, std::string& error) {
+  if (error = missing(channel, false, true, true); !error.empty()) return std::nullopt;
+  const json body = {
+      {"recipients", json::array({n.to})},
+      {"originator", channel.from},
+      {"body", n.body},
+      {"reference", n.idempotency_key},
+      // MessageBird's default, plain, would replace what GSM-7 cannot say.
+      {"datacoding", sms_length(n.body).unicode ? "unicode" : "plain"},
+  };
+  ProviderRequest request{post(channel, channel.url.empty() ? std::string(kMessagebirdUrl) : channel.url, kJson, n),
+                          {channel.secret}};
+  request.http.headers.emplace_back("Authorization", "AccessKey " + channel.secret);
+  request.http.body = dump(body);
+  return request;
+}
+
+std::optional<ProviderRequest> webhook(const ChannelConfig& channel, const Notification& n, Timestamp now,
+                                       std::string& error) {
+  if (error = missing(channel, true, false, false); !error.empty()) return std::nullopt;
+  json body = {
+      {"idempotency_key", n.idempotency_key},
+      {"channel", to_string(n.channel)},
+      {"to", n.to},
+      {"body", n.body},
+      {"rule", n.rule},
+      {"kind", to_string(n.kind)},
+      {"customer", n.customer},
+      {"entity", n.entity.str()},
+      {"locale", n.locale},
+      {"due_at", format_rfc3339(n.at)},
+  };
+  if (!channel.from.empty()) body["from"] = channel.from;
+  if (!n.time_zone.empty()) body["time_zone"] = n.time_zone;
+  if (n.channel == Channel::kEmail) {
+    body["subject"] = *n.subject;
+    body["html"] = html_body(n.body);
+  }
+  ProviderRequest request{post(channel, channel.url, kJson, n), {}};
+  request.http.body = dump(body);
+  const std::string timestamp =
+      std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count());
+  request.http.headers.emplace_back("X-Tactd-Timestamp", timestamp);
+  if (!channel.secret.empty()) {
+    request.http.headers.emplace_back("X-Tactd-Signature",
+                                      webhook_signature(channel.secret, timestamp, request.http.body));
+    request.secrets.push_back(channel.secret);
+  }
+  return request;
+}
+
+void replace_all(std::string& text, std::string_view what, std::string_view with) {
+  if (what.empty()) return;
+  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + with.size()))
+    text.replace(at, what.size(), with);
+}
+
+// Every form in which a secret may appear in a request: as is, JSON-escaped
+// or HTML-escaped (a secret that leaked into a message), each also
+// percent-encoded; longest first, so that a secret containing another is
+// masked whole.
+std::vector<std::string> secret_forms(const std::vector<std::string>& secrets) {
+  std::vector<std::string> forms;
+  for (const std::string& secret : secrets) {
+    if (secret.empty()) continue;
+    const std::string quoted = dump(json(secret));
+    for (std::string form_of_secret : {secret, quoted.substr(1, quoted.size() - 2), html_escape(secret)}) {
+      forms.push_back(form_encode(form_of_secret));
+      forms.push_back(std::move(form_of_secret));
+    }
+  }
+  std::sort(forms.begin(), forms.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });
+  forms.erase(std::unique(forms.begin(), forms.end()), forms.end());
+  return forms;
+}
+
+std::string mask(std::string text, const std::vector<std::string>& forms) {
+  for (const std::string& form_of_secret : forms) replace_all(text, form_of_secret, "***");
+  return text;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
+    return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+  });
+}
+
+// The provider's answer on one line, at most Verdict::kMaxAnswer bytes,
+// never cut inside a UTF-8 character.
+std::string excerpt(std::string_view body) {
+  std::string out;
+  bool space = false;
+  for (const char c : trim(body)) {
+    const bool blank = c == ' ' || c == '\t' || c == '\r' || c == '\n';
+    if (blank) {
+      space = true;
+      continue;
+    }
+    if (space && !out.empty()) out += ' ';
+    space = false;
+    out += c;
+    if (out.size() > Verdict::kMaxAnswer) break;
+  }
+  if (out.size() <= Verdict::kMaxAnswer) return out;
+  std::size_t cut = Verdict::kMaxAnswer;
+  while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;
+  out.resize(cut);
+  return out + "...";
+}
+
+}  // namespace
+
+std::string unsendable(const ChannelConfig& channel, const Notification& n) {
+  if (n.channel != channel.channel)
+    return "the notification is for " + std::string(to_string(n.channel)) + ", the channel sends " +
+           std::string(to_string(channel.channel));
+  if (n.to.empty()) return "the notification has no recipient";
+  if (n.channel == Channel::kEmail) {
+    if (!parse_mailbox(n.to)) return "the recipient \"" + n.to + "\" is not an email address";
+    if (!n.subject || n.subject->empty()) return "the email has no subject: give its template a subject";
+    return "";
+  }
+  const SmsLength length = sms_length(n.body);
+  if (length.segments == 0) return "the SMS is empty";
+  if (length.segments > channel.max_segments)
+    return "the SMS is " + std::to_string(length.segments) + " segments long (" + std::to_string(length.characters) +
+           (length.unicode ? " UCS-2 units" : " GSM-7 characters") +
+           "), more than max_segments = " + std::to_string(channel.max_segments) +
+           ": shorten the template or raise max_segments";
+  return "";
+}
+
+std::optional<ProviderRequest> provider_request(const ChannelConfig& channel, const Notification& notification,
+                                                Timestamp now, std::string& error) {
+  if (!known_provider(channel.channel, channel.provider)) {
+    error = "unknown " + std::string(to_string(channel.channel)) + " provider '" + channel.provider + "': use " +
+            std::string(provider_list(channel.channel));
+    return std::nullopt;
+  }
+  if (channel.provider == "smtp") {
+    error = "smtp is not an HTTP provider: the SMTP client sends its mail";
+    return std::nullopt;
+  }
+  if (error = unsendable(channel, notification); !error.empty()) return std::nullopt;
+  if (channel.provider == "webhook") return webhook(channel, notification, now, error);
+  if (channel.provider == "sendgrid") return sendgrid(channel, notification, error);
+  if (channel.provider == "mailgun") return mailgun(channel, notification, error);
+  if (channel.provider == "twilio") return twilio(channel, notification, error);
+  return messagebird(channel, notification, error);
+}
+
+std::string describe(const ProviderRequest& request) {
+  const std::vector<std::string> forms = secret_forms(request.secrets);
+  std::string out = request.http.method + " " + mask(request.http.url, forms) + "\n";
+  for (const auto& [name, value] : request.http.headers) {
+    std::string shown = mask(value, forms);
+    if (iequals(name, "Authorization") && value.starts_with("Basic ")) {
+      if (auto credentials = unbase64(trim(std::string_view(value).substr(6)))) {
+        if (std::string masked = mask(*credentials, forms); masked != *credentials)
+          shown = "Basic base64(" + masked + ")";
+      }
+    }
+    out.append(name).append(": ").append(shown).append("\n");
+  }
+  out += "\n";
+  out += mask(request.http.body, forms);
+  return out;
+}
+
+bool known_provider(Channel channel, std::string_view provider) {
+  if (provider == "webhook") return true;
+  if (channel == Channel::kEmail) return provider == "sendgrid" || provider == "mailgun" || provider == "smtp";
+  return provider == "twilio" || provider == "messagebird";
+}
+
+std::string_view provider_list(Channel channel) {
+  return channel == Channel::kEmail ? "sendgrid, mailgun, smtp or webhook" : "twilio, messagebird or webhook";
+}
+
+Verdict judge(const HttpClientResponse& response, Timestamp now) {
+  if (response.status == 0 || !response.error.empty())
+    return {Verdict::kRetry, std::nullopt,
+            "no answer: " +
+                (response.error.empty() ? std::string("the connection ended without a response") : response.error)};
+  std::string reason = "HTTP " + std::to_string(response.status);
+  if (std::string answer = excerpt(response.body); !answer.empty()) reason += ": " + answer;
+  const long status = response.status;
+  if (status >= 200 && status < 300) return {Verdict::kDelivered, std::nullopt, std::move(reason)};
+  if (status == 408 || status == 429 || status >= 500) {
+    std::optional<Duration> retry_after;
+    if (auto header = response.headers.find("retry-after"); header != response.headers.end())
+      if ((retry_after = parse_retry_after(header->second, now)))
+        retry_after = std::min(*retry_after, Verdict::kMaxRetryAfter);
+    return {Verdict::kRetry, retry_after, std::move(reason)};
+  }
+  return {Verdict::kPermanent, std::nullopt, std::move(reason)};
+}
+
+}  // namespace tactd

@@ -1,0 +1,19 @@
+// HMAC-SHA256 signatures of outgoing webhooks: the scheme the push endpoint
+// (daemon/sources/push_endpoint.cpp) checks on incoming requests, so that
+// one tactd can post to another.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace tactd {
+
+// HMAC-SHA256 of `message` under `key`, as 64 lower-case hex digits.
+std::string hmac_sha256_hex(std::string_view key, std::string_view message);
+
+// The X-Tactd-Signature value of a webhook request: "sha256=" followed by
+// hmac_sha256_hex(secret, timestamp + "." + body), where `timestamp` is the
+// X-Tactd-Timestamp value (Unix seconds, as sent).
+std::string webhook_signature(std::string_view secret, std::string_view timestamp, std::string_view body);
+
+}  // namespace tactd

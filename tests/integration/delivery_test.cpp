@@ -1,0 +1,415 @@
+// The real `tactd run` delivering its outbox to a loopback server that
+// records every request and answers as each test scripts it
+// (tests/support/recording_server.py): provider formats, retries with
+// backoff and Retry-After, the dead letter, rate limits, and the
+// idempotency key across retries and restarts; and to a real SMTP server
+// (tests/support/smtp_server.py, aiosmtpd) that receives the MIME message
+// and parses it with Python's email package. `tactd outbox` is used on the
+// state database of the running daemon.
+#include <catch2/catch.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "support/daemon.h"
+#include "support/state_db.h"
+#include "support/temp_dir.h"
+
+using Catch::Contains;
+using tactd::test::Daemon;
+using tactd::test::eventually;
+using tactd::test::Process;
+using tactd::test::slurp;
+using tactd::test::TempDir;
+
+namespace {
+
+const tactd::test::Environment kSecrets = {{"MAIL_KEY", "SG.fixture-mail-key"}, {"SMS_TOKEN", "fixture-sms-token"}};
+
+// A loopback server of tests/support started with `argv` + its folder
+// `dir/<name>`: it writes `port` there once it listens, takes the answers
+// a test scripts from `answers.json`, and records what it receives, one JSON
+// line each.
+class ScriptedServer {
+ public:
+  ScriptedServer(const TempDir& dir, const std::string& name, std::vector<std::string> argv)
+      : folder_(dir.path() / name) {
+    std::filesystem::create_directories(folder_);
+    argv.insert(argv.begin() + 2, folder_.string());
+    server_ = std::make_unique<Process>(argv, dir.path() / (name + ".log"));
+    REQUIRE(eventually([&] { return std::filesystem::exists(folder_ / "port"); }));
+  }
+  std::string port() const { return slurp(folder_ / "port"); }
+  void script(const nlohmann::json& answers) const {
+    std::ofstream(folder_ / "answers.json.tmp") << answers.dump();
+    std::filesystem::rename(folder_ / "answers.json.tmp", folder_ / "answers.json");
+  }
+
+ protected:
+  std::vector<nlohmann::json> records(const std::string& file) const {
+    std::vector<nlohmann::json> out;
+    std::istringstream lines(slurp(folder_ / file));
+    for (std::string line; std::getline(lines, line);) out.push_back(nlohmann::json::parse(line));
+    return out;
+  }
+  std::filesystem::path folder_;
+
+ private:
+  std::unique_ptr<Process> server_;
+};
+
+std::string support(const char* script) { return (tactd::test::source_dir() / "tests/support" / script).string(); }
+
+// The recording HTTP server: the providers' stand-in.
+class Provider : public ScriptedServer {
+ public:
+  explicit Provider(const TempDir& dir)
+      : ScriptedServer(dir, "provider", {"python3", support("recording_server.py")}),
+        base_("http://127.0.0.1:" + port()) {}
+  const std::string& base() const { return base_; }
+  std::vector<nlohmann::json> requests() const { return records("requests.jsonl"); }
+
+ private:
+  std::string base_;
+};
+
+// Shipped rules and templates, a spool source, and `channels`.
+std::filesystem::path write_config(const TempDir& dir, const std::string& channels) {
+  std::filesystem::create_directories(dir.path() / "spool");
+  return dir.write("tactd.toml",
+                   "[tactd]\nrules = \"" + (tactd::test::source_dir() / "config/rules").string() +
+                       "\"\ntemplates = \"" + (tactd::test::source_dir() / "templates").string() +
+                       "\"\nstate = \"state.db\"\nmerchant = \"Bakkerij Bol\"\n"
+                       "[locale]\ntime_zone = \"Europe/Amsterdam\"\n"
+                       "[[source]]\nname = \"drops\"\ntype = \"spool\"\npath = \"spool\"\ninterval = \"1s\"\n" +
+                       channels);
+}
+
+// Both channels pointed at the recording server; `extra` is appended to each [[channel]].
+std::filesystem::path write_config(const TempDir& dir, const Provider& provider, const std::string& extra = "") {
+  return write_config(dir, "[[channel]]\nchannel = \"email\"\nprovider = \"sendgrid\"\nurl = \"" + provider.base() +
+                               "/v3/mail/send\"\nfrom = \"Bakkerij Bol <hallo@bakkerijbol.example>\"\n"
+                               "secret_env = \"MAIL_KEY\"\nbackoff = \"1s\"\ntimeout = \"2s\"\n" +
+                               extra + "\n[[channel]]\nchannel = \"sms\"\nprovider = \"twilio\"\nurl = \"" +
+                               provider.base() +
+                               "/2010-04-01/Accounts/AC0001/Messages.json\"\naccount = \"AC0001\"\n"
+                               "from = \"+3197010000001\"\nsecret_env = \"SMS_TOKEN\"\nbackoff = \"1s\"\n"
+                               "timeout = \"2s\"\n" +
+                               extra + "\n");
+}
+
+// A customer and their cancelled order, as observation lines; with a phone
+// the apology goes by SMS (the rule prefers it), without one by email.
+std::string cancellation(const std::string& n, bool phone) {
+  return R"({"type":"customer","id":"c-)" + n + R"(","observed_at":"2026-11-20T09:00:00Z","fields":{"name":"Sanne )" +
+         n + R"(","email":"sanne)" + n + R"(@example.com","locale":"nl")" +
+         (phone ? R"(,"phone":"+3161234567)" + n + "\"" : "") + R"(}}
+{"type":"order","id":"B-)" +
+         n + R"(","observed_at":"2026-11-20T10:00:00Z","fields":{"customer":"c-)" + n +
+         R"(","status":"cancelled","total":18.5,"currency":"EUR","cancel_reason":"de oven is kapot"}}
+)";
+}
+
+void drop(const TempDir& dir, const std::string& name, const std::string& lines) {
+  const auto tmp = dir.write("spool/" + name + ".tmp", lines);
+  std::filesystem::rename(tmp, dir.path() / "spool" / name);
+}
+
+// status of each outbox row, in id order; empty before the database exists.
+std::vector<std::string> statuses(const TempDir& dir) {
+  return tactd::test::column(dir.path() / "state.db", "SELECT status FROM outbox ORDER BY id");
+}
+
+int db_count(const TempDir& dir, const std::string& table) {
+  return std::stoi(tactd::test::column(dir.path() / "state.db", "SELECT COUNT(*) FROM " + table).at(0));
+}
+
+// Runs `tactd outbox ...`; its standard output.
+std::string outbox_cli(const TempDir& dir, const std::string& args, int* status = nullptr) {
+  const std::string command =
+      std::string(TACTD_BINARY) + " outbox " + args + " --config " + (dir.path() / "tactd.toml").string() + " 2>&1";
+  std::string out;
+  FILE* pipe = popen(command.c_str(), "r");
+  REQUIRE(pipe);
+  std::array<char, 4096> buffer{};
+  while (size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) out.append(buffer.data(), n);
+  const int rc = pclose(pipe);
+  if (status) *status = WEXITSTATUS(rc);
+  return out;
+}
+
+std::map<std::string, std::string> form(const std::string& body) {
+  std::map<std::string, std::string> out;
+  std::istringstream pairs(body);
+  for (std::string pair; std::getline(pairs, pair, '&');) {
+    const size_t eq = pair.find('=');
+    std::string value = pair.substr(eq + 1);
+    std::string decoded;
+    for (size_t i = 0; i < value.size(); ++i) {
+      if (value[i] == '+')
+        decoded += ' ';
+      else if (value[i] == '%' && i + 2 < value.size()) {
+        decoded += static_cast<char>(std::stoi(value.substr(i + 1, 2), nullptr, 16));
+        i += 2;
+      } else {
+        decoded += value[i];
+      }
+    }
+    out[pair.substr(0, eq)] = decoded;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("the outbox is delivered once per notification, in each provider's request format") {
+  TempDir dir;
+  Provider provider(dir);
+  Daemon daemon(write_config(dir, provider), dir.path() / "log", kSecrets);
+  drop(dir, "a.jsonl", cancellation("1", true) + cancellation("2", false));
+  REQUIRE(eventually([&] { return statuses(dir) == std::vector<std::string>{"delivered", "delivered"}; }));
+  const auto requests = provider.requests();
+  REQUIRE(requests.size() == 2);
+  const auto& sms = requests[0]["path"] == "/v3/mail/send" ? requests[1] : requests[0];
+  const auto& mail = requests[0]["path"] == "/v3/mail/send" ? requests[0] : requests[1];
+
+  // SMS: form-encoded, basic auth with the account and token.
+  CHECK(sms["path"] == "/2010-04-01/Accounts/AC0001/Messages.json");
+  CHECK(sms["headers"]["content-type"] == "application/x-www-form-urlencoded");
+  CHECK(sms["headers"]["authorization"] == "Basic QUMwMDAxOmZpeHR1cmUtc21zLXRva2Vu");  // AC0001:fixture-sms-token
+  const auto fields = form(sms["body"]);
+  CHECK(fields.at("To") == "+31612345671");
+  CHECK(fields.at("From") == "+3197010000001");
+  CHECK_THAT(fields.at("Body"), Contains("de oven is kapot"));
+  CHECK_FALSE(sms["headers"]["idempotency-key"].get<std::string>().empty());
+
+  // Email: JSON mail-send with a bearer key, text and HTML.
+  CHECK(mail["headers"]["authorization"] == "Bearer SG.fixture-mail-key");
+  const auto body = nlohmann::json::parse(mail["body"].get<std::string>());
+  CHECK(body["personalizations"][0]["to"][0]["email"] == "sanne2@example.com");
+  CHECK(body["from"]["email"] == "hallo@bakkerijbol.example");
+  CHECK(body["from"]["name"] == "Bakkerij Bol");
+  CHECK_FALSE(body["subject"].get<std::string>().empty());
+  REQUIRE(body["content"].size() == 2);
+  CHECK(body["content"][1]["type"] == "text/html");
+  CHECK(mail["headers"]["idempotency-key"] != sms["headers"]["idempotency-key"]);
+
+  // Delivered is contact history, and stays delivered: nothing is sent twice.
+  CHECK(db_count(dir, "contacts") == 2);
+  CHECK(daemon.stop() == 0);
+  const std::string log = slurp(dir.path() / "log");
+  CHECK_THAT(log, !Contains("SG.fixture-mail-key") && !Contains("fixture-sms-token"));
+}
+
+TEST_CASE("failed attempts are retried with backoff and Retry-After under one idempotency key, and a 4xx is dead") {
+  TempDir dir;
+  Provider provider(dir);
+  provider.script({{{"status", 503}, {"retry_after", "2"}},
+                   {{"drop", true}},
+                   {{"status", 500}},
+                   {{"delay", 3}},  // beyond the 2s timeout
+                   {{"status", 202}}});
+  Daemon daemon(write_config(dir, provider), dir.path() / "log", kSecrets);
+  drop(dir, "a.jsonl", cancellation("1", true));
+  REQUIRE(eventually([&] { return statuses(dir) == std::vector<std::string>{"delivered"}; }));
+  const auto requests = provider.requests();
+  REQUIRE(requests.size() == 5);
+  for (const auto& r : requests) CHECK(r["headers"]["idempotency-key"] == requests[0]["headers"]["idempotency-key"]);
+  CHECK(requests[1]["at"].get<double>() - requests[0]["at"].get<double>() >= 1.9);  // Retry-After: 2
+  // Each attempt is recorded. (curl itself sends again at once when a reused
+  // connection turns out dead, so the dropped one is not an attempt of its own.)
+  const std::string shown = outbox_cli(dir, "show 1");
+  CHECK_THAT(shown, Contains("1. ") && Contains("retry  HTTP 503") && Contains("retry  HTTP 500") &&
+                        Contains("retry  no answer: Timeout was reached") && Contains("delivered  HTTP 202"));
+
+  // A permanent refusal: the dead letter keeps the provider's answer.
+  provider.script({{{"status", 400}, {"body", {{"code", 21211}, {"message", "The 'To' number is not valid"}}}}});
+  drop(dir, "b.jsonl", cancellation("2", true));
+  REQUIRE(eventually([&] { return statuses(dir) == std::vector<std::string>{"delivered", "dead"}; }));
+  CHECK_THAT(outbox_cli(dir, "list --status dead"), Contains("2  dead  attempts 1") && Contains("not valid"));
+  CHECK_THAT(outbox_cli(dir, "show 2"), Contains("dead  HTTP 400") && Contains("The 'To' number is not valid"));
+
+  // The operator fixes the cause and sends it again, while the daemon runs.
+  CHECK_THAT(outbox_cli(dir, "retry 2"), Contains("outbox entry 2 will be sent again now"));
+  REQUIRE(eventually([&] { return statuses(dir) == std::vector<std::string>{"delivered", "delivered"}; }));
+  int status = 0;
+  CHECK_THAT(outbox_cli(dir, "retry 2", &status), Contains("is delivered; only pending or dead"));
+  CHECK(status == 1);
+  CHECK(daemon.stop() == 0);
+}
+
+TEST_CASE("after max_attempts a notification goes to the dead letter instead of being retried for ever") {
+  TempDir dir;
+  Provider provider(dir);
+  provider.script({{{"status", 502}}, {{"status", 502}}, {{"status", 502}}});
+  Daemon daemon(write_config(dir, provider, "max_attempts = 3"), dir.path() / "log", kSecrets);
+  drop(dir, "a.jsonl", cancellation("1", true));
+  REQUIRE(eventually([&] { return statuses(dir) == std::vector<std::string>{"dead"}; }));
+  CHECK(provider.requests().size() == 3);
+  CHECK_THAT(outbox_cli(dir, "show 1"), Contains("gave up after 3 attempts"));
+  CHECK(daemon.stop() == 0);
+}
+
+TEST_CASE("a channel's rate limit spaces its requests") {
+  TempDir dir;
+  Provider provider(dir);
+  Daemon daemon(write_config(dir, provider, "rate = 2\nburst = 1"), dir.path() / "log", kSecrets);
+  std::string lines;
+  for (int i = 1; i <= 5; ++i) lines += cancellation(std::to_string(i), true);
+  drop(dir, "a.jsonl", lines);
+  REQUIRE(eventually([&] { return provider.requests().size() == 5; }));
+  const auto requests = provider.requests();
+  for (size_t i = 1; i < requests.size(); ++i)
+    CHECK(requests[i]["at"].get<double>() - requests[i - 1]["at"].get<double>() >= 0.4);
+  CHECK(requests.back()["at"].get<double>() - requests.front()["at"].get<double>() >= 1.9);
+  CHECK(daemon.stop() == 0);
+}
+
+TEST_CASE("the idempotency key survives a restart between attempts") {
+  TempDir dir;
+  Provider provider(dir);
+  provider.script({{{"status", 429}, {"retry_after", "3600"}}});
+  const auto config = write_config(dir, provider);
+  {
+    Daemon daemon(config, dir.path() / "log", kSecrets);
+    drop(dir, "a.jsonl", cancellation("1", true));
+    REQUIRE(eventually([&] { return provider.requests().size() == 1; }));
+    REQUIRE(eventually([&] { return outbox_cli(dir, "list").find("attempts 1") != std::string::npos; }));
+    CHECK(daemon.stop() == 0);
+  }
+  CHECK_THAT(outbox_cli(dir, "list --status pending"), Contains("429"));
+  CHECK_THAT(outbox_cli(dir, "retry 1"), Contains("will be sent again now"));
+  Daemon daemon(config, dir.path() / "log", kSecrets);
+  REQUIRE(eventually([&] { return statuses(dir) == std::vector<std::string>{"delivered"}; }));
+  const auto requests = provider.requests();
+  REQUIRE(requests.size() == 2);
+  CHECK(requests[1]["headers"]["idempotency-key"] == requests[0]["headers"]["idempotency-key"]);
+  CHECK(daemon.stop() == 0);
+}
+
+namespace {
+
+// The SMTP server; `tls` is starttls or implicit, and it accepts mail from
+// user "shop" with password "fixture-smtp-password".
+class MailServer : public ScriptedServer {
+ public:
+  MailServer(const TempDir& dir, const std::string& tls)
+      : ScriptedServer(dir, "mail",
+                       {"/usr/bin/python3",  // Debian's, which has python3-aiosmtpd
+                        support("smtp_server.py"), "--tls", tls, "--login", "shop:fixture-smtp-password"}),
+        url_((tls == "implicit" ? "smtps://127.0.0.1:" : "smtp://127.0.0.1:") + port()) {}
+  const std::string& url() const { return url_; }
+  std::filesystem::path ca_file() const { return folder_ / "cert.pem"; }
+  // What it received, each message parsed.
+  std::vector<nlohmann::json> messages() const { return records("messages.jsonl"); }
+
+ private:
+  std::string url_;
+};
+
+const tactd::test::Environment kSmtpSecret = {{"SMTP_PASSWORD", "fixture-smtp-password"}};
+
+// Email over SMTP to `mail`, with its certificate and login.
+std::filesystem::path write_config(const TempDir& dir, const MailServer& mail) {
+  return write_config(dir, "[[channel]]\nchannel = \"email\"\nprovider = \"smtp\"\nurl = \"" + mail.url() +
+                               "\"\nca_file = \"" + mail.ca_file().string() +
+                               "\"\nfrom = \"Bakkerij Bol <hallo@bakkerijbol.example>\"\nusername = \"shop\"\n"
+                               "secret_env = \"SMTP_PASSWORD\"\nbackoff = \"1s\"\ntimeout = \"5s\"\n");
+}
+
+// A customer (name and email as given, JSON-escaped) whose first order is delivered.
+std::string first_order(const std::string& n, const std::string& name, const std::string& email) {
+  return R"({"type":"customer","id":"c-)" + n + R"(","observed_at":"2026-11-20T09:00:00Z","fields":{"name":")" + name +
+         R"(","email":")" + email + R"(","locale":"nl"}}
+{"type":"order","id":"B-)" +
+         n + R"(","observed_at":"2026-11-20T10:00:00Z","fields":{"customer":"c-)" + n +
+         R"(","status":"shipped","total":18.5,"currency":"EUR"}}
+{"type":"order","id":"B-)" +
+         n + R"(","observed_at":"2026-11-21T10:00:00Z","fields":{"customer":"c-)" + n +
+         R"(","status":"delivered","total":18.5,"currency":"EUR"}}
+)";
+}
+
+}  // namespace
+
+TEST_CASE("email goes over SMTP with STARTTLS and AUTH as a MIME message with text and HTML parts") {
+  TempDir dir;
+  MailServer mail(dir, "starttls");
+  Daemon daemon(write_config(dir, mail), dir.path() / "log", kSmtpSecret);
+  drop(dir, "a.jsonl", first_order("1", "Zoë de Vries", "zoe@example.nl"));
+  REQUIRE(eventually([&] { return statuses(dir) == std::vector<std::string>{"delivered"}; }));
+  const auto messages = mail.messages();
+  REQUIRE(messages.size() == 1);
+  const auto& m = messages[0];
+  INFO(m.dump(2));
+  CHECK(m["tls"] == true);
+  CHECK(m["login"] == "shop");
+  CHECK(m["mail_from"] == "hallo@bakkerijbol.example");
+  CHECK(m["rcpt_tos"] == nlohmann::json::array({"zoe@example.nl"}));
+  CHECK(m["defects"].empty());
+  CHECK(m["headers"]["from"] == "Bakkerij Bol <hallo@bakkerijbol.example>");
+  CHECK(m["headers"]["to"] == "zoe@example.nl");
+  CHECK(m["headers"]["subject"] == "Dank je wel voor je eerste bestelling, Zoë");  // decoded from UTF-8 words
+  CHECK(m["headers"]["mime-version"] == "1.0");
+  CHECK_FALSE(m["headers"]["date"].get<std::string>().empty());
+  const std::string id = m["headers"]["message-id"];
+  CHECK(id.size() == std::string("<").size() + 32 + std::string("@bakkerijbol.example>").size());
+  CHECK_THAT(id, Catch::EndsWith("@bakkerijbol.example>"));
+  CHECK(m["type"] == "multipart/alternative");
+  REQUIRE(m["parts"].size() == 2);
+  CHECK(m["parts"][0]["type"] == "text/plain");
+  CHECK(m["parts"][0]["charset"] == "utf-8");
+  CHECK_THAT(m["parts"][0]["content"].get<std::string>(), Contains("Beste Zoë,") && Contains("bestelling B-1"));
+  CHECK(m["parts"][1]["type"] == "text/html");
+  CHECK_THAT(m["parts"][1]["content"].get<std::string>(), Contains("<p>Beste Zoë,</p>"));
+  CHECK(db_count(dir, "contacts") == 1);
+  CHECK(daemon.stop() == 0);
+  CHECK_THAT(slurp(dir.path() / "log"), !Contains("fixture-smtp-password"));
+}
+
+TEST_CASE("customer data cannot add a mail header or a recipient") {
+  TempDir dir;
+  MailServer mail(dir, "starttls");
+  Daemon daemon(write_config(dir, mail), dir.path() / "log", kSmtpSecret);
+  drop(dir, "a.jsonl",
+       first_order("1", R"(Eve\r\nBcc: eve@evil.example\r\n\r\n<b>hi</b> & bye)", "ada@example.com") +
+           first_order("2", "Ben", R"(ben@example.com\r\nBcc: eve@evil.example)"));
+  REQUIRE(eventually([&] { return statuses(dir) == std::vector<std::string>{"delivered", "dead"}; }));
+  const auto messages = mail.messages();
+  REQUIRE(messages.size() == 1);
+  const auto& m = messages[0];
+  INFO(m.dump(2));
+  CHECK(m["rcpt_tos"] == nlohmann::json::array({"ada@example.com"}));
+  CHECK(m["defects"].empty());
+  for (const auto& name : m["header_names"]) CHECK(name != "Bcc");
+  CHECK_THAT(m["parts"][1]["content"].get<std::string>(), !Contains("<b>hi</b>"));
+  // The second address is not an address: the dead letter says so, nothing was sent.
+  CHECK_THAT(outbox_cli(dir, "show 2"), Contains("is not an email address"));
+  CHECK(daemon.stop() == 0);
+}
+
+TEST_CASE("over implicit TLS a 4xx is retried with the same Message-ID and a 5xx is the dead letter") {
+  TempDir dir;
+  MailServer mail(dir, "implicit");
+  mail.script({{{"code", 451}, {"text", "4.3.0 try again later"}}});
+  Daemon daemon(write_config(dir, mail), dir.path() / "log", kSmtpSecret);
+  drop(dir, "a.jsonl", cancellation("1", false));
+  REQUIRE(eventually([&] { return statuses(dir) == std::vector<std::string>{"delivered"}; }));
+  auto messages = mail.messages();
+  REQUIRE(messages.size() == 2);
+  CHECK(messages[0]["code"] == 451);
+  CHECK(messages[1]["code"] == 250);
+  CHECK(messages[1]["tls"] == true);
+  CHECK(messages[0]["headers"]["message-id"] == messages[1]["headers"]["message-id"]);
+  CHECK_THAT(outbox_cli(dir, "show 1"), Contains("retry  SMTP 451") && Contains("delivered  SMTP 250"));
+
+  mail.script({{{"code", 550}, {"text", "5.1.1 no such user"}}});
+  drop(dir, "b.jsonl", cancellation("2", false));
+  REQUIRE(eventually([&] { return statuses(dir) == std::vector<std::string>{"delivered", "dead"}; }));
+  CHECK_THAT(outbox_cli(dir, "show 2"), Contains("dead  SMTP 550") && Contains("no such user"));
+  CHECK(daemon.stop() == 0);
+}
