@@ -112,7 +112,7 @@ TEST_CASE("a JSONL batch with a bearer token is answered 202 only after it is co
   CHECK_THAT(slurp(dir.path() / "log"), !Contains(kToken) && !Contains(kSecret));  // secrets never logged
 }
 
-TEST_CASE("a signed request is accepted; a bad signature, a stale timestamp or no credentials are refused") {
+TEST_CASE("a signed request is accepted, a bad signature, a stale timestamp or no credentials are refused") {
   TempDir dir;
   PushDaemon daemon(dir);
   const std::string ts = now_seconds();

@@ -56,7 +56,7 @@ TEST_CASE(
   CHECK(run.sent[2]["rule"] == "delivery-follow-up");
 }
 
-TEST_CASE("story 4: an ETA exactly at the promised time is no heads-up; 30 minutes before, still undelivered, is") {
+TEST_CASE("story 4: an ETA exactly at the promised time is no heads-up, 30 minutes before, still undelivered, is") {
   const Run run = simulate_lines({
       kAnna,
       laptop("2026-11-20T09:00:00+01:00", "shipped"),
@@ -204,7 +204,7 @@ TEST_CASE("an observation at the same instant as a timer is applied first, so a 
   CHECK(run.sent[0]["rule"] == "order-cancelled");
 }
 
-TEST_CASE("story 7: after half a year without contact, a check-in; any contact restarts the silence") {
+TEST_CASE("story 7: after half a year without contact, a check-in, any contact restarts the silence") {
   nlohmann::json ben = nlohmann::json::parse(kBen);
   ben["observed_at"] = "2026-01-10T10:00:00Z";
   ben["fields"]["last_contact_at"] = "2026-01-10T10:00:00Z";  // reported by the source

@@ -173,7 +173,7 @@ TEST_CASE("template data remembers earlier contact") {
                                                      {"channel", "email"}});
 }
 
-TEST_CASE("an email template renders its subject and body; an SMS template its body") {
+TEST_CASE("an email template renders its subject and body, an SMS template its body") {
   TempDir dir;
   dir.write(
       "nl/order_cancelled.email.mustache",

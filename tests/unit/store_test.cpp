@@ -156,7 +156,7 @@ TEST_CASE("transactions do not nest, and a new one can begin once the old one is
   CHECK(store->entity(EntityRef{EntityType::kOrder, "A"}));
 }
 
-TEST_CASE("an idempotency key is enqueued once; a duplicate changes nothing") {
+TEST_CASE("an idempotency key is enqueued once, a duplicate changes nothing") {
   auto store = Store::open_temporary();
   CHECK(store->enqueue(notification("k1", "c-1", at("2026-11-20T10:00:00Z"))));
   Notification again = notification("k1", "c-1", at("2026-11-20T11:00:00Z"));
@@ -210,7 +210,7 @@ TEST_CASE("a delivered notification becomes contact history") {
   CHECK_THROWS_AS(store->mark_delivered(999, at("2026-11-20T10:00:05Z")), StoreError);
 }
 
-TEST_CASE("failed attempts are recorded; a retry waits for its time, and the last goes to the dead letter") {
+TEST_CASE("failed attempts are recorded, a retry waits for its time, and the last goes to the dead letter") {
   auto store = Store::open_temporary();
   store->enqueue(notification("k1", "c-1", at("2026-11-20T10:00:00Z")));
   const long long id = store->outbox().front().id;
