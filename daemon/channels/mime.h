@@ -10,19 +10,10 @@
 #include <string>
 #include <string_view>
 
+#include "model/mailbox.h"
 #include "model/time.h"
 
 namespace tactd {
-
-struct Mailbox {
-  std::string name;     // the display name; may be empty
-  std::string address;  // "local@domain"
-};
-
-// "Our shop <shop@example.com>", "\"Our shop\" <shop@example.com>" or
-// "shop@example.com". nullopt when there is no address of the form
-// local@domain without spaces, control characters, quotes or angle brackets.
-std::optional<Mailbox> parse_mailbox(std::string_view text);
 
 struct MailMessage {
   Mailbox from;

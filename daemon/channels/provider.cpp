@@ -14,6 +14,7 @@
 #include "channels/html.h"
 #include "channels/mime.h"
 #include "channels/signature.h"
+#include "model/mailbox.h"
 #include "render/tone.h"
 
 namespace tactd {

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "config/toml_reader.h"
+#include "model/mailbox.h"
 #include "model/time.h"
 
 namespace tactd {
@@ -230,6 +231,8 @@ void read_channel(const toml::table& table, const std::string& file, const std::
     r.error("url", "'url' must start with https:// (or http://)");
   }
   channel.from = r.string("from", channel.provider != "webhook").value_or("");
+  if (channel.channel == Channel::kEmail && !channel.from.empty() && !parse_mailbox(channel.from))
+    r.error("from", "'from' must be an email address, like \"Our shop <shop@example.com>\"");
   channel.account = r.string("account", channel.provider == "twilio").value_or("");
   channel.username = r.string("username").value_or("");
   channel.secret = read_secret(r, "secret", base, secrets);

@@ -347,7 +347,7 @@ rate = -1
 channel = "email"
 provider = "smtp"
 url = "https://mail.example"
-from = "a@b"
+from = "Shop"
 )toml"),
                           errors));
   const std::string text = all(errors);
@@ -356,6 +356,7 @@ from = "a@b"
   CHECK_THAT(text, Catch::Contains("needs 'account'"));
   CHECK_THAT(text, Catch::Contains(":13:8: 'rate' must be a number of requests per second above 0"));
   CHECK_THAT(text, Catch::Contains(":17:7: an smtp 'url' is smtp://host:587 (STARTTLS) or smtps://host:465 (TLS)"));
+  CHECK_THAT(text, Catch::Contains(":18:8: 'from' must be an email address, like \"Our shop <shop@example.com>\""));
 }
 
 TEST_CASE("commands that send nothing load the configuration without its secrets") {

@@ -93,21 +93,6 @@ MailMessage message() {
 
 }  // namespace
 
-TEST_CASE("a mailbox is a display name and a plain address, or nothing") {
-  CHECK(parse_mailbox("Our shop <shop@example.com>")->name == "Our shop");
-  CHECK(parse_mailbox("Our shop <shop@example.com>")->address == "shop@example.com");
-  CHECK(parse_mailbox("\"Shop, Ltd\" <shop@example.com>")->name == "Shop, Ltd");
-  CHECK(parse_mailbox("  ada@example.com ")->address == "ada@example.com");
-  CHECK(parse_mailbox("ada@example.com")->name.empty());
-  CHECK_FALSE(parse_mailbox("ada"));
-  CHECK_FALSE(parse_mailbox("@example.com"));
-  CHECK_FALSE(parse_mailbox("ada@"));
-  CHECK_FALSE(parse_mailbox("a da@example.com"));
-  CHECK_FALSE(parse_mailbox("ada@example.com\r\nBcc: eve@example.com"));
-  CHECK_FALSE(parse_mailbox("<ada@example.com>, <eve@example.com>"));
-  CHECK_FALSE(parse_mailbox("ada@x@example.com"));
-}
-
 TEST_CASE("a message has the headers of RFC 5322 and two quoted-printable parts") {
   const std::string text = mime_message(message());
   CHECK(header(text, "Date") == "Mon, 23 Nov 2026 09:30:05 +0000");

@@ -4,6 +4,7 @@
 
 #include "model/clock.h"
 #include "model/diagnostic.h"
+#include "model/mailbox.h"
 #include "model/notification.h"
 #include "model/time.h"
 
@@ -225,4 +226,19 @@ TEST_CASE("the next local time of day is found across midnight and daylight-savi
   // 02:30 does not exist that night: the instant of the change.
   CHECK(next_local_time(at("2026-03-28T22:00:00Z"), 2 * 60 + 30, "Europe/Amsterdam") == at("2026-03-29T01:00:00Z"));
   CHECK(next_local_time(at("2026-11-20T10:00:00Z"), 9 * 60, "") == at("2026-11-21T09:00:00Z"));
+}
+
+TEST_CASE("a mailbox is a display name and a plain address, or nothing") {
+  CHECK(parse_mailbox("Our shop <shop@example.com>")->name == "Our shop");
+  CHECK(parse_mailbox("Our shop <shop@example.com>")->address == "shop@example.com");
+  CHECK(parse_mailbox("\"Shop, Ltd\" <shop@example.com>")->name == "Shop, Ltd");
+  CHECK(parse_mailbox("  ada@example.com ")->address == "ada@example.com");
+  CHECK(parse_mailbox("ada@example.com")->name.empty());
+  CHECK_FALSE(parse_mailbox("ada"));
+  CHECK_FALSE(parse_mailbox("@example.com"));
+  CHECK_FALSE(parse_mailbox("ada@"));
+  CHECK_FALSE(parse_mailbox("a da@example.com"));
+  CHECK_FALSE(parse_mailbox("ada@example.com\r\nBcc: eve@example.com"));
+  CHECK_FALSE(parse_mailbox("<ada@example.com>, <eve@example.com>"));
+  CHECK_FALSE(parse_mailbox("ada@x@example.com"));
 }
