@@ -23,6 +23,7 @@ asio::awaitable<void> Delivery::run() {
     Duration wait = kMaxSleep;
     try {
       wait = std::min(wait, start_due());
+      if (std::exchange(again_, false)) wait = Duration::zero();
     } catch (const StoreError& e) {
       spdlog::error("delivery: {}", e.what());
     }
@@ -37,32 +38,37 @@ asio::awaitable<void> Delivery::run() {
 Duration Delivery::start_due() {
   const Timestamp now = clock_.now();
   Duration wait = kMaxSleep;
-  for (const OutboxEntry& entry : store_.due_notifications(now)) {
-    if (in_flight_.count(entry.id)) continue;
-    auto found = routes_.find(entry.notification.channel);
-    if (found == routes_.end()) continue;  // no [[channel]] for it: it waits, said once in run.cpp
-    Route& route = *found->second;
-    if (route.in_flight >= route.lane.config.concurrency) continue;
-    if (route.breaker.open(now)) {
-      wait = std::min(wait, *route.breaker.open_until() - now);
-      continue;
+  for (auto& [channel, route_ptr] : routes_) {
+    Route& route = *route_ptr;
+    const int concurrency = route.lane.config.concurrency;
+    if (route.in_flight >= concurrency) continue;
+    // The entries in flight are still pending and due, so `concurrency`
+    // rows hold every one that may start now.
+    for (const OutboxEntry& entry : store_.due_notifications(now, channel, static_cast<std::size_t>(concurrency))) {
+      if (in_flight_.count(entry.id)) continue;
+      if (route.in_flight >= concurrency) break;
+      if (route.breaker.open(now)) {
+        wait = std::min(wait, *route.breaker.open_until() - now);
+        break;
+      }
+      if (const Duration token = route.bucket.wait(now); token > Duration{}) {
+        wait = std::min(wait, token);
+        break;
+      }
+      if (!route.breaker.allows(now)) break;  // half-open, its trial still out
+      route.bucket.take(now);
+      ++route.in_flight;
+      in_flight_.insert(entry.id);
+      const int attempt = entry.attempts + 1;
+      const long long id = entry.id;
+      const Timestamp due = entry.notification.at;
+      spdlog::debug("delivery: outbox {} attempt {} to {}", id, attempt, to_string(channel));
+      route.lane.sender->send(entry.notification, [this, id, attempt, due, &route](Verdict verdict) {
+        finish(id, attempt, due, route, verdict);
+      });
     }
-    if (const Duration token = route.bucket.wait(now); token > Duration{}) {
-      wait = std::min(wait, token);
-      continue;
-    }
-    if (!route.breaker.allows(now)) continue;  // half-open, its trial still out
-    route.bucket.take(now);
-    ++route.in_flight;
-    in_flight_.insert(entry.id);
-    const int attempt = entry.attempts + 1;
-    const long long id = entry.id;
-    const Timestamp due = entry.notification.at;
-    spdlog::debug("delivery: outbox {} attempt {} to {}", id, attempt, to_string(entry.notification.channel));
-    route.lane.sender->send(entry.notification, [this, id, attempt, due, &route](Verdict verdict) {
-      finish(id, attempt, due, route, verdict);
-    });
   }
+  // Notifications of a channel without a lane wait (run.cpp says so once).
   if (auto next = store_.next_notification(); next && *next > now) wait = std::min(wait, *next - now);
   return wait;
 }
@@ -106,7 +112,10 @@ void Delivery::finish(long long id, int attempt, Timestamp due, Route& route, co
   } catch (const StoreError& e) {
     spdlog::error("delivery: outbox {}: {}", id, e.what());
   }
-  if (wake_) wake_->cancel();
+  if (wake_)
+    wake_->cancel();
+  else
+    again_ = true;  // ended inside start_due(): its capacity is free now
 }
 
 }  // namespace tactd

@@ -85,6 +85,7 @@ class Delivery {
   std::set<long long> in_flight_;
   std::mt19937_64 random_{std::random_device{}()};
   boost::asio::steady_timer* wake_ = nullptr;  // the sleep of run(), while it sleeps
+  bool again_ = false;                         // an attempt ended while run() was awake
 };
 
 }  // namespace tactd

@@ -485,12 +485,16 @@ class SqliteStore final : public Store {
     });
   }
 
-  std::vector<OutboxEntry> due_notifications(Timestamp until) const override {
+  std::vector<OutboxEntry> due_notifications(Timestamp until, std::optional<Channel> channel,
+                                             std::size_t limit) const override {
     return guard("read due notifications", [&] {
       SQLite::Statement q(db_, std::string("SELECT ") + kNotificationColumns +
-                                   " FROM outbox WHERE status = 'pending' AND COALESCE(next_attempt_at, due_at) <= ? "
-                                   "ORDER BY COALESCE(next_attempt_at, due_at), id");
+                                   " FROM outbox WHERE status = 'pending' AND COALESCE(next_attempt_at, due_at) <= ?1 "
+                                   "AND (?2 IS NULL OR channel = ?2) "
+                                   "ORDER BY COALESCE(next_attempt_at, due_at), id LIMIT ?3");
       q.bind(1, static_cast<int64_t>(millis(until)));
+      if (channel) q.bind(2, std::string(to_string(*channel)));
+      q.bind(3, limit == kNoLimit ? int64_t{-1} : static_cast<int64_t>(limit));
       std::vector<OutboxEntry> out;
       while (q.executeStep()) out.push_back(read_entry(q));
       return out;

@@ -141,8 +141,10 @@ class Store {
   virtual void mark_timer_fired(const Timer& timer) = 0;
 
   // Pending notifications due (or due for a retry) at or before `until`,
-  // earliest first.
-  virtual std::vector<OutboxEntry> due_notifications(Timestamp until) const = 0;
+  // earliest first: at most `limit`, and only `channel`'s when given.
+  virtual std::vector<OutboxEntry> due_notifications(Timestamp until, std::optional<Channel> channel = std::nullopt,
+                                                     std::size_t limit = kNoLimit) const = 0;
+  static constexpr std::size_t kNoLimit = static_cast<std::size_t>(-1);
   // The earliest due (or retry) time of a pending notification.
   virtual std::optional<Timestamp> next_notification() const = 0;
 

@@ -210,6 +210,25 @@ TEST_CASE("a delivered notification becomes contact history") {
   CHECK_THROWS_AS(store->mark_delivered(999, at("2026-11-20T10:00:05Z")), StoreError);
 }
 
+TEST_CASE("due notifications can be asked for one channel, the earliest few") {
+  auto store = Store::open_temporary();
+  for (int i = 0; i < 5; ++i) {
+    Notification n =
+        notification(("k" + std::to_string(i)).c_str(), "c-1", at("2026-11-20T10:00:00Z") + std::chrono::minutes{i});
+    if (i % 2 == 1) n.channel = Channel::kEmail;
+    store->enqueue(n);
+  }
+  const Timestamp later = at("2026-11-20T11:00:00Z");
+  CHECK(store->due_notifications(later).size() == 5);
+  const auto sms = store->due_notifications(later, Channel::kSms, 2);
+  REQUIRE(sms.size() == 2);
+  CHECK(sms[0].notification.idempotency_key == "k0");
+  CHECK(sms[1].notification.idempotency_key == "k2");
+  const auto email = store->due_notifications(later, Channel::kEmail);
+  REQUIRE(email.size() == 2);
+  CHECK(email[1].notification.idempotency_key == "k3");
+}
+
 TEST_CASE("failed attempts are recorded, a retry waits for its time, and the last goes to the dead letter") {
   auto store = Store::open_temporary();
   store->enqueue(notification("k1", "c-1", at("2026-11-20T10:00:00Z")));
