@@ -330,8 +330,9 @@ std::string unsendable(const ChannelConfig& channel, const Notification& n) {
 std::optional<ProviderRequest> provider_request(const ChannelConfig& channel, const Notification& notification,
                                                 Timestamp now, std::string& error) {
   if (!known_provider(channel.channel, channel.provider)) {
-    error = "unknown " + std::string(to_string(channel.channel)) + " provider '" + channel.provider + "': use " +
-            std::string(provider_list(channel.channel));
+    std::string list(provider_list(channel.channel));  // "a, b, c" reads "a, b or c" here
+    list.replace(list.rfind(", "), 2, " or ");
+    error = "unknown " + std::string(to_string(channel.channel)) + " provider '" + channel.provider + "': use " + list;
     return std::nullopt;
   }
   if (channel.provider == "smtp") {
@@ -362,16 +363,6 @@ std::string describe(const ProviderRequest& request) {
   out += "\n";
   out += mask(request.http.body, forms);
   return out;
-}
-
-bool known_provider(Channel channel, std::string_view provider) {
-  if (provider == "webhook") return true;
-  if (channel == Channel::kEmail) return provider == "sendgrid" || provider == "mailgun" || provider == "smtp";
-  return provider == "twilio" || provider == "messagebird";
-}
-
-std::string_view provider_list(Channel channel) {
-  return channel == Channel::kEmail ? "sendgrid, mailgun, smtp or webhook" : "twilio, messagebird or webhook";
 }
 
 Verdict judge(const HttpClientResponse& response, Timestamp now) {

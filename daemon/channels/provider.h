@@ -57,12 +57,6 @@ std::string unsendable(const ChannelConfig& channel, const Notification& notific
 // as `Basic base64(user:***)`.
 std::string describe(const ProviderRequest& request);
 
-// Whether `provider` is a provider of `channel`, for config validation:
-// email: sendgrid, mailgun, smtp, webhook; sms: twilio, messagebird, webhook.
-bool known_provider(Channel channel, std::string_view provider);
-// Those names for messages: "sendgrid, mailgun, smtp or webhook".
-std::string_view provider_list(Channel channel);
-
 // How a provider's answer is to be treated.
 struct Verdict {
   enum Kind { kDelivered, kRetry, kPermanent } kind = kRetry;

@@ -213,15 +213,9 @@ void read_channel(const toml::table& table, const std::string& file, const std::
       if (other.channel == channel.channel) r.error("channel", "channel '" + *text + "' is configured twice");
   }
   channel.provider = r.string("provider", true).value_or("");
-  static const std::vector<std::string> kEmail{"sendgrid", "mailgun", "smtp", "webhook"};
-  static const std::vector<std::string> kSms{"twilio", "messagebird", "webhook"};
-  const auto& known = channel.channel == Channel::kEmail ? kEmail : kSms;
-  if (!channel.provider.empty() && std::find(known.begin(), known.end(), channel.provider) == known.end()) {
-    std::string list;
-    for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+  if (!channel.provider.empty() && !known_provider(channel.channel, channel.provider))
     r.error("provider", "unknown " + std::string(to_string(channel.channel)) + " provider '" + channel.provider +
-                            "' (expected " + list + ")");
-  }
+                            "' (expected " + std::string(provider_list(channel.channel)) + ")");
   const bool needs_url = channel.provider == "mailgun" || channel.provider == "smtp" || channel.provider == "webhook";
   channel.url = r.string("url", needs_url).value_or("");
   if (channel.provider == "smtp") {
@@ -453,6 +447,16 @@ std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Dia
   top.finish();
   if (errors.size() != errors_before) return nullptr;
   return config;
+}
+
+bool known_provider(Channel channel, std::string_view provider) {
+  if (provider == "webhook") return true;
+  if (channel == Channel::kEmail) return provider == "sendgrid" || provider == "mailgun" || provider == "smtp";
+  return provider == "twilio" || provider == "messagebird";
+}
+
+std::string_view provider_list(Channel channel) {
+  return channel == Channel::kEmail ? "sendgrid, mailgun, smtp, webhook" : "twilio, messagebird, webhook";
 }
 
 }  // namespace tactd

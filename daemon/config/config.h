@@ -167,6 +167,12 @@ struct ChannelConfig {
   int max_segments = 3;                          // sms: longer messages are refused
 };
 
+// Whether `provider` is a provider of `channel`: email: sendgrid, mailgun,
+// smtp, webhook; sms: twilio, messagebird, webhook.
+bool known_provider(Channel channel, std::string_view provider);
+// Those names for messages: "sendgrid, mailgun, smtp, webhook".
+std::string_view provider_list(Channel channel);
+
 // The push endpoint of `tactd run` (POST /v1/observations).
 struct PushConfig {
   std::string address = "127.0.0.1";

@@ -359,6 +359,19 @@ from = "Shop"
   CHECK_THAT(text, Catch::Contains(":18:8: 'from' must be an email address, like \"Our shop <shop@example.com>\""));
 }
 
+TEST_CASE("known providers are those of each channel") {
+  CHECK(known_provider(Channel::kEmail, "sendgrid"));
+  CHECK(known_provider(Channel::kEmail, "mailgun"));
+  CHECK(known_provider(Channel::kEmail, "smtp"));
+  CHECK(known_provider(Channel::kEmail, "webhook"));
+  CHECK_FALSE(known_provider(Channel::kEmail, "twilio"));
+  CHECK(known_provider(Channel::kSms, "twilio"));
+  CHECK(known_provider(Channel::kSms, "messagebird"));
+  CHECK(known_provider(Channel::kSms, "webhook"));
+  CHECK_FALSE(known_provider(Channel::kSms, "smtp"));
+  CHECK_FALSE(known_provider(Channel::kSms, ""));
+}
+
 TEST_CASE("commands that send nothing load the configuration without its secrets") {
   TempDir dir;
   unsetenv("TACTD_TEST_UNSET_KEY");

@@ -400,19 +400,6 @@ TEST_CASE("what cannot be sent over a provider's HTTP API is refused at once") {
   CHECK_THAT(error_of(channel(Channel::kEmail, "sendgrid"), nobody), Catch::Contains("no recipient"));
 }
 
-TEST_CASE("known providers are those of each channel") {
-  CHECK(known_provider(Channel::kEmail, "sendgrid"));
-  CHECK(known_provider(Channel::kEmail, "mailgun"));
-  CHECK(known_provider(Channel::kEmail, "smtp"));
-  CHECK(known_provider(Channel::kEmail, "webhook"));
-  CHECK_FALSE(known_provider(Channel::kEmail, "twilio"));
-  CHECK(known_provider(Channel::kSms, "twilio"));
-  CHECK(known_provider(Channel::kSms, "messagebird"));
-  CHECK(known_provider(Channel::kSms, "webhook"));
-  CHECK_FALSE(known_provider(Channel::kSms, "smtp"));
-  CHECK_FALSE(known_provider(Channel::kSms, ""));
-}
-
 TEST_CASE("a 2xx answer is delivered, with what the provider said") {
   Verdict ok = judge(answer(200, R"({"sid": "SM1"})"), now);
   CHECK(ok.kind == Verdict::kDelivered);
