@@ -6,6 +6,8 @@
 #include <array>
 #include <ctime>
 
+#include "channels/signature.h"
+
 namespace tactd {
 namespace {
 
@@ -29,18 +31,6 @@ std::string one_line(std::string_view text) {
 
 bool is_ascii(std::string_view text) {
   return std::all_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
-}
-
-std::string sha256_hex(std::string_view bytes) {
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-  unsigned int length = 0;
-  EVP_Digest(bytes.data(), bytes.size(), digest.data(), &length, EVP_sha256(), nullptr);
-  std::string out;
-  for (unsigned int i = 0; i < length; ++i) {
-    out += static_cast<char>(std::tolower(kHex[digest[i] >> 4]));
-    out += static_cast<char>(std::tolower(kHex[digest[i] & 0xf]));
-  }
-  return out;
 }
 
 // RFC 2047 encoded words, "=?UTF-8?B?...?=", never splitting a UTF-8

@@ -4,6 +4,20 @@
 #include <openssl/hmac.h>
 
 namespace tactd {
+namespace {
+
+std::string hex(const unsigned char* digest, unsigned int length) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * std::size_t{length});
+  for (unsigned int i = 0; i < length; ++i) {
+    out += kDigits[digest[i] >> 4];
+    out += kDigits[digest[i] & 0xf];
+  }
+  return out;
+}
+
+}  // namespace
 
 std::string hmac_sha256_hex(std::string_view key, std::string_view message) {
   unsigned char digest[EVP_MAX_MD_SIZE];
@@ -11,14 +25,14 @@ std::string hmac_sha256_hex(std::string_view key, std::string_view message) {
   const char* key_bytes = key.empty() ? "" : key.data();  // never a null key, even when empty
   HMAC(EVP_sha256(), key_bytes, static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(message.data()),
        message.size(), digest, &length);
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(2 * std::size_t{length});
-  for (unsigned int i = 0; i < length; ++i) {
-    hex += kDigits[digest[i] >> 4];
-    hex += kDigits[digest[i] & 0xf];
-  }
-  return hex;
+  return hex(digest, length);
+}
+
+std::string sha256_hex(std::string_view bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr);
+  return hex(digest, length);
 }
 
 std::string webhook_signature(std::string_view secret, std::string_view timestamp, std::string_view body) {

@@ -1,6 +1,7 @@
-// HMAC-SHA256 signatures of outgoing webhooks: the scheme the push endpoint
-// (daemon/sources/push_endpoint.cpp) checks on incoming requests, so that
-// one tactd can post to another.
+// SHA-256 digests for the channels: the HMAC-SHA256 signatures of outgoing
+// webhooks, in the scheme the push endpoint (daemon/sources/push_endpoint.cpp)
+// checks on incoming requests, so that one tactd can post to another; and
+// plain SHA-256 for Message-IDs.
 #pragma once
 
 #include <string>
@@ -10,6 +11,9 @@ namespace tactd {
 
 // HMAC-SHA256 of `message` under `key`, as 64 lower-case hex digits.
 std::string hmac_sha256_hex(std::string_view key, std::string_view message);
+
+// SHA-256 of `bytes`, as 64 lower-case hex digits (Message-IDs).
+std::string sha256_hex(std::string_view bytes);
 
 // The X-Tactd-Signature value of a webhook request: "sha256=" followed by
 // hmac_sha256_hex(secret, timestamp + "." + body), where `timestamp` is the
