@@ -1,7 +1,7 @@
 #include <ostream>
 
 #include "app/commands.h"
-#include "app/pipeline.h"
+#include "pipeline/pipeline.h"
 #include "render/tone.h"
 
 namespace tactd {

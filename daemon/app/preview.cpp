@@ -4,8 +4,8 @@
 
 #include "app/commands.h"
 #include "app/observation_file.h"
-#include "app/pipeline.h"
 #include "channels/delivery.h"
+#include "pipeline/pipeline.h"
 #include "render/tone.h"
 
 namespace tactd {

@@ -14,11 +14,12 @@
 #include <random>
 
 #include "app/commands.h"
-#include "app/pipeline.h"
 #include "channels/delivery.h"
 #include "net/http_client.h"
 #include "net/http_server.h"
 #include "net/smtp_client.h"
+#include "pipeline/intake.h"
+#include "pipeline/pipeline.h"
 #include "sources/http_source.h"
 #include "sources/push_endpoint.h"
 #include "sources/spool_source.h"
@@ -40,26 +41,6 @@ void log_outcome(const Outcome& outcome) {
   for (const auto& h : outcome.held_back) spdlog::debug("held back: {} about {}: {}", h.rule, h.entity.str(), h.reason);
   for (const auto& problem : outcome.problems) spdlog::warn("{}", problem);
 }
-
-// Commits a source's batch through the pipeline, in one transaction.
-class PipelineIntake final : public Intake {
- public:
-  PipelineIntake(Pipeline& pipeline, const Store& store) : pipeline_(pipeline), store_(store) {}
-  bool commit(std::span<const Observation> observations, const SourceCursor* cursor, std::string& error) override {
-    try {
-      log_outcome(pipeline_.apply(observations, cursor));
-      return true;
-    } catch (const StoreError& e) {
-      error = e.what();
-      return false;
-    }
-  }
-  std::optional<std::string> cursor(const std::string& source) override { return store_.cursor(source); }
-
- private:
-  Pipeline& pipeline_;
-  const Store& store_;
-};
 
 // Logs what ended a detached coroutine (never silently dropped).
 auto log_end(std::string what) {
@@ -172,7 +153,7 @@ int run(const RunOptions& options, std::ostream& err) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("tactd"));
   const SystemClock clock;
   Pipeline pipeline(*snapshot, *store, clock);
-  PipelineIntake intake(pipeline, *store);
+  PipelineIntake intake(pipeline, *store, log_outcome);
 
   asio::io_context io;
   asio::signal_set signals(io, SIGINT, SIGTERM);

@@ -3,7 +3,7 @@
 
 #include "app/commands.h"
 #include "app/observation_file.h"
-#include "app/pipeline.h"
+#include "pipeline/pipeline.h"
 
 namespace tactd {
 namespace {

@@ -3,8 +3,8 @@
 // timer and firing it.
 #include <catch2/catch.hpp>
 
-#include "app/pipeline.h"
 #include "model/clock.h"
+#include "pipeline/pipeline.h"
 #include "scenario/scenario.h"
 #include "support/temp_dir.h"
 

@@ -1,98 +1,14 @@
-#include "app/pipeline.h"
+#include "pipeline/pipeline.h"
 
 #include <algorithm>
 
+#include "pipeline/linked.h"
 #include "rules/policy.h"
 
 namespace tactd {
 namespace {
 
-constexpr int kMaxLinkDepth = 4;      // shipment -> order -> customer, with room to spare
 constexpr size_t kTimerBatch = 1000;  // timers fired per fire_due() call
-
-// An entity's fields as rules and templates see them: with its `id` and
-// `sent`, the kinds of message already sent about it.
-nlohmann::json scope_fields(const Entity& entity, const Store& store) {
-  nlohmann::json fields = entity.fields;
-  if (!fields.contains("id")) fields["id"] = entity.ref.id;
-  nlohmann::json sent = nlohmann::json::array();
-  for (Kind kind : store.kinds_about(entity.ref)) sent.push_back(std::string(to_string(kind)));
-  fields["sent"] = std::move(sent);
-  return fields;
-}
-
-// The last contact with a customer: the later of the source's
-// `last_contact_at` and the newest notification tactd made for them.
-std::optional<Timestamp> last_contact(const Entity& customer, const Store& store) {
-  std::optional<Timestamp> last;
-  if (auto reported = customer.fields.find("last_contact_at");
-      reported != customer.fields.end() && reported->is_string())
-    last = parse_rfc3339(reported->get<std::string>());
-  const auto sent = store.latest_notification_at(customer.ref.id);
-  if (sent && (!last || *sent > *last)) last = sent;
-  return last;
-}
-
-// The fields deadlines read: for a customer, with `last_contact_at` derived
-// as above, so that `at = "customer.last_contact_at + 180d"` is a silence.
-Fields timed_fields(const Entity& entity, const Store& store) {
-  Fields fields = entity.fields;
-  if (entity.ref.type == EntityType::kCustomer)
-    if (auto last = last_contact(entity, store)) fields["last_contact_at"] = format_rfc3339(*last);
-  return fields;
-}
-
-}  // namespace
-
-// The entity and the entities it links to, keyed by type
-// ({"shipment": {...}, "order": {...}, "customer": {...}}), and the id of
-// the customer it belongs to (empty when none is named).
-struct Linked {
-  nlohmann::json scope = nlohmann::json::object();
-  std::string customer;
-};
-
-namespace {
-
-Linked link(const Entity& entity, const Store& store) {
-  Linked out;
-  out.scope[std::string(to_string(entity.ref.type))] = scope_fields(entity, store);
-  out.customer = entity.customer_id().value_or("");
-  auto parent = entity.parent();
-  for (int depth = 0; parent && depth < kMaxLinkDepth; ++depth) {
-    const std::string type(to_string(parent->type));
-    if (out.scope.contains(type)) break;
-    if (parent->type == EntityType::kCustomer && out.customer.empty()) out.customer = parent->id;
-    auto linked = store.entity(*parent);
-    if (!linked) break;
-    out.scope[type] = scope_fields(*linked, store);
-    if (out.customer.empty()) out.customer = linked->customer_id().value_or("");
-    parent = linked->parent();
-  }
-  // An order sees its most recently observed shipment.
-  if (entity.ref.type == EntityType::kOrder && !out.scope.contains("shipment")) {
-    const Entity* latest = nullptr;
-    const auto shipments = store.children(entity.ref);
-    for (const auto& child : shipments)
-      if (child.ref.type == EntityType::kShipment && (!latest || child.observed_at > latest->observed_at))
-        latest = &child;
-    if (latest) out.scope["shipment"] = scope_fields(*latest, store);
-  }
-  if (out.customer.empty()) return out;
-  const EntityRef customer_ref{EntityType::kCustomer, out.customer};
-  const auto customer = store.entity(customer_ref);
-  if (!customer) return out;
-  nlohmann::json& fields = out.scope["customer"];
-  if (fields.is_null()) fields = scope_fields(*customer, store);
-  // Derived facts about the customer that rules and templates may use.
-  fields["last_contact_at"] = nullptr;
-  if (auto last = last_contact(*customer, store)) fields["last_contact_at"] = format_rfc3339(*last);
-  int delivered = 0;
-  for (const auto& child : store.children(customer_ref))
-    if (child.ref.type == EntityType::kOrder && child.field("status") == "delivered") ++delivered;
-  fields["delivered_orders"] = delivered;
-  return out;
-}
 
 std::string choose_locale(const nlohmann::json& customer, const Config& config) {
   const std::string wanted = text_field(customer, "locale");
@@ -157,30 +73,6 @@ nlohmann::json event_json(const Event& event) {
 }
 
 }  // namespace
-
-std::optional<Snapshot> load_snapshot(const std::filesystem::path& config_file, Diagnostics& errors) {
-  Snapshot snapshot;
-  snapshot.config = load_config(config_file, errors);
-  if (!snapshot.config) return std::nullopt;
-  snapshot.rules = RuleSet::load(snapshot.config->rules_dir, errors);
-  snapshot.templates = TemplateSet::load(snapshot.config->templates_dir, errors);
-  if (!snapshot.rules || !snapshot.templates) return std::nullopt;
-  const size_t errors_before = errors.size();
-  for (const auto& rule : snapshot.rules->rules()) {
-    for (const auto& locale : snapshot.config->locales) {
-      for (Channel channel : rule.channels) {
-        if (snapshot.templates->has(locale, rule.template_name, channel)) continue;
-        errors.push_back(Diagnostic{rule.file, rule.line, 1,
-                                    "rule '" + rule.id + "' needs the template " +
-                                        snapshot.templates->path_of(locale, rule.template_name, channel).string() +
-                                        " (locale " + locale + ", channel " + std::string(to_string(channel)) +
-                                        "), which is missing"});
-      }
-    }
-  }
-  if (errors.size() != errors_before) return std::nullopt;
-  return snapshot;
-}
 
 Pipeline::Pipeline(Snapshot snapshot, Store& store, const Clock& clock)
     : snapshot_(std::move(snapshot)), store_(store), clock_(clock) {}

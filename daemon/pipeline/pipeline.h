@@ -14,6 +14,7 @@
 #include "model/diagnostic.h"
 #include "model/entity.h"
 #include "model/notification.h"
+#include "pipeline/snapshot.h"
 #include "render/render.h"
 #include "rules/rule_set.h"
 #include "sources/source.h"
@@ -21,21 +22,7 @@
 
 namespace tactd {
 
-struct Linked;  // an entity with the entities it links to; private to pipeline.cpp
-
-// Configuration, rules and templates, loaded and validated together: one
-// immutable value (DESIGN.md invariant 4).
-struct Snapshot {
-  std::shared_ptr<const Config> config;
-  std::shared_ptr<const RuleSet> rules;
-  std::shared_ptr<const TemplateSet> templates;
-};
-
-// Loads the configuration file and the rules and templates it names, and
-// checks that they fit together: every rule's template exists for every
-// supported locale and every channel of the rule. Returns nullopt with every
-// problem in `errors` when anything is wrong.
-std::optional<Snapshot> load_snapshot(const std::filesystem::path& config_file, Diagnostics& errors);
+struct Linked;  // an entity with the entities it links to; private (linked.h)
 
 // What applying one observation led to.
 struct Outcome {

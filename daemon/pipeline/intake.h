@@ -1,0 +1,32 @@
+// The intake adapter: what sources commit goes through the pipeline, one
+// batch in one transaction with the source's cursor (DESIGN.md invariant 2).
+#pragma once
+
+#include <functional>
+
+#include "pipeline/pipeline.h"
+#include "sources/source.h"
+
+namespace tactd {
+
+class PipelineIntake final : public Intake {
+ public:
+  // Told what each committed batch led to (for logs and metrics).
+  using OutcomeSink = std::function<void(const Outcome&)>;
+
+  // `pipeline` and `store` must outlive the intake. Call on the loop.
+  PipelineIntake(Pipeline& pipeline, const Store& store, OutcomeSink on_outcome)
+      : pipeline_(pipeline), store_(store), on_outcome_(std::move(on_outcome)) {}
+
+  // A StoreError becomes `false` with its message: the source keeps its
+  // input and tries again later.
+  bool commit(std::span<const Observation> observations, const SourceCursor* cursor, std::string& error) override;
+  std::optional<std::string> cursor(const std::string& source) override { return store_.cursor(source); }
+
+ private:
+  Pipeline& pipeline_;
+  const Store& store_;
+  OutcomeSink on_outcome_;
+};
+
+}  // namespace tactd

@@ -1,0 +1,80 @@
+#include "pipeline/linked.h"
+
+namespace tactd {
+namespace {
+
+constexpr int kMaxLinkDepth = 4;  // shipment -> order -> customer, with room to spare
+
+// An entity's fields as rules and templates see them: with its `id` and
+// `sent`, the kinds of message already sent about it.
+nlohmann::json scope_fields(const Entity& entity, const Store& store) {
+  nlohmann::json fields = entity.fields;
+  if (!fields.contains("id")) fields["id"] = entity.ref.id;
+  nlohmann::json sent = nlohmann::json::array();
+  for (Kind kind : store.kinds_about(entity.ref)) sent.push_back(std::string(to_string(kind)));
+  fields["sent"] = std::move(sent);
+  return fields;
+}
+
+// The last contact with a customer: the later of the source's
+// `last_contact_at` and the newest notification tactd made for them.
+std::optional<Timestamp> last_contact(const Entity& customer, const Store& store) {
+  std::optional<Timestamp> last;
+  if (auto reported = customer.fields.find("last_contact_at");
+      reported != customer.fields.end() && reported->is_string())
+    last = parse_rfc3339(reported->get<std::string>());
+  const auto sent = store.latest_notification_at(customer.ref.id);
+  if (sent && (!last || *sent > *last)) last = sent;
+  return last;
+}
+
+}  // namespace
+
+Fields timed_fields(const Entity& entity, const Store& store) {
+  Fields fields = entity.fields;
+  if (entity.ref.type == EntityType::kCustomer)
+    if (auto last = last_contact(entity, store)) fields["last_contact_at"] = format_rfc3339(*last);
+  return fields;
+}
+
+Linked link(const Entity& entity, const Store& store) {
+  Linked out;
+  out.scope[std::string(to_string(entity.ref.type))] = scope_fields(entity, store);
+  out.customer = entity.customer_id().value_or("");
+  auto parent = entity.parent();
+  for (int depth = 0; parent && depth < kMaxLinkDepth; ++depth) {
+    const std::string type(to_string(parent->type));
+    if (out.scope.contains(type)) break;
+    if (parent->type == EntityType::kCustomer && out.customer.empty()) out.customer = parent->id;
+    auto linked = store.entity(*parent);
+    if (!linked) break;
+    out.scope[type] = scope_fields(*linked, store);
+    if (out.customer.empty()) out.customer = linked->customer_id().value_or("");
+    parent = linked->parent();
+  }
+  // An order sees its most recently observed shipment.
+  if (entity.ref.type == EntityType::kOrder && !out.scope.contains("shipment")) {
+    const Entity* latest = nullptr;
+    const auto shipments = store.children(entity.ref);
+    for (const auto& child : shipments)
+      if (child.ref.type == EntityType::kShipment && (!latest || child.observed_at > latest->observed_at))
+        latest = &child;
+    if (latest) out.scope["shipment"] = scope_fields(*latest, store);
+  }
+  if (out.customer.empty()) return out;
+  const EntityRef customer_ref{EntityType::kCustomer, out.customer};
+  const auto customer = store.entity(customer_ref);
+  if (!customer) return out;
+  nlohmann::json& fields = out.scope["customer"];
+  if (fields.is_null()) fields = scope_fields(*customer, store);
+  // Derived facts about the customer that rules and templates may use.
+  fields["last_contact_at"] = nullptr;
+  if (auto last = last_contact(*customer, store)) fields["last_contact_at"] = format_rfc3339(*last);
+  int delivered = 0;
+  for (const auto& child : store.children(customer_ref))
+    if (child.ref.type == EntityType::kOrder && child.field("status") == "delivered") ++delivered;
+  fields["delivered_orders"] = delivered;
+  return out;
+}
+
+}  // namespace tactd

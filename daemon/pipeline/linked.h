@@ -1,0 +1,33 @@
+// Derived facts: what rules and templates see of an entity besides its own
+// snapshot -- the entities it links to, the kinds of message already sent
+// about each, and for its customer the last contact and the number of
+// delivered orders. Private to the pipeline component.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "model/entity.h"
+#include "store/store.h"
+
+namespace tactd {
+
+// The entity and the entities it links to, keyed by type
+// ({"shipment": {...}, "order": {...}, "customer": {...}}), and the id of
+// the customer it belongs to (empty when none is named).
+struct Linked {
+  nlohmann::json scope = nlohmann::json::object();
+  std::string customer;
+};
+
+// Follows `entity`'s links in `store` (shipment -> order -> customer; an
+// order also sees its most recently observed shipment). Reads only.
+Linked link(const Entity& entity, const Store& store);
+
+// The fields deadlines read: for a customer, with `last_contact_at` derived
+// (the later of the source's value and the newest notification), so that
+// `at = "customer.last_contact_at + 180d"` is a silence.
+Fields timed_fields(const Entity& entity, const Store& store);
+
+}  // namespace tactd
