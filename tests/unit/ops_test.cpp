@@ -1,0 +1,317 @@
+#include "ops/metrics.h"
+
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <catch2/catch.hpp>
+
+#include <utility>  // before Boost.Asio: Boost 1.74's awaitable.hpp needs it with C++20
+
+#include <boost/asio/io_context.hpp>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <limits>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "support/daemon.h"
+#include "support/temp_dir.h"
+
+using namespace tactd;
+using test::TempDir;
+
+namespace {
+
+// Sets (or with nullopt unsets) an environment variable for one scope and
+// puts the old value back afterwards.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, std::optional<std::string> value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    if (value) {
+      setenv(name, value->c_str(), 1);
+    } else {
+      unsetenv(name);
+    }
+  }
+  ~ScopedEnv() {
+    if (old_) {
+      setenv(name_, old_->c_str(), 1);
+    } else {
+      unsetenv(name_);
+    }
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+// Runs `command` through the shell with `input` on its standard input;
+// returns its exit status and what it printed.
+std::pair<int, std::string> run_with_input(const std::string& command, const std::string& input) {
+  TempDir dir;
+  const auto in = dir.write("input", input);
+  const std::string line = command + " < '" + in.string() + "' 2>&1";
+  FILE* pipe = popen(line.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  std::string output;
+  char buffer[4096];
+  for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) output.append(buffer, n);
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+// A default logger that writes into a string, for one scope.
+class CapturedLog {
+ public:
+  CapturedLog() : previous_(spdlog::default_logger()) {
+    auto logger = std::make_shared<spdlog::logger>("captured", std::make_shared<spdlog::sinks::ostream_sink_st>(out_));
+    logger->set_pattern("%l %v");
+    spdlog::set_default_logger(std::move(logger));
+  }
+  ~CapturedLog() { spdlog::set_default_logger(previous_); }
+  CapturedLog(const CapturedLog&) = delete;
+  CapturedLog& operator=(const CapturedLog&) = delete;
+  std::string text() const { return out_.str(); }
+
+ private:
+  std::ostringstream out_;
+  std::shared_ptr<spdlog::logger> previous_;
+};
+
+std::size_t occurrences(const std::string& text, const std::string& what) {
+  std::size_t count = 0;
+  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + what.size())) ++count;
+  return count;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- metrics
+
+TEST_CASE("a small registry renders exactly the expected exposition text") {
+  Metrics metrics;
+  auto& observations = metrics.counter("tactd_observations_total", "Observations applied, by source and entity type",
+                                       {"source", "type"});
+  observations.add({"shop", "order"});
+  observations.add({"shop", "order"}, 5);
+  observations.add({"carrier", "shipment"}, 2.5);
+  auto& pending = metrics.gauge("tactd_outbox_pending", "Notifications waiting in the outbox", {});
+  pending.set({}, 12);
+  auto& latency = metrics.histogram("tactd_delivery_latency_seconds", "Seconds from due to delivered", {"channel"},
+                                    {0.005, 0.01, 0.5});
+  latency.observe({"sms"}, 0.012);
+  latency.observe({"sms"}, 0.005);  // on a bound: counted in that bucket (le is "less or equal")
+  latency.observe({"sms"}, 7);
+  metrics.gauge("tactd_build_info", "Version of the running daemon; always 1", {"version"}).set({"0.1.0"}, 1);
+
+  CHECK(metrics.render() ==
+        "# HELP tactd_build_info Version of the running daemon; always 1\n"
+        "# TYPE tactd_build_info gauge\n"
+        "tactd_build_info{version=\"0.1.0\"} 1\n"
+        "# HELP tactd_delivery_latency_seconds Seconds from due to delivered\n"
+        "# TYPE tactd_delivery_latency_seconds histogram\n"
+        "tactd_delivery_latency_seconds_bucket{channel=\"sms\",le=\"0.005\"} 1\n"
+        "tactd_delivery_latency_seconds_bucket{channel=\"sms\",le=\"0.01\"} 1\n"
+        "tactd_delivery_latency_seconds_bucket{channel=\"sms\",le=\"0.5\"} 2\n"
+        "tactd_delivery_latency_seconds_bucket{channel=\"sms\",le=\"+Inf\"} 3\n"
+        "tactd_delivery_latency_seconds_sum{channel=\"sms\"} 7.017\n"
+        "tactd_delivery_latency_seconds_count{channel=\"sms\"} 3\n"
+        "# HELP tactd_observations_total Observations applied, by source and entity type\n"
+        "# TYPE tactd_observations_total counter\n"
+        "tactd_observations_total{source=\"carrier\",type=\"shipment\"} 2.5\n"
+        "tactd_observations_total{source=\"shop\",type=\"order\"} 6\n"
+        "# HELP tactd_outbox_pending Notifications waiting in the outbox\n"
+        "# TYPE tactd_outbox_pending gauge\n"
+        "tactd_outbox_pending 12\n");
+}
+
+TEST_CASE("promtool accepts a rendered registry with every kind of family and awkward values") {
+  Metrics metrics;
+  auto& observations = metrics.counter("tactd_observations_total", "Observations applied.\nBy source and type \\ kind",
+                                       {"source", "type"});
+  observations.add({"shop", "order"}, 3);
+  observations.add({"quote\"back\\slash\nnewline", "bad \xff utf-8"});
+  observations.add({"", "empty source"}, 1e20);
+  metrics.counter("tactd_restarts_total", "Declared and never counted", {});
+  metrics.counter("tactd_unused_total", "A labelled family without series", {"reason"});
+  auto& gauges = metrics.gauge("tactd_odd_values", "Gauges holding odd values", {"case"});
+  gauges.set({"nan"}, std::numeric_limits<double>::quiet_NaN());
+  gauges.set({"plus_inf"}, std::numeric_limits<double>::infinity());
+  gauges.set({"minus_inf"}, -std::numeric_limits<double>::infinity());
+  gauges.set({"negative"}, -0.25);
+  gauges.set({"tiny"}, 1.5e-12);
+  gauges.set({"big"}, 123456789012345678.0);
+  metrics.gauge("tactd_source_last_success_timestamp_seconds", "When each source last succeeded", {"source"})
+      .set_to_time({"shop"}, std::chrono::system_clock::time_point{std::chrono::milliseconds{1'763'656'200'250}});
+  metrics.gauge("tactd_build_info", "Build of the running daemon", {"version", "commit"}).set({"0.1.0", "abc"}, 1);
+  auto& latency = metrics.histogram("tactd_delivery_latency_seconds", "Delivery latency", {"channel"},
+                                    {0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30});
+  for (double v : {0.001, 0.02, 0.3, 2.0, 60.0}) latency.observe({"email"}, v);
+  latency.observe({"sms"}, 0.012);
+  metrics.histogram("tactd_poll_duration_seconds", "Poll durations", {}, {0.1, 1}).observe({}, 0.5);
+
+  const std::string text = metrics.render();
+  const auto [status, output] = run_with_input("/usr/bin/promtool check metrics", text);
+  INFO(text);
+  INFO(output);
+  REQUIRE(status == 0);
+  CHECK(output.empty());  // no lint complaints either
+}
+
+TEST_CASE("promtool rejects what the registry must never write") {
+  // The check above is only worth something if promtool fails bad input.
+  const auto [status, output] = run_with_input("/usr/bin/promtool check metrics",
+                                               "# HELP x_total a\n# TYPE x_total counter\nx_total{a=\"\xff\"} 1\n");
+  CHECK(status != 0);
+}
+
+TEST_CASE("a family keeps a bounded number of label sets and counts the rest as other") {
+  CapturedLog log;
+  Metrics metrics;
+  auto& polls = metrics.counter("tactd_polls_total", "Polls, by source", {"source", "result"});
+  for (std::size_t i = 0; i < MetricFamily::kMaxSeries + 100; ++i) polls.add({"source-" + std::to_string(i), "ok"});
+  CHECK(polls.series_count() == MetricFamily::kMaxSeries + 1);
+  CHECK(polls.value({"other", "other"}) == 100);
+  CHECK(polls.value({"source-600", "ok"}) == 0);
+  // Label sets seen before the bound keep their own series.
+  polls.add({"source-0", "ok"}, 2);
+  CHECK(polls.value({"source-0", "ok"}) == 3);
+  CHECK(polls.series_count() == MetricFamily::kMaxSeries + 1);
+
+  const std::string text = metrics.render();
+  CHECK_THAT(text, Catch::Contains("tactd_polls_total{source=\"other\",result=\"other\"} 100\n"));
+  CHECK(occurrences(text, "tactd_polls_total{") == MetricFamily::kMaxSeries + 1);
+  CHECK(occurrences(log.text(), "tactd_polls_total has 500 label sets") == 1);
+  CHECK_THAT(log.text(), Catch::StartsWith("warning "));
+
+  // Another family has its own bound, and its own warning.
+  auto& other = metrics.histogram("tactd_sizes_bytes", "Sizes", {"kind"}, {10, 100});
+  for (std::size_t i = 0; i < MetricFamily::kMaxSeries + 1; ++i) other.observe({std::to_string(i)}, 50);
+  CHECK(other.series_count() == MetricFamily::kMaxSeries + 1);
+  CHECK(occurrences(log.text(), "label sets") == 2);
+  CHECK_THAT(metrics.render(), Catch::Contains("tactd_sizes_bytes_count{kind=\"other\"} 1\n"));
+}
+
+TEST_CASE("declaring a family twice gives the same family only when it is the same") {
+  Metrics metrics;
+  auto& first = metrics.counter("tactd_sent_total", "Sent", {"channel"});
+  auto& again = metrics.counter("tactd_sent_total", "Sent, said differently", {"channel"});
+  CHECK(&first == &again);
+  first.add({"sms"});
+  CHECK(again.value({"sms"}) == 1);
+  CHECK_THAT(metrics.render(), Catch::Contains("# HELP tactd_sent_total Sent\n"));
+  CHECK_THROWS_AS(metrics.counter("tactd_sent_total", "Sent", {"kind"}), std::logic_error);
+  CHECK_THROWS_AS(metrics.counter("tactd_sent_total", "Sent", {"channel", "kind"}), std::logic_error);
+  CHECK_THROWS_AS(metrics.histogram("tactd_sent_total", "Sent", {"channel"}, {1}), std::logic_error);
+  auto& latency = metrics.histogram("tactd_latency_seconds", "Latency", {}, {1, 2});
+  CHECK(&metrics.histogram("tactd_latency_seconds", "Latency", {}, {1, 2}) == &latency);
+  CHECK_THROWS_AS(metrics.histogram("tactd_latency_seconds", "Latency", {}, {1, 3}), std::logic_error);
+  CHECK_THROWS_AS(metrics.gauge("tactd_latency_seconds", "Latency", {}), std::logic_error);
+  // A histogram's samples would clash with a gauge of the same name.
+  CHECK_THROWS_AS(metrics.gauge("tactd_latency_seconds_bucket", "x", {}), std::logic_error);
+  metrics.gauge("tactd_queue", "Queue", {});
+  CHECK_THROWS_AS(metrics.histogram("tactd_queue", "Queue", {}, {1}), std::logic_error);
+}
+
+TEST_CASE("invalid names, wrong label counts, falling counters and unordered buckets are bugs that throw") {
+  Metrics metrics;
+  CHECK_THROWS_AS(metrics.counter("1tactd_total", "h", {}), std::logic_error);
+  CHECK_THROWS_AS(metrics.counter("tactd-sent_total", "h", {}), std::logic_error);
+  CHECK_THROWS_AS(metrics.counter("", "h", {}), std::logic_error);
+  CHECK_THROWS_AS(metrics.counter("tactd_sent", "h", {}), std::logic_error);  // a counter ends in _total
+  CHECK_THROWS_AS(metrics.gauge("tactd_sent_total", "h", {}), std::logic_error);
+  CHECK_THROWS_AS(metrics.gauge("tactd_x_count", "h", {}), std::logic_error);
+  CHECK_THROWS_AS(metrics.gauge("tactd_x", "", {}), std::logic_error);  // help is required
+  CHECK_THROWS_AS(metrics.gauge("tactd_x", "h", {"bad-label"}), std::logic_error);
+  CHECK_THROWS_AS(metrics.gauge("tactd_x", "h", {"__reserved"}), std::logic_error);
+  CHECK_THROWS_AS(metrics.gauge("tactd_x", "h", {"a:b"}), std::logic_error);
+  CHECK_THROWS_AS(metrics.gauge("tactd_x", "h", {"a", "a"}), std::logic_error);
+  CHECK_THROWS_AS(metrics.histogram("tactd_h", "h", {"le"}, {1}), std::logic_error);
+  CHECK_THROWS_AS(metrics.histogram("tactd_h", "h", {}, {1, 1}), std::logic_error);
+  CHECK_THROWS_AS(metrics.histogram("tactd_h", "h", {}, {2, 1}), std::logic_error);
+  CHECK_THROWS_AS(metrics.histogram("tactd_h", "h", {}, {1, std::numeric_limits<double>::infinity()}),
+                  std::logic_error);
+  CHECK_NOTHROW(metrics.gauge("tactd:recorded_x", "colons are allowed in metric names", {"Ok_1"}));
+
+  auto& sent = metrics.counter("tactd_sent_total", "Sent", {"channel"});
+  CHECK_THROWS_AS(sent.add({}), std::logic_error);
+  CHECK_THROWS_AS(sent.add({"sms", "extra"}), std::logic_error);
+  CHECK_THROWS_AS(sent.add({"sms"}, -1), std::logic_error);
+  CHECK_THROWS_AS(sent.add({"sms"}, std::numeric_limits<double>::quiet_NaN()), std::logic_error);
+  CHECK_THROWS_AS(metrics.gauge("tactd_g", "g", {}).set({"x"}, 1), std::logic_error);
+  auto& histogram = metrics.histogram("tactd_h", "h", {}, {1});
+  CHECK_THROWS_AS(histogram.observe({}, std::numeric_limits<double>::quiet_NaN()), std::logic_error);
+  // Nothing above left a trace.
+  CHECK(sent.value({"sms"}) == 0);
+  CHECK(sent.series_count() == 0);
+}
+
+TEST_CASE("label values and help text are escaped and kept valid UTF-8") {
+  Metrics metrics;
+  auto& gauge = metrics.gauge("tactd_escapes", "Help with a \\ backslash,\na newline and \"quotes\"", {"value"});
+  gauge.set({"a\\b \"c\"\nd"}, 1);
+  gauge.set({"caf\xC3\xA9 \xff!"}, 2);
+  gauge.set({std::string(MetricFamily::kMaxLabelValueBytes - 1, 'x') + "\xC3\xA9"}, 3);
+  CHECK(metrics.render() ==
+        "# HELP tactd_escapes Help with a \\\\ backslash,\\na newline and \"quotes\"\n"
+        "# TYPE tactd_escapes gauge\n"
+        "tactd_escapes{value=\"a\\\\b \\\"c\\\"\\nd\"} 1\n"
+        "tactd_escapes{value=\"caf\xC3\xA9 \xEF\xBF\xBD!\"} 2\n"
+        "tactd_escapes{value=\"" +
+            std::string(MetricFamily::kMaxLabelValueBytes - 1, 'x') + "\"} 3\n");
+}
+
+TEST_CASE("sample values are written the way Prometheus parses them") {
+  CHECK(format_metric_value(0) == "0");
+  CHECK(format_metric_value(-0.0) == "0");
+  CHECK(format_metric_value(12) == "12");
+  CHECK(format_metric_value(-3) == "-3");
+  CHECK(format_metric_value(1'763'656'200) == "1763656200");
+  CHECK(format_metric_value(0.005) == "0.005");
+  CHECK(format_metric_value(0.1 + 0.2) == "0.30000000000000004");
+  CHECK(format_metric_value(1763656200.25) == "1763656200.25");
+  CHECK(format_metric_value(1e20) == "1e+20");
+  CHECK(format_metric_value(1.5e-12) == "1.5e-12");
+  CHECK(format_metric_value(std::numeric_limits<double>::infinity()) == "+Inf");
+  CHECK(format_metric_value(-std::numeric_limits<double>::infinity()) == "-Inf");
+  CHECK(format_metric_value(std::numeric_limits<double>::quiet_NaN()) == "NaN");
+}
+
+TEST_CASE("collectors run before every render and one that throws stops neither the render nor the others") {
+  CapturedLog log;
+  Metrics metrics;
+  auto& pending = metrics.gauge("tactd_outbox_pending", "Pending", {});
+  int scrapes = 0;
+  metrics.on_scrape([&] { throw std::runtime_error("store is locked"); });
+  metrics.on_scrape([&] { pending.set({}, ++scrapes * 10); });
+  CHECK_THAT(metrics.render(), Catch::Contains("tactd_outbox_pending 10\n"));
+  CHECK_THAT(metrics.render(), Catch::Contains("tactd_outbox_pending 20\n"));
+  CHECK(occurrences(log.text(), "store is locked") == 2);
+  CHECK_THAT(log.text(), Catch::StartsWith("error "));
+}
+
+TEST_CASE("a timestamp gauge holds seconds since the epoch") {
+  Metrics metrics;
+  auto& last = metrics.gauge("tactd_last_poll_timestamp_seconds", "Last poll", {});
+  last.set_to_time({}, std::chrono::system_clock::time_point{std::chrono::milliseconds{1'763'656'200'250}});
+  CHECK(last.value({}) == 1763656200.25);
+  CHECK_THAT(metrics.render(), Catch::Contains("tactd_last_poll_timestamp_seconds 1763656200.25\n"));
+}
