@@ -1,3 +1,4 @@
+#include "ops/admin_endpoint.h"
 #include "ops/metrics.h"
 
 #include <curl/curl.h>
@@ -314,4 +315,155 @@ TEST_CASE("a timestamp gauge holds seconds since the epoch") {
   last.set_to_time({}, std::chrono::system_clock::time_point{std::chrono::milliseconds{1'763'656'200'250}});
   CHECK(last.value({}) == 1763656200.25);
   CHECK_THAT(metrics.render(), Catch::Contains("tactd_last_poll_timestamp_seconds 1763656200.25\n"));
+}
+
+// ---------------------------------------------------------- admin endpoint
+
+namespace {
+
+struct CurlAnswer {
+  long status = 0;
+  std::string body;
+  std::map<std::string, std::string> headers;  // names in lower case
+};
+
+std::size_t collect_body(char* data, std::size_t size, std::size_t count, void* user) {
+  static_cast<std::string*>(user)->append(data, size * count);
+  return size * count;
+}
+
+std::size_t collect_header(char* data, std::size_t size, std::size_t count, void* user) {
+  std::string line(data, size * count);
+  const auto colon = line.find(':');
+  if (colon != std::string::npos) {
+    std::string name = line.substr(0, colon);
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::string value = line.substr(colon + 1);
+    value.erase(0, value.find_first_not_of(' '));
+    value.erase(value.find_last_not_of("\r\n") + 1);
+    (*static_cast<std::map<std::string, std::string>*>(user))[name] = value;
+  }
+  return size * count;
+}
+
+// A blocking request with curl's easy interface, from the test's thread
+// while the server's loop runs on another.
+CurlAnswer curl_request(const std::string& method, const std::string& url) {
+  CurlAnswer answer;
+  std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> easy(curl_easy_init(), &curl_easy_cleanup);
+  REQUIRE(easy);
+  curl_easy_setopt(easy.get(), CURLOPT_URL, url.c_str());
+  if (method == "HEAD") {
+    curl_easy_setopt(easy.get(), CURLOPT_NOBODY, 1L);
+  } else if (method != "GET") {
+    curl_easy_setopt(easy.get(), CURLOPT_CUSTOMREQUEST, method.c_str());
+  }
+  curl_easy_setopt(easy.get(), CURLOPT_WRITEFUNCTION, collect_body);
+  curl_easy_setopt(easy.get(), CURLOPT_WRITEDATA, &answer.body);
+  curl_easy_setopt(easy.get(), CURLOPT_HEADERFUNCTION, collect_header);
+  curl_easy_setopt(easy.get(), CURLOPT_HEADERDATA, &answer.headers);
+  curl_easy_setopt(easy.get(), CURLOPT_TIMEOUT_MS, 10'000L);
+  const CURLcode result = curl_easy_perform(easy.get());
+  INFO(method << " " << url << ": " << curl_easy_strerror(result));
+  REQUIRE(result == CURLE_OK);
+  curl_easy_getinfo(easy.get(), CURLINFO_RESPONSE_CODE, &answer.status);
+  return answer;
+}
+
+}  // namespace
+
+TEST_CASE("the admin routes answer over a real loopback HTTP server") {
+  Metrics metrics;
+  auto& scrapes = metrics.counter("tactd_scrapes_total", "Scrapes seen by the collector", {});
+  metrics.on_scrape([&] { scrapes.add({}); });
+  std::atomic<bool> source_ok{true};
+  AdminEndpoint admin(metrics, [&] {
+    return std::vector<ReadinessCheck>{
+        {"store", true, ""},
+        {"source shop", source_ok.load(), source_ok ? "" : "last successful poll 312 s ago; window 60 s"}};
+  });
+
+  boost::asio::io_context io;
+  auto server = HttpServer::start(io, "127.0.0.1", 0, {}, [&](const HttpRequest& r) { return admin.handle(r); });
+  std::thread loop([&] { io.run(); });
+  const std::string base = "http://127.0.0.1:" + std::to_string(server->port());
+
+  auto health = curl_request("GET", base + "/healthz");
+  CHECK(health.status == 200);
+  CHECK(health.body == "ok\n");
+  CHECK_THAT(health.headers["content-type"], Catch::StartsWith("text/plain"));
+  CHECK(health.headers["cache-control"] == "no-store");
+
+  auto ready = curl_request("GET", base + "/readyz");
+  CHECK(ready.status == 200);
+  CHECK(ready.headers["content-type"] == "application/json");
+  const auto ready_json = nlohmann::json::parse(ready.body);
+  CHECK(ready_json["ready"] == true);
+  CHECK(ready_json["checks"].size() == 2);
+
+  source_ok = false;
+  auto unready = curl_request("GET", base + "/readyz?verbose=1");
+  CHECK(unready.status == 503);
+  const auto unready_json = nlohmann::json::parse(unready.body);
+  CHECK(unready_json["ready"] == false);
+  CHECK(unready_json["checks"][1] == nlohmann::json{{"name", "source shop"},
+                                                    {"ok", false},
+                                                    {"detail", "last successful poll 312 s ago; window 60 s"}});
+  CHECK(unready_json["checks"][0]["ok"] == true);
+
+  auto scrape = curl_request("GET", base + "/metrics?name[]=x");
+  CHECK(scrape.status == 200);
+  CHECK(scrape.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8");
+  CHECK(scrape.body ==
+        "# HELP tactd_scrapes_total Scrapes seen by the collector\n"
+        "# TYPE tactd_scrapes_total counter\n"
+        "tactd_scrapes_total 1\n");
+
+  auto head = curl_request("HEAD", base + "/metrics");
+  CHECK(head.status == 200);
+  CHECK(head.body.empty());
+  CHECK(head.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8");
+  CHECK(curl_request("HEAD", base + "/readyz").status == 503);
+
+  auto post = curl_request("POST", base + "/metrics");
+  CHECK(post.status == 405);
+  CHECK(post.headers["allow"] == "GET, HEAD");
+  CHECK(curl_request("DELETE", base + "/healthz").status == 405);
+
+  CHECK(curl_request("GET", base + "/").status == 404);
+  CHECK(curl_request("GET", base + "/metrics/extra").status == 404);
+  CHECK(curl_request("GET", base + "/healthzz").status == 404);
+  CHECK(curl_request("POST", base + "/v1/observations").status == 404);
+
+  io.stop();
+  loop.join();
+}
+
+TEST_CASE("a readiness probe that throws makes the daemon not ready and says why") {
+  CapturedLog log;
+  Metrics metrics;
+  AdminEndpoint admin(metrics, []() -> std::vector<ReadinessCheck> { throw std::runtime_error("store gone"); });
+  const HttpResponse response = admin.handle({"GET", "/readyz", {}, ""});
+  CHECK(response.status == 503);
+  const auto body = nlohmann::json::parse(response.body);
+  CHECK(body["ready"] == false);
+  CHECK(body["checks"][0]["ok"] == false);
+  CHECK_THAT(body["checks"][0]["detail"].get<std::string>(), Catch::Contains("store gone"));
+  CHECK_THAT(log.text(), Catch::Contains("store gone"));
+}
+
+TEST_CASE("readiness with no checks is ready and bad UTF-8 in a detail still gives valid JSON") {
+  Metrics metrics;
+  bool empty = true;
+  AdminEndpoint admin(metrics, [&] {
+    return empty ? std::vector<ReadinessCheck>{}
+                 : std::vector<ReadinessCheck>{{"source \xff", false, "got \xfe\xff from upstream"}};
+  });
+  const HttpResponse none = admin.handle({"GET", "/readyz", {}, ""});
+  CHECK(none.status == 200);
+  CHECK(nlohmann::json::parse(none.body) == nlohmann::json{{"ready", true}, {"checks", nlohmann::json::array()}});
+  empty = false;
+  const HttpResponse bad = admin.handle({"GET", "/readyz", {}, ""});
+  CHECK(bad.status == 503);
+  CHECK_NOTHROW(nlohmann::json::parse(bad.body));
 }
