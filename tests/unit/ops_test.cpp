@@ -1,5 +1,6 @@
 #include "ops/admin_endpoint.h"
 #include "ops/metrics.h"
+#include "ops/service_notifier.h"
 
 #include <curl/curl.h>
 #include <fcntl.h>
@@ -466,4 +467,149 @@ TEST_CASE("readiness with no checks is ready and bad UTF-8 in a detail still giv
   const HttpResponse bad = admin.handle({"GET", "/readyz", {}, ""});
   CHECK(bad.status == 503);
   CHECK_NOTHROW(nlohmann::json::parse(bad.body));
+}
+
+// --------------------------------------------------------- service notifier
+
+namespace {
+
+// A Unix datagram socket in a temporary folder, standing in for systemd's
+// notification socket.
+class NotifySocket {
+ public:
+  NotifySocket() : path_((dir_.path() / "notify").string()) {
+    fd_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd_ >= 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    REQUIRE(path_.size() < sizeof address.sun_path);
+    std::copy(path_.begin(), path_.end(), address.sun_path);
+    REQUIRE(bind(fd_, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
+  }
+  ~NotifySocket() { close(fd_); }
+  NotifySocket(const NotifySocket&) = delete;
+  NotifySocket& operator=(const NotifySocket&) = delete;
+
+  const std::string& path() const { return path_; }
+
+  // The next datagram, or nullopt when none is waiting. sd_notify has sent
+  // it by the time it returns, so there is nothing to wait for.
+  std::optional<std::string> next() const {
+    char buffer[4096];
+    const ssize_t n = recv(fd_, buffer, sizeof buffer, MSG_DONTWAIT);
+    if (n < 0) return std::nullopt;
+    return std::string(buffer, static_cast<std::size_t>(n));
+  }
+
+ private:
+  TempDir dir_;
+  std::string path_;
+  int fd_ = -1;
+};
+
+std::uint64_t monotonic_usec() {
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<std::uint64_t>(now.tv_sec) * 1'000'000 + static_cast<std::uint64_t>(now.tv_nsec) / 1'000;
+}
+
+}  // namespace
+
+TEST_CASE("the notifier sends systemd exactly the datagrams of the sd_notify protocol") {
+  NotifySocket socket;
+  ScopedEnv env("NOTIFY_SOCKET", socket.path());
+  ServiceNotifier notifier;
+
+  notifier.ready("watching 3 sources");
+  CHECK(socket.next() == "READY=1\nSTATUS=watching 3 sources");
+  notifier.status("polling shop");
+  CHECK(socket.next() == "STATUS=polling shop");
+  notifier.watchdog();
+  CHECK(socket.next() == "WATCHDOG=1");
+  notifier.stopping();
+  CHECK(socket.next() == "STOPPING=1");
+
+  const auto before = monotonic_usec();
+  notifier.reloading();
+  const auto after = monotonic_usec();
+  const auto reloading = socket.next();
+  REQUIRE(reloading);
+  const std::string prefix = "RELOADING=1\nMONOTONIC_USEC=";
+  REQUIRE_THAT(*reloading, Catch::StartsWith(prefix));
+  const std::string digits = reloading->substr(prefix.size());
+  REQUIRE(digits.find_first_not_of("0123456789") == std::string::npos);
+  const auto usec = std::stoull(digits);
+  CHECK(usec >= before);
+  CHECK(usec <= after);
+
+  CHECK_FALSE(socket.next());  // nothing else was sent
+  // The environment is left as it was, for children and for later calls.
+  CHECK(std::getenv("NOTIFY_SOCKET") == socket.path());
+}
+
+TEST_CASE("a status line cannot add assignments of its own") {
+  NotifySocket socket;
+  ScopedEnv env("NOTIFY_SOCKET", socket.path());
+  ServiceNotifier notifier;
+  notifier.status("shop failed\nREADY=1\r\nSTOPPING=1");
+  CHECK(socket.next() == "STATUS=shop failed READY=1  STOPPING=1");
+  notifier.ready(std::string("a\0b", 3));
+  CHECK(socket.next() == "READY=1\nSTATUS=a b");
+  notifier.status(std::string(ServiceNotifier::kMaxStatusBytes + 50, 's'));
+  CHECK(socket.next() == "STATUS=" + std::string(ServiceNotifier::kMaxStatusBytes, 's'));
+}
+
+TEST_CASE("without NOTIFY_SOCKET the notifier quietly does nothing") {
+  NotifySocket socket;
+  ScopedEnv env("NOTIFY_SOCKET", std::nullopt);
+  CapturedLog log;
+  ServiceNotifier notifier;
+  notifier.ready("up");
+  notifier.status("still up");
+  notifier.reloading();
+  notifier.watchdog();
+  notifier.stopping();
+  CHECK_FALSE(socket.next());
+  CHECK(log.text().empty());
+}
+
+TEST_CASE("a notification socket that is gone is logged once and the service goes on") {
+  CapturedLog log;
+  TempDir dir;
+  ScopedEnv env("NOTIFY_SOCKET", (dir.path() / "nobody-listens").string());
+  ServiceNotifier notifier;
+  notifier.watchdog();
+  notifier.watchdog();
+  notifier.status("x");
+  CHECK(occurrences(log.text(), "cannot notify") == 1);
+}
+
+TEST_CASE("the watchdog interval comes from WATCHDOG_USEC when it is meant for this process") {
+  ServiceNotifier notifier;
+  {
+    ScopedEnv usec("WATCHDOG_USEC", "200000");
+    ScopedEnv pid("WATCHDOG_PID", std::to_string(getpid()));
+    CHECK(notifier.watchdog_interval() == std::chrono::microseconds{200'000});
+    // Asking does not consume the variables.
+    CHECK(notifier.watchdog_interval() == std::chrono::microseconds{200'000});
+  }
+  {
+    ScopedEnv usec("WATCHDOG_USEC", "200000");
+    ScopedEnv pid("WATCHDOG_PID", std::nullopt);
+    CHECK(notifier.watchdog_interval() == std::chrono::microseconds{200'000});
+  }
+  {
+    ScopedEnv usec("WATCHDOG_USEC", "200000");
+    ScopedEnv pid("WATCHDOG_PID", std::to_string(getpid() + 1));  // meant for another process
+    CHECK_FALSE(notifier.watchdog_interval());
+  }
+  {
+    ScopedEnv usec("WATCHDOG_USEC", std::nullopt);
+    ScopedEnv pid("WATCHDOG_PID", std::nullopt);
+    CHECK_FALSE(notifier.watchdog_interval());
+  }
+  {
+    ScopedEnv usec("WATCHDOG_USEC", "soon");
+    CHECK_FALSE(notifier.watchdog_interval());
+  }
 }
