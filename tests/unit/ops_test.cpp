@@ -1,4 +1,5 @@
 #include "ops/admin_endpoint.h"
+#include "ops/logging.h"
 #include "ops/metrics.h"
 #include "ops/service_notifier.h"
 
@@ -612,4 +613,167 @@ TEST_CASE("the watchdog interval comes from WATCHDOG_USEC when it is meant for t
     ScopedEnv usec("WATCHDOG_USEC", "soon");
     CHECK_FALSE(notifier.watchdog_interval());
   }
+}
+
+// ----------------------------------------------------------------- logging
+
+namespace {
+
+// Points file descriptor 2 at a file for one scope, then back.
+class CapturedStderr {
+ public:
+  CapturedStderr() : path_(dir_.path() / "stderr") {
+    std::fflush(stderr);
+    saved_ = dup(STDERR_FILENO);
+    const int fd = open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    REQUIRE(fd >= 0);
+    dup2(fd, STDERR_FILENO);
+    close(fd);
+  }
+  ~CapturedStderr() {
+    std::fflush(stderr);
+    dup2(saved_, STDERR_FILENO);
+    close(saved_);
+  }
+  CapturedStderr(const CapturedStderr&) = delete;
+  CapturedStderr& operator=(const CapturedStderr&) = delete;
+
+  // JOURNAL_STREAM as systemd sets it for this file.
+  std::string journal_stream() const {
+    struct stat st {};
+    REQUIRE(fstat(STDERR_FILENO, &st) == 0);
+    return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+  }
+  std::string text() const {
+    std::fflush(stderr);
+    return test::slurp(path_);
+  }
+
+ private:
+  TempDir dir_;
+  std::filesystem::path path_;
+  int saved_ = -1;
+};
+
+}  // namespace
+
+TEST_CASE("a log field with an embedded newline and a forged priority stays one field on one line") {
+  const std::string forged = "kitchen busy\n<3>tactd: all customers deleted";
+  CHECK(kv("reason", forged) == R"(reason="kitchen busy\n<3>tactd: all customers deleted")");
+  CHECK(kv("reason", "x\r\n<2>y") == R"(reason="x\r\n<2>y")");
+
+  auto previous = spdlog::default_logger();
+  {
+    CapturedStderr err;
+    ScopedEnv env("JOURNAL_STREAM", err.journal_stream());
+    setup_logging(spdlog::level::info);
+    spdlog::warn("source: poll failed {}", kv("reason", forged));
+    spdlog::error("raw text {}", "a\n<2>b");  // a message that forgot kv() stays one line too
+    spdlog::info("caf\xC3\xA9 \xff");
+    spdlog::debug("below the level");
+    spdlog::default_logger()->flush();
+    CHECK(err.text() ==
+          "<4>source: poll failed reason=\"kitchen busy\\n<3>tactd: all customers deleted\"\n"
+          "<3>raw text a\\n<2>b\n"
+          "<6>caf\xC3\xA9 \\xFF\n");
+  }
+  spdlog::set_default_logger(previous);
+}
+
+TEST_CASE("on a terminal a log line has an ISO 8601 timestamp and the level and no priority") {
+  auto previous = spdlog::default_logger();
+  {
+    CapturedStderr err;
+    ScopedEnv env("JOURNAL_STREAM", std::nullopt);
+    setup_logging(spdlog::level::debug);
+    spdlog::debug("polling {}", kv("source", "shop"));
+    spdlog::critical("disk full");
+    spdlog::default_logger()->flush();
+    CHECK_THAT(err.text(), Catch::Matches("\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}[+-]\\d\\d:\\d\\d "
+                                          "debug polling source=shop\n"
+                                          "\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}[+-]\\d\\d:\\d\\d "
+                                          "critical disk full\n"));
+  }
+  spdlog::set_default_logger(previous);
+}
+
+TEST_CASE("JOURNAL_STREAM counts only when it names the file standard error is") {
+  TempDir dir;
+  const auto path = dir.write("log", "");
+  const int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  struct stat st {};
+  REQUIRE(fstat(fd, &st) == 0);
+  {
+    ScopedEnv env("JOURNAL_STREAM", std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino));
+    CHECK(is_journal_stream(fd));
+  }
+  {
+    // stderr was redirected after systemd set JOURNAL_STREAM: not the journal.
+    ScopedEnv env("JOURNAL_STREAM", std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino + 1));
+    CHECK_FALSE(is_journal_stream(fd));
+  }
+  {
+    ScopedEnv env("JOURNAL_STREAM", std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + "x");
+    CHECK_FALSE(is_journal_stream(fd));
+  }
+  {
+    ScopedEnv env("JOURNAL_STREAM", "");
+    CHECK_FALSE(is_journal_stream(fd));
+  }
+  {
+    ScopedEnv env("JOURNAL_STREAM", std::nullopt);
+    CHECK_FALSE(is_journal_stream(fd));
+  }
+  close(fd);
+}
+
+TEST_CASE("kv quotes and escapes exactly what could be mistaken for structure") {
+  CHECK(kv("source", "shop") == "source=shop");
+  CHECK(kv("source", "") == R"(source="")");
+  CHECK(kv("merchant", "Trattoria Da Marco") == R"(merchant="Trattoria Da Marco")");
+  CHECK(kv("query", "a=b") == R"(query="a=b")");
+  CHECK(kv("said", R"(he said "hi")") == R"(said="he said \"hi\"")");
+  CHECK(kv("path", R"(C:\temp)") == R"(path="C:\\temp")");
+  CHECK(kv("tabbed", "a\tb") == R"(tabbed="a\tb")");
+  CHECK(kv("colour", "\x1b[31mred") == R"(colour="\x1B[31mred")");
+  CHECK(kv("nul", std::string("a\0b", 3)) == R"(nul="a\x00b")");
+  CHECK(kv("del", "a\x7f") == R"(del="a\x7F")");
+  CHECK(kv("csi",
+           "a\xC2\x9B"
+           "2J") == R"(csi="a\xC2\x9B2J")");  // C1 control, the one-byte CSI
+  CHECK(kv("bytes", "ok\xff\xc3") == R"(bytes="ok\xFF\xC3")");
+  CHECK(kv("surrogate", "\xED\xA0\x80") == R"(surrogate="\xED\xA0\x80")");
+  CHECK(kv("overlong", "\xC0\xAF") == R"(overlong="\xC0\xAF")");
+  CHECK(kv("name", "Jos\xC3\xA9 \xE2\x82\xAC\xF0\x9F\x98\x80") == "name=\"Jos\xC3\xA9 \xE2\x82\xAC\xF0\x9F\x98\x80\"");
+  CHECK(kv("city", "K\xC3\xB6ln") == "city=K\xC3\xB6ln");
+  CHECK(kv("bad key=\n", "v") == "bad_key__=v");
+  CHECK(kv("", "v") == "_=v");
+}
+
+TEST_CASE("log levels are read from their names") {
+  CHECK(parse_log_level("trace") == spdlog::level::trace);
+  CHECK(parse_log_level("debug") == spdlog::level::debug);
+  CHECK(parse_log_level("info") == spdlog::level::info);
+  CHECK(parse_log_level("warn") == spdlog::level::warn);
+  CHECK(parse_log_level("warning") == spdlog::level::warn);
+  CHECK(parse_log_level("error") == spdlog::level::err);
+  CHECK(parse_log_level("INFO") == spdlog::level::info);
+  CHECK_FALSE(parse_log_level(""));
+  CHECK_FALSE(parse_log_level("verbose"));
+  CHECK_FALSE(parse_log_level("info "));
+  CHECK_FALSE(parse_log_level("off"));
+}
+
+TEST_CASE("setup_logging sets the level and can be called again") {
+  auto previous = spdlog::default_logger();
+  {
+    CapturedStderr err;
+    setup_logging(spdlog::level::err);
+    CHECK(spdlog::default_logger()->level() == spdlog::level::err);
+    setup_logging(spdlog::level::trace);
+    CHECK(spdlog::default_logger()->level() == spdlog::level::trace);
+    CHECK(spdlog::default_logger()->name() == "tactd");
+  }
+  spdlog::set_default_logger(previous);
 }
