@@ -168,9 +168,10 @@ class Metrics {
   std::vector<std::function<void()>> collectors_;
 };
 
-// A sample value as the exposition format writes it: integers without
-// exponent or fraction where exact, otherwise the shortest round-trip
-// decimal; `+Inf`, `-Inf`, `NaN`.
+// A sample value as the exposition format writes it: integers below 1e15
+// (all exact in a double) without exponent or fraction, otherwise the
+// shortest decimal that reads back the same (`0.005`, `1e+20`); `+Inf`,
+// `-Inf`, `NaN`.
 std::string format_metric_value(double value);
 
 }  // namespace tactd
