@@ -154,7 +154,7 @@ def script(start, scale):
         Step(121.5, 4, f"at {clock(promised, BEN, True)} the promise breaks and the laptop is not there "
                        "-> an apology (from the daemon's timer; no observation)",
              [], [(4, "apology", "sms", BEN["phone"])]),
-        Step(140, 4, "the laptop is delivered -> a follow-up asking whether all is well",
+        Step(145, 4, "the laptop is delivered -> a follow-up asking whether all is well",
              [obs("shipment", "S-4711", status="delivered"), obs("order", "L-4711", status="delivered")],
              [(4, "follow_up", "sms", BEN["phone"])]),
     ]
