@@ -252,6 +252,21 @@ class SqliteStore final : public Store {
     });
   }
 
+  std::vector<Entity> entities(EntityType type, const std::string& after_id, std::size_t limit) const override {
+    return guard("read entities of type " + std::string(to_string(type)), [&] {
+      SQLite::Statement q(db_,
+                          "SELECT id, fields, observed_at FROM entities WHERE type = ? AND id > ? ORDER BY id LIMIT ?");
+      q.bind(1, std::string(to_string(type)));
+      q.bind(2, after_id);
+      q.bind(3, static_cast<int64_t>(limit));
+      std::vector<Entity> out;
+      while (q.executeStep())
+        out.push_back(Entity{EntityRef{type, q.getColumn(0).getString()}, from_millis(q.getColumn(2).getInt64()),
+                             nlohmann::json::parse(q.getColumn(1).getString())});
+      return out;
+    });
+  }
+
   bool enqueue(const Notification& n) override {
     return guard("enqueue " + n.idempotency_key, [&] {
       SQLite::Statement q(db_,
@@ -475,6 +490,26 @@ class SqliteStore final : public Store {
     });
   }
 
+  std::size_t cancel_timers(const std::string& rule) override {
+    return guard("cancel the timers of rule " + rule, [&] {
+      SQLite::Statement q(db_, "DELETE FROM timers WHERE rule = ? AND fired = 0");
+      q.bind(1, rule);
+      const auto unfired = static_cast<std::size_t>(q.exec());
+      SQLite::Statement fired(db_, "DELETE FROM timers WHERE rule = ?");
+      fired.bind(1, rule);
+      fired.exec();
+      return unfired;
+    });
+  }
+
+  std::size_t pending_timers() const override {
+    return guard("count the pending timers", [&] {
+      SQLite::Statement q(db_, "SELECT COUNT(*) FROM timers WHERE fired = 0");
+      q.executeStep();
+      return static_cast<std::size_t>(q.getColumn(0).getInt64());
+    });
+  }
+
   void mark_timer_fired(const Timer& t) override {
     guard("mark timer " + t.rule + " for " + t.entity.str() + " fired", [&] {
       SQLite::Statement q(db_, "UPDATE timers SET fired = 1 WHERE rule = ? AND entity = ? AND due_at = ?");
@@ -506,6 +541,20 @@ class SqliteStore final : public Store {
       SQLite::Statement q(db_, "SELECT MIN(COALESCE(next_attempt_at, due_at)) FROM outbox WHERE status = 'pending'");
       if (!q.executeStep() || q.getColumn(0).isNull()) return std::nullopt;
       return from_millis(q.getColumn(0).getInt64());
+    });
+  }
+
+  OutboxDepth outbox_depth(Timestamp now) const override {
+    return guard("count the pending notifications", [&] {
+      SQLite::Statement q(db_,
+                          "SELECT COUNT(*), MIN(CASE WHEN COALESCE(next_attempt_at, due_at) <= ?1 "
+                          "THEN due_at END) FROM outbox WHERE status = 'pending'");
+      q.bind(1, static_cast<int64_t>(millis(now)));
+      q.executeStep();
+      OutboxDepth depth;
+      depth.pending = static_cast<std::size_t>(q.getColumn(0).getInt64());
+      if (!q.getColumn(1).isNull()) depth.oldest_due = from_millis(q.getColumn(1).getInt64());
+      return depth;
     });
   }
 

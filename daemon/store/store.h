@@ -85,6 +85,9 @@ class Store {
   // Entities whose parent is `parent` (the orders of a customer, the
   // shipments of an order), ordered by type and id.
   virtual std::vector<Entity> children(const EntityRef& parent) const = 0;
+  // Up to `limit` entities of `type` with an id after `after_id`, in id
+  // order: a page of all of them (a reload schedules a new rule's timers).
+  virtual std::vector<Entity> entities(EntityType type, const std::string& after_id, std::size_t limit) const = 0;
 
   // --- outbox ---
   // Adds the notification as pending. Returns false, changing nothing, when
@@ -139,6 +142,11 @@ class Store {
   // The earliest unfired timer's due time.
   virtual std::optional<Timestamp> next_timer() const = 0;
   virtual void mark_timer_fired(const Timer& timer) = 0;
+  // Removes every timer of `rule` (a rule removed by a reload); returns how
+  // many were still to fire.
+  virtual std::size_t cancel_timers(const std::string& rule) = 0;
+  // How many timers are still to fire.
+  virtual std::size_t pending_timers() const = 0;
 
   // Pending notifications due (or due for a retry) at or before `until`,
   // earliest first: at most `limit`, and only `channel`'s when given.
@@ -147,6 +155,13 @@ class Store {
   static constexpr std::size_t kNoLimit = static_cast<std::size_t>(-1);
   // The earliest due (or retry) time of a pending notification.
   virtual std::optional<Timestamp> next_notification() const = 0;
+  // How many notifications are pending, and the earliest due time among
+  // those already due at `now` (for the age of the oldest waiting entry).
+  struct OutboxDepth {
+    std::size_t pending = 0;
+    std::optional<Timestamp> oldest_due;
+  };
+  virtual OutboxDepth outbox_depth(Timestamp now) const = 0;
 
   // --- source cursors ---
   // Where a source left off (an updated_at value, a page token), or nullopt

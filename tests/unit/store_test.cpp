@@ -414,3 +414,45 @@ TEST_CASE("the latest notification time of a customer ignores dropped ones") {
   REQUIRE(store->drop(pending[1].id));
   CHECK(store->latest_notification_at("c-1") == at("2026-11-20T08:00:00Z"));
 }
+
+TEST_CASE("all entities of a type can be read page by page") {
+  auto store = Store::open_temporary();
+  for (const char* id : {"c-3", "c-1", "c-2"}) store->put_entity(entity(EntityType::kCustomer, id, {{"name", id}}));
+  store->put_entity(entity(EntityType::kOrder, "A", {{"customer", "c-1"}}));
+  const auto first = store->entities(EntityType::kCustomer, "", 2);
+  REQUIRE(first.size() == 2);
+  CHECK(first[0].ref.id == "c-1");
+  CHECK(first[1].ref.id == "c-2");
+  CHECK(first[1].fields["name"] == "c-2");
+  const auto rest = store->entities(EntityType::kCustomer, first.back().ref.id, 2);
+  REQUIRE(rest.size() == 1);
+  CHECK(rest[0].ref.id == "c-3");
+  CHECK(store->entities(EntityType::kCustomer, "c-3", 2).empty());
+}
+
+TEST_CASE("a removed rule's timers are cancelled and counted, other rules' stay") {
+  auto store = Store::open_temporary();
+  store->schedule_timer(Timer{"gone", EntityRef{EntityType::kOrder, "A"}, at("2026-11-20T11:00:00Z")});
+  store->schedule_timer(Timer{"gone", EntityRef{EntityType::kOrder, "B"}, at("2026-11-20T09:00:00Z")});
+  store->mark_timer_fired(Timer{"gone", EntityRef{EntityType::kOrder, "B"}, at("2026-11-20T09:00:00Z")});
+  store->schedule_timer(Timer{"kept", EntityRef{EntityType::kOrder, "A"}, at("2026-11-20T12:00:00Z")});
+  CHECK(store->pending_timers() == 2);
+  CHECK(store->cancel_timers("gone") == 1);
+  CHECK(store->pending_timers() == 1);
+  CHECK(store->next_timer() == at("2026-11-20T12:00:00Z"));
+  CHECK(store->cancel_timers("gone") == 0);
+}
+
+TEST_CASE("the outbox depth counts pending entries and finds the oldest already due") {
+  auto store = Store::open_temporary();
+  CHECK(store->outbox_depth(at("2026-11-20T12:00:00Z")).pending == 0);
+  CHECK_FALSE(store->outbox_depth(at("2026-11-20T12:00:00Z")).oldest_due);
+  store->enqueue(notification("k1", "c-1", at("2026-11-20T11:00:00Z")));
+  store->enqueue(notification("k2", "c-1", at("2026-11-20T10:00:00Z")));
+  store->enqueue(notification("k3", "c-1", at("2026-11-21T08:00:00Z")));  // waits for the morning
+  store->enqueue(notification("k4", "c-1", at("2026-11-20T09:00:00Z")));
+  store->drop(store->outbox(OutboxStatus::kPending).back().id);
+  const auto depth = store->outbox_depth(at("2026-11-20T12:00:00Z"));
+  CHECK(depth.pending == 3);
+  CHECK(depth.oldest_due == at("2026-11-20T10:00:00Z"));
+}
