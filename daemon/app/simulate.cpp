@@ -62,7 +62,7 @@ int simulate(const SimulateOptions& options, std::ostream& out, std::ostream& er
       for (const auto& h : outcome.held_back)
         out << local_stamp(clock.now(), snapshot->config->default_time_zone) << "  " << h.entity.str()
             << "  held back (" << h.rule << "): " << h.reason << "\n\n";
-    for (const auto& problem : outcome.problems) err << where << problem << "\n";
+    for (const auto& problem : outcome.problems) err << where << problem.text << "\n";
   };
   // Nothing is sent in a simulation: a notification counts as delivered when
   // it falls due, and is printed then.

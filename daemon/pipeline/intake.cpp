@@ -10,7 +10,7 @@ bool PipelineIntake::commit(std::span<const Observation> observations, const Sou
     error = e.what();
     return false;
   }
-  if (on_outcome_) on_outcome_(outcome);
+  if (on_outcome_) on_outcome_(observations, outcome);
   return true;
 }
 

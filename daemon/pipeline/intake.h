@@ -11,8 +11,8 @@ namespace tactd {
 
 class PipelineIntake final : public Intake {
  public:
-  // Told what each committed batch led to (for logs and metrics).
-  using OutcomeSink = std::function<void(const Outcome&)>;
+  // Told of each committed batch and what it led to (for logs and metrics).
+  using OutcomeSink = std::function<void(std::span<const Observation>, const Outcome&)>;
 
   // `pipeline` and `store` must outlive the intake. Call on the loop.
   PipelineIntake(Pipeline& pipeline, const Store& store, OutcomeSink on_outcome)

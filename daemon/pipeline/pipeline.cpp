@@ -123,8 +123,9 @@ Outcome Pipeline::fire_due() {
       continue;
     }
     if (now - timer.due > snapshot_.config->timer_grace) {
-      outcome.problems.push_back(timer.entity.str() + ": rule '" + rule->id + "' was due at " +
-                                 format_rfc3339(timer.due) + ", longer ago than [timers] grace allows; skipped");
+      outcome.problems.push_back({rule->id, "timer_late",
+                                  timer.entity.str() + ": rule '" + rule->id + "' was due at " +
+                                      format_rfc3339(timer.due) + ", longer ago than [timers] grace allows; skipped"});
       transaction->commit();
       continue;
     }
@@ -145,6 +146,15 @@ Outcome Pipeline::fire_due() {
 }
 
 std::optional<Timestamp> Pipeline::next_timer() const { return store_.next_timer(); }
+
+std::optional<std::string> Pipeline::reschedule_known(EntityType type, const std::string& after_id, std::size_t limit) {
+  auto transaction = store_.begin();
+  const std::vector<Entity> page = store_.entities(type, after_id, limit);
+  for (const Entity& entity : page) reschedule(entity);
+  transaction->commit();
+  if (page.empty()) return std::nullopt;
+  return page.back().ref.id;
+}
 
 void Pipeline::reschedule(const Entity& entity) {
   std::optional<Linked> linked;
@@ -208,14 +218,15 @@ void Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& li
   const Timestamp now = clock_.now();
   const Config& config = *snapshot_.config;
   if (linked.customer.empty()) {
-    outcome.problems.push_back(entity.ref.str() + ": rule '" + rule.id +
-                               "' fired, but the entity names no customer (fields.customer, or fields.order "
-                               "for a shipment)");
+    outcome.problems.push_back({rule.id, "no_customer",
+                                entity.ref.str() + ": rule '" + rule.id +
+                                    "' fired, but the entity names no customer (fields.customer, or fields.order "
+                                    "for a shipment)"});
     return;
   }
   if (rule.min_notice > Duration::zero()) {
     if (auto problem = notice_shortfall(rule, linked.scope, now)) {
-      outcome.problems.push_back(entity.ref.str() + ": rule '" + rule.id + "': " + *problem);
+      outcome.problems.push_back({rule.id, "short_notice", entity.ref.str() + ": rule '" + rule.id + "': " + *problem});
       return;
     }
   }
@@ -227,7 +238,8 @@ void Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& li
       const Rule* other = snapshot_.rules->find(pending.notification.rule);
       if (other && std::count(other->supersedes.begin(), other->supersedes.end(), rule.id)) {
         outcome.held_back.push_back(
-            {rule.id, entity.ref, "superseded by the pending message of rule '" + other->id + "' about " + ref.str()});
+            {rule.id, entity.ref, "superseded",
+             "superseded by the pending message of rule '" + other->id + "' about " + ref.str()});
         return;
       }
     }
@@ -237,11 +249,11 @@ void Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& li
   const Intent intent{rule.id, rule.kind, entity.ref, linked.customer, trigger, now};
   const Decision decision = Policy(config, store_).decide(rule, intent, customer, now);
   if (decision.verdict == Decision::Verdict::kHeldBack) {
-    outcome.held_back.push_back({rule.id, entity.ref, decision.reason});
+    outcome.held_back.push_back({rule.id, entity.ref, decision.code, decision.reason});
     return;
   }
   if (decision.verdict == Decision::Verdict::kUnreachable) {
-    outcome.problems.push_back(entity.ref.str() + ": " + decision.reason);
+    outcome.problems.push_back({rule.id, decision.code, entity.ref.str() + ": " + decision.reason});
     return;
   }
   const MessageContext context = message_context(rule, entity.ref, linked, event);
@@ -249,7 +261,7 @@ void Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& li
   auto rendered =
       snapshot_.templates->render(context.locale, rule.template_name, decision.channel, template_data(context), error);
   if (!rendered) {
-    outcome.problems.push_back(entity.ref.str() + ": rule '" + rule.id + "': " + error);
+    outcome.problems.push_back({rule.id, "render_failed", entity.ref.str() + ": rule '" + rule.id + "': " + error});
     return;
   }
   Notification notification{idempotency_key(intent, rule.once),
@@ -265,7 +277,7 @@ void Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& li
                             context.locale,
                             context.time_zone};
   if (!store_.enqueue(notification)) {
-    outcome.held_back.push_back({rule.id, entity.ref, "already in the outbox"});
+    outcome.held_back.push_back({rule.id, entity.ref, "duplicate", "already in the outbox"});
     return;
   }
   // This message makes the pending ones of the rules it supersedes moot.
@@ -273,10 +285,14 @@ void Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& li
     for (const OutboxEntry& pending : store_.pending_about(ref)) {
       const auto& superseded = rule.supersedes;
       if (std::count(superseded.begin(), superseded.end(), pending.notification.rule) && store_.drop(pending.id))
-        outcome.held_back.push_back(
-            {pending.notification.rule, ref, "pending message dropped: superseded by rule '" + rule.id + "'"});
+        outcome.held_back.push_back({pending.notification.rule, ref, "superseded",
+                                     "pending message dropped: superseded by rule '" + rule.id + "'"});
     }
   }
+  if (!decision.code.empty())
+    outcome.deferred.push_back(
+        {rule.id, entity.ref, decision.code,
+         "waits until " + format_rfc3339(decision.send_at, context.time_zone) + " (" + decision.code + ")"});
   outcome.notifications.push_back(std::move(notification));
   // A contact ends the customer's silence: their silence timers move.
   if (auto customer_entity = store_.entity(EntityRef{EntityType::kCustomer, linked.customer}))

@@ -28,13 +28,25 @@ struct Linked;  // an entity with the entities it links to; private (linked.h)
 struct Outcome {
   std::vector<Event> events;
   std::vector<Notification> notifications;  // enqueued in the outbox
+  // `code` is a short, fixed word for metrics ("opt_out", "cooldown",
+  // "duplicate", "superseded", ...); `reason` says it for people.
   struct HeldBack {
     std::string rule;
     EntityRef entity;
+    std::string code;
     std::string reason;
   };
-  std::vector<HeldBack> held_back;    // deliberately not sent (once, cooldown, cap, opt-out)
-  std::vector<std::string> problems;  // could not be sent: unreachable customer, render failure
+  std::vector<HeldBack> held_back;  // deliberately not sent (once, cooldown, opt-out, superseded)
+  std::vector<HeldBack> deferred;   // enqueued to go out later ("quiet_hours", "daily_cap")
+  // Could not be sent: unknown or unreachable customer ("unknown_customer",
+  // "no_channel", "no_customer"), too short a notice ("short_notice"), a
+  // render failure ("render_failed"), a timer found too late ("timer_late").
+  struct Problem {
+    std::string rule;
+    std::string code;
+    std::string text;  // "order/A-1: rule 'x': what", for operators
+  };
+  std::vector<Problem> problems;
 };
 
 class Pipeline {
@@ -56,6 +68,17 @@ class Pipeline {
   // grace late is skipped and reported. Call again while next_timer() is due.
   Outcome fire_due();
   std::optional<Timestamp> next_timer() const;
+
+  // The snapshot in force. A reload swaps in a new one between two calls;
+  // what is in the store stays (see Daemon::reload for the timers).
+  const Snapshot& snapshot() const { return snapshot_; }
+  void set_snapshot(Snapshot snapshot) { snapshot_ = std::move(snapshot); }
+
+  // Reschedules the timers of up to `limit` known entities of `type` with
+  // an id after `after_id`, in one transaction: after a reload added or
+  // changed an `at` rule. Returns the last id done, or nullopt when there
+  // were none left.
+  std::optional<std::string> reschedule_known(EntityType type, const std::string& after_id, std::size_t limit);
 
   // What a template of `rule` would see for the known entity `entity` (with
   // its linked entities and the customer's history), or nullopt when the

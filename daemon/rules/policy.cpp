@@ -11,10 +11,12 @@ std::string contact_detail(const nlohmann::json& customer, Channel channel) {
   return text_field(customer, channel == Channel::kEmail ? "email" : "phone");
 }
 
-Decision held_back(std::string reason) { return Decision{Decision::Verdict::kHeldBack, std::move(reason), {}, {}, {}}; }
+Decision held_back(std::string code, std::string reason) {
+  return Decision{Decision::Verdict::kHeldBack, std::move(reason), std::move(code), {}, {}, {}};
+}
 
-Decision unreachable(std::string reason) {
-  return Decision{Decision::Verdict::kUnreachable, std::move(reason), {}, {}, {}};
+Decision unreachable(std::string code, std::string reason) {
+  return Decision{Decision::Verdict::kUnreachable, std::move(reason), std::move(code), {}, {}, {}};
 }
 
 bool in_quiet_hours(int minute, const Config::QuietHours& quiet) {
@@ -26,14 +28,16 @@ bool in_quiet_hours(int minute, const Config::QuietHours& quiet) {
 
 Decision Policy::decide(const Rule& rule, const Intent& intent, const nlohmann::json& customer, Timestamp now) const {
   if (!customer.is_object())
-    return unreachable("customer '" + intent.customer + "' is unknown: no observation of that customer has been seen");
+    return unreachable("unknown_customer",
+                       "customer '" + intent.customer + "' is unknown: no observation of that customer has been seen");
   if (auto opt_out = customer.find("opt_out"); opt_out != customer.end() && *opt_out == true)
-    return held_back("the customer opted out");
+    return held_back("opt_out", "the customer opted out");
   if (store_.has_notification(idempotency_key(intent, rule.once)))
-    return held_back(rule.once ? "already sent once for " + intent.entity.str() : "already sent for this change");
+    return held_back("duplicate",
+                     rule.once ? "already sent once for " + intent.entity.str() : "already sent for this change");
   if (rule.cooldown > Duration::zero()) {
     if (auto last = store_.last_notification(rule.id, intent.customer); last && now - last->at < rule.cooldown)
-      return held_back("in cooldown: this rule last wrote to the customer at " + format_rfc3339(last->at));
+      return held_back("cooldown", "in cooldown: this rule last wrote to the customer at " + format_rfc3339(last->at));
   }
   // The daily cap delays rather than drops: the message waits until it fits
   // in the rolling 24 hours (the list includes messages already waiting).
@@ -51,19 +55,23 @@ Decision Policy::decide(const Rule& rule, const Intent& intent, const nlohmann::
     std::string to = contact_detail(customer, channel);
     if (to.empty()) continue;
     Timestamp send_at = earliest;
+    std::string code = earliest > now ? "daily_cap" : "";
     if (config_.quiet_hours && !rule.urgent) {
       const std::string zone = customer_time_zone(customer, config_);
       const LocalTime local = to_local(send_at, zone);
-      if (in_quiet_hours(local.hour * 60 + local.minute, *config_.quiet_hours))
+      if (in_quiet_hours(local.hour * 60 + local.minute, *config_.quiet_hours)) {
         send_at = next_local_time(send_at, config_.quiet_hours->end, zone);
+        code = "quiet_hours";
+      }
     }
-    return Decision{Decision::Verdict::kSend, {}, channel, std::move(to), send_at};
+    return Decision{Decision::Verdict::kSend, {}, std::move(code), channel, std::move(to), send_at};
   }
   std::string missing;
   for (Channel channel : rule.channels)
     missing += std::string(missing.empty() ? "" : ", ") +
                (channel == Channel::kEmail ? "no email address for email" : "no phone number for sms");
-  return unreachable("no channel can reach customer '" + intent.customer + "' for rule '" + rule.id + "': " + missing);
+  return unreachable("no_channel",
+                     "no channel can reach customer '" + intent.customer + "' for rule '" + rule.id + "': " + missing);
 }
 
 std::string customer_time_zone(const nlohmann::json& customer, const Config& config) {

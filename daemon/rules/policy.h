@@ -30,6 +30,10 @@ struct Decision {
   };
   Verdict verdict = Verdict::kHeldBack;
   std::string reason;
+  // A fixed word for metrics: held back "opt_out", "duplicate", "cooldown";
+  // unreachable "unknown_customer", "no_channel"; sent later "daily_cap" or
+  // "quiet_hours" (empty when sent now).
+  std::string code;
   Channel channel = Channel::kEmail;
   std::string to;
   Timestamp send_at;  // when to send: now, or later for the daily cap or quiet hours

@@ -139,6 +139,9 @@ std::optional<Rule> read_rule(const toml::table& table, const std::string& file,
   Rule rule;
   rule.file = file;
   rule.line = static_cast<int>(table.source().begin.line);
+  std::ostringstream definition;
+  definition << table;
+  rule.definition = definition.str();
   const auto id = table["id"].value<std::string>();
   TableReader r(table, file, id ? "rule '" + *id + "'" : "a [[rule]]", errors);
   rule.id = r.string("id", true).value_or("");

@@ -84,6 +84,10 @@ struct Rule {
   std::vector<std::string> supersedes;
   std::string file;  // where it was defined, for messages
   int line = 0;
+  // The rule's TOML table as written back by the parser: two rules with the
+  // same id and definition behave the same (a reload reports the others as
+  // changed).
+  std::string definition;
 };
 
 class RuleSet {

@@ -190,8 +190,9 @@ TEST_CASE("a timer found overdue by more than the grace is skipped and reported"
   const Outcome outcome = pipeline.fire_due();
   CHECK(outcome.notifications.size() == 1);  // the 12:00 apology is exactly 6 hours late: still within
   REQUIRE(outcome.problems.size() == 1);
-  CHECK_THAT(outcome.problems[0], Contains("order/L-1: rule 'delivery-promise-at-risk' was due at "
-                                           "2026-11-20T10:30:00Z, longer ago than [timers] grace allows; skipped"));
+  CHECK_THAT(outcome.problems[0].text,
+             Contains("order/L-1: rule 'delivery-promise-at-risk' was due at "
+                      "2026-11-20T10:30:00Z, longer ago than [timers] grace allows; skipped"));
 }
 
 TEST_CASE("an observation at the same instant as a timer is applied first, so a cancelled order gets no heads-up") {
