@@ -15,6 +15,7 @@ namespace {
 
 constexpr long long kMaxDailyCap = 1000;
 constexpr Duration kMinSourceInterval = std::chrono::seconds{1};
+constexpr Duration kMaxStopGrace = std::chrono::minutes{5};
 
 // "21:00" -> 1260; nullopt when not hh:mm.
 std::optional<int> minute_of_day(const std::string& text) {
@@ -102,14 +103,36 @@ Mapping read_mapping(const toml::table& table, const std::string& file, Diagnost
 std::string read_secret(TableReader& r, const std::string& key, const std::filesystem::path& base, Secrets secrets) {
   auto file = r.string(key + "_file");
   auto env = r.string(key + "_env");
-  if (file && env) r.error(key + "_env", "give either '" + key + "_file' or '" + key + "_env', not both");
-  if ((file || env) && secrets == Secrets::kSkip) return std::string(kUnreadSecret);
+  auto credential = r.string(key + "_credential");
+  if ((file ? 1 : 0) + (env ? 1 : 0) + (credential ? 1 : 0) > 1)
+    r.error(credential ? key + "_credential" : key + "_env",
+            "give one of '" + key + "_file', '" + key + "_env' and '" + key + "_credential'");
+  if ((file || env || credential) && secrets == Secrets::kSkip) return std::string(kUnreadSecret);
+  std::filesystem::path path;
+  if (credential) {
+    // systemd's LoadCredential= puts the secret in $CREDENTIALS_DIRECTORY.
+    const char* dir = std::getenv("CREDENTIALS_DIRECTORY");
+    if (credential->empty() || credential->find('/') != std::string::npos || *credential == "." ||
+        *credential == "..") {
+      r.error(key + "_credential", "'" + key + "_credential' must be a credential's name, like \"push-token\"");
+      return {};
+    }
+    if (!dir || !*dir) {
+      r.error(key + "_credential", "'" + key +
+                                       "_credential' needs $CREDENTIALS_DIRECTORY, which systemd sets for "
+                                       "a unit with LoadCredential=; it is not set");
+      return {};
+    }
+    path = std::filesystem::path(dir) / *credential;
+  } else if (file) {
+    path = base / *file;
+  }
   std::string secret;
-  if (file) {
-    const auto path = base / *file;
+  if (!path.empty()) {
+    const std::string which = key + (credential ? "_credential" : "_file");
     std::ifstream in(path, std::ios::binary);
     if (!in) {
-      r.error(key + "_file", "cannot read '" + path.string() + "'");
+      r.error(which, "cannot read '" + path.string() + "'");
       return {};
     }
     std::getline(in, secret);
@@ -122,8 +145,27 @@ std::string read_secret(TableReader& r, const std::string& key, const std::files
     secret = value;
   }
   while (!secret.empty() && std::isspace(static_cast<unsigned char>(secret.back()))) secret.pop_back();
-  if ((file || env) && secret.empty()) r.error(key + (file ? "_file" : "_env"), "the " + key + " is empty");
+  if ((file || env || credential) && secret.empty())
+    r.error(key + (credential ? "_credential" : file ? "_file" : "_env"), "the " + key + " is empty");
   return secret;
+}
+
+// `listen = "address:port"` into `address` and `port`, when given.
+void read_listen(TableReader& r, std::string& address, unsigned short& port) {
+  auto listen = r.string("listen");
+  if (!listen) return;
+  const auto colon = listen->rfind(':');
+  int number = -1;
+  if (colon != std::string::npos && colon > 0) {
+    auto [end, ec] = std::from_chars(listen->data() + colon + 1, listen->data() + listen->size(), number);
+    if (ec != std::errc{} || end != listen->data() + listen->size()) number = -1;
+  }
+  if (number < 0 || number > 65535) {
+    r.error("listen", "'listen' must be address:port, like \"127.0.0.1:8425\", not '" + *listen + "'");
+    return;
+  }
+  address = listen->substr(0, colon);
+  port = static_cast<unsigned short>(number);
 }
 
 std::filesystem::path resolve(const std::filesystem::path& base, const std::string& value) {
@@ -284,6 +326,12 @@ std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Dia
     config->templates_dir = resolve(base, r.string("templates").value_or("../templates"));
     config->state_path = resolve(base, r.string("state").value_or("tactd-state.db"));
     config->merchant = r.string("merchant").value_or("");
+    if (auto grace = read_duration(r, "stop_grace")) {
+      if (*grace <= Duration::zero() || *grace > kMaxStopGrace)
+        r.error("stop_grace", "'stop_grace' must be more than 0s and at most 5m");
+      else
+        config->stop_grace = *grace;
+    }
     if (auto tone = r.string("tone")) {
       config->tone_path = resolve(base, *tone);
       if (!std::filesystem::is_regular_file(config->tone_path))
@@ -406,20 +454,7 @@ std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Dia
   if (const toml::table* section = top.table("push")) {
     TableReader r(*section, name, "[push]", errors);
     PushConfig push;
-    if (auto listen = r.string("listen")) {
-      const auto colon = listen->rfind(':');
-      int port = -1;
-      if (colon != std::string::npos) {
-        auto [end, ec] = std::from_chars(listen->data() + colon + 1, listen->data() + listen->size(), port);
-        if (ec != std::errc{} || end != listen->data() + listen->size()) port = -1;
-      }
-      if (port < 0 || port > 65535)
-        r.error("listen", "'listen' must be address:port, like \"127.0.0.1:8425\"");
-      else {
-        push.address = listen->substr(0, colon);
-        push.port = static_cast<unsigned short>(port);
-      }
-    }
+    read_listen(r, push.address, push.port);
     push.token = read_secret(r, "token", base, secrets);
     push.hmac_secret = read_secret(r, "hmac_secret", base, secrets);
     if (push.token.empty() && push.hmac_secret.empty() && errors.size() == errors_before)
@@ -441,6 +476,24 @@ std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Dia
     }
     r.finish();
     config->push = std::move(push);
+  }
+  if (const toml::table* section = top.table("admin")) {
+    TableReader r(*section, name, "[admin]", errors);
+    AdminConfig admin;
+    read_listen(r, admin.address, admin.port);
+    r.finish();
+    config->admin = admin;
+  }
+  if (const toml::table* section = top.table("log")) {
+    TableReader r(*section, name, "[log]", errors);
+    if (auto level = r.string("level")) {
+      static constexpr std::array<std::string_view, 5> kLevels{"trace", "debug", "info", "warn", "error"};
+      if (std::find(kLevels.begin(), kLevels.end(), *level) == kLevels.end())
+        r.error("level", "'level' must be one of trace, debug, info, warn, error; not '" + *level + "'");
+      else
+        config->log_level = *level;
+    }
+    r.finish();
   }
   if (const toml::array* channels = top.tables("channel"))
     for (const auto& node : *channels) read_channel(*node.as_table(), name, base, secrets, errors, *config);

@@ -6,6 +6,7 @@
 //   state     = "/var/lib/tactd/state.db"
 //   merchant  = "Our shop"           # signs messages whose entity names no merchant
 //   tone      = "tone.toml"          # the tone check of `tactd check`; optional
+//   stop_grace = "10s"               # a stop waits this long for deliveries in flight
 //
 //   [locale]
 //   default   = "en"                 # for customers without a supported locale
@@ -58,6 +59,12 @@
 //   secret_file = "/run/credentials/tactd.service/shop-token"   # or secret_env
 //   [[source.mapping]] ...           # one or more, as above
 //
+//   [admin]                          # GET /healthz, /readyz, /metrics
+//   listen = "127.0.0.1:9425"
+//
+//   [log]
+//   level = "info"                   # trace, debug, info, warn, error; a reload applies it
+//
 //   [push]                           # POST /v1/observations
 //   listen          = "127.0.0.1:8425"
 //   token_file      = "/run/credentials/tactd.service/push-token"   # or token_env
@@ -99,8 +106,10 @@ struct Mapping {
     // Foreign value (as text) -> canonical value; "*" is the default. Empty:
     // the value is taken as it is.
     std::map<std::string, nlohmann::json, std::less<>> values;
+    bool operator==(const Field&) const = default;
   };
   std::vector<Field> fields;
+  bool operator==(const Mapping&) const = default;
 };
 
 // Credentials an HTTP source sends. The secret is never logged.
@@ -109,6 +118,7 @@ struct HttpAuth {
   std::string username;  // basic
   std::string header;    // header: its name, e.g. "X-Shopify-Access-Token"
   std::string secret;    // the token, password or header value
+  bool operator==(const HttpAuth&) const = default;
 };
 
 // One place `tactd run` reads observations from.
@@ -137,6 +147,8 @@ struct SourceConfig {
   std::string cursor_field;   // data cursor: pointer into each record; the highest seen
   std::string next_cursor;    // response cursor: pointer into the response body
   bool follow_links = false;  // page through `Link: <...>; rel="next"`
+
+  bool operator==(const SourceConfig&) const = default;  // a reload restarts a changed source
 };
 
 // How `tactd run` delivers one channel's notifications: through a
@@ -165,6 +177,8 @@ struct ChannelConfig {
   Duration backoff = std::chrono::seconds{2};    // the first retry's ceiling; doubles
   Duration max_backoff = std::chrono::hours{1};  // the ceiling of the ceilings
   int max_segments = 3;                          // sms: longer messages are refused
+
+  bool operator==(const ChannelConfig&) const = default;  // a reload replaces a changed channel
 };
 
 // Whether `provider` is a provider of `channel`: email: sendgrid, mailgun,
@@ -181,6 +195,16 @@ struct PushConfig {
   std::string hmac_secret;  // HMAC-SHA256 key; empty: not accepted. Never logged.
   std::size_t max_body = 1 << 20;
   Duration max_skew = std::chrono::minutes{5};  // signed requests older or newer are refused
+
+  bool operator==(const PushConfig&) const = default;
+};
+
+// The admin endpoint of `tactd run`: GET /healthz, /readyz and /metrics.
+// Served only when the configuration has an [admin] table.
+struct AdminConfig {
+  std::string address = "127.0.0.1";
+  unsigned short port = 9425;
+  bool operator==(const AdminConfig&) const = default;
 };
 
 struct Config {
@@ -208,8 +232,13 @@ struct Config {
   // How late a timer may still fire, e.g. after a restart.
   Duration timer_grace = std::chrono::hours{6};
 
+  // `tactd run`: how long a stop waits for deliveries in flight.
+  Duration stop_grace = std::chrono::seconds{10};
+  std::string log_level = "info";  // trace, debug, info, warn or error
+
   std::vector<SourceConfig> sources;
   std::optional<PushConfig> push;
+  std::optional<AdminConfig> admin;
   std::vector<ChannelConfig> channels;  // at most one per Channel
 };
 
