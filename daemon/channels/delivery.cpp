@@ -8,25 +8,68 @@
 namespace tactd {
 namespace asio = boost::asio;
 
-Delivery::Delivery(Store& store, const Clock& clock, std::vector<Lane> lanes) : store_(store), clock_(clock) {
+Delivery::Delivery(Store& store, const Clock& clock, std::vector<Lane> lanes, Observer observer)
+    : store_(store), clock_(clock), observer_(std::move(observer)) {
+  reconfigure(std::move(lanes));
+}
+
+void Delivery::reconfigure(std::vector<Lane> lanes) {
+  std::map<Channel, std::shared_ptr<Route>> routes;
   for (auto& lane : lanes) {
     const Channel channel = lane.config.channel;
+    if (auto old = routes_.find(channel); old != routes_.end() && old->second->lane.config == lane.config) {
+      routes[channel] = old->second;  // unchanged: keeps its bucket and breaker
+      continue;
+    }
     const double rate = lane.config.rate;
     const int burst = lane.config.burst;
-    routes_[channel] = std::make_unique<Route>(Route{std::move(lane), TokenBucket(rate, burst, clock.now()), {}, 0});
+    routes[channel] = std::make_shared<Route>(Route{std::move(lane), TokenBucket(rate, burst, clock_.now()), {}, 0});
   }
+  routes_ = std::move(routes);
+  wake();
+}
+
+void Delivery::wake() {
+  if (wake_)
+    wake_->cancel();
+  else
+    again_ = true;
+}
+
+void Delivery::start_shutdown(Timestamp deadline) {
+  stop_deadline_ = deadline;
+  wake();
+}
+
+std::vector<Delivery::ChannelState> Delivery::channels() const {
+  const Timestamp now = clock_.now();
+  std::vector<ChannelState> out;
+  for (const auto& [channel, route] : routes_)
+    out.push_back({channel, route->lane.config.provider, route->breaker.open(now), route->in_flight});
+  return out;
 }
 
 asio::awaitable<void> Delivery::run() {
   asio::steady_timer sleep(co_await asio::this_coro::executor);
   for (;;) {
     Duration wait = kMaxSleep;
-    try {
-      wait = std::min(wait, start_due());
-      if (std::exchange(again_, false)) wait = Duration::zero();
-    } catch (const StoreError& e) {
-      spdlog::error("delivery: {}", e.what());
+    if (stop_deadline_) {
+      if (in_flight_.empty()) co_return;
+      const Timestamp now = clock_.now();
+      if (now >= *stop_deadline_) {
+        spdlog::warn("delivery: stop grace over with {} attempts in flight; they stay pending for the next start",
+                     in_flight_.size());
+        co_return;
+      }
+      wait = std::min(wait, *stop_deadline_ - now);
+    } else {
+      try {
+        wait = std::min(wait, start_due());
+      } catch (const StoreError& e) {
+        spdlog::error("delivery: {}", e.what());
+      }
     }
+    if (std::exchange(again_, false)) wait = Duration::zero();
     sleep.expires_after(std::max(wait, Duration{1}));
     wake_ = &sleep;
     boost::system::error_code ec;  // cancelled: an attempt ended
@@ -40,6 +83,7 @@ Duration Delivery::start_due() {
   Duration wait = kMaxSleep;
   for (auto& [channel, route_ptr] : routes_) {
     Route& route = *route_ptr;
+    const std::shared_ptr<Route> keep = route_ptr;
     const int concurrency = route.lane.config.concurrency;
     if (route.in_flight >= concurrency) continue;
     // The entries in flight are still pending and due, so `concurrency`
@@ -60,11 +104,9 @@ Duration Delivery::start_due() {
       ++route.in_flight;
       in_flight_.insert(entry.id);
       const int attempt = entry.attempts + 1;
-      const long long id = entry.id;
-      const Timestamp due = entry.notification.at;
-      spdlog::debug("delivery: outbox {} attempt {} to {}", id, attempt, to_string(channel));
-      route.lane.sender->send(entry.notification, [this, id, attempt, due, &route](Verdict verdict) {
-        finish(id, attempt, due, route, verdict);
+      spdlog::debug("delivery: outbox {} attempt {} to {}", entry.id, attempt, to_string(channel));
+      route.lane.sender->send(entry.notification, [this, entry, attempt, keep](Verdict verdict) {
+        finish(entry, attempt, *keep, verdict);
       });
     }
   }
@@ -73,9 +115,12 @@ Duration Delivery::start_due() {
   return wait;
 }
 
-void Delivery::finish(long long id, int attempt, Timestamp due, Route& route, const Verdict& verdict) {
+void Delivery::finish(const OutboxEntry& entry, int attempt, Route& route, const Verdict& verdict) {
+  const long long id = entry.id;
+  const Timestamp due = entry.notification.at;
   --route.in_flight;
   in_flight_.erase(id);
+  AttemptEnd end{route.lane.config.channel, entry.notification.rule, entry.notification.kind, verdict.kind, false, {}};
   const Timestamp now = clock_.now();
   const ChannelConfig& config = route.lane.config;
   route.breaker.record(verdict.kind != Verdict::kRetry, now);
@@ -84,10 +129,12 @@ void Delivery::finish(long long id, int attempt, Timestamp due, Route& route, co
     switch (verdict.kind) {
       case Verdict::kDelivered:
         store_.mark_delivered(id, now, detail);
+        end.latency = now - due;
         spdlog::info("delivery: outbox {} delivered by {} (attempt {})", id, config.provider, attempt);
         break;
       case Verdict::kPermanent:
         store_.record_failure(id, now, detail, std::nullopt);
+        end.dead = true;
         spdlog::warn("delivery: outbox {} refused by {}, dead letter: {}", id, config.provider, detail);
         break;
       case Verdict::kRetry: {
@@ -101,6 +148,7 @@ void Delivery::finish(long long id, int attempt, Timestamp due, Route& route, co
           retry_at = now + retry_delay(config.backoff, config.max_backoff, attempt,
                                        std::uniform_real_distribution<double>(0.0, 1.0)(random_), verdict.retry_after);
         store_.record_failure(id, now, why, retry_at);
+        end.dead = !retry_at;
         if (retry_at)
           spdlog::warn("delivery: outbox {} attempt {} failed ({}), retry at {}", id, attempt, detail,
                        format_rfc3339(*retry_at, "UTC"));
@@ -112,10 +160,8 @@ void Delivery::finish(long long id, int attempt, Timestamp due, Route& route, co
   } catch (const StoreError& e) {
     spdlog::error("delivery: outbox {}: {}", id, e.what());
   }
-  if (wake_)
-    wake_->cancel();
-  else
-    again_ = true;  // ended inside start_due(): its capacity is free now
+  if (observer_) observer_(end);
+  wake();  // its capacity is free now
 }
 
 }  // namespace tactd

@@ -56,14 +56,46 @@ class Delivery {
     ChannelConfig config;
     std::unique_ptr<Sender> sender;
   };
+  // The end of one attempt, for logs and metrics.
+  struct AttemptEnd {
+    Channel channel = Channel::kEmail;
+    std::string rule;
+    Kind kind = Kind::kApology;
+    Verdict::Kind verdict = Verdict::kRetry;
+    bool dead = false;   // the entry went to the dead letter
+    Duration latency{};  // delivered: from the time it was due to the provider's acceptance
+  };
+  using Observer = std::function<void(const AttemptEnd&)>;
+
   // `store` and `clock` must outlive the Delivery; so must the clients the
   // senders use, or be destroyed first (they then drop their callbacks).
-  Delivery(Store& store, const Clock& clock, std::vector<Lane> lanes);
+  // `observer` (may be empty) is called on the loop after each attempt.
+  Delivery(Store& store, const Clock& clock, std::vector<Lane> lanes, Observer observer = {});
 
-  // Delivers for ever: due entries are started as limits allow; it wakes
-  // when an attempt ends, when the next entry falls due, or after at most
-  // kMaxSleep (entries enqueued meanwhile are found then).
+  // Delivers until start_shutdown(): due entries are started as limits
+  // allow; it wakes when an attempt ends, when wake() is called, when the
+  // next entry falls due, or after at most kMaxSleep. After
+  // start_shutdown() it starts nothing and returns once no attempt is in
+  // flight or the deadline has passed; entries cut off then stay pending
+  // and go out again after a restart, with the same idempotency key.
   boost::asio::awaitable<void> run();
+
+  // Something was enqueued that may be due now: look at once.
+  void wake();
+  // A reload: channels whose configuration changed get their new lane,
+  // removed ones stop starting attempts, unchanged ones keep their limits.
+  // An attempt in flight finishes on the lane it started on.
+  void reconfigure(std::vector<Lane> lanes);
+  void start_shutdown(Timestamp deadline);
+
+  struct ChannelState {
+    Channel channel = Channel::kEmail;
+    std::string provider;
+    bool breaker_open = false;
+    int in_flight = 0;
+  };
+  std::vector<ChannelState> channels() const;
+  std::size_t in_flight() const { return in_flight_.size(); }
 
   static constexpr auto kMaxSleep = std::chrono::milliseconds{500};
   static constexpr std::size_t kMaxDetail = 500;  // bytes of a provider's answer kept per attempt
@@ -77,11 +109,15 @@ class Delivery {
   };
   // Starts what may start now; returns how long until something else may.
   Duration start_due();
-  void finish(long long id, int attempt, Timestamp due, Route& route, const Verdict& verdict);
+  void finish(const OutboxEntry& entry, int attempt, Route& route, const Verdict& verdict);
 
   Store& store_;
   const Clock& clock_;
-  std::map<Channel, std::unique_ptr<Route>> routes_;
+  Observer observer_;
+  // Shared with the attempts in flight, which finish on the route they
+  // started on even when a reload replaced it.
+  std::map<Channel, std::shared_ptr<Route>> routes_;
+  std::optional<Timestamp> stop_deadline_;  // set by start_shutdown()
   std::set<long long> in_flight_;
   std::mt19937_64 random_{std::random_device{}()};
   boost::asio::steady_timer* wake_ = nullptr;  // the sleep of run(), while it sleeps

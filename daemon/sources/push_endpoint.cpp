@@ -66,6 +66,11 @@ HttpResponse PushEndpoint::handle(const HttpRequest& request) {
     return answer(404, {{"error", "no such endpoint; observations go to POST /v1/observations"}});
   if (request.method != "POST") return answer(405, {{"error", "use POST"}});
   if (std::string why = refuse(request); !why.empty()) return answer(401, {{"error", why}});
+  if (stopping_) {
+    HttpResponse busy = answer(503, {{"error", "tactd is stopping; send again shortly"}, {"accepted", 0}});
+    busy.headers.emplace_back("Retry-After", std::to_string(kStoppingRetryAfterSeconds));
+    return busy;
+  }
 
   std::vector<Observation> observations;
   size_t start = 0;

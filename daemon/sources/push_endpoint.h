@@ -9,7 +9,7 @@
 // Answers: 202 after the whole batch is committed; 400 with a JSON error
 // naming the line and the problem (nothing is committed); 401 without valid
 // credentials; 404/405 for other targets and methods; 503 when the store
-// cannot commit (retry later). 413 for large bodies is the HTTP server's.
+// cannot commit or the daemon is stopping (retry later, see Retry-After). 413 for large bodies is the HTTP server's.
 #pragma once
 
 #include "config/config.h"
@@ -27,6 +27,11 @@ class PushEndpoint {
 
   HttpResponse handle(const HttpRequest& request);
 
+  // Intake stops (SIGTERM): from now on every authenticated request gets
+  // 503 with Retry-After, and nothing more is committed.
+  void stop_intake() { stopping_ = true; }
+  static constexpr int kStoppingRetryAfterSeconds = 5;
+
   // "sha256=<hex>" for `timestamp` and `body` under `secret`; for clients
   // and tests.
   static std::string signature(const std::string& secret, const std::string& timestamp, const std::string& body);
@@ -38,6 +43,7 @@ class PushEndpoint {
   PushConfig config_;
   Intake& intake_;
   const Clock& clock_;
+  bool stopping_ = false;
 };
 
 }  // namespace tactd
