@@ -175,7 +175,7 @@ TEST_CASE("slow, failing and dropped API answers are retried with backoff and no
   Daemon daemon(write_config(dir, api), dir.path() / "log", kSecrets);
   REQUIRE(eventually([&] { return has(outbox(dir), "order-cancelled order/450789470"); }));
   const std::string log = slurp(dir.path() / "log");
-  CHECK_THAT(log, Contains("answered 503") && Contains("answered 429") && Contains("next try in"));
+  CHECK_THAT(log, Contains("answered 503") && Contains("answered 429") && Contains("next_try_s="));
   CHECK(api.read("faults.json")["orders"].empty());
 
   // A new cancellation, in the middle of the pages: still found.

@@ -1,0 +1,784 @@
+#include "app/daemon.h"
+
+#include <utility>  // before Boost.Asio: Boost 1.74's awaitable.hpp needs it with C++20
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <map>
+#include <random>
+#include <set>
+
+#include "channels/delivery.h"
+#include "net/http_client.h"
+#include "net/http_server.h"
+#include "net/smtp_client.h"
+#include "ops/admin_endpoint.h"
+#include "ops/logging.h"
+#include "ops/metrics.h"
+#include "ops/service_notifier.h"
+#include "pipeline/intake.h"
+#include "pipeline/pipeline.h"
+#include "sources/http_source.h"
+#include "sources/push_endpoint.h"
+#include "sources/spool_source.h"
+#include "sources/sqlite_source.h"
+#include "store/store.h"
+
+namespace tactd {
+namespace {
+
+namespace asio = boost::asio;
+
+// How long the timer loop sleeps at most: a timer scheduled by a source
+// while it sleeps is found within this bound.
+constexpr auto kMaxTimerSleep = std::chrono::seconds{1};
+// After an unexpected failure of one iteration, a loop waits this long.
+constexpr auto kLoopBackoff = std::chrono::seconds{5};
+// How often STATUS= is refreshed for `systemctl status`.
+constexpr auto kStatusInterval = std::chrono::seconds{10};
+// Entities rescheduled per transaction after a reload added an `at` rule.
+constexpr std::size_t kRescheduleBatch = 500;
+// The name the push endpoint's observations are counted under.
+constexpr const char* kPushSource = "push";
+// Delivery latency buckets, seconds.
+const std::vector<double> kLatencyBuckets{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300};
+
+Duration since(Timestamp earlier, Timestamp now) { return now - earlier; }
+
+double seconds(Duration d) { return std::chrono::duration<double>(d).count(); }
+
+std::chrono::system_clock::time_point wall(Timestamp t) {
+  return std::chrono::system_clock::time_point(
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(t.time_since_epoch()));
+}
+
+// Within how long a healthy source has polled successfully.
+Duration readiness_window(const SourceConfig& source) { return 3 * (source.interval + source.jitter) + source.timeout; }
+
+}  // namespace
+
+// One running source: its configuration and health, shared by the daemon
+// and the source's coroutine.
+struct SourceRun {
+  SourceConfig config;
+  std::unique_ptr<PipelineIntake> intake;
+  Timestamp started;
+  std::optional<Timestamp> last_success;
+  std::string last_failure;
+  bool stop = false;
+  bool finished = false;
+  asio::steady_timer* sleep = nullptr;                 // while the loop sleeps
+  std::shared_ptr<SourceRun> successor;                // started once this one finished
+  std::function<void(std::shared_ptr<SourceRun>)> go;  // starts `successor`
+};
+
+// The daemon's metrics, declared once.
+struct DaemonMetrics {
+  explicit DaemonMetrics(Metrics& m)
+      : observations(m.counter("tactd_observations_total", "Observations committed, by source and entity type",
+                               {"source", "type"})),
+        events(m.counter("tactd_events_total",
+                         "Events (changed fields) found by diffing observations, by source and "
+                         "entity type",
+                         {"source", "type"})),
+        rejected(m.counter("tactd_observations_rejected_total",
+                           "Observations, lines or records refused, by source and reason", {"source", "reason"})),
+        notifications(m.counter("tactd_notifications_total",
+                                "Notifications by rule, kind, channel and outcome (queued, sent, retry, dead)",
+                                {"rule", "kind", "channel", "outcome"})),
+        held_back(m.counter("tactd_notifications_held_back_total",
+                            "Messages not sent or sent later, by rule and reason (opt_out, duplicate, cooldown, "
+                            "superseded, quiet_hours, daily_cap, no_channel, unknown_customer, short_notice, ...)",
+                            {"rule", "reason"})),
+        latency(m.histogram("tactd_delivery_latency_seconds",
+                            "From the time a notification was due to its acceptance by the provider, by channel",
+                            {"channel"}, kLatencyBuckets)),
+        outbox_pending(m.gauge("tactd_outbox_pending", "Notifications waiting in the outbox", {})),
+        outbox_oldest(m.gauge("tactd_outbox_oldest_pending_age_seconds",
+                              "How long the oldest notification already due has waited; 0 when none", {})),
+        timers_pending(m.gauge("tactd_timers_pending", "Timers (at rules) still to fire", {})),
+        polls(m.counter("tactd_source_polls_total", "Source polls or scans, by source and result (ok, error)",
+                        {"source", "result"})),
+        poll_errors(m.counter("tactd_source_poll_errors_total", "Failed source polls, by source", {"source"})),
+        last_success(m.gauge("tactd_source_last_success_timestamp_seconds",
+                             "When each source last polled successfully (Unix time)", {"source"})),
+        breaker_open(m.gauge("tactd_channel_breaker_open",
+                             "1 while a channel's circuit breaker holds its deliveries back", {"channel"})),
+        in_flight(
+            m.gauge("tactd_deliveries_in_flight", "Delivery attempts waiting for the provider's answer", {"channel"})),
+        reloads(m.counter("tactd_reloads_total", "Configuration reloads, successful or not", {})),
+        reload_failures(
+            m.counter("tactd_reload_failures_total", "Reloads refused because the new configuration had problems", {})),
+        last_reload(m.gauge("tactd_last_reload_success", "1 when the last reload succeeded (or none was tried)", {})),
+        build_info(m.gauge("tactd_build_info", "The running tactd; the value is always 1", {"version"})) {}
+
+  Counter& observations;
+  Counter& events;
+  Counter& rejected;
+  Counter& notifications;
+  Counter& held_back;
+  Histogram& latency;
+  Gauge& outbox_pending;
+  Gauge& outbox_oldest;
+  Gauge& timers_pending;
+  Counter& polls;
+  Counter& poll_errors;
+  Gauge& last_success;
+  Gauge& breaker_open;
+  Gauge& in_flight;
+  Counter& reloads;
+  Counter& reload_failures;
+  Gauge& last_reload;
+  Gauge& build_info;
+};
+
+class Daemon::Impl {
+ public:
+  Impl(std::filesystem::path config_file, Snapshot snapshot, const Clock& clock)
+      : config_file_(std::move(config_file)),
+        clock_(clock),
+        started_(clock.now()),
+        metric_set_(metrics_),
+        signals_(std::in_place, *io_, SIGINT, SIGTERM),
+        hangup_(std::in_place, *io_, SIGHUP) {
+    if (auto level = parse_log_level(snapshot.config->log_level)) setup_logging(*level);
+    check_sources(*snapshot.config);
+    try {
+      store_ = Store::open(snapshot.config->state_path);
+    } catch (const StoreError& e) {
+      throw StartupError(e.what());
+    }
+    pipeline_ = std::make_unique<Pipeline>(snapshot, *store_, clock_);
+    http_ = HttpClient::create(*io_);
+    smtp_ = SmtpClient::create(*io_);
+    delivery_ = std::make_unique<Delivery>(*store_, clock_, lanes(*snapshot.config),
+                                           [this](const Delivery::AttemptEnd& end) { count(end); });
+    push_intake_ = intake_for(kPushSource);
+    if (snapshot.config->push) start_push(*snapshot.config->push);
+    if (snapshot.config->admin) start_admin(*snapshot.config->admin);
+    metric_set_.build_info.set({TACTD_VERSION_STRING}, 1);
+    metric_set_.last_reload.set({}, 1);
+    metrics_.on_scrape([this] { collect(); });
+  }
+
+  ~Impl() {
+    // Servers, clients and signal sets hold I/O objects of io_; they go
+    // first. Destroying io_ then destroys the coroutines that never
+    // finished, while everything they refer to is still alive.
+    push_server_.reset();
+    admin_server_.reset();
+    http_.reset();
+    smtp_.reset();
+    signals_.reset();
+    hangup_.reset();
+    io_.reset();
+  }
+
+  int run() {
+    warn_missing_channels(*pipeline_->snapshot().config);
+    signals_->async_wait([this](const boost::system::error_code& ec, int signal) {
+      if (ec) return;
+      spdlog::info("signal {}: stopping", signal);
+      start_shutdown();
+    });
+    wait_for_hangup();
+    spawn("timers", timer_loop());
+    spawn("delivery", delivery_loop());
+    for (const auto& source : pipeline_->snapshot().config->sources) start_source(source);
+    spawn("watchdog", watchdog_loop());
+    spawn("status", status_loop());
+    const Config& config = *pipeline_->snapshot().config;
+    spdlog::info("tactd {} running: {} rules, {} sources, {} channels, state {}", TACTD_VERSION_STRING,
+                 pipeline_->snapshot().rules->rules().size(), config.sources.size(), config.channels.size(),
+                 config.state_path.string());
+    notifier_.ready(status_line());
+    io_->run();
+    spdlog::info("stopped");
+    return exit_status_;
+  }
+
+  // --- reload ---
+
+  void reload() {
+    notifier_.reloading();
+    metric_set_.reloads.add({});
+    Diagnostics errors;
+    auto next = load_snapshot(config_file_, errors);
+    if (next) validate_reload(*next->config, errors);
+    if (!next || !errors.empty()) {
+      metric_set_.reload_failures.add({});
+      metric_set_.last_reload.set({}, 0);
+      spdlog::error("reload: refused, the running configuration stays: {} problems", errors.size());
+      for (const auto& e : errors) spdlog::error("reload: {}", e.str());
+      notifier_.ready("reload refused (" + std::to_string(errors.size()) + " problems, see the log); " + status_line());
+      return;
+    }
+    const Snapshot old = pipeline_->snapshot();
+    pipeline_->set_snapshot(*next);
+    metric_set_.last_reload.set({}, 1);
+    if (auto level = parse_log_level(next->config->log_level)) spdlog::set_level(*level);
+    reload_rules(*old.rules, *next->rules);
+    reload_channels(*old.config, *next->config);
+    reload_sources(*old.config, *next->config);
+    reload_endpoints(*old.config, *next->config);
+    spdlog::info("reload: done; {} rules, {} sources, {} channels", next->rules->rules().size(),
+                 next->config->sources.size(), next->config->channels.size());
+    notifier_.ready(status_line());
+  }
+
+  // --- stop ---
+
+  void start_shutdown() {
+    if (stopping_) return;
+    stopping_ = true;
+    notifier_.stopping();
+    const Timestamp deadline = clock_.now() + pipeline_->snapshot().config->stop_grace;
+    spdlog::info("stopping: intake stops, deliveries in flight get until {}", format_rfc3339(deadline, "UTC"));
+    if (push_) push_->stop_intake();
+    for (auto& [name, run] : sources_) stop_source(*run);
+    boost::system::error_code ignored;
+    signals_->cancel(ignored);
+    hangup_->cancel(ignored);
+    wake(timer_sleep_);
+    wake(watchdog_sleep_);
+    wake(status_sleep_);
+    delivery_->start_shutdown(deadline);
+  }
+
+ private:
+  // --- start ---
+
+  static void check_sources(const Config& config) {
+    for (const auto& source : config.sources)
+      if (source.type == "spool" && !std::filesystem::is_directory(source.path))
+        throw StartupError(config.file.string() + ": source '" + source.name + "': " + source.path.string() +
+                           " is not a folder");
+  }
+
+  // What a reload cannot change while running.
+  void validate_reload(const Config& next, Diagnostics& errors) const {
+    const Config& now = *pipeline_->snapshot().config;
+    if (next.state_path != now.state_path)
+      errors.push_back(Diagnostic{next.file.string(), 0, 0,
+                                  "[tactd] state cannot change on reload (from " + now.state_path.string() + " to " +
+                                      next.state_path.string() + "); restart tactd to move the state"});
+    for (const auto& source : next.sources)
+      if (source.type == "spool" && !std::filesystem::is_directory(source.path))
+        errors.push_back(Diagnostic{next.file.string(), 0, 0,
+                                    "source '" + source.name + "': " + source.path.string() + " is not a folder"});
+  }
+
+  std::vector<Delivery::Lane> lanes(const Config& config) {
+    std::vector<Delivery::Lane> out;
+    for (const auto& channel : config.channels)
+      out.push_back(Delivery::Lane{channel, Sender::create(channel, *http_, *smtp_, clock_)});
+    return out;
+  }
+
+  static void warn_missing_channels(const Config& config) {
+    if (config.channels.size() >= 2) return;
+    spdlog::warn("no [[channel]] for {}: its notifications stay in the outbox until one is configured",
+                 config.channels.empty()                         ? "email or sms"
+                 : config.channels[0].channel == Channel::kEmail ? "sms"
+                                                                 : "email");
+  }
+
+  std::unique_ptr<PipelineIntake> intake_for(const std::string& source) {
+    return std::make_unique<PipelineIntake>(
+        *pipeline_, *store_, [this, source](std::span<const Observation> observations, const Outcome& outcome) {
+          for (const Observation& o : observations)
+            metric_set_.observations.add({source, std::string(to_string(o.ref.type))});
+          for (const Event& e : outcome.events) metric_set_.events.add({source, std::string(to_string(e.entity.type))});
+          record(outcome);
+        });
+  }
+
+  void start_push(const PushConfig& config) {
+    push_ = std::make_unique<PushEndpoint>(config, *push_intake_, clock_);
+    HttpServerLimits limits;
+    limits.max_body = config.max_body;
+    try {
+      push_server_ = HttpServer::start(*io_, config.address, config.port, limits,
+                                       [this](const HttpRequest& request) { return push_->handle(request); });
+    } catch (const std::runtime_error& e) {
+      throw StartupError(std::string("push: ") + e.what());
+    }
+    spdlog::info("push: listening on {}:{}", config.address, push_server_->port());
+  }
+
+  void start_admin(const AdminConfig& config) {
+    if (!admin_) admin_ = std::make_unique<AdminEndpoint>(metrics_, [this] { return readiness(); });
+    try {
+      admin_server_ = HttpServer::start(*io_, config.address, config.port, HttpServerLimits{},
+                                        [this](const HttpRequest& request) { return admin_->handle(request); });
+    } catch (const std::runtime_error& e) {
+      throw StartupError(std::string("admin: ") + e.what());
+    }
+    spdlog::info("admin: /healthz, /readyz and /metrics on {}:{}", config.address, admin_server_->port());
+  }
+
+  // --- what happened: logs and metrics ---
+
+  void record(const Outcome& outcome) {
+    for (const auto& n : outcome.notifications) {
+      spdlog::info("outbox: queued {} {} {} {} {} {}", kv("kind", to_string(n.kind)), kv("rule", n.rule),
+                   kv("customer", n.customer), kv("entity", n.entity.str()), kv("channel", to_string(n.channel)),
+                   kv("due", format_rfc3339(n.at, n.time_zone)));
+      metric_set_.notifications.add(
+          {n.rule, std::string(to_string(n.kind)), std::string(to_string(n.channel)), "queued"});
+    }
+    for (const auto& h : outcome.held_back) {
+      spdlog::debug("held back: {} {} {} {}", kv("rule", h.rule), kv("entity", h.entity.str()), kv("reason", h.code),
+                    kv("detail", h.reason));
+      metric_set_.held_back.add({h.rule, h.code});
+    }
+    for (const auto& d : outcome.deferred) {
+      spdlog::info("deferred: {} {} {}", kv("rule", d.rule), kv("entity", d.entity.str()), kv("detail", d.reason));
+      metric_set_.held_back.add({d.rule, d.code});
+    }
+    for (const auto& p : outcome.problems) {
+      spdlog::warn("not sent: {} {} {}", kv("rule", p.rule), kv("reason", p.code), kv("detail", p.text));
+      metric_set_.held_back.add({p.rule, p.code});
+    }
+    if (!outcome.notifications.empty()) delivery_->wake();
+  }
+
+  void count(const Delivery::AttemptEnd& end) {
+    const std::string channel(to_string(end.channel));
+    const char* outcome = end.verdict == Verdict::kDelivered ? "sent" : end.dead ? "dead" : "retry";
+    metric_set_.notifications.add({end.rule, std::string(to_string(end.kind)), channel, outcome});
+    if (end.verdict == Verdict::kDelivered) metric_set_.latency.observe({channel}, seconds(end.latency));
+    if (end.verdict == Verdict::kDelivered) ++delivered_;
+  }
+
+  // Gauges read from the state when Prometheus scrapes.
+  void collect() {
+    const Timestamp now = clock_.now();
+    const auto depth = store_->outbox_depth(now);
+    metric_set_.outbox_pending.set({}, static_cast<double>(depth.pending));
+    metric_set_.outbox_oldest.set({}, depth.oldest_due ? std::max(0.0, seconds(now - *depth.oldest_due)) : 0.0);
+    metric_set_.timers_pending.set({}, static_cast<double>(store_->pending_timers()));
+    for (const auto& channel : delivery_->channels()) {
+      metric_set_.breaker_open.set({std::string(to_string(channel.channel))}, channel.breaker_open ? 1 : 0);
+      metric_set_.in_flight.set({std::string(to_string(channel.channel))}, channel.in_flight);
+    }
+  }
+
+  std::vector<ReadinessCheck> readiness() {
+    std::vector<ReadinessCheck> checks;
+    const Timestamp now = clock_.now();
+    try {
+      store_->pending_timers();
+      checks.push_back({"state", true, pipeline_->snapshot().config->state_path.string()});
+    } catch (const StoreError& e) {
+      checks.push_back({"state", false, e.what()});
+    }
+    checks.push_back({"configuration", true, config_file_.string()});
+    if (stopping_) checks.push_back({"running", false, "stopping"});
+    for (const auto& [name, run] : sources_) {
+      const Duration window = readiness_window(run->config);
+      const auto window_s = std::chrono::duration_cast<std::chrono::seconds>(window).count();
+      if (!run->last_success) {
+        const bool young = since(run->started, now) < window;
+        checks.push_back({"source " + name, false,
+                          (young ? "no successful poll yet" : "no successful poll since start") +
+                              (run->last_failure.empty() ? std::string() : ": " + run->last_failure)});
+        continue;
+      }
+      const auto age = std::chrono::duration_cast<std::chrono::seconds>(now - *run->last_success).count();
+      const bool ok = now - *run->last_success <= window;
+      checks.push_back({"source " + name, ok,
+                        "last successful poll " + std::to_string(age) + " s ago; window " + std::to_string(window_s) +
+                            " s" + (ok || run->last_failure.empty() ? std::string() : "; " + run->last_failure)});
+    }
+    for (const auto& channel : delivery_->channels())
+      checks.push_back({"channel " + std::string(to_string(channel.channel)), !channel.breaker_open,
+                        channel.breaker_open ? channel.provider + ": circuit breaker open after repeated failures"
+                                             : channel.provider});
+    return checks;
+  }
+
+  std::string status_line() {
+    std::size_t ok = 0;
+    const Timestamp now = clock_.now();
+    for (const auto& [name, run] : sources_)
+      if (run->last_success && now - *run->last_success <= readiness_window(run->config)) ++ok;
+    std::string line = std::to_string(ok) + "/" + std::to_string(sources_.size()) + " sources polled";
+    try {
+      const auto depth = store_->outbox_depth(now);
+      line += "; outbox " + std::to_string(depth.pending) + " pending";
+      if (depth.oldest_due)
+        line += " (oldest due " +
+                std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - *depth.oldest_due).count()) +
+                " s ago)";
+    } catch (const StoreError& e) {
+      line += "; outbox unreadable";
+    }
+    line += "; " + std::to_string(delivered_) + " delivered since start";
+    return line;
+  }
+
+  // --- loops ---
+
+  // Starts a coroutine; one that ends by an exception is a bug that must not
+  // leave a half-alive daemon: it is logged and the process exits 1, so that
+  // systemd restarts it.
+  void spawn(std::string what, asio::awaitable<void> work) {
+    asio::co_spawn(*io_, std::move(work), [this, what = std::move(what)](std::exception_ptr failure) {
+      if (!failure) return;
+      try {
+        std::rethrow_exception(failure);
+      } catch (const std::exception& e) {
+        spdlog::critical("{} stopped: {}; exiting so that the service restarts", what, e.what());
+      } catch (...) {
+        spdlog::critical("{} stopped by an unknown exception; exiting so that the service restarts", what);
+      }
+      exit_status_ = 1;
+      io_->stop();
+    });
+  }
+
+  static void wake(asio::steady_timer* sleep) {
+    if (sleep) sleep->cancel();
+  }
+
+  // Sleeps `wait`, or less when woken through `slot`.
+  static asio::awaitable<void> nap(asio::steady_timer& sleep, asio::steady_timer*& slot,
+                                   std::chrono::steady_clock::duration wait) {
+    sleep.expires_after(wait);
+    slot = &sleep;
+    boost::system::error_code ec;  // cancelled: woken
+    co_await sleep.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    slot = nullptr;
+  }
+
+  // Fires due timers, then sleeps until the next one (at most kMaxTimerSleep).
+  asio::awaitable<void> timer_loop() {
+    asio::steady_timer sleep(*io_);
+    while (!stopping_) {
+      auto wait = std::chrono::duration_cast<std::chrono::steady_clock::duration>(kMaxTimerSleep);
+      try {
+        record(pipeline_->fire_due());
+        if (auto next = pipeline_->next_timer()) wait = std::clamp<decltype(wait)>(*next - clock_.now(), {}, wait);
+      } catch (const std::exception& e) {
+        spdlog::error("timers: {}; trying again in {} s", e.what(), kLoopBackoff.count());
+        wait = kLoopBackoff;
+      }
+      co_await nap(sleep, timer_sleep_, wait);
+    }
+  }
+
+  asio::awaitable<void> delivery_loop() {
+    co_await delivery_->run();
+    spdlog::info("delivery: drained");
+    // Delivery is the last to finish: stop the rest, then the loop.
+    if (push_server_) push_server_->stop();
+    if (admin_server_) admin_server_->stop();
+    io_->stop();
+  }
+
+  asio::awaitable<void> watchdog_loop() {
+    const auto interval = notifier_.watchdog_interval();
+    if (!interval) co_return;
+    asio::steady_timer sleep(*io_);
+    while (!stopping_) {
+      notifier_.watchdog();  // from the loop itself: a stuck loop sends none
+      co_await nap(sleep, watchdog_sleep_, *interval / 2);
+    }
+  }
+
+  asio::awaitable<void> status_loop() {
+    asio::steady_timer sleep(*io_);
+    while (!stopping_) {
+      co_await nap(sleep, status_sleep_, kStatusInterval);
+      if (!stopping_) notifier_.status(status_line());
+    }
+  }
+
+  void wait_for_hangup() {
+    hangup_->async_wait([this](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      spdlog::info("signal SIGHUP: reloading {}", config_file_.string());
+      try {
+        reload();
+      } catch (const std::exception& e) {
+        spdlog::error("reload: {}", e.what());
+      }
+      if (!stopping_) wait_for_hangup();
+    });
+  }
+
+  // --- sources ---
+
+  void start_source(const SourceConfig& config) {
+    auto run = std::make_shared<SourceRun>();
+    run->config = config;
+    run->intake = intake_for(config.name);
+    run->started = clock_.now();
+    run->go = [this](std::shared_ptr<SourceRun> next) {
+      sources_[next->config.name] = next;
+      spawn("source " + next->config.name, source_loop(next));
+    };
+    sources_[config.name] = run;
+    spawn("source " + config.name, source_loop(run));
+  }
+
+  static void stop_source(SourceRun& run) {
+    run.stop = true;
+    wake(run.sleep);
+  }
+
+  // A changed source restarts from its persisted cursor once the old one
+  // has finished its poll, so that no page is read by both.
+  void restart_source(const SourceConfig& config) {
+    auto old = sources_.at(config.name);
+    auto next = std::make_shared<SourceRun>();
+    next->config = config;
+    next->intake = intake_for(config.name);
+    next->started = clock_.now();
+    next->go = old->go;
+    stop_source(*old);
+    if (old->finished)
+      old->go(next);
+    else
+      old->successor = next;
+    sources_[config.name] = next;  // readiness follows the new one at once
+  }
+
+  // Polls one source until stopped. One iteration that fails (an I/O
+  // error, a database that went away, an exception) is logged and counted;
+  // the loop backs off and goes on.
+  asio::awaitable<void> source_loop(std::shared_ptr<SourceRun> run) {
+    asio::steady_timer sleep(*io_);
+    const SourceConfig& config = run->config;
+    std::unique_ptr<SqlSource> sql;
+    std::unique_ptr<HttpSource> http;
+    std::mt19937_64 random(std::random_device{}());
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    spdlog::info("source: started {} {}", kv("source", config.name), kv("type", config.type));
+    while (!run->stop) {
+      Duration wait = config.interval;
+      std::optional<std::string> failure;
+      int observations = 0;
+      int rejected = 0;
+      std::vector<std::string> problems;
+      try {
+        if (config.type == "spool") {
+          const SpoolSource::Scan scan = SpoolSource(config.path).scan(*run->intake);
+          observations = scan.observations;
+          rejected = scan.rejected;
+          problems = scan.problems;
+        } else if (config.type == "sqlite") {
+          if (!sql) sql = std::make_unique<SqlSource>(config, SqlDatabase::open_sqlite(config.path));
+          const SqlSource::Poll poll = sql->poll(*run->intake, clock_.now());
+          observations = poll.observations;
+          rejected = poll.rejected;
+          problems = poll.problems;
+        } else {
+          if (!http) http = std::make_unique<HttpSource>(config, *http_, *run->intake, clock_);
+          const HttpSource::Poll poll = co_await http->poll();
+          observations = poll.observations;
+          rejected = poll.rejected;
+          problems = poll.problems;
+          failure = poll.failure;
+          wait = http->next_delay(poll, unit(random));
+        }
+      } catch (const std::exception& e) {
+        failure = e.what();
+        sql.reset();  // reconnect on the next round
+        wait = std::max<Duration>(wait, kLoopBackoff);
+      }
+      const Timestamp now = clock_.now();
+      if (observations > 0 || rejected > 0)
+        spdlog::info("source: polled {} {} {}", kv("source", config.name),
+                     kv("observations", std::to_string(observations)), kv("rejected", std::to_string(rejected)));
+      for (const auto& problem : problems)
+        spdlog::warn("source: problem {} {}", kv("source", config.name), kv("detail", problem));
+      if (rejected > 0) metric_set_.rejected.add({config.name, "invalid"}, rejected);
+      if (failure) {
+        run->last_failure = *failure;
+        metric_set_.polls.add({config.name, "error"});
+        metric_set_.poll_errors.add({config.name});
+        spdlog::warn("source: poll failed {} {} {}", kv("source", config.name), kv("error", *failure),
+                     kv("next_try_s", std::to_string(std::chrono::duration_cast<std::chrono::seconds>(wait).count())));
+      } else {
+        run->last_success = now;
+        run->last_failure.clear();
+        metric_set_.polls.add({config.name, "ok"});
+        metric_set_.last_success.set_to_time({config.name}, wall(now));
+      }
+      if (run->stop) break;
+      co_await nap(sleep, run->sleep, std::chrono::duration_cast<std::chrono::steady_clock::duration>(wait));
+    }
+    run->finished = true;
+    spdlog::info("source: stopped {}", kv("source", config.name));
+    if (run->successor && !stopping_) run->go(run->successor);
+  }
+
+  // --- reload, part by part ---
+
+  void reload_rules(const RuleSet& old_rules, const RuleSet& new_rules) {
+    std::set<EntityType> reschedule;
+    for (const Rule& rule : old_rules.rules()) {
+      const Rule* now = new_rules.find(rule.id);
+      if (now && now->definition == rule.definition) continue;
+      if (!now) {
+        spdlog::info("reload: rule removed {}", kv("rule", rule.id));
+      } else {
+        spdlog::info("reload: rule changed {}", kv("rule", rule.id));
+        if (now->deadline) reschedule.insert(now->deadline->entity);
+      }
+      if (rule.deadline) {
+        const std::size_t cancelled = store_->cancel_timers(rule.id);
+        if (cancelled > 0 || !now)
+          spdlog::info("reload: timers cancelled {} {}", kv("rule", rule.id), kv("count", std::to_string(cancelled)));
+      }
+    }
+    for (const Rule& rule : new_rules.rules()) {
+      if (old_rules.find(rule.id)) continue;
+      spdlog::info("reload: rule added {}", kv("rule", rule.id));
+      if (rule.deadline) reschedule.insert(rule.deadline->entity);
+    }
+    if (!reschedule.empty()) spawn("reload: scheduling timers", reschedule_known(reschedule, ++reload_generation_));
+  }
+
+  // Schedules the timers of new or changed `at` rules for the entities
+  // already known, a batch per transaction, yielding to the loop between
+  // batches so that intake and delivery go on.
+  asio::awaitable<void> reschedule_known(std::set<EntityType> types, int generation) {
+    for (EntityType type : types) {
+      std::string after;
+      std::size_t done = 0;
+      while (generation == reload_generation_ && !stopping_) {
+        std::optional<std::string> last;
+        try {
+          last = pipeline_->reschedule_known(type, after, kRescheduleBatch);
+        } catch (const StoreError& e) {
+          spdlog::error("reload: scheduling timers for {}: {}", to_string(type), e.what());
+          co_return;
+        }
+        if (!last) break;
+        after = *last;
+        done += kRescheduleBatch;
+        co_await asio::post(*io_, asio::use_awaitable);
+      }
+      spdlog::info("reload: timers scheduled {} {}", kv("type", to_string(type)),
+                   kv("entities_up_to", std::to_string(done)));
+    }
+  }
+
+  void reload_channels(const Config& old_config, const Config& new_config) {
+    auto find = [](const Config& config, Channel channel) -> const ChannelConfig* {
+      for (const auto& c : config.channels)
+        if (c.channel == channel) return &c;
+      return nullptr;
+    };
+    bool changed = false;
+    for (Channel channel : {Channel::kEmail, Channel::kSms}) {
+      const ChannelConfig* before = find(old_config, channel);
+      const ChannelConfig* after = find(new_config, channel);
+      const std::string name(to_string(channel));
+      if (!before && after)
+        spdlog::info("reload: channel added {} {}", kv("channel", name), kv("provider", after->provider));
+      if (before && !after) spdlog::info("reload: channel removed {}", kv("channel", name));
+      if (before && after && !(*before == *after))
+        spdlog::info("reload: channel changed {} {}", kv("channel", name), kv("provider", after->provider));
+      changed = changed || (before == nullptr) != (after == nullptr) || (before && after && !(*before == *after));
+    }
+    if (changed) delivery_->reconfigure(lanes(new_config));
+  }
+
+  void reload_sources(const Config& old_config, const Config& new_config) {
+    for (const auto& source : old_config.sources) {
+      const auto it = std::find_if(new_config.sources.begin(), new_config.sources.end(),
+                                   [&](const SourceConfig& s) { return s.name == source.name; });
+      if (it == new_config.sources.end()) {
+        spdlog::info("reload: source removed {}", kv("source", source.name));
+        stop_source(*sources_.at(source.name));
+        sources_.erase(source.name);
+      } else if (!(*it == source)) {
+        spdlog::info("reload: source changed, restarting from its cursor {}", kv("source", source.name));
+        restart_source(*it);
+      }
+    }
+    for (const auto& source : new_config.sources) {
+      if (sources_.count(source.name)) continue;
+      spdlog::info("reload: source added {}", kv("source", source.name));
+      start_source(source);
+    }
+  }
+
+  void reload_endpoints(const Config& old_config, const Config& new_config) {
+    if (old_config.push != new_config.push) {
+      if (push_server_) push_server_->stop();
+      push_server_.reset();
+      push_.reset();
+      if (new_config.push) {
+        try {
+          start_push(*new_config.push);
+          spdlog::info("reload: push endpoint reconfigured");
+        } catch (const StartupError& e) {
+          spdlog::error("reload: {}; the push endpoint is closed until the next reload", e.what());
+        }
+      } else {
+        spdlog::info("reload: push endpoint removed");
+      }
+    }
+    if (old_config.admin != new_config.admin) {
+      if (admin_server_) admin_server_->stop();
+      admin_server_.reset();
+      if (new_config.admin) {
+        try {
+          start_admin(*new_config.admin);
+        } catch (const StartupError& e) {
+          spdlog::error("reload: {}; the admin endpoint is closed until the next reload", e.what());
+        }
+      }
+    }
+  }
+
+  const std::filesystem::path config_file_;
+  const Clock& clock_;
+  const Timestamp started_;
+  // Reset by the destructor, before what the coroutines refer to.
+  std::optional<asio::io_context> io_{std::in_place};
+  Metrics metrics_;
+  DaemonMetrics metric_set_;
+  ServiceNotifier notifier_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Pipeline> pipeline_;
+  std::unique_ptr<HttpClient> http_;
+  std::unique_ptr<SmtpClient> smtp_;
+  std::unique_ptr<Delivery> delivery_;
+  std::unique_ptr<PipelineIntake> push_intake_;
+  std::unique_ptr<PushEndpoint> push_;
+  std::unique_ptr<HttpServer> push_server_;
+  std::unique_ptr<AdminEndpoint> admin_;
+  std::unique_ptr<HttpServer> admin_server_;
+  std::map<std::string, std::shared_ptr<SourceRun>> sources_;
+  std::optional<asio::signal_set> signals_;  // SIGINT, SIGTERM
+  std::optional<asio::signal_set> hangup_;   // SIGHUP
+  asio::steady_timer* timer_sleep_ = nullptr;
+  asio::steady_timer* watchdog_sleep_ = nullptr;
+  asio::steady_timer* status_sleep_ = nullptr;
+  bool stopping_ = false;
+  int exit_status_ = 0;
+  int reload_generation_ = 0;
+  long long delivered_ = 0;
+};
+
+Daemon::Daemon(std::filesystem::path config_file, Snapshot snapshot, const Clock& clock)
+    : impl_(std::make_unique<Impl>(std::move(config_file), std::move(snapshot), clock)) {}
+Daemon::~Daemon() = default;
+int Daemon::run() { return impl_->run(); }
+void Daemon::reload() { impl_->reload(); }
+void Daemon::start_shutdown() { impl_->start_shutdown(); }
+
+}  // namespace tactd
