@@ -435,3 +435,73 @@ TEST_CASE("the push endpoint reads its secrets from a file or the environment, a
       load_config(write_config(none, "[tactd]\nrules = \"rules\"\ntemplates = \"templates\"\n[push]\n"), errors));
   CHECK_THAT(all(errors), Catch::Contains("the endpoint never accepts unauthenticated requests"));
 }
+
+TEST_CASE("the admin endpoint, the log level and the stop grace are read, and mistakes reported") {
+  TempDir dir;
+  const std::string head = "[tactd]\nrules = \"rules\"\ntemplates = \"templates\"\n";
+  Diagnostics errors;
+  auto config = load_config(write_config(dir, head), errors);
+  REQUIRE(config);
+  CHECK_FALSE(config->admin);  // no [admin]: no endpoint
+  CHECK(config->log_level == "info");
+  CHECK(config->stop_grace == std::chrono::seconds{10});
+
+  config = load_config(write_config(dir, head + "stop_grace = \"3s\"\n[admin]\nlisten = \"127.0.0.1:0\"\n"
+                                                "[log]\nlevel = \"debug\"\n"),
+                       errors);
+  INFO(all(errors));
+  REQUIRE(config);
+  REQUIRE(config->admin);
+  CHECK(config->admin->address == "127.0.0.1");
+  CHECK(config->admin->port == 0);
+  CHECK(config->log_level == "debug");
+  CHECK(config->stop_grace == std::chrono::seconds{3});
+
+  errors.clear();
+  CHECK_FALSE(load_config(write_config(dir, head + "stop_grace = \"0s\"\n[admin]\nlisten = \"9425\"\n"
+                                                   "[log]\nlevel = \"loud\"\n"),
+                          errors));
+  const std::string text = all(errors);
+  CHECK_THAT(text, Catch::Contains("tactd.toml:4:14: 'stop_grace' must be more than 0s"));
+  CHECK_THAT(text, Catch::Contains("tactd.toml:6:10: 'listen' must be address:port") && Catch::Contains("not '9425'"));
+  CHECK_THAT(text, Catch::Contains("'level' must be one of trace, debug, info, warn, error; not 'loud'"));
+}
+
+TEST_CASE("a secret can come from a systemd credential, and a missing one is named") {
+  TempDir dir;
+  std::filesystem::create_directories(dir.path() / "credentials");
+  dir.write("credentials/tactd_push-token", "s3cret-token\n");
+  const auto file = write_config(dir, R"(
+[tactd]
+rules = "rules"
+templates = "templates"
+
+[push]
+token_credential = "tactd_push-token"
+)");
+  Diagnostics errors;
+  unsetenv("CREDENTIALS_DIRECTORY");
+  CHECK_FALSE(load_config(file, errors));
+  CHECK_THAT(all(errors), Catch::Contains("'token_credential' needs $CREDENTIALS_DIRECTORY"));
+
+  setenv("CREDENTIALS_DIRECTORY", (dir.path() / "credentials").c_str(), 1);
+  errors.clear();
+  auto config = load_config(file, errors);
+  INFO(all(errors));
+  REQUIRE(config);
+  CHECK(config->push->token == "s3cret-token");
+
+  errors.clear();
+  CHECK_FALSE(load_config(write_config(dir,
+                                       "[tactd]\nrules = \"rules\"\ntemplates = \"templates\"\n[push]\n"
+                                       "token_credential = \"../tactd.toml\"\n"),
+                          errors));
+  CHECK_THAT(all(errors), Catch::Contains("must be a credential's name"));
+  errors.clear();
+  CHECK_FALSE(load_config(write_config(dir,
+                                       "[tactd]\nrules = \"rules\"\ntemplates = \"templates\"\n[push]\n"
+                                       "token_credential = \"absent\"\ntoken_env = \"X\"\n"),
+                          errors));
+  CHECK_THAT(all(errors), Catch::Contains("give one of 'token_file', 'token_env' and 'token_credential'"));
+  unsetenv("CREDENTIALS_DIRECTORY");
+}
