@@ -1,5 +1,7 @@
 #include "channels/delivery.h"
 
+#include "ops/logging.h"
+
 #include <spdlog/spdlog.h>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -104,7 +106,8 @@ Duration Delivery::start_due() {
       ++route.in_flight;
       in_flight_.insert(entry.id);
       const int attempt = entry.attempts + 1;
-      spdlog::debug("delivery: outbox {} attempt {} to {}", entry.id, attempt, to_string(channel));
+      spdlog::debug("delivery: attempt {} {} {}", kv("outbox", std::to_string(entry.id)),
+                    kv("attempt", std::to_string(attempt)), kv("channel", to_string(channel)));
       route.lane.sender->send(entry.notification, [this, entry, attempt, keep](Verdict verdict) {
         finish(entry, attempt, *keep, verdict);
       });
@@ -130,12 +133,16 @@ void Delivery::finish(const OutboxEntry& entry, int attempt, Route& route, const
       case Verdict::kDelivered:
         store_.mark_delivered(id, now, detail);
         end.latency = now - due;
-        spdlog::info("delivery: outbox {} delivered by {} (attempt {})", id, config.provider, attempt);
+        spdlog::info("delivery: delivered {} {} {} {} {}", kv("outbox", std::to_string(id)),
+                     kv("rule", entry.notification.rule), kv("customer", entry.notification.customer),
+                     kv("provider", config.provider), kv("attempt", std::to_string(attempt)));
         break;
       case Verdict::kPermanent:
         store_.record_failure(id, now, detail, std::nullopt);
         end.dead = true;
-        spdlog::warn("delivery: outbox {} refused by {}, dead letter: {}", id, config.provider, detail);
+        spdlog::warn("delivery: dead letter {} {} {} {} {}", kv("outbox", std::to_string(id)),
+                     kv("rule", entry.notification.rule), kv("customer", entry.notification.customer),
+                     kv("provider", config.provider), kv("answer", detail));
         break;
       case Verdict::kRetry: {
         std::optional<Timestamp> retry_at;
@@ -150,15 +157,18 @@ void Delivery::finish(const OutboxEntry& entry, int attempt, Route& route, const
         store_.record_failure(id, now, why, retry_at);
         end.dead = !retry_at;
         if (retry_at)
-          spdlog::warn("delivery: outbox {} attempt {} failed ({}), retry at {}", id, attempt, detail,
-                       format_rfc3339(*retry_at, "UTC"));
+          spdlog::warn("delivery: retry {} {} {} {}", kv("outbox", std::to_string(id)),
+                       kv("attempt", std::to_string(attempt)), kv("answer", detail),
+                       kv("retry_at", format_rfc3339(*retry_at, "UTC")));
         else
-          spdlog::warn("delivery: outbox {} dead letter: {}", id, why);
+          spdlog::warn("delivery: dead letter {} {} {} {}", kv("outbox", std::to_string(id)),
+                       kv("rule", entry.notification.rule), kv("customer", entry.notification.customer),
+                       kv("answer", why));
         break;
       }
     }
   } catch (const StoreError& e) {
-    spdlog::error("delivery: outbox {}: {}", id, e.what());
+    spdlog::error("delivery: verdict not stored {} {}", kv("outbox", std::to_string(id)), kv("error", e.what()));
   }
   if (observer_) observer_(end);
   wake();  // its capacity is free now
