@@ -211,7 +211,7 @@ TEST_CASE("cpack builds a Debian package with its dependencies and conffiles tha
   REQUIRE(info.status == 0);
   std::smatch depends;
   REQUIRE(std::regex_search(info.output, depends, std::regex(R"(\n Depends: ([^\n]*))")));
-  for (const char* library : {"libcurl4", "libsqlite3-0", "libssl3", "libstdc++6", "libc6"})
+  for (const char* library : {"libcurl4", "libsqlite3-0", "libssl3", "libsystemd0", "libstdc++6", "libc6"})
     CHECK_THAT(depends[1].str(), Contains(library));
   CHECK_THAT(info.output, Contains("\n Section: net\n"));
   CHECK_THAT(info.output, Contains("\n Maintainer: "));

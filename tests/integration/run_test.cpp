@@ -59,7 +59,8 @@ TEST_CASE("tactd run commits a spool file and moves it to done/, then stops clea
   CHECK(db.execAndGet("SELECT rule FROM outbox").getString() == "order-cancelled");
   CHECK(db.execAndGet("PRAGMA journal_mode").getString() == "wal");
   const std::string log = slurp(dir.path() / "log");
-  CHECK_THAT(log, Contains("outbox: queued kind=apology rule=order-cancelled customer=c-1 entity=order/A-1 channel=email"));
+  CHECK_THAT(log,
+             Contains("outbox: queued kind=apology rule=order-cancelled customer=c-1 entity=order/A-1 channel=email"));
   CHECK_THAT(log, Contains("stopped"));
 }
 
