@@ -158,8 +158,9 @@ class Daemon::Impl {
     pipeline_ = std::make_unique<Pipeline>(snapshot, *store_, clock_);
     http_ = HttpClient::create(*io_);
     smtp_ = SmtpClient::create(*io_);
-    delivery_ = std::make_unique<Delivery>(*store_, clock_, lanes(*snapshot.config),
-                                           [this](const Delivery::AttemptEnd& end) { count(end); });
+    delivery_ = std::make_unique<Delivery>(
+        *store_, clock_, lanes(*snapshot.config), [this](const Delivery::AttemptEnd& end) { count(end); },
+        [this](const OutboxEntry& entry) { return release(entry); });
     push_intake_ = intake_for(kPushSource);
     if (snapshot.config->push) start_push(*snapshot.config->push);
     if (snapshot.config->admin) start_admin(*snapshot.config->admin);
@@ -348,6 +349,16 @@ class Daemon::Impl {
       metric_set_.held_back.add({p.rule, p.code});
     }
     if (!outcome.notifications.empty()) delivery_->wake();
+  }
+
+  // The pipeline's look at a due entry just before it is sent.
+  std::optional<Notification> release(const OutboxEntry& entry) {
+    Outcome outcome;
+    auto transaction = store_->begin();
+    auto message = pipeline_->release(entry, outcome);
+    transaction->commit();
+    record(outcome);
+    return message;
   }
 
   void count(const Delivery::AttemptEnd& end) {

@@ -26,7 +26,7 @@ Usage:
       The daemon: read the configured sources, apply what they observe, fire
       timers, keep state and outbox in the configured SQLite file. Stops on
       SIGINT or SIGTERM.
-  tactd outbox list --config FILE [--status pending|delivered|dead|dropped]
+  tactd outbox list --config FILE [--status pending|delivered|dead|dropped|overtaken]
   tactd outbox show|retry|drop ID --config FILE
       The outbox of a running or stopped daemon: list entries, show one with
       its delivery attempts, send a dead one again now, or drop one unsent.

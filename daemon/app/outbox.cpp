@@ -26,7 +26,8 @@ void print_row(const OutboxEntry& e, std::ostream& out) {
   out << "\n";
 }
 
-void print_entry(const OutboxEntry& e, const std::vector<DeliveryAttempt>& attempts, std::ostream& out) {
+void print_entry(const OutboxEntry& e, const std::vector<OutboxDecision>& decisions,
+                 const std::vector<DeliveryAttempt>& attempts, std::ostream& out) {
   const Notification& n = e.notification;
   out << "id:              " << e.id << "\n"
       << "status:          " << to_string(e.status) << "\n"
@@ -39,6 +40,10 @@ void print_entry(const OutboxEntry& e, const std::vector<DeliveryAttempt>& attem
     out << "next attempt:    " << format_rfc3339(*e.next_attempt, n.time_zone) << "\n";
   if (n.subject) out << "subject:         " << *n.subject << "\n";
   out << "\n" << n.body << (n.body.empty() || n.body.back() != '\n' ? "\n" : "") << "\n";
+  out << "decisions:       " << (decisions.empty() ? "none recorded" : "") << "\n";
+  for (const auto& d : decisions)
+    out << "  " << format_rfc3339(d.at, n.time_zone) << "  " << d.decision << (d.reason.empty() ? "" : "  ") << d.reason
+        << "\n";
   out << "attempts:        " << (attempts.empty() ? "none" : "") << "\n";
   for (const auto& a : attempts)
     out << "  " << a.number << ". " << format_rfc3339(a.at, "UTC") << "  " << a.outcome << "  " << a.detail << "\n";
@@ -57,10 +62,12 @@ int outbox(const OutboxOptions& options, std::ostream& out, std::ostream& err) {
     if (options.action == "list") {
       std::optional<OutboxStatus> status;
       if (!options.status.empty()) {
-        for (auto s : {OutboxStatus::kPending, OutboxStatus::kDelivered, OutboxStatus::kDead, OutboxStatus::kDropped})
+        for (auto s : {OutboxStatus::kPending, OutboxStatus::kDelivered, OutboxStatus::kDead, OutboxStatus::kDropped,
+                       OutboxStatus::kOvertaken})
           if (to_string(s) == options.status) status = s;
         if (!status) {
-          err << "tactd: --status must be pending, delivered, dead or dropped, not '" << options.status << "'\n";
+          err << "tactd: --status must be pending, delivered, dead, dropped or overtaken, not '" << options.status
+              << "'\n";
           return kExitUnusable;
         }
       }
@@ -73,7 +80,7 @@ int outbox(const OutboxOptions& options, std::ostream& out, std::ostream& err) {
       return kExitRejected;
     }
     if (options.action == "show") {
-      print_entry(*entry, store->attempts(options.id), out);
+      print_entry(*entry, store->decisions(options.id), store->attempts(options.id), out);
       return kExitOk;
     }
     const bool done = options.action == "retry" ? store->retry(options.id, options.now) : store->drop(options.id);

@@ -65,11 +65,16 @@ int simulate(const SimulateOptions& options, std::ostream& out, std::ostream& er
     for (const auto& problem : outcome.problems) err << where << problem.text << "\n";
   };
   // Nothing is sent in a simulation: a notification counts as delivered when
-  // it falls due, and is printed then.
+  // it falls due and is still right then (the same release check as `run`),
+  // and is printed then, as rendered at that moment.
   auto deliver_due = [&] {
     for (const auto& entry : store->due_notifications(clock.now())) {
+      Outcome outcome;
+      const auto message = pipeline.release(entry, outcome);
+      report(outcome, source + ": ");
+      if (!message) continue;
       store->mark_delivered(entry.id, clock.now());
-      options.text ? print_text(entry.notification, out) : print_json(entry.notification, out);
+      options.text ? print_text(*message, out) : print_json(*message, out);
     }
   };
   // Moves the clock towards `t`, firing timers and delivering deferred

@@ -10,8 +10,8 @@
 namespace tactd {
 namespace asio = boost::asio;
 
-Delivery::Delivery(Store& store, const Clock& clock, std::vector<Lane> lanes, Observer observer)
-    : store_(store), clock_(clock), observer_(std::move(observer)) {
+Delivery::Delivery(Store& store, const Clock& clock, std::vector<Lane> lanes, Observer observer, ReleaseCheck release)
+    : store_(store), clock_(clock), observer_(std::move(observer)), release_(std::move(release)) {
   reconfigure(std::move(lanes));
 }
 
@@ -101,6 +101,20 @@ Duration Delivery::start_due() {
         wait = std::min(wait, token);
         break;
       }
+      std::optional<Notification> message = entry.notification;
+      if (release_) {
+        try {
+          message = release_(entry);
+        } catch (const StoreError& e) {
+          spdlog::error("delivery: release check failed {} {}", kv("outbox", std::to_string(entry.id)),
+                        kv("error", e.what()));
+          continue;
+        }
+        if (!message) {
+          again_ = true;  // its place this round is free for the next one
+          continue;
+        }
+      }
       if (!route.breaker.allows(now)) break;  // half-open, its trial still out
       route.bucket.take(now);
       ++route.in_flight;
@@ -108,9 +122,8 @@ Duration Delivery::start_due() {
       const int attempt = entry.attempts + 1;
       spdlog::debug("delivery: attempt {} {} {}", kv("outbox", std::to_string(entry.id)),
                     kv("attempt", std::to_string(attempt)), kv("channel", to_string(channel)));
-      route.lane.sender->send(entry.notification, [this, entry, attempt, keep](Verdict verdict) {
-        finish(entry, attempt, *keep, verdict);
-      });
+      route.lane.sender->send(
+          *message, [this, entry, attempt, keep](Verdict verdict) { finish(entry, attempt, *keep, verdict); });
     }
   }
   // Notifications of a channel without a lane wait (run.cpp says so once).

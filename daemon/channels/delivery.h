@@ -66,11 +66,17 @@ class Delivery {
     Duration latency{};  // delivered: from the time it was due to the provider's acceptance
   };
   using Observer = std::function<void(const AttemptEnd&)>;
+  // Looks at a due entry again just before each attempt (DESIGN.md
+  // invariant 8): returns the notification to send, rendered with current
+  // data, or nullopt when the world has overtaken it (the check records
+  // that itself). May throw StoreError: the entry is then tried later.
+  using ReleaseCheck = std::function<std::optional<Notification>(const OutboxEntry&)>;
 
   // `store` and `clock` must outlive the Delivery; so must the clients the
   // senders use, or be destroyed first (they then drop their callbacks).
   // `observer` (may be empty) is called on the loop after each attempt.
-  Delivery(Store& store, const Clock& clock, std::vector<Lane> lanes, Observer observer = {});
+  Delivery(Store& store, const Clock& clock, std::vector<Lane> lanes, Observer observer = {},
+           ReleaseCheck release = {});
 
   // Delivers until start_shutdown(): due entries are started as limits
   // allow; it wakes when an attempt ends, when wake() is called, when the
@@ -114,6 +120,7 @@ class Delivery {
   Store& store_;
   const Clock& clock_;
   Observer observer_;
+  ReleaseCheck release_;
   // Shared with the attempts in flight, which finish on the route they
   // started on even when a reload replaced it.
   std::map<Channel, std::shared_ptr<Route>> routes_;

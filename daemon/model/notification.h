@@ -54,6 +54,9 @@ struct Notification {
   std::string body;
   std::string locale;
   std::string time_zone;  // the customer's IANA zone, for showing `at` locally
+  // The change that triggered it ({"field", "old", "new"}), so that it can
+  // be rendered again when it is released; null for timers.
+  nlohmann::json event;
 };
 
 // One contact with a customer: the memory that policies and templates use.

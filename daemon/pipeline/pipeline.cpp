@@ -147,6 +147,76 @@ Outcome Pipeline::fire_due() {
 
 std::optional<Timestamp> Pipeline::next_timer() const { return store_.next_timer(); }
 
+std::optional<std::string> Pipeline::overtaken_by(const Notification& n, Timestamp now) const {
+  const Rule* rule = snapshot_.rules->find(n.rule);
+  if (!rule) return "rule '" + n.rule + "' no longer exists";
+  const auto entity = store_.entity(n.entity);
+  if (!entity) return n.entity.str() + " is no longer known";
+  const Linked linked = link(*entity, store_);
+  const auto seen = [&](const char* type) -> std::string {
+    const auto ref = linked_refs(linked.scope);
+    for (const EntityRef& r : ref)
+      if (to_string(r.type) == type)
+        if (auto e = store_.entity(r)) return " (observed " + format_rfc3339(e->observed_at, n.time_zone) + ")";
+    return {};
+  };
+  if (const auto customer = linked.scope.find("customer"); customer != linked.scope.end()) {
+    if (auto opt_out = customer->find("opt_out"); opt_out != customer->end() && *opt_out == true)
+      return "the customer opted out" + seen("customer");
+  }
+  if (rule->trigger && rule->trigger->target == Trigger::Target::kValues) {
+    const std::string type(to_string(rule->trigger->entity));
+    nlohmann::json value;
+    if (auto scope = linked.scope.find(type); scope != linked.scope.end())
+      if (auto field = scope->find(rule->trigger->field); field != scope->end()) value = *field;
+    if (!rule->trigger->matches(Event{n.entity, rule->trigger->field, nullptr, value, now}))
+      return "its trigger was undone: " + type + "." + rule->trigger->field + " is now " +
+             (value.is_null() ? std::string("unset") : value.dump()) + seen(type.c_str());
+  }
+  if (rule->when && !rule->when->test(linked.scope)) {
+    std::string latest;
+    Timestamp newest{};
+    for (const EntityRef& r : linked_refs(linked.scope))
+      if (auto e = store_.entity(r); e && e->observed_at >= newest) {
+        newest = e->observed_at;
+        latest = r.str() + " observed " + format_rfc3339(e->observed_at, n.time_zone);
+      }
+    return "its condition no longer holds (" + rule->when->text() + "), as of " + latest;
+  }
+  return std::nullopt;
+}
+
+std::optional<Notification> Pipeline::release(const OutboxEntry& entry, Outcome& outcome) {
+  const Notification& n = entry.notification;
+  const Timestamp now = clock_.now();
+  if (auto why = overtaken_by(n, now)) {
+    if (store_.mark_overtaken(entry.id, now, *why)) outcome.held_back.push_back({n.rule, n.entity, "overtaken", *why});
+    return std::nullopt;
+  }
+  // Still right: rendered again with what is known now (a newer ETA, a
+  // corrected name), to the customer's current address on the same channel.
+  const Rule& rule = *snapshot_.rules->find(n.rule);
+  const Linked linked = link(*store_.entity(n.entity), store_);
+  MessageContext context = message_context(rule, n.entity, linked, n.event);
+  context.locale = n.locale;  // the language it was decided in stays
+  std::string error;
+  auto rendered =
+      snapshot_.templates->render(context.locale, rule.template_name, n.channel, template_data(context), error);
+  if (!rendered) return n;  // the message as decided is still better than none
+  Notification current = n;
+  current.subject = rendered->subject;
+  current.body = rendered->body;
+  if (const auto customer = linked.scope.find("customer"); customer != linked.scope.end()) {
+    std::string to = text_field(*customer, n.channel == Channel::kEmail ? "email" : "phone");
+    if (!to.empty()) current.to = std::move(to);
+  }
+  if (current.body != n.body || current.subject != n.subject || current.to != n.to) {
+    store_.update_message(entry.id, current);
+    store_.record_decision(entry.id, now, "re-rendered", "rendered again with the data known at release");
+  }
+  return current;
+}
+
 std::optional<std::string> Pipeline::reschedule_known(EntityType type, const std::string& after_id, std::size_t limit) {
   auto transaction = store_.begin();
   const std::vector<Entity> page = store_.entities(type, after_id, limit);
@@ -237,6 +307,12 @@ void Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& li
     for (const OutboxEntry& pending : store_.pending_about(ref)) {
       const Rule* other = snapshot_.rules->find(pending.notification.rule);
       if (other && std::count(other->supersedes.begin(), other->supersedes.end(), rule.id)) {
+        // A waiting message the world has overtaken holds nothing back.
+        if (auto why = overtaken_by(pending.notification, now)) {
+          if (store_.mark_overtaken(pending.id, now, *why))
+            outcome.held_back.push_back({other->id, pending.notification.entity, "overtaken", *why});
+          continue;
+        }
         outcome.held_back.push_back(
             {rule.id, entity.ref, "superseded",
              "superseded by the pending message of rule '" + other->id + "' about " + ref.str()});
@@ -275,8 +351,12 @@ void Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& li
                             rendered->subject,
                             rendered->body,
                             context.locale,
-                            context.time_zone};
-  if (!store_.enqueue(notification)) {
+                            context.time_zone,
+                            event};
+  const std::string why = decision.code.empty() ? std::string()
+                                                : "waits until " + format_rfc3339(decision.send_at, context.time_zone) +
+                                                      " (" + decision.code + ")";
+  if (!store_.enqueue(notification, why)) {
     outcome.held_back.push_back({rule.id, entity.ref, "duplicate", "already in the outbox"});
     return;
   }
@@ -284,15 +364,15 @@ void Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& li
   for (const EntityRef& ref : related) {
     for (const OutboxEntry& pending : store_.pending_about(ref)) {
       const auto& superseded = rule.supersedes;
-      if (std::count(superseded.begin(), superseded.end(), pending.notification.rule) && store_.drop(pending.id))
-        outcome.held_back.push_back({pending.notification.rule, ref, "superseded",
-                                     "pending message dropped: superseded by rule '" + rule.id + "'"});
+      if (std::count(superseded.begin(), superseded.end(), pending.notification.rule) && store_.drop(pending.id)) {
+        const std::string reason = "superseded by rule '" + rule.id + "' about " + entity.ref.str();
+        store_.record_decision(pending.id, now, "dropped", reason);
+        outcome.held_back.push_back(
+            {pending.notification.rule, ref, "superseded", "pending message dropped: " + reason});
+      }
     }
   }
-  if (!decision.code.empty())
-    outcome.deferred.push_back(
-        {rule.id, entity.ref, decision.code,
-         "waits until " + format_rfc3339(decision.send_at, context.time_zone) + " (" + decision.code + ")"});
+  if (!decision.code.empty()) outcome.deferred.push_back({rule.id, entity.ref, decision.code, why});
   outcome.notifications.push_back(std::move(notification));
   // A contact ends the customer's silence: their silence timers move.
   if (auto customer_entity = store_.entity(EntityRef{EntityType::kCustomer, linked.customer}))

@@ -69,6 +69,16 @@ class Pipeline {
   Outcome fire_due();
   std::optional<Timestamp> next_timer() const;
 
+  // A due outbox entry looked at again just before it is sent (DESIGN.md
+  // invariant 8). When the world has overtaken it -- its rule's `when` no
+  // longer holds, its trigger was undone (the cancellation was reverted),
+  // the customer opted out, the rule or entity is gone -- it is marked
+  // overtaken with the reason (also in `outcome.held_back`, code
+  // "overtaken") and nullopt is returned. Otherwise it is rendered again
+  // with the current data, keeping its idempotency key, channel and
+  // language; a change is stored with the decision "re-rendered".
+  std::optional<Notification> release(const OutboxEntry& entry, Outcome& outcome);
+
   // The snapshot in force. A reload swaps in a new one between two calls;
   // what is in the store stays (see Daemon::reload for the timers).
   const Snapshot& snapshot() const { return snapshot_; }
@@ -90,6 +100,8 @@ class Pipeline {
   MessageContext message_context(const Rule& rule, const EntityRef& entity, const Linked& linked,
                                  const nlohmann::json& event) const;
   void apply_one(const Observation& observation, Outcome& outcome);
+  // Why a waiting notification would be wrong to send now, or nullopt.
+  std::optional<std::string> overtaken_by(const Notification& notification, Timestamp now) const;
   // Schedules, moves or cancels the entity's timers after it changed.
   void reschedule(const Entity& entity);
   // Turns one firing rule into a notification, or says why not.

@@ -99,6 +99,17 @@ CREATE TABLE delivery_attempts (
 );
 CREATE INDEX delivery_attempts_outbox ON delivery_attempts (outbox_id, number);
 )sql"},
+    Migration{5, "outbox decisions", R"sql(
+CREATE TABLE outbox_decisions (
+  id        INTEGER PRIMARY KEY,
+  outbox_id INTEGER NOT NULL REFERENCES outbox (id),
+  at        INTEGER NOT NULL,
+  decision  TEXT NOT NULL,
+  reason    TEXT NOT NULL
+);
+CREATE INDEX outbox_decisions_outbox ON outbox_decisions (outbox_id, id);
+ALTER TABLE outbox ADD COLUMN event TEXT;  -- JSON, the triggering change; NULL for timers
+)sql"},
 };
 
 // Versions run 1, 2, 3, ... in order, so "the highest applied" is the schema.
@@ -114,11 +125,12 @@ constexpr int kBusyTimeoutMs = 5000;
 long long millis(Timestamp t) { return t.time_since_epoch().count(); }
 Timestamp from_millis(long long ms) { return Timestamp{Duration{ms}}; }
 
-constexpr std::array<std::pair<OutboxStatus, std::string_view>, 4> kStatuses{{
+constexpr std::array<std::pair<OutboxStatus, std::string_view>, 5> kStatuses{{
     {OutboxStatus::kPending, "pending"},
     {OutboxStatus::kDelivered, "delivered"},
     {OutboxStatus::kDead, "dead"},
     {OutboxStatus::kDropped, "dropped"},
+    {OutboxStatus::kOvertaken, "overtaken"},
 }};
 
 // A row holding a value the code cannot read; guard() names the operation.
@@ -145,7 +157,7 @@ Channel channel_from(const std::string& text) { return decode(parse_channel(text
 
 constexpr const char* kNotificationColumns =
     "id, idempotency_key, due_at, rule, kind, customer, entity, channel, recipient, subject, body, locale, "
-    "time_zone, status, attempts, next_attempt_at, last_error";
+    "time_zone, status, attempts, next_attempt_at, last_error, event";
 
 OutboxEntry read_entry(SQLite::Statement& q) {
   OutboxEntry e;
@@ -167,6 +179,7 @@ OutboxEntry read_entry(SQLite::Statement& q) {
   e.attempts = q.getColumn(14).getInt();
   if (!q.getColumn(15).isNull()) e.next_attempt = from_millis(q.getColumn(15).getInt64());
   if (!q.getColumn(16).isNull()) e.last_error = q.getColumn(16).getString();
+  if (!q.getColumn(17).isNull()) n.event = nlohmann::json::parse(q.getColumn(17).getString());
   return e;
 }
 
@@ -267,12 +280,12 @@ class SqliteStore final : public Store {
     });
   }
 
-  bool enqueue(const Notification& n) override {
+  bool enqueue(const Notification& n, const std::string& why) override {
     return guard("enqueue " + n.idempotency_key, [&] {
       SQLite::Statement q(db_,
                           "INSERT INTO outbox (idempotency_key, created_at, due_at, rule, kind, customer, entity, "
-                          "channel, recipient, subject, body, locale, time_zone, status) "
-                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending') "
+                          "channel, recipient, subject, body, locale, time_zone, event, status) "
+                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending') "
                           "ON CONFLICT (idempotency_key) DO NOTHING");
       q.bind(1, n.idempotency_key);
       q.bind(2, static_cast<int64_t>(millis(n.at)));
@@ -287,7 +300,10 @@ class SqliteStore final : public Store {
       q.bind(11, n.body);
       q.bind(12, n.locale);
       q.bind(13, n.time_zone);
-      return q.exec() == 1;
+      if (!n.event.is_null()) q.bind(14, n.event.dump());
+      if (q.exec() != 1) return false;
+      insert_decision(db_.getLastInsertRowid(), n.at, "queued", why);
+      return true;
     });
   }
 
@@ -301,9 +317,10 @@ class SqliteStore final : public Store {
 
   std::vector<Notification> notifications_since(const std::string& customer, Timestamp since) const override {
     return guard("read notifications of " + customer, [&] {
-      SQLite::Statement q(db_, std::string("SELECT ") + kNotificationColumns +
-                                   " FROM outbox WHERE customer = ? AND due_at >= ? AND status != 'dropped' "
-                                   "ORDER BY due_at, id");
+      SQLite::Statement q(
+          db_, std::string("SELECT ") + kNotificationColumns +
+                   " FROM outbox WHERE customer = ? AND due_at >= ? AND status NOT IN ('dropped', 'overtaken') "
+                   "ORDER BY due_at, id");
       q.bind(1, customer);
       q.bind(2, static_cast<int64_t>(millis(since)));
       std::vector<Notification> out;
@@ -314,7 +331,8 @@ class SqliteStore final : public Store {
 
   std::optional<Timestamp> latest_notification_at(const std::string& customer) const override {
     return guard("read the latest notification of " + customer, [&]() -> std::optional<Timestamp> {
-      SQLite::Statement q(db_, "SELECT MAX(due_at) FROM outbox WHERE customer = ? AND status != 'dropped'");
+      SQLite::Statement q(
+          db_, "SELECT MAX(due_at) FROM outbox WHERE customer = ? AND status NOT IN ('dropped', 'overtaken')");
       q.bind(1, customer);
       if (!q.executeStep() || q.getColumn(0).isNull()) return std::nullopt;
       return from_millis(q.getColumn(0).getInt64());
@@ -323,9 +341,10 @@ class SqliteStore final : public Store {
 
   std::optional<Notification> last_notification(const std::string& rule, const std::string& customer) const override {
     return guard("read the last notification of " + rule, [&]() -> std::optional<Notification> {
-      SQLite::Statement q(db_, std::string("SELECT ") + kNotificationColumns +
-                                   " FROM outbox WHERE rule = ? AND customer = ? AND status != 'dropped' "
-                                   "ORDER BY due_at DESC, id DESC LIMIT 1");
+      SQLite::Statement q(db_,
+                          std::string("SELECT ") + kNotificationColumns +
+                              " FROM outbox WHERE rule = ? AND customer = ? AND status NOT IN ('dropped', 'overtaken') "
+                              "ORDER BY due_at DESC, id DESC LIMIT 1");
       q.bind(1, rule);
       q.bind(2, customer);
       if (!q.executeStep()) return std::nullopt;
@@ -346,7 +365,8 @@ class SqliteStore final : public Store {
 
   std::vector<Kind> kinds_about(const EntityRef& entity) const override {
     return guard("read the notifications about " + entity.str(), [&] {
-      SQLite::Statement q(db_, "SELECT kind FROM outbox WHERE entity = ? AND status != 'dropped' ORDER BY id");
+      SQLite::Statement q(
+          db_, "SELECT kind FROM outbox WHERE entity = ? AND status NOT IN ('dropped', 'overtaken') ORDER BY id");
       q.bind(1, entity.str());
       std::vector<Kind> out;
       while (q.executeStep()) out.push_back(kind_from(q.getColumn(0).getString()));
@@ -372,6 +392,53 @@ class SqliteStore final : public Store {
       SQLite::Statement q(db_, "UPDATE outbox SET status = 'dropped' WHERE id = ? AND status IN ('pending', 'dead')");
       q.bind(1, static_cast<int64_t>(outbox_id));
       return q.exec() == 1;
+    });
+  }
+
+  bool mark_overtaken(long long outbox_id, Timestamp at, const std::string& reason) override {
+    return guard("mark outbox entry " + std::to_string(outbox_id) + " overtaken", [&] {
+      std::optional<SQLite::Transaction> own;
+      if (!in_transaction_) own.emplace(db_);
+      SQLite::Statement q(db_,
+                          "UPDATE outbox SET status = 'overtaken', last_error = ? WHERE id = ? AND status = 'pending'");
+      q.bind(1, reason);
+      q.bind(2, static_cast<int64_t>(outbox_id));
+      const bool changed = q.exec() == 1;
+      if (changed) insert_decision(outbox_id, at, "overtaken", reason);
+      if (own) own->commit();
+      return changed;
+    });
+  }
+
+  void update_message(long long outbox_id, const Notification& n) override {
+    guard("update the message of outbox entry " + std::to_string(outbox_id), [&] {
+      SQLite::Statement q(
+          db_, "UPDATE outbox SET recipient = ?, subject = ?, body = ?, locale = ?, time_zone = ? WHERE id = ?");
+      q.bind(1, n.to);
+      if (n.subject) q.bind(2, *n.subject);
+      q.bind(3, n.body);
+      q.bind(4, n.locale);
+      q.bind(5, n.time_zone);
+      q.bind(6, static_cast<int64_t>(outbox_id));
+      q.exec();
+    });
+  }
+
+  void record_decision(long long outbox_id, Timestamp at, const std::string& decision,
+                       const std::string& reason) override {
+    guard("record a decision about outbox entry " + std::to_string(outbox_id),
+          [&] { insert_decision(outbox_id, at, decision, reason); });
+  }
+
+  std::vector<OutboxDecision> decisions(long long outbox_id) const override {
+    return guard("read the decisions about outbox entry " + std::to_string(outbox_id), [&] {
+      SQLite::Statement q(db_, "SELECT at, decision, reason FROM outbox_decisions WHERE outbox_id = ? ORDER BY id");
+      q.bind(1, static_cast<int64_t>(outbox_id));
+      std::vector<OutboxDecision> out;
+      while (q.executeStep())
+        out.push_back(OutboxDecision{from_millis(q.getColumn(0).getInt64()), q.getColumn(1).getString(),
+                                     q.getColumn(2).getString()});
+      return out;
     });
   }
 
@@ -632,6 +699,15 @@ class SqliteStore final : public Store {
     q.bind(1, static_cast<int64_t>(outbox_id));
     if (!q.executeStep()) throw StoreError("no outbox entry " + std::to_string(outbox_id));
     return read_entry(q);
+  }
+
+  void insert_decision(long long outbox_id, Timestamp at, const std::string& decision, const std::string& reason) {
+    SQLite::Statement q(db_, "INSERT INTO outbox_decisions (outbox_id, at, decision, reason) VALUES (?, ?, ?, ?)");
+    q.bind(1, static_cast<int64_t>(outbox_id));
+    q.bind(2, static_cast<int64_t>(millis(at)));
+    q.bind(3, decision);
+    q.bind(4, reason);
+    q.exec();
   }
 
   void insert_attempt(long long outbox_id, int number, Timestamp at, const char* outcome, const std::string& detail) {

@@ -26,7 +26,9 @@ class StoreError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-enum class OutboxStatus { kPending, kDelivered, kDead, kDropped };
+// kOvertaken: not sent because the world moved on while it waited (the
+// reason is kept); like kDropped it counts for no cap, cooldown or contact.
+enum class OutboxStatus { kPending, kDelivered, kDead, kDropped, kOvertaken };
 std::string_view to_string(OutboxStatus status);
 
 struct OutboxEntry {
@@ -44,6 +46,14 @@ struct DeliveryAttempt {
   Timestamp at;
   std::string outcome;  // "delivered", "retry" or "dead"
   std::string detail;   // the provider's answer or the transport error
+};
+
+// What was decided about an outbox entry and why: "queued" (with why it
+// waits, if it does), "re-rendered", "overtaken". Attempts are kept apart.
+struct OutboxDecision {
+  Timestamp at;
+  std::string decision;
+  std::string reason;
 };
 
 // A scheduled time at which a rule looks at an entity again (an `at` rule).
@@ -90,9 +100,11 @@ class Store {
   virtual std::vector<Entity> entities(EntityType type, const std::string& after_id, std::size_t limit) const = 0;
 
   // --- outbox ---
-  // Adds the notification as pending. Returns false, changing nothing, when
-  // a notification with the same idempotency key exists already.
-  virtual bool enqueue(const Notification& notification) = 0;
+  // Adds the notification as pending and records the decision "queued"
+  // with `why` (empty when it goes out now). Returns false, changing
+  // nothing, when a notification with the same idempotency key exists.
+  virtual bool enqueue(const Notification& notification, const std::string& why) = 0;
+  bool enqueue(const Notification& notification) { return enqueue(notification, {}); }
   virtual bool has_notification(const std::string& idempotency_key) const = 0;
   // Notifications for `customer` created at or after `since`, except
   // dropped ones, oldest first.
@@ -123,6 +135,17 @@ class Store {
   // for an unknown id.
   virtual void record_failure(long long outbox_id, Timestamp at, const std::string& detail,
                               std::optional<Timestamp> retry_at) = 0;
+  // A pending entry the world has overtaken: it will not be sent; `reason`
+  // is kept as its last error and as the decision "overtaken". Returns
+  // false when it was not pending. Atomic like mark_delivered.
+  virtual bool mark_overtaken(long long outbox_id, Timestamp at, const std::string& reason) = 0;
+  // Replaces the recipient, subject, body, locale and time zone of an entry
+  // re-rendered with current data; the idempotency key stays.
+  virtual void update_message(long long outbox_id, const Notification& notification) = 0;
+  virtual void record_decision(long long outbox_id, Timestamp at, const std::string& decision,
+                               const std::string& reason) = 0;
+  // The decisions about an entry, oldest first.
+  virtual std::vector<OutboxDecision> decisions(long long outbox_id) const = 0;
   // An operator's retry: a dead or pending entry is due again at `now`.
   // Returns false when the entry is delivered, dropped or unknown.
   virtual bool retry(long long outbox_id, Timestamp now) = 0;

@@ -14,6 +14,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// The schema version a new database gets: the number of migrations.
+constexpr int kLatest = 5;
+
 Timestamp at(const char* text) { return *parse_rfc3339(text); }
 
 Entity entity(EntityType type, const char* id, nlohmann::json fields) {
@@ -43,14 +46,14 @@ TEST_CASE("a new database is migrated, and reopening keeps data without migratin
   const auto path = dir.path() / "state.db";
   {
     auto store = Store::open(path);
-    CHECK(store->schema_version() == 4);
+    CHECK(store->schema_version() == kLatest);
     store->put_entity(entity(EntityType::kCustomer, "c-1", {{"name", "Anna"}}));
   }
   auto store = Store::open(path);
-  CHECK(store->schema_version() == 4);
+  CHECK(store->schema_version() == kLatest);
   REQUIRE(store->entity(EntityRef{EntityType::kCustomer, "c-1"}));
   SQLite::Database db(path.string());
-  CHECK(db.execAndGet("SELECT COUNT(*) FROM schema_migrations").getInt() == 4);
+  CHECK(db.execAndGet("SELECT COUNT(*) FROM schema_migrations").getInt() == kLatest);
   CHECK(db.execAndGet("PRAGMA journal_mode").getString() == "wal");
 }
 
@@ -63,15 +66,16 @@ TEST_CASE("a database at an older schema version gets only the missing migration
     db.exec("DROP TABLE timers; DROP INDEX outbox_due; DROP INDEX outbox_entity; DROP TABLE source_cursors;");
     db.exec("DROP TABLE delivery_attempts; DROP INDEX outbox_pending; ALTER TABLE outbox DROP COLUMN next_attempt_at;");
     db.exec("ALTER TABLE outbox DROP COLUMN last_error;");
+    db.exec("DROP TABLE outbox_decisions; ALTER TABLE outbox DROP COLUMN event;");
     db.exec("DELETE FROM schema_migrations WHERE version >= 2");
   }
   auto store = Store::open(path);
-  CHECK(store->schema_version() == 4);
+  CHECK(store->schema_version() == kLatest);
   CHECK(store->entity(EntityRef{EntityType::kCustomer, "c-1"}));
   store->schedule_timer(Timer{"r", EntityRef{EntityType::kOrder, "A"}, at("2026-11-20T11:00:00Z")});
   SQLite::Database db(path.string());
   SQLite::Statement q(db, "SELECT version, description, applied_at FROM schema_migrations ORDER BY version");
-  for (int version = 1; version <= 4; ++version) {
+  for (int version = 1; version <= kLatest; ++version) {
     REQUIRE(q.executeStep());
     CHECK(q.getColumn(0).getInt() == version);
     CHECK_FALSE(q.getColumn(1).getString().empty());
@@ -88,7 +92,8 @@ TEST_CASE("a database from a newer tactd is refused with a clear error") {
     SQLite::Database db(path.string(), SQLite::OPEN_READWRITE);
     db.exec("INSERT INTO schema_migrations (version, description) VALUES (99, 'future')");
   }
-  CHECK_THROWS_WITH(Store::open(path), Catch::Contains("has schema version 99, newer than this tactd knows (4)"));
+  CHECK_THROWS_WITH(Store::open(path), Catch::Contains("has schema version 99, newer than this tactd knows (" +
+                                                       std::to_string(kLatest) + ")"));
 }
 
 TEST_CASE("an unopenable database path is a StoreError") {
@@ -455,4 +460,39 @@ TEST_CASE("the outbox depth counts pending entries and finds the oldest already 
   const auto depth = store->outbox_depth(at("2026-11-20T12:00:00Z"));
   CHECK(depth.pending == 3);
   CHECK(depth.oldest_due == at("2026-11-20T10:00:00Z"));
+}
+
+TEST_CASE("an overtaken entry is not sent, counts for nothing, and keeps its reason with every decision") {
+  auto store = Store::open_temporary();
+  Notification n = notification("k1", "c-1", at("2026-11-21T08:00:00Z"));
+  n.event = {{"field", "status"}, {"old", "placed"}, {"new", "cancelled"}};
+  REQUIRE(store->enqueue(n, "waits until 2026-11-21T08:00:00Z (quiet_hours)"));
+  const long long id = store->outbox().front().id;
+  CHECK(store->outbox_entry(id)->notification.event == n.event);
+
+  Notification fresh = n;
+  fresh.body = "Hoi Anne";
+  fresh.to = "+31699999999";
+  store->update_message(id, fresh);
+  store->record_decision(id, at("2026-11-21T08:00:00Z"), "re-rendered", "with the data known at release");
+  CHECK(store->outbox_entry(id)->notification.body == "Hoi Anne");
+  CHECK(store->outbox_entry(id)->notification.to == "+31699999999");
+
+  CHECK(store->mark_overtaken(id, at("2026-11-21T08:00:00Z"), "the customer opted out"));
+  CHECK_FALSE(store->mark_overtaken(id, at("2026-11-21T08:00:00Z"), "again"));  // only pending ones
+  const auto entry = store->outbox_entry(id);
+  CHECK(entry->status == OutboxStatus::kOvertaken);
+  CHECK(entry->last_error == "the customer opted out");
+  CHECK(store->due_notifications(at("2026-11-22T00:00:00Z")).empty());
+  CHECK(store->kinds_about(n.entity).empty());
+  CHECK_FALSE(store->latest_notification_at("c-1"));
+  CHECK(store->notifications_since("c-1", at("2026-11-20T00:00:00Z")).empty());
+
+  const auto decisions = store->decisions(id);
+  REQUIRE(decisions.size() == 3);
+  CHECK(decisions[0].decision == "queued");
+  CHECK(decisions[0].reason == "waits until 2026-11-21T08:00:00Z (quiet_hours)");
+  CHECK(decisions[1].decision == "re-rendered");
+  CHECK(decisions[2].decision == "overtaken");
+  CHECK(decisions[2].reason == "the customer opted out");
 }
