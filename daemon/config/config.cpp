@@ -16,6 +16,7 @@ namespace {
 constexpr long long kMaxDailyCap = 1000;
 constexpr Duration kMinSourceInterval = std::chrono::seconds{1};
 constexpr Duration kMaxStopGrace = std::chrono::minutes{5};
+constexpr Duration kMaxWaitForLinks = std::chrono::days{30};
 
 // "21:00" -> 1260; nullopt when not hh:mm.
 std::optional<int> minute_of_day(const std::string& text) {
@@ -373,6 +374,12 @@ std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Dia
                 "'max_per_customer_per_day' must be between 1 and " + std::to_string(kMaxDailyCap));
       else
         config->max_per_customer_per_day = static_cast<int>(*v);
+    }
+    if (auto wait = read_duration(r, "wait_for_links")) {
+      if (*wait <= Duration::zero() || *wait > kMaxWaitForLinks)
+        r.error("wait_for_links", "'wait_for_links' must be more than 0s and at most 30d");
+      else
+        config->wait_for_links = *wait;
     }
     r.finish();
   }

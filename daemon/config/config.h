@@ -15,6 +15,7 @@
 //
 //   [policy]
 //   max_per_customer_per_day = 3     # across all rules, rolling 24 hours
+//   wait_for_links = "1h"            # for a customer or order not seen yet
 //
 //   [quiet_hours]                    # in the customer's time zone; leave out for none
 //   start = "21:00"
@@ -220,6 +221,10 @@ struct Config {
   std::string default_time_zone = "UTC";
 
   int max_per_customer_per_day = 3;
+  // How long a message whose linked entity (the order of a shipment, the
+  // customer of an order) or whose customer's address is not known yet
+  // waits for it before it is given up and operators are told.
+  Duration wait_for_links = std::chrono::hours{1};
 
   // Non-urgent messages are held from start to end (minutes after local
   // midnight; start > end wraps past midnight). Unset: no quiet hours.

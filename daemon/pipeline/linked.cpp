@@ -37,6 +37,16 @@ Fields timed_fields(const Entity& entity, const Store& store) {
   return fields;
 }
 
+std::optional<EntityRef> missing_link(const Entity& entity, const Store& store) {
+  auto parent = entity.parent();
+  for (int depth = 0; parent && depth < kMaxLinkDepth; ++depth) {
+    auto linked = store.entity(*parent);
+    if (!linked) return parent;
+    parent = linked->parent();
+  }
+  return std::nullopt;
+}
+
 Linked link(const Entity& entity, const Store& store) {
   Linked out;
   out.scope[std::string(to_string(entity.ref.type))] = scope_fields(entity, store);

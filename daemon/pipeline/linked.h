@@ -4,6 +4,7 @@
 // delivered orders. Private to the pipeline component.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -20,6 +21,10 @@ struct Linked {
   nlohmann::json scope = nlohmann::json::object();
   std::string customer;
 };
+
+// The first entity `entity` links to that is not in `store` (the order of
+// a shipment, the customer of an order), or nullopt when every link is known.
+std::optional<EntityRef> missing_link(const Entity& entity, const Store& store);
 
 // Follows `entity`'s links in `store` (shipment -> order -> customer; an
 // order also sees its most recently observed shipment). Reads only.

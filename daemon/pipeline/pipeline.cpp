@@ -9,6 +9,8 @@ namespace tactd {
 namespace {
 
 constexpr size_t kTimerBatch = 1000;  // timers fired per fire_due() call
+// How the firing of an `at` rule is named: "at@<due time>".
+constexpr std::string_view kTimerTrigger = "at@";
 
 std::string choose_locale(const nlohmann::json& customer, const Config& config) {
   const std::string wanted = text_field(customer, "locale");
@@ -94,6 +96,8 @@ void Pipeline::apply_one(const Observation& observation, Outcome& outcome) {
   const std::vector<Event> events = diff(previous ? &*previous : nullptr, observation);
   outcome.events.insert(outcome.events.end(), events.begin(), events.end());
   store_.put_entity(entity);
+  // What waited for this entity (or for this customer's address) may go now.
+  if (!events.empty() || !previous) resume_waiting(entity.ref, outcome);
   if (events.empty()) return;
 
   const Linked linked = link(entity, store_);
@@ -113,6 +117,14 @@ void Pipeline::apply_one(const Observation& observation, Outcome& outcome) {
 Outcome Pipeline::fire_due() {
   Outcome outcome;
   const Timestamp now = clock_.now();
+  for (const WaitingIntent& w : store_.expired_waiting(now, kTimerBatch)) {
+    auto transaction = store_.begin();
+    store_.remove_waiting(w.id);
+    outcome.problems.push_back({w.rule, "gave_up_waiting",
+                                w.entity.str() + ": rule '" + w.rule + "' waited since " + format_rfc3339(w.since) +
+                                    " for " + w.waiting_for.str() + " (" + w.reason + "); given up, nothing sent"});
+    transaction->commit();
+  }
   for (const Timer& timer : store_.due_timers(now, kTimerBatch)) {
     auto transaction = store_.begin();
     store_.mark_timer_fired(timer);
@@ -139,13 +151,18 @@ Outcome Pipeline::fire_due() {
     }
     const Linked linked = link(*entity, store_);
     if (current && (!rule->when || rule->when->test(linked.scope)))
-      consider(*rule, *entity, linked, "at@" + format_rfc3339(timer.due), nullptr, outcome);
+      consider(*rule, *entity, linked, std::string(kTimerTrigger) + format_rfc3339(timer.due), nullptr, outcome);
     transaction->commit();
   }
   return outcome;
 }
 
-std::optional<Timestamp> Pipeline::next_timer() const { return store_.next_timer(); }
+std::optional<Timestamp> Pipeline::next_timer() const {
+  auto timer = store_.next_timer();
+  auto expiry = store_.next_waiting_expiry();
+  if (!timer || (expiry && *expiry < *timer)) return expiry;
+  return timer;
+}
 
 std::optional<std::string> Pipeline::overtaken_by(const Notification& n, Timestamp now) const {
   const Rule* rule = snapshot_.rules->find(n.rule);
@@ -283,21 +300,23 @@ std::optional<MessageContext> Pipeline::preview_context(const Rule& rule, const 
   return message_context(rule, entity, linked, nullptr);
 }
 
-void Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& linked, const std::string& trigger,
+bool Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& linked, const std::string& trigger,
                         const nlohmann::json& event, Outcome& outcome) {
   const Timestamp now = clock_.now();
   const Config& config = *snapshot_.config;
   if (linked.customer.empty()) {
+    if (auto missing = missing_link(entity, store_))
+      return wait_for(rule, entity, trigger, event, *missing, missing->str() + " has not been observed yet", outcome);
     outcome.problems.push_back({rule.id, "no_customer",
                                 entity.ref.str() + ": rule '" + rule.id +
                                     "' fired, but the entity names no customer (fields.customer, or fields.order "
                                     "for a shipment)"});
-    return;
+    return false;
   }
   if (rule.min_notice > Duration::zero()) {
     if (auto problem = notice_shortfall(rule, linked.scope, now)) {
       outcome.problems.push_back({rule.id, "short_notice", entity.ref.str() + ": rule '" + rule.id + "': " + *problem});
-      return;
+      return false;
     }
   }
   // Supersession: a pending message of a rule that supersedes this one, about
@@ -316,7 +335,7 @@ void Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& li
         outcome.held_back.push_back(
             {rule.id, entity.ref, "superseded",
              "superseded by the pending message of rule '" + other->id + "' about " + ref.str()});
-        return;
+        return false;
       }
     }
   }
@@ -326,11 +345,15 @@ void Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& li
   const Decision decision = Policy(config, store_).decide(rule, intent, customer, now);
   if (decision.verdict == Decision::Verdict::kHeldBack) {
     outcome.held_back.push_back({rule.id, entity.ref, decision.code, decision.reason});
-    return;
+    return false;
   }
+  if (decision.verdict == Decision::Verdict::kUnreachable &&
+      (decision.code == "unknown_customer" || decision.code == "no_channel"))
+    return wait_for(rule, entity, trigger, event, EntityRef{EntityType::kCustomer, linked.customer}, decision.reason,
+                    outcome);
   if (decision.verdict == Decision::Verdict::kUnreachable) {
     outcome.problems.push_back({rule.id, decision.code, entity.ref.str() + ": " + decision.reason});
-    return;
+    return false;
   }
   const MessageContext context = message_context(rule, entity.ref, linked, event);
   std::string error;
@@ -338,7 +361,7 @@ void Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& li
       snapshot_.templates->render(context.locale, rule.template_name, decision.channel, template_data(context), error);
   if (!rendered) {
     outcome.problems.push_back({rule.id, "render_failed", entity.ref.str() + ": rule '" + rule.id + "': " + error});
-    return;
+    return false;
   }
   Notification notification{idempotency_key(intent, rule.once),
                             decision.send_at,
@@ -358,7 +381,7 @@ void Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& li
                                                       " (" + decision.code + ")";
   if (!store_.enqueue(notification, why)) {
     outcome.held_back.push_back({rule.id, entity.ref, "duplicate", "already in the outbox"});
-    return;
+    return false;
   }
   // This message makes the pending ones of the rules it supersedes moot.
   for (const EntityRef& ref : related) {
@@ -377,6 +400,41 @@ void Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& li
   // A contact ends the customer's silence: their silence timers move.
   if (auto customer_entity = store_.entity(EntityRef{EntityType::kCustomer, linked.customer}))
     reschedule(*customer_entity);
+  return false;
+}
+
+bool Pipeline::wait_for(const Rule& rule, const Entity& entity, const std::string& trigger, const nlohmann::json& event,
+                        const EntityRef& missing, const std::string& reason, Outcome& outcome) {
+  const Timestamp now = clock_.now();
+  // A timer waits within [timers] grace of its due time, a change within
+  // [policy] wait_for_links of now.
+  Timestamp until = now + snapshot_.config->wait_for_links;
+  if (trigger.rfind(kTimerTrigger, 0) == 0)
+    if (auto due = parse_rfc3339(trigger.substr(kTimerTrigger.size()))) until = *due + snapshot_.config->timer_grace;
+  store_.add_waiting(WaitingIntent{0, rule.id, entity.ref, trigger, event, missing, now, until, reason});
+  outcome.deferred.push_back({rule.id, entity.ref, "waiting_for_link",
+                              reason + "; waits for " + missing.str() + " until " + format_rfc3339(until)});
+  return true;
+}
+
+void Pipeline::resume_waiting(const EntityRef& arrived, Outcome& outcome) {
+  for (const WaitingIntent& w : store_.waiting_for(arrived)) {
+    const Rule* rule = snapshot_.rules->find(w.rule);
+    const auto entity = store_.entity(w.entity);
+    if (!rule || !entity) {
+      store_.remove_waiting(w.id);
+      continue;
+    }
+    const Linked linked = link(*entity, store_);
+    if (rule->when && !rule->when->test(linked.scope)) {
+      store_.remove_waiting(w.id);
+      outcome.held_back.push_back({rule->id, entity->ref, "overtaken",
+                                   "while it waited for " + w.waiting_for.str() + ", its condition stopped holding (" +
+                                       rule->when->text() + ")"});
+      continue;
+    }
+    if (!consider(*rule, *entity, linked, w.trigger, w.event, outcome)) store_.remove_waiting(w.id);
+  }
 }
 
 }  // namespace tactd

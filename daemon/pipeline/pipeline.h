@@ -65,7 +65,9 @@ class Pipeline {
 
   // Fires the timers (`at` rules) due at the clock's current time, earliest
   // first, each in its own transaction. A timer more than the configured
-  // grace late is skipped and reported. Call again while next_timer() is due.
+  // grace late is skipped and reported. Gives up the intents whose wait for
+  // linked data is over (reported with code "gave_up_waiting"). Call again
+  // while next_timer() is due; it includes those ends of waiting.
   Outcome fire_due();
   std::optional<Timestamp> next_timer() const;
 
@@ -100,12 +102,19 @@ class Pipeline {
   MessageContext message_context(const Rule& rule, const EntityRef& entity, const Linked& linked,
                                  const nlohmann::json& event) const;
   void apply_one(const Observation& observation, Outcome& outcome);
+  // Keeps the firing waiting, durably, for `missing` to be observed
+  // ([policy] wait_for_links; a timer within [timers] grace of its due time).
+  bool wait_for(const Rule& rule, const Entity& entity, const std::string& trigger, const nlohmann::json& event,
+                const EntityRef& missing, const std::string& reason, Outcome& outcome);
+  // Considers again what waited for `arrived`.
+  void resume_waiting(const EntityRef& arrived, Outcome& outcome);
   // Why a waiting notification would be wrong to send now, or nullopt.
   std::optional<std::string> overtaken_by(const Notification& notification, Timestamp now) const;
   // Schedules, moves or cancels the entity's timers after it changed.
   void reschedule(const Entity& entity);
-  // Turns one firing rule into a notification, or says why not.
-  void consider(const Rule& rule, const Entity& entity, const Linked& linked, const std::string& trigger,
+  // Turns one firing rule into a notification, or says why not. Returns
+  // true when it waits for linked data instead (see wait_for).
+  bool consider(const Rule& rule, const Entity& entity, const Linked& linked, const std::string& trigger,
                 const nlohmann::json& event, Outcome& outcome);
 
   Snapshot snapshot_;

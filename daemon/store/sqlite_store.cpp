@@ -110,6 +110,22 @@ CREATE TABLE outbox_decisions (
 CREATE INDEX outbox_decisions_outbox ON outbox_decisions (outbox_id, id);
 ALTER TABLE outbox ADD COLUMN event TEXT;  -- JSON, the triggering change; NULL for timers
 )sql"},
+    Migration{6, "intents waiting for linked data", R"sql(
+CREATE TABLE waiting_intents (
+  id          INTEGER PRIMARY KEY,
+  rule        TEXT NOT NULL,
+  entity      TEXT NOT NULL,
+  trigger     TEXT NOT NULL,
+  event       TEXT,                 -- JSON; NULL for timers
+  waiting_for TEXT NOT NULL,        -- type/id
+  since       INTEGER NOT NULL,
+  until       INTEGER NOT NULL,
+  reason      TEXT NOT NULL,
+  UNIQUE (rule, entity, trigger)
+);
+CREATE INDEX waiting_intents_for ON waiting_intents (waiting_for);
+CREATE INDEX waiting_intents_until ON waiting_intents (until);
+)sql"},
 };
 
 // Versions run 1, 2, 3, ... in order, so "the highest applied" is the schema.
@@ -181,6 +197,26 @@ OutboxEntry read_entry(SQLite::Statement& q) {
   if (!q.getColumn(16).isNull()) e.last_error = q.getColumn(16).getString();
   if (!q.getColumn(17).isNull()) n.event = nlohmann::json::parse(q.getColumn(17).getString());
   return e;
+}
+
+constexpr const char* kWaitingColumns = "id, rule, entity, trigger, event, waiting_for, since, until, reason";
+
+std::vector<WaitingIntent> read_waiting(SQLite::Statement& q) {
+  std::vector<WaitingIntent> out;
+  while (q.executeStep()) {
+    WaitingIntent w;
+    w.id = q.getColumn(0).getInt64();
+    w.rule = q.getColumn(1).getString();
+    w.entity = ref_from(q.getColumn(2).getString());
+    w.trigger = q.getColumn(3).getString();
+    if (!q.getColumn(4).isNull()) w.event = nlohmann::json::parse(q.getColumn(4).getString());
+    w.waiting_for = ref_from(q.getColumn(5).getString());
+    w.since = from_millis(q.getColumn(6).getInt64());
+    w.until = from_millis(q.getColumn(7).getInt64());
+    w.reason = q.getColumn(8).getString();
+    out.push_back(std::move(w));
+  }
+  return out;
 }
 
 // Owns a folder and removes it with everything in it; an empty path owns nothing.
@@ -622,6 +658,60 @@ class SqliteStore final : public Store {
       depth.pending = static_cast<std::size_t>(q.getColumn(0).getInt64());
       if (!q.getColumn(1).isNull()) depth.oldest_due = from_millis(q.getColumn(1).getInt64());
       return depth;
+    });
+  }
+
+  void add_waiting(const WaitingIntent& w) override {
+    guard("keep the intent of " + w.rule + " for " + w.entity.str() + " waiting", [&] {
+      SQLite::Statement q(
+          db_,
+          "INSERT INTO waiting_intents (rule, entity, trigger, event, waiting_for, since, until, reason) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (rule, entity, trigger) DO UPDATE SET "
+          "waiting_for = excluded.waiting_for, reason = excluded.reason");
+      q.bind(1, w.rule);
+      q.bind(2, w.entity.str());
+      q.bind(3, w.trigger);
+      if (!w.event.is_null()) q.bind(4, w.event.dump());
+      q.bind(5, w.waiting_for.str());
+      q.bind(6, static_cast<int64_t>(millis(w.since)));
+      q.bind(7, static_cast<int64_t>(millis(w.until)));
+      q.bind(8, w.reason);
+      q.exec();
+    });
+  }
+
+  std::vector<WaitingIntent> waiting_for(const EntityRef& ref) const override {
+    return guard("read the intents waiting for " + ref.str(), [&] {
+      SQLite::Statement q(
+          db_, std::string("SELECT ") + kWaitingColumns + " FROM waiting_intents WHERE waiting_for = ? ORDER BY id");
+      q.bind(1, ref.str());
+      return read_waiting(q);
+    });
+  }
+
+  std::vector<WaitingIntent> expired_waiting(Timestamp now, std::size_t limit) const override {
+    return guard("read the expired waiting intents", [&] {
+      SQLite::Statement q(db_, std::string("SELECT ") + kWaitingColumns +
+                                   " FROM waiting_intents WHERE until <= ? ORDER BY until, id LIMIT ?");
+      q.bind(1, static_cast<int64_t>(millis(now)));
+      q.bind(2, static_cast<int64_t>(limit));
+      return read_waiting(q);
+    });
+  }
+
+  std::optional<Timestamp> next_waiting_expiry() const override {
+    return guard("read the next waiting intent's expiry", [&]() -> std::optional<Timestamp> {
+      SQLite::Statement q(db_, "SELECT MIN(until) FROM waiting_intents");
+      if (!q.executeStep() || q.getColumn(0).isNull()) return std::nullopt;
+      return from_millis(q.getColumn(0).getInt64());
+    });
+  }
+
+  void remove_waiting(long long id) override {
+    guard("remove waiting intent " + std::to_string(id), [&] {
+      SQLite::Statement q(db_, "DELETE FROM waiting_intents WHERE id = ?");
+      q.bind(1, static_cast<int64_t>(id));
+      q.exec();
     });
   }
 

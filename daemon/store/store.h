@@ -56,6 +56,21 @@ struct OutboxDecision {
   std::string reason;
 };
 
+// A rule that fired for an entity whose linked data is not known yet (the
+// order of a shipment, the customer of an order, the customer's address):
+// it waits for `waiting_for` to be observed until `until`.
+struct WaitingIntent {
+  long long id = 0;
+  std::string rule;
+  EntityRef entity;
+  std::string trigger;   // as the pipeline names the firing (part of the idempotency key)
+  nlohmann::json event;  // the triggering change; null for timers
+  EntityRef waiting_for;
+  Timestamp since;
+  Timestamp until;
+  std::string reason;  // what is missing, for people
+};
+
 // A scheduled time at which a rule looks at an entity again (an `at` rule).
 struct Timer {
   std::string rule;
@@ -185,6 +200,17 @@ class Store {
     std::optional<Timestamp> oldest_due;
   };
   virtual OutboxDepth outbox_depth(Timestamp now) const = 0;
+
+  // --- intents waiting for linked data ---
+  // Adds the intent, or, for the same rule, entity and trigger, updates what
+  // it waits for and why (its `since` and `until` stay).
+  virtual void add_waiting(const WaitingIntent& intent) = 0;
+  // Intents waiting for `ref`, oldest first.
+  virtual std::vector<WaitingIntent> waiting_for(const EntityRef& ref) const = 0;
+  // Intents whose wait ended at or before `now`, oldest first, at most `limit`.
+  virtual std::vector<WaitingIntent> expired_waiting(Timestamp now, std::size_t limit) const = 0;
+  virtual std::optional<Timestamp> next_waiting_expiry() const = 0;
+  virtual void remove_waiting(long long id) = 0;
 
   // --- source cursors ---
   // Where a source left off (an updated_at value, a page token), or nullopt

@@ -175,15 +175,16 @@ TEST_CASE("a customer who prefers SMS but has no phone number gets email") {
   CHECK(run.sent[0]["to"] == "d@example.com");
 }
 
-TEST_CASE("a customer no channel can reach is reported on standard error") {
+TEST_CASE("a customer no channel can reach is reported on standard error once the wait for an address is over") {
   const Run run = simulate_lines({
       obs("customer", "c-5", "2026-11-20T09:00:00Z", {{"name", "Eve"}}),
       order("A-9", "c-5", "2026-11-20T17:30:00Z", "cancelled"),
   });
   CHECK(run.status == 0);
   CHECK(run.sent.empty());
-  CHECK_THAT(run.err, Contains("input.jsonl:2: order/A-9: no channel can reach customer 'c-5' for rule "
-                               "'order-cancelled': no phone number for sms, no email address for email"));
+  CHECK_THAT(run.err, Contains("order/A-9: rule 'order-cancelled' waited since 2026-11-20T17:30:00Z for customer/c-5 "
+                               "(no channel can reach customer 'c-5' for rule 'order-cancelled': no phone number for "
+                               "sms, no email address for email); given up, nothing sent"));
 }
 
 TEST_CASE("a malformed observation line is reported with its number and the other lines still run") {

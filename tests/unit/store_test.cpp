@@ -15,7 +15,7 @@ using namespace std::chrono_literals;
 namespace {
 
 // The schema version a new database gets: the number of migrations.
-constexpr int kLatest = 5;
+constexpr int kLatest = 6;
 
 Timestamp at(const char* text) { return *parse_rfc3339(text); }
 
@@ -66,7 +66,7 @@ TEST_CASE("a database at an older schema version gets only the missing migration
     db.exec("DROP TABLE timers; DROP INDEX outbox_due; DROP INDEX outbox_entity; DROP TABLE source_cursors;");
     db.exec("DROP TABLE delivery_attempts; DROP INDEX outbox_pending; ALTER TABLE outbox DROP COLUMN next_attempt_at;");
     db.exec("ALTER TABLE outbox DROP COLUMN last_error;");
-    db.exec("DROP TABLE outbox_decisions; ALTER TABLE outbox DROP COLUMN event;");
+    db.exec("DROP TABLE outbox_decisions; ALTER TABLE outbox DROP COLUMN event; DROP TABLE waiting_intents;");
     db.exec("DELETE FROM schema_migrations WHERE version >= 2");
   }
   auto store = Store::open(path);
@@ -495,4 +495,37 @@ TEST_CASE("an overtaken entry is not sent, counts for nothing, and keeps its rea
   CHECK(decisions[1].decision == "re-rendered");
   CHECK(decisions[2].decision == "overtaken");
   CHECK(decisions[2].reason == "the customer opted out");
+}
+
+TEST_CASE("an intent waits for linked data, keeps its deadline when it waits for something else, and expires") {
+  auto store = Store::open_temporary();
+  const EntityRef order{EntityType::kOrder, "A-1"};
+  const EntityRef customer{EntityType::kCustomer, "c-1"};
+  WaitingIntent w{0,
+                  "order-cancelled",
+                  order,
+                  "status=\"cancelled\"@2026-11-20T16:30:00Z",
+                  {{"field", "status"}},
+                  customer,
+                  at("2026-11-20T16:30:00Z"),
+                  at("2026-11-20T17:30:00Z"),
+                  "customer/c-1 has not been observed yet"};
+  store->add_waiting(w);
+  REQUIRE(store->waiting_for(customer).size() == 1);
+  CHECK(store->waiting_for(customer)[0].event == nlohmann::json{{"field", "status"}});
+  CHECK(store->next_waiting_expiry() == at("2026-11-20T17:30:00Z"));
+
+  w.until = at("2026-11-20T23:00:00Z");  // the same firing again: what it waits for changes, not until when
+  w.reason = "no channel can reach customer 'c-1'";
+  store->add_waiting(w);
+  const auto waiting = store->waiting_for(customer);
+  REQUIRE(waiting.size() == 1);
+  CHECK(waiting[0].reason == "no channel can reach customer 'c-1'");
+  CHECK(waiting[0].until == at("2026-11-20T17:30:00Z"));
+
+  CHECK(store->expired_waiting(at("2026-11-20T17:29:59Z"), 10).empty());
+  REQUIRE(store->expired_waiting(at("2026-11-20T17:30:00Z"), 10).size() == 1);
+  store->remove_waiting(waiting[0].id);
+  CHECK(store->waiting_for(customer).empty());
+  CHECK_FALSE(store->next_waiting_expiry());
 }
