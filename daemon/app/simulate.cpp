@@ -58,10 +58,14 @@ int simulate(const SimulateOptions& options, std::ostream& out, std::ostream& er
   Pipeline pipeline(*snapshot, *store, clock);
 
   auto report = [&](const Outcome& outcome, const std::string& where) {
-    if (options.text)
+    if (options.text) {
+      const std::string now = local_stamp(clock.now(), snapshot->config->default_time_zone);
       for (const auto& h : outcome.held_back)
-        out << local_stamp(clock.now(), snapshot->config->default_time_zone) << "  " << h.entity.str()
-            << "  held back (" << h.rule << "): " << h.reason << "\n\n";
+        out << now << "  " << h.entity.str() << "  " << (h.code == "overtaken" ? "overtaken" : "held back") << " ("
+            << h.rule << "): " << h.reason << "\n\n";
+      for (const auto& d : outcome.deferred)
+        out << now << "  " << d.entity.str() << "  queued (" << d.rule << "): " << d.reason << "\n\n";
+    }
     for (const auto& problem : outcome.problems) err << where << problem.text << "\n";
   };
   // Nothing is sent in a simulation: a notification counts as delivered when
