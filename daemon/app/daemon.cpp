@@ -16,6 +16,7 @@
 #include <set>
 
 #include "channels/delivery.h"
+#include "channels/operator_digest.h"
 #include "net/http_client.h"
 #include "net/http_server.h"
 #include "net/smtp_client.h"
@@ -161,6 +162,8 @@ class Daemon::Impl {
     delivery_ = std::make_unique<Delivery>(
         *store_, clock_, lanes(*snapshot.config), [this](const Delivery::AttemptEnd& end) { count(end); },
         [this](const OutboxEntry& entry) { return release(entry); });
+    operators_ = std::make_unique<OperatorChannel>(*http_, *smtp_, clock_);
+    operators_->configure(snapshot.config->operators, snapshot.config->channel(Channel::kEmail));
     push_intake_ = intake_for(kPushSource);
     if (snapshot.config->push) start_push(*snapshot.config->push);
     if (snapshot.config->admin) start_admin(*snapshot.config->admin);
@@ -192,6 +195,7 @@ class Daemon::Impl {
     wait_for_hangup();
     spawn("timers", timer_loop());
     spawn("delivery", delivery_loop());
+    spawn("operators", operators_->run());
     for (const auto& source : pipeline_->snapshot().config->sources) start_source(source);
     spawn("watchdog", watchdog_loop());
     spawn("status", status_loop());
@@ -227,6 +231,7 @@ class Daemon::Impl {
     if (auto level = parse_log_level(next->config->log_level)) spdlog::set_level(*level);
     reload_rules(*old.rules, *next->rules);
     reload_channels(*old.config, *next->config);
+    operators_->configure(next->config->operators, next->config->channel(Channel::kEmail));
     reload_sources(*old.config, *next->config);
     reload_endpoints(*old.config, *next->config);
     spdlog::info("reload: done; {} rules, {} sources, {} channels", next->rules->rules().size(),
@@ -251,6 +256,7 @@ class Daemon::Impl {
     wake(watchdog_sleep_);
     wake(status_sleep_);
     delivery_->start_shutdown(deadline);
+    operators_->start_shutdown(deadline);
   }
 
  private:
@@ -347,6 +353,7 @@ class Daemon::Impl {
     for (const auto& p : outcome.problems) {
       spdlog::warn("not sent: {} {} {}", kv("rule", p.rule), kv("reason", p.code), kv("detail", p.text));
       metric_set_.held_back.add({p.rule, p.code});
+      operators_->report(Finding{p.code, p.rule, p.text, {}});
     }
     if (!outcome.notifications.empty()) delivery_->wake();
   }
@@ -367,6 +374,14 @@ class Daemon::Impl {
     metric_set_.notifications.add({end.rule, std::string(to_string(end.kind)), channel, outcome});
     if (end.verdict == Verdict::kDelivered) metric_set_.latency.observe({channel}, seconds(end.latency));
     if (end.verdict == Verdict::kDelivered) ++delivered_;
+    if (end.dead)
+      operators_->report(Finding{"dead_letter",
+                                 end.rule,
+                                 end.entity.str() + ": rule '" + end.rule + "': outbox entry " +
+                                     std::to_string(end.outbox) + " to customer " + end.customer + " by " + channel +
+                                     " is dead: " + end.detail + ". See tactd outbox show " +
+                                     std::to_string(end.outbox) + "; retry it once the cause is fixed",
+                                 {}});
   }
 
   // Gauges read from the state when Prometheus scrapes.
@@ -489,6 +504,7 @@ class Daemon::Impl {
   asio::awaitable<void> delivery_loop() {
     co_await delivery_->run();
     spdlog::info("delivery: drained");
+    co_await operators_->finished();  // its last digest, within the same stop grace
     // Delivery is the last to finish: stop the rest, then the loop.
     if (push_server_) push_server_->stop();
     if (admin_server_) admin_server_->stop();
@@ -768,6 +784,7 @@ class Daemon::Impl {
   std::unique_ptr<HttpClient> http_;
   std::unique_ptr<SmtpClient> smtp_;
   std::unique_ptr<Delivery> delivery_;
+  std::unique_ptr<OperatorChannel> operators_;
   std::unique_ptr<PipelineIntake> push_intake_;
   std::unique_ptr<PushEndpoint> push_;
   std::unique_ptr<HttpServer> push_server_;

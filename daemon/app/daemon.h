@@ -1,13 +1,14 @@
 // The daemon of `tactd run`: one object that owns the components and their
 // order of start, reload, drain and stop.
 //
-//   start   store open -> pipeline -> timers -> delivery -> sources -> push
-//           endpoint -> admin endpoint -> READY=1
+//   start   store open -> pipeline -> timers -> delivery -> operators'
+//           channel -> sources -> push endpoint -> admin endpoint -> READY=1
 //   reload  (SIGHUP) a new snapshot of configuration, rules, templates, tone
 //           and channels, validated whole and swapped on the loop; an invalid
 //           one keeps the running snapshot and says why
 //   stop    (SIGTERM, SIGINT) STOPPING=1 -> intake stops (push answers 503)
-//           -> deliveries in flight finish within [tactd] stop_grace -> exit
+//           -> deliveries in flight, and the operators' digest of what
+//           waits, finish within [tactd] stop_grace -> exit
 //
 // Everything runs on the daemon's own io_context, on the thread that calls
 // run(); every coroutine it starts ends or is destroyed before the Daemon is.

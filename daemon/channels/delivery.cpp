@@ -136,7 +136,16 @@ void Delivery::finish(const OutboxEntry& entry, int attempt, Route& route, const
   const Timestamp due = entry.notification.at;
   --route.in_flight;
   in_flight_.erase(id);
-  AttemptEnd end{route.lane.config.channel, entry.notification.rule, entry.notification.kind, verdict.kind, false, {}};
+  AttemptEnd end{route.lane.config.channel,
+                 entry.notification.rule,
+                 entry.notification.kind,
+                 verdict.kind,
+                 false,
+                 {},
+                 id,
+                 entry.notification.entity,
+                 entry.notification.customer,
+                 {}};
   const Timestamp now = clock_.now();
   const ChannelConfig& config = route.lane.config;
   route.breaker.record(verdict.kind != Verdict::kRetry, now);
@@ -153,6 +162,7 @@ void Delivery::finish(const OutboxEntry& entry, int attempt, Route& route, const
       case Verdict::kPermanent:
         store_.record_failure(id, now, detail, std::nullopt);
         end.dead = true;
+        end.detail = detail;
         spdlog::warn("delivery: dead letter {} {} {} {} {}", kv("outbox", std::to_string(id)),
                      kv("rule", entry.notification.rule), kv("customer", entry.notification.customer),
                      kv("provider", config.provider), kv("answer", detail));
@@ -169,6 +179,7 @@ void Delivery::finish(const OutboxEntry& entry, int attempt, Route& route, const
                                        std::uniform_real_distribution<double>(0.0, 1.0)(random_), verdict.retry_after);
         store_.record_failure(id, now, why, retry_at);
         end.dead = !retry_at;
+        end.detail = why;
         if (retry_at)
           spdlog::warn("delivery: retry {} {} {} {}", kv("outbox", std::to_string(id)),
                        kv("attempt", std::to_string(attempt)), kv("answer", detail),

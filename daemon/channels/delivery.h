@@ -62,8 +62,12 @@ class Delivery {
     std::string rule;
     Kind kind = Kind::kApology;
     Verdict::Kind verdict = Verdict::kRetry;
-    bool dead = false;   // the entry went to the dead letter
-    Duration latency{};  // delivered: from the time it was due to the provider's acceptance
+    bool dead = false;     // the entry went to the dead letter
+    Duration latency{};    // delivered: from the time it was due to the provider's acceptance
+    long long outbox = 0;  // the entry's id
+    EntityRef entity;
+    std::string customer;
+    std::string detail;  // the provider's answer, or why it was given up
   };
   using Observer = std::function<void(const AttemptEnd&)>;
   // Looks at a due entry again just before each attempt (DESIGN.md

@@ -17,6 +17,8 @@ constexpr long long kMaxDailyCap = 1000;
 constexpr Duration kMinSourceInterval = std::chrono::seconds{1};
 constexpr Duration kMaxStopGrace = std::chrono::minutes{5};
 constexpr Duration kMaxWaitForLinks = std::chrono::days{30};
+constexpr Duration kMinDigest = std::chrono::seconds{1};
+constexpr Duration kMaxDigest = std::chrono::days{1};
 
 // "21:00" -> 1260; nullopt when not hh:mm.
 std::optional<int> minute_of_day(const std::string& text) {
@@ -304,6 +306,61 @@ void read_channel(const toml::table& table, const std::string& file, const std::
   config.channels.push_back(std::move(channel));
 }
 
+// The [operators] table; after the channels, which its email goes through.
+void read_operators(const toml::table& table, const std::string& file, const std::filesystem::path& base,
+                    Secrets secrets, Diagnostics& errors, Config& config) {
+  TableReader r(table, file, "[operators]", errors);
+  OperatorsConfig operators;
+  if (auto digest = read_duration(r, "digest")) {
+    if (*digest < kMinDigest || *digest > kMaxDigest)
+      r.error("digest", "'digest' must be between 1s and 1d: at most one digest is sent per this long");
+    else
+      operators.digest = *digest;
+  }
+  operators.email = r.string("email").value_or("");
+  operators.webhook = r.string("webhook").value_or("");
+  // A chat's webhook URL is often a secret of its own: it may come like one.
+  if (std::string hidden = read_secret(r, "webhook", base, secrets); !hidden.empty()) {
+    if (!operators.webhook.empty())
+      r.error("webhook", "give 'webhook' or one of 'webhook_file', 'webhook_env' and 'webhook_credential', not both");
+    operators.webhook = std::move(hidden);
+  }
+  if (operators.email.empty() == operators.webhook.empty())
+    r.error(operators.email.empty() ? "digest" : "webhook",
+            "[operators] needs one of 'email' (\"ops@shop.example\", sent over the email [[channel]]) and 'webhook' "
+            "(a chat's incoming webhook URL)");
+  if (!operators.email.empty()) {
+    if (!parse_mailbox(operators.email))
+      r.error("email", "'email' must be an email address, like \"ops@shop.example\"");
+    else if (!config.channel(Channel::kEmail))
+      r.error("email",
+              "'email' is sent over the email [[channel]], and there is none; configure one or give a "
+              "'webhook' instead");
+  }
+  if (!operators.webhook.empty() && operators.webhook != kUnreadSecret && operators.webhook.rfind("https://", 0) != 0 &&
+      operators.webhook.rfind("http://", 0) != 0)
+    r.error("webhook", "'webhook' must start with https:// (or http://)");
+  operators.secret = read_secret(r, "secret", base, secrets);
+  if (!operators.secret.empty() && !operators.email.empty())
+    r.error("email", "a secret is for the webhook; the email goes over the email [[channel]] with its own");
+  if (auto auth = r.string("auth")) {
+    if (*auth == "bearer")
+      operators.auth = OperatorsConfig::Auth::kBearer;
+    else if (*auth != "hmac")
+      r.error("auth", "'auth' must be \"hmac\" (X-Tactd-Signature) or \"bearer\" (Authorization: Bearer)");
+    if (operators.secret.empty())
+      r.error("auth", "'auth' needs the secret in 'secret_file', 'secret_env' or 'secret_credential'");
+  }
+  if (auto timeout = read_duration(r, "timeout")) {
+    if (*timeout < std::chrono::seconds{1} || *timeout > std::chrono::minutes{1})
+      r.error("timeout", "'timeout' must be between 1s and 1m");
+    else
+      operators.timeout = *timeout;
+  }
+  r.finish();
+  config.operators = std::move(operators);
+}
+
 }  // namespace
 
 std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Diagnostics& errors, Secrets secrets) {
@@ -504,9 +561,17 @@ std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Dia
   }
   if (const toml::array* channels = top.tables("channel"))
     for (const auto& node : *channels) read_channel(*node.as_table(), name, base, secrets, errors, *config);
+  if (const toml::table* section = top.table("operators"))
+    read_operators(*section, name, base, secrets, errors, *config);
   top.finish();
   if (errors.size() != errors_before) return nullptr;
   return config;
+}
+
+const ChannelConfig* Config::channel(Channel wanted) const {
+  for (const auto& c : channels)
+    if (c.channel == wanted) return &c;
+  return nullptr;
 }
 
 bool known_provider(Channel channel, std::string_view provider) {

@@ -66,6 +66,13 @@
 //   [log]
 //   level = "info"                   # trace, debug, info, warn, error; a reload applies it
 //
+//   [operators]                      # what needs a person, batched
+//   digest  = "15m"                  # at most one digest per this long; at least 1s
+//   email   = "ops@shop.example"     # over the email [[channel]]; or:
+//   webhook = "https://chat.example/hooks/..."   # POST {"text": "..."}
+//   secret_credential = "tactd_ops-hook"         # webhook: optional, or secret_file, secret_env
+//   auth    = "hmac"                 # webhook: "hmac" (X-Tactd-Signature) or "bearer"
+//
 //   [push]                           # POST /v1/observations
 //   listen          = "127.0.0.1:8425"
 //   token_file      = "/run/credentials/tactd.service/push-token"   # or token_env
@@ -208,6 +215,27 @@ struct AdminConfig {
   bool operator==(const AdminConfig&) const = default;
 };
 
+// The operators' channel of `tactd run`: what needs a person (a message
+// that could not be sent, a dead letter) goes out batched, at most one
+// digest per `digest`, to `email` over the email [[channel]] or to a chat
+// `webhook`. Only when the configuration has an [operators] table.
+struct OperatorsConfig {
+  Duration digest = std::chrono::minutes{15};
+  std::string email;  // "ops@shop.example"; or
+  // "https://chat.example/hooks/...", given {"text": "..."}; from `webhook`
+  // or, since such a URL is often a secret itself, webhook_file, _env or
+  // _credential. Never logged.
+  std::string webhook;
+  // webhook: the HMAC-SHA256 key (auth kHmac: X-Tactd-Timestamp and
+  // X-Tactd-Signature, as [[channel]] webhooks sign) or the bearer token
+  // (kBearer: Authorization: Bearer); empty: neither. Never logged.
+  std::string secret;
+  enum class Auth { kHmac, kBearer } auth = Auth::kHmac;
+  Duration timeout = std::chrono::seconds{10};  // one webhook post
+
+  bool operator==(const OperatorsConfig&) const = default;
+};
+
 struct Config {
   std::filesystem::path file;  // the tactd.toml it was read from
   std::filesystem::path rules_dir;
@@ -245,6 +273,10 @@ struct Config {
   std::optional<PushConfig> push;
   std::optional<AdminConfig> admin;
   std::vector<ChannelConfig> channels;  // at most one per Channel
+  std::optional<OperatorsConfig> operators;
+
+  // The channel configured for `channel`, or nullptr.
+  const ChannelConfig* channel(Channel channel) const;
 };
 
 // Whether load_config reads the secrets' files and environment variables.

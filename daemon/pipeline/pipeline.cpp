@@ -70,6 +70,40 @@ std::optional<std::string> notice_shortfall(const Rule& rule, const nlohmann::js
          describe(rule.min_notice - notice) + "). Not sent to the customer: contact them personally or move the date";
 }
 
+// What of `required` the entities in `scope` lack, for operators
+// ("subscription/SUB-1 has no price_reason"), or "" when nothing: a field
+// is missing when it is absent, null, or text that is empty or blank.
+std::string missing_fields(const std::vector<FieldRef>& required, const nlohmann::json& scope) {
+  std::vector<std::pair<std::string, std::vector<std::string>>> lacking;  // entity type -> fields, in rule order
+  for (const FieldRef& ref : required) {
+    const std::string type(to_string(ref.entity));
+    const auto entity = scope.find(type);
+    if (entity != scope.end()) {
+      const auto value = entity->find(ref.field);
+      const bool present = value != entity->end() && !value->is_null() &&
+                           (!value->is_string() ||
+                            value->get_ref<const std::string&>().find_first_not_of(" \t\r\n") != std::string::npos);
+      if (present) continue;
+    }
+    auto it = std::find_if(lacking.begin(), lacking.end(), [&](const auto& l) { return l.first == type; });
+    if (it == lacking.end()) it = lacking.insert(lacking.end(), {type, {}});
+    it->second.push_back(ref.field);
+  }
+  std::string text;
+  for (const auto& [type, fields] : lacking) {
+    std::string list;
+    for (size_t i = 0; i < fields.size(); ++i)
+      list += (i == 0 ? "" : i + 1 == fields.size() ? " or " : ", ") + fields[i];
+    if (!text.empty()) text += "; ";
+    const auto entity = scope.find(type);
+    if (entity == scope.end())
+      text += "no " + type + " is linked (the message needs its " + list + ")";
+    else
+      text += type + "/" + text_field(*entity, "id") + " has no " + list;
+  }
+  return text;
+}
+
 nlohmann::json event_json(const Event& event) {
   return {{"field", event.field}, {"old", event.old_value}, {"new", event.new_value}};
 }
@@ -353,6 +387,13 @@ bool Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& li
                     outcome);
   if (decision.verdict == Decision::Verdict::kUnreachable) {
     outcome.problems.push_back({rule.id, decision.code, entity.ref.str() + ": " + decision.reason});
+    return false;
+  }
+  if (std::string missing = missing_fields(rule.required, linked.scope); !missing.empty()) {
+    outcome.problems.push_back({rule.id, "missing_field",
+                                entity.ref.str() + ": rule '" + rule.id + "': " + missing +
+                                    ", which the message cannot go without. Not sent to the customer: contact them "
+                                    "personally, and complete the data at the source"});
     return false;
   }
   const MessageContext context = message_context(rule, entity.ref, linked, event);

@@ -40,7 +40,8 @@ struct Outcome {
   std::vector<HeldBack> deferred;   // enqueued to go out later ("quiet_hours", "daily_cap")
   // Could not be sent: unknown or unreachable customer ("unknown_customer",
   // "no_channel", "no_customer"), too short a notice ("short_notice"), a
-  // render failure ("render_failed"), a timer found too late ("timer_late").
+  // field the rule requires missing ("missing_field"), a render failure
+  // ("render_failed"), a timer found too late ("timer_late").
   struct Problem {
     std::string rule;
     std::string code;

@@ -1,6 +1,41 @@
 #include "pipeline/snapshot.h"
 
+#include <algorithm>
+#include <iterator>
+#include <set>
+
 namespace tactd {
+namespace {
+
+// The entity fields `rule`'s templates show outside every section in every
+// supported locale and every channel of the rule: what its message cannot
+// go without, when the rule does not say.
+std::vector<FieldRef> derive_requirements(const Rule& rule, const TemplateSet& templates,
+                                          const std::vector<std::string>& locales) {
+  std::optional<std::set<FieldRef>> common;
+  for (const auto& locale : locales) {
+    for (Channel channel : rule.channels) {
+      const TemplateSet::Template* t = templates.find(locale, rule.template_name, channel);
+      if (!t) continue;  // reported by load_snapshot
+      std::set<FieldRef> fields;
+      for (const std::string* source : {&t->subject, &t->body})
+        for (const std::string& name : unguarded_names(*source))
+          if (auto field = parse_field_ref(entity_field_of(name))) fields.insert(std::move(*field));
+      if (!common) {
+        common = std::move(fields);
+        continue;
+      }
+      std::set<FieldRef> both;
+      std::set_intersection(common->begin(), common->end(), fields.begin(), fields.end(),
+                            std::inserter(both, both.end()));
+      common = std::move(both);
+    }
+  }
+  if (!common) return {};
+  return {common->begin(), common->end()};
+}
+
+}  // namespace
 
 std::optional<Snapshot> load_snapshot(const std::filesystem::path& config_file, Diagnostics& errors) {
   Snapshot snapshot;
@@ -23,6 +58,8 @@ std::optional<Snapshot> load_snapshot(const std::filesystem::path& config_file, 
     }
   }
   if (errors.size() != errors_before) return std::nullopt;
+  snapshot.rules = snapshot.rules->with_derived_requirements(
+      [&](const Rule& rule) { return derive_requirements(rule, *snapshot.templates, snapshot.config->locales); });
   return snapshot;
 }
 

@@ -23,7 +23,9 @@ struct Snapshot {
 
 // Loads the configuration file and the rules and templates it names, and
 // checks that they fit together: every rule's template exists for every
-// supported locale and every channel of the rule. Returns nullopt with every
+// supported locale and every channel of the rule. A rule that does not say
+// what it requires gets the entity fields its templates show outside every
+// section, in all of them (Rule::required). Returns nullopt with every
 // problem in `errors` when anything is wrong.
 std::optional<Snapshot> load_snapshot(const std::filesystem::path& config_file, Diagnostics& errors);
 

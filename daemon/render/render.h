@@ -15,7 +15,9 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <vector>
 
@@ -50,6 +52,19 @@ struct Rendered {
   std::optional<std::string> subject;  // set for email
   std::string body;
 };
+
+// The names a mustache `source` shows outside every section ({{#x}}...{{/x}}
+// and {{^x}}...{{/x}}), in name order: what it cannot render well without.
+// Comments, partials and changed delimiters ({{=<% %>=}}) are understood;
+// "." is left out.
+std::set<std::string> unguarded_names(std::string_view source);
+
+// The entity field a template variable shows, as "<type>.<field>", or ""
+// when it shows none that a source provides: `subscription.price` and
+// `subscription.raw.price` show subscription.price, `customer.first_name`
+// shows customer.name, `order.items.0` shows order.items; `merchant`,
+// `history.*` and an entity's `id` and `sent` (always there) show none.
+std::string entity_field_of(std::string_view name);
 
 class TemplateSet {
  public:

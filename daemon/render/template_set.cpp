@@ -238,4 +238,74 @@ std::optional<Rendered> TemplateSet::render(std::string_view locale, std::string
   return rendered;
 }
 
+std::set<std::string> unguarded_names(std::string_view source) {
+  const auto trim = [](std::string_view s) {
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+    return s;
+  };
+  std::set<std::string> names;
+  std::string open = "{{";
+  std::string close = "}}";
+  int depth = 0;  // sections open around the current position
+  const auto show = [&](std::string_view name) {
+    if (depth == 0 && !name.empty() && name != ".") names.emplace(name);
+  };
+  for (size_t at = source.find(open); at != std::string_view::npos; at = source.find(open, at)) {
+    size_t start = at + open.size();
+    const bool triple = open == "{{" && source.substr(start, 1) == "{";
+    const std::string closing = triple ? "}}}" : close;
+    if (triple) ++start;
+    const size_t end = source.find(closing, start);
+    if (end == std::string_view::npos) break;  // load() reports it
+    const std::string_view tag = trim(source.substr(start, end - start));
+    at = end + closing.size();
+    if (tag.empty()) continue;
+    if (triple) {
+      show(tag);
+      continue;
+    }
+    switch (tag.front()) {
+      case '!':  // a comment
+      case '>':  // a partial
+        break;
+      case '=':  // new delimiters: "=<% %>="
+        if (tag.size() > 2 && tag.back() == '=') {
+          const std::string_view pair = trim(tag.substr(1, tag.size() - 2));
+          const size_t space = pair.find_first_of(" \t");
+          if (space != std::string_view::npos) {
+            open = std::string(pair.substr(0, space));
+            close = std::string(trim(pair.substr(space)));
+          }
+        }
+        break;
+      case '#':
+      case '^':
+        ++depth;
+        break;
+      case '/':
+        depth = std::max(0, depth - 1);
+        break;
+      case '&':
+        show(trim(tag.substr(1)));
+        break;
+      default:
+        show(tag);
+    }
+  }
+  return names;
+}
+
+std::string entity_field_of(std::string_view name) {
+  const size_t dot = name.find('.');
+  if (dot == std::string_view::npos || !parse_entity_type(name.substr(0, dot))) return "";
+  const std::string_view type = name.substr(0, dot);
+  std::string_view rest = name.substr(dot + 1);
+  if (rest.starts_with("raw.")) rest.remove_prefix(4);
+  const std::string_view field = rest.substr(0, rest.find('.'));
+  if (field.empty() || field == "id" || field == "sent" || field == "raw") return "";
+  if (type == "customer" && field == "first_name") return "customer.name";
+  return std::string(type) + "." + std::string(field);
+}
+
 }  // namespace tactd

@@ -39,6 +39,21 @@ std::optional<nlohmann::json> parse_target_value(std::string_view token) {
   return nlohmann::json(std::string(token));
 }
 
+// Why a rule about an entity of type `about` never sees `field`'s entity,
+// or "" when it does (docs/rules.md, "Conditions"; pipeline/linked.h
+// follows the links).
+std::string unseen_by(EntityType about, const FieldRef& field) {
+  const EntityType other = field.entity;
+  if (about == other || other == EntityType::kCustomer) return "";
+  if (about == EntityType::kShipment && other == EntityType::kOrder) return "";
+  if (about == EntityType::kOrder && other == EntityType::kShipment) return "";
+  const std::string sees = about == EntityType::kOrder      ? "itself, its shipment and its customer"
+                           : about == EntityType::kShipment ? "itself, its order and its customer"
+                                                            : "itself and its customer";
+  return std::string("a rule about ") + (about == EntityType::kOrder ? "an " : "a ") + std::string(to_string(about)) +
+         " sees no " + std::string(to_string(other)) + " (it sees " + sees + ")";
+}
+
 constexpr Duration kDefaultMinNotice = std::chrono::days{30};  // when only notice_field is given
 
 // Reports a problem at `offset` characters into a value that starts at `spot`.
@@ -205,6 +220,25 @@ std::optional<Rule> read_rule(const toml::table& table, const std::string& file,
                            "'min_notice' needs 'notice_field' = entity.field, like \"subscription.price_effective\"",
                            ValueErrors(value_spot(notice_field ? "notice_field" : "min_notice"), errors));
   }
+  if (auto required = r.strings("requires")) {
+    rule.required_written = true;
+    const ValueErrors fail(SourceSpot{file, r.line("requires"), r.column("requires")}, errors);  // at the list
+    for (const auto& text : *required) {
+      auto field = parse_field_path(
+          text, 0, "'requires' names entity fields, like [\"subscription.price_reason\"]; found '" + text + "'", fail);
+      if (!field) continue;
+      FieldRef ref{field->first, field->second};
+      std::string unseen;
+      if (rule.trigger || rule.deadline)
+        unseen = unseen_by(rule.trigger ? rule.trigger->entity : rule.deadline->entity, ref);
+      if (std::find(rule.required.begin(), rule.required.end(), ref) != rule.required.end())
+        r.error("requires", "'requires' names " + text + " twice");
+      else if (!unseen.empty())
+        r.error("requires", "'requires' names " + text + ", but " + unseen);
+      else
+        rule.required.push_back(std::move(ref));
+    }
+  }
   rule.supersedes = r.strings("supersedes").value_or(std::vector<std::string>{});
   if (auto cooldown = r.string("cooldown")) {
     std::string error;
@@ -220,6 +254,17 @@ std::optional<Rule> read_rule(const toml::table& table, const std::string& file,
 }
 
 }  // namespace
+
+std::string FieldRef::str() const { return std::string(to_string(entity)) + "." + field; }
+
+std::optional<FieldRef> parse_field_ref(std::string_view text) {
+  const auto dot = text.find('.');
+  if (dot == std::string_view::npos) return std::nullopt;
+  auto type = parse_entity_type(text.substr(0, dot));
+  const std::string_view field = text.substr(dot + 1);
+  if (!type || !is_name(field)) return std::nullopt;
+  return FieldRef{*type, std::string(field)};
+}
 
 bool Trigger::matches(const Event& event) const {
   if (event.entity.type != entity || event.field != field) return false;
@@ -318,6 +363,17 @@ const Rule* RuleSet::find(std::string_view id) const {
   for (const auto& rule : rules_)
     if (rule.id == id) return &rule;
   return nullptr;
+}
+
+std::shared_ptr<const RuleSet> RuleSet::with_derived_requirements(
+    const std::function<std::vector<FieldRef>(const Rule&)>& derive) const {
+  auto set = std::make_shared<RuleSet>(*this);
+  for (Rule& rule : set->rules_) {
+    if (rule.required_written) continue;
+    rule.required = derive(rule);
+    rule.required_derived = true;
+  }
+  return set;
 }
 
 }  // namespace tactd

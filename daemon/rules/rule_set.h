@@ -10,11 +10,14 @@
 //   channels = ["sms", "email"]
 //   once     = true
 //   cooldown = "1h"
+//   requires = ["order.cancel_reason"]         # fields the message cannot go without
 //
 // The rule language is documented in docs/rules.md.
 #pragma once
 
+#include <compare>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -28,6 +31,20 @@
 #include "rules/expression.h"
 
 namespace tactd {
+
+// A field of an entity, as rules and templates name it:
+// "subscription.price_reason".
+struct FieldRef {
+  EntityType entity = EntityType::kOrder;
+  std::string field;
+
+  std::string str() const;
+  auto operator<=>(const FieldRef&) const = default;
+};
+
+// "subscription.price_reason" -> FieldRef, or nullopt when it names no
+// entity type or field.
+std::optional<FieldRef> parse_field_ref(std::string_view text);
 
 // `on = "<entity>.<field> -> <target>"`: fires on an event of that field
 // whose new value matches the target.
@@ -82,6 +99,15 @@ struct Rule {
   // the same entity (or an entity linked to it) are dropped, and while it is
   // pending they are held back.
   std::vector<std::string> supersedes;
+  // Fields the message cannot go without: when one is absent, null or empty
+  // text, the customer gets nothing and operators are told which entity
+  // lacks what ("missing_field"). `requires` as written (`[]`: nothing);
+  // a rule that does not say gets, from load_snapshot, the entity fields its
+  // templates show outside every section in every locale and channel, and
+  // `required_derived` is set.
+  std::vector<FieldRef> required;
+  bool required_written = false;  // `requires` was given
+  bool required_derived = false;
   std::string file;  // where it was defined, for messages
   int line = 0;
   // The rule's TOML table as written back by the parser: two rules with the
@@ -103,6 +129,11 @@ class RuleSet {
   std::vector<const Rule*> triggered_by(const Event& event) const;
   // The rule with this id, or nullptr.
   const Rule* find(std::string_view id) const;
+
+  // A copy in which every rule that does not say what it requires gets
+  // `derive(rule)` (for load_snapshot, which knows the templates).
+  std::shared_ptr<const RuleSet> with_derived_requirements(
+      const std::function<std::vector<FieldRef>(const Rule&)>& derive) const;
 
  private:
   std::vector<Rule> rules_;

@@ -55,6 +55,17 @@ TEST_CASE("tactd check accepts the shipped configuration") {
   CHECK_THAT(r.out, Contains("OK"));
 }
 
+TEST_CASE("tactd check says what each rule's message cannot go without, and where that came from") {
+  TempDir dir;
+  const Result r = run_tactd(dir, "check --config " + shipped("config/tactd.toml"));
+  CHECK(r.status == 0);
+  CHECK_THAT(r.out, Contains("\nrule 'price-change' requires subscription.price, subscription.next_price, "
+                             "subscription.price_effective, subscription.price_reason\n"));
+  CHECK_THAT(r.out, Contains("\nrule 'delivery-promise-broken' requires order.promised_by (from its templates)\n"));
+  CHECK_THAT(r.out, Contains("\nrule 'order-cancelled' requires nothing (its templates guard every field)\n"));
+  CHECK_THAT(r.out, Contains("\noperators: no [operators] table; what needs a person is only in the journal\n"));
+}
+
 TEST_CASE("tactd simulate prints one JSON line per notification of the demo") {
   TempDir dir;
   const Result r = run_tactd(dir, "simulate --config " + shipped("config/tactd.toml") + " --observations " +

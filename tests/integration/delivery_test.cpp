@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "support/daemon.h"
 #include "support/state_db.h"
@@ -411,5 +412,99 @@ TEST_CASE("over implicit TLS a 4xx is retried with the same Message-ID and a 5xx
   drop(dir, "b.jsonl", cancellation("2", false));
   REQUIRE(eventually([&] { return statuses(dir) == std::vector<std::string>{"delivered", "dead"}; }));
   CHECK_THAT(outbox_cli(dir, "show 2"), Contains("dead  SMTP 550") && Contains("no such user"));
+  CHECK(daemon.stop() == 0);
+}
+
+namespace {
+
+// A subscription whose price rises without a reason, and a cancelled order
+// of customer c-<n>, who has neither an email address nor a phone number.
+std::string operators_findings(const std::string& n) {
+  return R"({"type":"customer","id":"c-)" + n +
+         R"(","observed_at":"2026-11-20T09:00:00Z","fields":{"name":"Anna","email":"anna@example.nl"}}
+{"type":"subscription","id":"SUB-)" +
+         n + R"(","observed_at":"2026-11-20T09:01:00Z","fields":{"customer":"c-)" + n +
+         R"(","plan":"yoga","price":12.5}}
+{"type":"subscription","id":"SUB-)" +
+         n + R"(","observed_at":"2026-11-21T09:00:00Z","fields":{"next_price":22,"price_effective":"2099-01-01"}}
+{"type":"customer","id":"c-)" +
+         n + R"(x","observed_at":"2026-11-20T09:00:00Z","fields":{"name":"Nobody"}}
+{"type":"order","id":"B-)" +
+         n + R"(","observed_at":"2026-11-20T10:00:00Z","fields":{"customer":"c-)" + n + R"(x","status":"placed"}}
+{"type":"order","id":"B-)" +
+         n + R"(","observed_at":"2026-11-20T10:05:00Z","fields":{"customer":"c-)" + n + R"(x","status":"cancelled"}}
+)";
+}
+
+}  // namespace
+
+TEST_CASE("the real daemon posts one operators' digest to a chat webhook, and the last one when it stops") {
+  TempDir dir;
+  Provider chat(dir);
+  const tactd::test::Environment secret = {{"OPS_HOOK_KEY", "fixture-hook-key"}};
+  // The unreachable customer is waited for one second, then given up.
+  Daemon daemon(write_config(dir,
+                             "[policy]\nwait_for_links = \"1s\"\n"
+                             "[operators]\ndigest = \"3s\"\nwebhook = \"" +
+                                 chat.base() + "/hooks/ops\"\nsecret_env = \"OPS_HOOK_KEY\"\n"),
+                dir.path() / "log", secret);
+  drop(dir, "a.jsonl", operators_findings("1"));
+  REQUIRE(eventually([&] { return chat.requests().size() == 1; }));
+  const auto first = chat.requests()[0];
+  CHECK(first["path"] == "/hooks/ops");
+  CHECK(first["headers"]["content-type"] == "application/json");
+  CHECK_THAT(first["headers"]["x-tactd-signature"].get<std::string>(), Catch::StartsWith("sha256="));
+  const auto body = nlohmann::json::parse(first["body"].get<std::string>());
+  REQUIRE(body.is_object());
+  REQUIRE(body.size() == 1);
+  const std::string text = body["text"];
+  INFO(text);
+  CHECK_THAT(text, Contains("tactd: 2 findings need a person"));
+  CHECK_THAT(text, Contains("missing_field (1)") &&
+                       Contains("- subscription/SUB-1: rule 'price-change': subscription/SUB-1 has no price_reason"));
+  CHECK_THAT(text, Contains("gave_up_waiting (1)") && Contains("- order/B-1: rule 'order-cancelled' waited since ") &&
+                       Contains("for customer/c-1x (no channel can reach customer 'c-1x' for rule 'order-cancelled'"));
+  // Nothing more was found: no second digest.
+  std::this_thread::sleep_for(std::chrono::seconds{3});
+  CHECK(chat.requests().size() == 1);
+
+  // A finding still waiting when tactd stops goes out before it exits.
+  drop(dir, "b.jsonl", operators_findings("2"));
+  REQUIRE(eventually([&] {
+    const std::string log = slurp(dir.path() / "log");
+    return log.find("reason=gave_up_waiting detail=\"order/B-2") != std::string::npos;
+  }));
+  CHECK(daemon.stop() == 0);
+  const auto requests = chat.requests();
+  REQUIRE(requests.size() == 2);
+  CHECK_THAT(nlohmann::json::parse(requests[1]["body"].get<std::string>())["text"].get<std::string>(),
+             Contains("subscription/SUB-2 has no price_reason") && Contains("order/B-2"));
+  const std::string log = slurp(dir.path() / "log");
+  CHECK_THAT(log, Contains("operators: digest sent findings=2 to=webhook"));
+  CHECK_THAT(log, !Contains("fixture-hook-key") && !Contains("/hooks/ops"));
+}
+
+TEST_CASE("a dead letter reaches operators in a digest email sent over the email channel") {
+  TempDir dir;
+  Provider provider(dir);
+  provider.script({{{"status", 400}, {"body", {{"message", "the address is blocked"}}}}});
+  Daemon daemon(
+      write_config(dir, "[[channel]]\nchannel = \"email\"\nprovider = \"sendgrid\"\nurl = \"" + provider.base() +
+                            "/v3/mail/send\"\nfrom = \"Bakkerij Bol <hallo@bakkerijbol.example>\"\n"
+                            "secret_env = \"MAIL_KEY\"\n"
+                            "[operators]\ndigest = \"1s\"\nemail = \"ops@bakkerijbol.example\"\n"),
+      dir.path() / "log", kSecrets);
+  drop(dir, "a.jsonl", cancellation("1", false));  // no phone: by email
+  REQUIRE(eventually([&] { return provider.requests().size() == 2; }));
+  CHECK(statuses(dir) == std::vector<std::string>{"dead"});
+  const auto mail = nlohmann::json::parse(provider.requests()[1]["body"].get<std::string>());
+  INFO(mail.dump(2));
+  CHECK(mail["personalizations"][0]["to"][0]["email"] == "ops@bakkerijbol.example");
+  CHECK(mail["from"]["email"] == "hallo@bakkerijbol.example");
+  CHECK(mail["subject"] == "tactd: 1 finding needs a person (1 dead_letter)");
+  CHECK_THAT(mail["content"][0]["value"].get<std::string>(),
+             Contains("dead_letter (1): the provider refused the message, or its retries ran out; given up\n"
+                      "- order/B-1: rule 'order-cancelled': outbox entry 1 to customer c-1 by email is dead: HTTP "
+                      "400: {\"message\": \"the address is blocked\"}. See tactd outbox show 1"));
   CHECK(daemon.stop() == 0);
 }

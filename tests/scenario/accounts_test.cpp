@@ -50,6 +50,48 @@ TEST_CASE("story 2: a price change with less than the minimum notice is reported
                                "29 days)"));
 }
 
+TEST_CASE(
+    "story 2: a price rise without a reason reaches no customer, and operators hear what the subscription lacks") {
+  const Run run = simulate_lines({
+      kAnna,
+      kBen,
+      subscription("2026-11-20T10:00:00+01:00", {{"plan", "yoga"}, {"price", 12.50}}),
+      subscription("2026-11-21T10:00:00+01:00", {{"next_price", 22.00}, {"price_effective", "2027-01-01"}}),
+      obs("subscription", "SUB-2", "2026-11-21T11:00:00+01:00",
+          {{"customer", "c-7"},
+           {"price", 9.00},
+           {"next_price", 15.00},
+           {"price_effective", "2027-01-01"},
+           {"price_reason", "  "}}),
+  });
+  CHECK(run.status == 0);
+  CHECK(run.sent.empty());
+  CHECK_THAT(run.err, Contains("input.jsonl:4: subscription/SUB-1: rule 'price-change': subscription/SUB-1 has no "
+                               "price_reason, which the message cannot go without. Not sent to the customer"));
+  // Blank is as good as absent.
+  CHECK_THAT(run.err, Contains("input.jsonl:5: subscription/SUB-2: rule 'price-change': subscription/SUB-2 has no "
+                               "price_reason,"));
+}
+
+TEST_CASE("story 2 in English: a price rise with its reason is explained by email, in the customer's words") {
+  const Run run = simulate_lines({
+      kBen,
+      obs("subscription", "SUB-3", "2026-11-20T10:00:00Z",
+          {{"customer", "c-7"}, {"plan", "pilates"}, {"price", 9.00}, {"currency", "GBP"}}),
+      obs("subscription", "SUB-3", "2026-11-21T10:00:00Z",
+          {{"next_price", 15.00}, {"price_effective", "2027-01-01"}, {"price_reason", "our studio's rent doubled"}}),
+  });
+  INFO(run.err);
+  REQUIRE(run.sent.size() == 1);
+  const auto& n = run.sent[0];
+  CHECK(n["channel"] == "email");
+  CHECK(n["kind"] == "price_change_reason");
+  CHECK_THAT(n["subject"].get<std::string>(), Contains("1 January 2027"));
+  CHECK_THAT(n["body"].get<std::string>(), Contains("£9.00") && Contains("£15.00") &&
+                                               Contains("our studio's rent doubled") && Contains("1 January 2027"));
+  CHECK(run.err.empty());
+}
+
 TEST_CASE("story 6: a customer in payment difficulty with an overdue payment is offered an arrangement, never dunned") {
   nlohmann::json anna = nlohmann::json::parse(kAnna);
   anna["fields"]["situations"] = {"payment_difficulty"};

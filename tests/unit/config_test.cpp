@@ -505,3 +505,59 @@ token_credential = "tactd_push-token"
   CHECK_THAT(all(errors), Catch::Contains("give one of 'token_file', 'token_env' and 'token_credential'"));
   unsetenv("CREDENTIALS_DIRECTORY");
 }
+
+TEST_CASE("the operators' channel reads its interval and an email or a webhook with its secret, and mistakes") {
+  TempDir dir;
+  const std::string head = "[tactd]\nrules = \"rules\"\ntemplates = \"templates\"\n";
+  const std::string mail =
+      "[[channel]]\nchannel = \"email\"\nprovider = \"smtp\"\nurl = \"smtp://127.0.0.1:25\"\n"
+      "from = \"Shop <shop@example.com>\"\n";
+  Diagnostics errors;
+  auto config = load_config(write_config(dir, head), errors);
+  REQUIRE(config);
+  CHECK_FALSE(config->operators);  // no [operators]: the journal only
+
+  config = load_config(write_config(dir, head + mail + "[operators]\nemail = \"ops@shop.example\"\n"), errors);
+  INFO(all(errors));
+  REQUIRE(config);
+  REQUIRE(config->operators);
+  CHECK(config->operators->digest == std::chrono::minutes{15});
+  CHECK(config->operators->email == "ops@shop.example");
+  CHECK(config->operators->webhook.empty());
+
+  dir.write("hook-secret", "hook-s3cret\n");
+  setenv("TACTD_TEST_HOOK", "https://chat.example/hooks/T0/B0/XYZ", 1);
+  config = load_config(write_config(dir, head + "[operators]\ndigest = \"2s\"\nwebhook_env = \"TACTD_TEST_HOOK\"\n"
+                                                "secret_file = \"hook-secret\"\nauth = \"bearer\"\n"),
+                       errors);
+  REQUIRE(config);
+  CHECK(config->operators->digest == std::chrono::seconds{2});
+  CHECK(config->operators->webhook == "https://chat.example/hooks/T0/B0/XYZ");
+  CHECK(config->operators->secret == "hook-s3cret");
+  CHECK(config->operators->auth == OperatorsConfig::Auth::kBearer);
+  unsetenv("TACTD_TEST_HOOK");
+
+  auto mistakes = [&](const std::string& text) {
+    Diagnostics found;
+    CHECK_FALSE(load_config(write_config(dir, head + text), found));
+    return all(found);
+  };
+  CHECK_THAT(mistakes("[operators]\ndigest = \"0s\"\nwebhook = \"https://chat.example/h\"\n"),
+             Catch::Contains("tactd.toml:5:10: 'digest' must be between 1s and 1d"));
+  CHECK_THAT(mistakes("[operators]\ndigest = \"1m\"\n"), Catch::Contains("[operators] needs one of 'email'"));
+  CHECK_THAT(mistakes("[operators]\nemail = \"ops@shop.example\"\nwebhook = \"https://chat.example/h\"\n"),
+             Catch::Contains("[operators] needs one of 'email'"));
+  CHECK_THAT(mistakes("[operators]\nemail = \"ops@shop.example\"\n"),
+             Catch::Contains("'email' is sent over the email [[channel]], and there is none"));
+  CHECK_THAT(mistakes(mail + "[operators]\nemail = \"ops at shop\"\n"),
+             Catch::Contains("'email' must be an email address"));
+  CHECK_THAT(mistakes("[operators]\nwebhook = \"chat.example/h\"\n"),
+             Catch::Contains("'webhook' must start with https://"));
+  CHECK_THAT(
+      mistakes("[operators]\nwebhook = \"https://chat.example/h\"\nauth = \"basic\"\nsecret_file = \"hook-secret\"\n"),
+      Catch::Contains("'auth' must be \"hmac\" (X-Tactd-Signature) or \"bearer\""));
+  CHECK_THAT(mistakes("[operators]\nwebhook = \"https://chat.example/h\"\nauth = \"bearer\"\n"),
+             Catch::Contains("'auth' needs the secret"));
+  CHECK_THAT(mistakes("[operators]\nwebhook = \"https://chat.example/h\"\nchannel = \"x\"\n"),
+             Catch::Contains("unknown key 'channel'"));
+}

@@ -398,3 +398,21 @@ TEST_CASE("the shipped delivery explanation names the carrier, the reason and th
   CHECK_THAT(plain.body,
              Catch::Contains("de bezorger kon je pakket") && !Catch::Contains("Reden") && !Catch::Contains("Volgen"));
 }
+
+TEST_CASE("the names a template shows outside every section are found, whatever its delimiters") {
+  CHECK(unguarded_names("Dear {{ customer.first_name }}, {{#order.cancel_reason}}{{order.cancel_reason}}"
+                        "{{/order.cancel_reason}} {{^shipment.eta}}{{shipment.carrier}}{{/shipment.eta}} "
+                        "{{{order.total}}} {{&order.note}} {{! a comment }} {{> footer}} {{.}} {{merchant}}") ==
+        std::set<std::string>{"customer.first_name", "merchant", "order.note", "order.total"});
+  CHECK(unguarded_names("{{#a}}{{#b}}{{x}}{{/b}}{{y}}{{/a}}{{z}}") == std::set<std::string>{"z"});
+  CHECK(unguarded_names("{{=<% %>=}}<%order.id%> {{not.a.tag}} <%#x%><%y%><%/x%><%={{ }}=%>{{order.total}}") ==
+        std::set<std::string>{"order.id", "order.total"});
+  CHECK(unguarded_names("{{order.id}} {{unclosed").size() == 1);
+
+  CHECK(entity_field_of("subscription.price") == "subscription.price");
+  CHECK(entity_field_of("subscription.raw.price") == "subscription.price");
+  CHECK(entity_field_of("customer.first_name") == "customer.name");
+  CHECK(entity_field_of("order.items.0") == "order.items");
+  for (const char* none : {"order.id", "order.sent", "order.raw", "merchant", "history.last.at", "event.new", "order"})
+    CHECK(entity_field_of(none).empty());
+}

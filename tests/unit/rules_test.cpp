@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "pipeline/snapshot.h"
 #include "support/temp_dir.h"
 
 using namespace tactd;
@@ -331,4 +332,125 @@ TEST_CASE("a rule cannot supersede a rule that does not exist") {
   Diagnostics errors;
   CHECK_FALSE(RuleSet::load(dir.path(), errors));
   CHECK_THAT(all(errors), Catch::Contains("a.toml:1:1: rule 'a' supersedes 'ghost', which is not a rule"));
+}
+
+TEST_CASE("a rule names the fields its message cannot go without, and mistakes in them are reported") {
+  auto set = parse_ok(R"toml(
+[[rule]]
+id = "price"
+kind = "price_change_reason"
+on = "subscription.next_price -> *"
+template = "t"
+channels = ["email"]
+requires = ["subscription.price_reason", "customer.name"]
+
+[[rule]]
+id = "nothing"
+kind = "apology"
+on = "order.status -> cancelled"
+template = "t"
+channels = ["sms"]
+requires = []
+
+[[rule]]
+id = "unsaid"
+kind = "apology"
+on = "order.status -> cancelled"
+template = "t"
+channels = ["sms"]
+)toml");
+  const Rule& price = set->rules()[0];
+  CHECK(price.required_written);
+  CHECK_FALSE(price.required_derived);
+  REQUIRE(price.required.size() == 2);
+  CHECK(price.required[0].str() == "subscription.price_reason");
+  CHECK(price.required[1] == FieldRef{EntityType::kCustomer, "name"});
+  CHECK(set->rules()[1].required_written);
+  CHECK(set->rules()[1].required.empty());
+  CHECK_FALSE(set->rules()[2].required_written);
+
+  CHECK_THAT(parse_error("requires = [\"price_reason\"]"),
+             Catch::Contains("r.toml:7:12: 'requires' names entity fields, like [\"subscription.price_reason\"]; "
+                             "found 'price_reason'"));
+  CHECK_THAT(parse_error("requires = [\"plan.price\"]"),
+             Catch::Contains("r.toml:7:12: unknown entity 'plan' (expected one of customer, order, shipment, "
+                             "subscription, payment)"));
+  CHECK_THAT(parse_error("requires = [\"order.total\", \"order.total\"]"),
+             Catch::Contains("r.toml:7:12: 'requires' names order.total twice"));
+  CHECK_THAT(parse_error("requires = \"order.total\""), Catch::Contains("r.toml:7:12: 'requires' must be"));
+  CHECK_THAT(parse_error("requires = [\"subscription.price\"]"),
+             Catch::Contains("r.toml:7:12: 'requires' names subscription.price, but a rule about an order sees no "
+                             "subscription (it sees itself, its shipment and its customer)"));
+}
+
+TEST_CASE("a rule that does not say what it requires gets the fields its templates show outside sections") {
+  TempDir dir;
+  dir.write("tactd.toml",
+            "[tactd]\nrules = \"rules\"\ntemplates = \"templates\"\n[locale]\nsupported = [\"en\", \"nl\"]\n");
+  dir.write("rules/r.toml", R"toml(
+[[rule]]
+id = "derived"
+kind = "apology"
+on = "order.status -> cancelled"
+template = "sorry"
+channels = ["email", "sms"]
+
+[[rule]]
+id = "written"
+kind = "apology"
+on = "order.status -> cancelled"
+template = "sorry"
+channels = ["sms"]
+requires = ["order.cancel_reason"]
+)toml");
+  // Every template shows order.total and the customer's first name outside
+  // any section; only some show order.promised_by or the carrier there.
+  dir.write("templates/en/sorry.email.mustache",
+            "Subject: Order {{order.id}} of {{order.total}}\n\n"
+            "Dear {{customer.first_name}}, {{order.promised_by}} {{#order.cancel_reason}}{{order.cancel_reason}}"
+            "{{/order.cancel_reason}} {{^shipment.eta}}{{shipment.carrier}}{{/shipment.eta}} {{merchant}}\n");
+  dir.write(
+      "templates/en/sorry.sms.mustache",
+      "Hi {{customer.first_name}}: {{order.raw.total}} {{{order.promised_by}}} {{history.count}} {{event.new}}\n");
+  dir.write("templates/nl/sorry.email.mustache",
+            "Subject: Bestelling {{order.id}}\n\nBeste {{customer.first_name}}, {{&order.total}} {{! order.note }}\n"
+            "{{=<% %>=}}<%shipment.carrier%> <%order.promised_by%>\n");
+  dir.write("templates/nl/sorry.sms.mustache",
+            "Hoi {{customer.first_name}}, {{order.total}} {{order.promised_by}} {{shipment.carrier}}\n");
+  Diagnostics errors;
+  auto snapshot = load_snapshot(dir.path() / "tactd.toml", errors);
+  INFO(all(errors));
+  REQUIRE(snapshot);
+  const Rule* derived = snapshot->rules->find("derived");
+  REQUIRE(derived);
+  CHECK(derived->required_derived);
+  std::vector<std::string> fields;
+  for (const FieldRef& f : derived->required) fields.push_back(f.str());
+  // Sorted by entity type, then field. The carrier is guarded in the English
+  // email, so it is not required; ids, merchant, history and event never are.
+  CHECK(fields == std::vector<std::string>{"customer.name", "order.promised_by", "order.total"});
+  const Rule* written = snapshot->rules->find("written");
+  REQUIRE(written);
+  CHECK_FALSE(written->required_derived);
+  REQUIRE(written->required.size() == 1);
+  CHECK(written->required[0].str() == "order.cancel_reason");
+}
+
+TEST_CASE("the shipped price-change rule requires the prices, the date and the reason") {
+  Diagnostics errors;
+  auto snapshot = load_snapshot(test::source_dir() / "config/tactd.toml", errors);
+  INFO(all(errors));
+  REQUIRE(snapshot);
+  const Rule* rule = snapshot->rules->find("price-change");
+  REQUIRE(rule);
+  std::vector<std::string> fields;
+  for (const FieldRef& f : rule->required) fields.push_back(f.str());
+  CHECK(fields == std::vector<std::string>{"subscription.price", "subscription.next_price",
+                                           "subscription.price_effective", "subscription.price_reason"});
+  // Its templates say the same of themselves.
+  const Rule* late = snapshot->rules->find("delivery-promise-broken");
+  REQUIRE(late);
+  CHECK(late->required_derived);
+  REQUIRE(late->required.size() == 1);
+  CHECK(late->required[0].str() == "order.promised_by");
 }
