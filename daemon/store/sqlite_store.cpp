@@ -7,7 +7,9 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "store/store.h"
 
@@ -167,7 +169,6 @@ std::optional<OutboxStatus> parse_status(std::string_view text) {
 }
 OutboxStatus status_from(const std::string& text) { return decode(parse_status(text), "outbox status", text); }
 EntityRef ref_from(const std::string& text) { return decode(parse_entity_ref(text), "entity reference", text); }
-EntityType type_from(const std::string& text) { return decode(parse_entity_type(text), "entity type", text); }
 Kind kind_from(const std::string& text) { return decode(parse_kind(text), "message kind", text); }
 Channel channel_from(const std::string& text) { return decode(parse_channel(text), "channel", text); }
 
@@ -258,7 +259,7 @@ class SqliteStore final : public Store {
 
   std::optional<Entity> entity(const EntityRef& ref) const override {
     return guard("read entity " + ref.str(), [&]() -> std::optional<Entity> {
-      SQLite::Statement q(db_, "SELECT fields, observed_at FROM entities WHERE type = ? AND id = ?");
+      SQLite::Statement& q = prepared("SELECT fields, observed_at FROM entities WHERE type = ? AND id = ?");
       q.bind(1, std::string(to_string(ref.type)));
       q.bind(2, ref.id);
       if (!q.executeStep()) return std::nullopt;
@@ -268,11 +269,11 @@ class SqliteStore final : public Store {
 
   void put_entity(const Entity& entity) override {
     guard("store entity " + entity.ref.str(), [&] {
-      SQLite::Statement q(db_,
-                          "INSERT INTO entities (type, id, fields, observed_at, parent_type, parent_id) "
-                          "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (type, id) DO UPDATE SET fields = excluded.fields, "
-                          "observed_at = excluded.observed_at, parent_type = excluded.parent_type, "
-                          "parent_id = excluded.parent_id");
+      SQLite::Statement& q = prepared(
+          "INSERT INTO entities (type, id, fields, observed_at, parent_type, parent_id) "
+          "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (type, id) DO UPDATE SET fields = excluded.fields, "
+          "observed_at = excluded.observed_at, parent_type = excluded.parent_type, "
+          "parent_id = excluded.parent_id");
       q.bind(1, std::string(to_string(entity.ref.type)));
       q.bind(2, entity.ref.id);
       q.bind(3, entity.fields.dump());
@@ -285,26 +286,39 @@ class SqliteStore final : public Store {
     });
   }
 
-  std::vector<Entity> children(const EntityRef& parent) const override {
-    return guard("read the children of " + parent.str(), [&] {
-      SQLite::Statement q(db_,
-                          "SELECT type, id, fields, observed_at FROM entities WHERE parent_type = ? AND parent_id = ? "
-                          "ORDER BY type, id");
+  std::optional<Entity> latest_child(const EntityRef& parent, EntityType type) const override {
+    return guard("read the latest " + std::string(to_string(type)) + " of " + parent.str(),
+                 [&]() -> std::optional<Entity> {
+                   SQLite::Statement& q = prepared(
+                       "SELECT id, fields, observed_at FROM entities WHERE parent_type = ? AND parent_id = ? AND "
+                       "type = ? ORDER BY observed_at DESC, id DESC LIMIT 1");
+                   q.bind(1, std::string(to_string(parent.type)));
+                   q.bind(2, parent.id);
+                   q.bind(3, std::string(to_string(type)));
+                   if (!q.executeStep()) return std::nullopt;
+                   return Entity{EntityRef{type, q.getColumn(0).getString()}, from_millis(q.getColumn(2).getInt64()),
+                                 nlohmann::json::parse(q.getColumn(1).getString())};
+                 });
+  }
+
+  std::size_t count_children(const EntityRef& parent, EntityType type, const std::string& status) const override {
+    return guard("count the " + std::string(to_string(type)) + "s of " + parent.str(), [&] {
+      SQLite::Statement& q = prepared(
+          "SELECT COUNT(*) FROM entities WHERE parent_type = ? AND parent_id = ? AND type = ? AND "
+          "json_extract(fields, '$.status') = ?");
       q.bind(1, std::string(to_string(parent.type)));
       q.bind(2, parent.id);
-      std::vector<Entity> out;
-      while (q.executeStep())
-        out.push_back(Entity{EntityRef{type_from(q.getColumn(0).getString()), q.getColumn(1).getString()},
-                             from_millis(q.getColumn(3).getInt64()),
-                             nlohmann::json::parse(q.getColumn(2).getString())});
-      return out;
+      q.bind(3, std::string(to_string(type)));
+      q.bind(4, status);
+      q.executeStep();
+      return static_cast<std::size_t>(q.getColumn(0).getInt64());
     });
   }
 
   std::vector<Entity> entities(EntityType type, const std::string& after_id, std::size_t limit) const override {
     return guard("read entities of type " + std::string(to_string(type)), [&] {
-      SQLite::Statement q(db_,
-                          "SELECT id, fields, observed_at FROM entities WHERE type = ? AND id > ? ORDER BY id LIMIT ?");
+      SQLite::Statement& q =
+          prepared("SELECT id, fields, observed_at FROM entities WHERE type = ? AND id > ? ORDER BY id LIMIT ?");
       q.bind(1, std::string(to_string(type)));
       q.bind(2, after_id);
       q.bind(3, static_cast<int64_t>(limit));
@@ -318,11 +332,11 @@ class SqliteStore final : public Store {
 
   bool enqueue(const Notification& n, const std::string& why) override {
     return guard("enqueue " + n.idempotency_key, [&] {
-      SQLite::Statement q(db_,
-                          "INSERT INTO outbox (idempotency_key, created_at, due_at, rule, kind, customer, entity, "
-                          "channel, recipient, subject, body, locale, time_zone, event, status) "
-                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending') "
-                          "ON CONFLICT (idempotency_key) DO NOTHING");
+      SQLite::Statement& q = prepared(
+          "INSERT INTO outbox (idempotency_key, created_at, due_at, rule, kind, customer, entity, "
+          "channel, recipient, subject, body, locale, time_zone, event, status) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending') "
+          "ON CONFLICT (idempotency_key) DO NOTHING");
       q.bind(1, n.idempotency_key);
       q.bind(2, static_cast<int64_t>(millis(n.at)));
       q.bind(3, static_cast<int64_t>(millis(n.at)));
@@ -345,7 +359,7 @@ class SqliteStore final : public Store {
 
   bool has_notification(const std::string& key) const override {
     return guard("look up " + key, [&] {
-      SQLite::Statement q(db_, "SELECT 1 FROM outbox WHERE idempotency_key = ?");
+      SQLite::Statement& q = prepared("SELECT 1 FROM outbox WHERE idempotency_key = ?");
       q.bind(1, key);
       return q.executeStep();
     });
@@ -353,8 +367,8 @@ class SqliteStore final : public Store {
 
   std::vector<Notification> notifications_since(const std::string& customer, Timestamp since) const override {
     return guard("read notifications of " + customer, [&] {
-      SQLite::Statement q(
-          db_, std::string("SELECT ") + kNotificationColumns +
+      SQLite::Statement& q =
+          prepared(std::string("SELECT ") + kNotificationColumns +
                    " FROM outbox WHERE customer = ? AND due_at >= ? AND status NOT IN ('dropped', 'overtaken') "
                    "ORDER BY due_at, id");
       q.bind(1, customer);
@@ -367,8 +381,8 @@ class SqliteStore final : public Store {
 
   std::optional<Timestamp> latest_notification_at(const std::string& customer) const override {
     return guard("read the latest notification of " + customer, [&]() -> std::optional<Timestamp> {
-      SQLite::Statement q(
-          db_, "SELECT MAX(due_at) FROM outbox WHERE customer = ? AND status NOT IN ('dropped', 'overtaken')");
+      SQLite::Statement& q =
+          prepared("SELECT MAX(due_at) FROM outbox WHERE customer = ? AND status NOT IN ('dropped', 'overtaken')");
       q.bind(1, customer);
       if (!q.executeStep() || q.getColumn(0).isNull()) return std::nullopt;
       return from_millis(q.getColumn(0).getInt64());
@@ -377,10 +391,10 @@ class SqliteStore final : public Store {
 
   std::optional<Notification> last_notification(const std::string& rule, const std::string& customer) const override {
     return guard("read the last notification of " + rule, [&]() -> std::optional<Notification> {
-      SQLite::Statement q(db_,
-                          std::string("SELECT ") + kNotificationColumns +
-                              " FROM outbox WHERE rule = ? AND customer = ? AND status NOT IN ('dropped', 'overtaken') "
-                              "ORDER BY due_at DESC, id DESC LIMIT 1");
+      SQLite::Statement& q =
+          prepared(std::string("SELECT ") + kNotificationColumns +
+                   " FROM outbox WHERE rule = ? AND customer = ? AND status NOT IN ('dropped', 'overtaken') "
+                   "ORDER BY due_at DESC, id DESC LIMIT 1");
       q.bind(1, rule);
       q.bind(2, customer);
       if (!q.executeStep()) return std::nullopt;
@@ -390,8 +404,8 @@ class SqliteStore final : public Store {
 
   std::vector<OutboxEntry> outbox(std::optional<OutboxStatus> status) const override {
     return guard("read the outbox", [&] {
-      SQLite::Statement q(db_, std::string("SELECT ") + kNotificationColumns + " FROM outbox" +
-                                   (status ? " WHERE status = ?" : "") + " ORDER BY id");
+      SQLite::Statement& q = prepared(std::string("SELECT ") + kNotificationColumns + " FROM outbox" +
+                                      (status ? " WHERE status = ?" : "") + " ORDER BY id");
       if (status) q.bind(1, std::string(to_string(*status)));
       std::vector<OutboxEntry> out;
       while (q.executeStep()) out.push_back(read_entry(q));
@@ -401,8 +415,8 @@ class SqliteStore final : public Store {
 
   std::vector<Kind> kinds_about(const EntityRef& entity) const override {
     return guard("read the notifications about " + entity.str(), [&] {
-      SQLite::Statement q(
-          db_, "SELECT kind FROM outbox WHERE entity = ? AND status NOT IN ('dropped', 'overtaken') ORDER BY id");
+      SQLite::Statement& q =
+          prepared("SELECT kind FROM outbox WHERE entity = ? AND status NOT IN ('dropped', 'overtaken') ORDER BY id");
       q.bind(1, entity.str());
       std::vector<Kind> out;
       while (q.executeStep()) out.push_back(kind_from(q.getColumn(0).getString()));
@@ -414,8 +428,8 @@ class SqliteStore final : public Store {
   // or rolls back with it), else in a transaction of its own.
   std::vector<OutboxEntry> pending_about(const EntityRef& entity) const override {
     return guard("read the pending notifications about " + entity.str(), [&] {
-      SQLite::Statement q(db_, std::string("SELECT ") + kNotificationColumns +
-                                   " FROM outbox WHERE entity = ? AND status = 'pending' ORDER BY id");
+      SQLite::Statement& q = prepared(std::string("SELECT ") + kNotificationColumns +
+                                      " FROM outbox WHERE entity = ? AND status = 'pending' ORDER BY id");
       q.bind(1, entity.str());
       std::vector<OutboxEntry> out;
       while (q.executeStep()) out.push_back(read_entry(q));
@@ -425,7 +439,8 @@ class SqliteStore final : public Store {
 
   bool drop(long long outbox_id) override {
     return guard("drop outbox entry " + std::to_string(outbox_id), [&] {
-      SQLite::Statement q(db_, "UPDATE outbox SET status = 'dropped' WHERE id = ? AND status IN ('pending', 'dead')");
+      SQLite::Statement& q =
+          prepared("UPDATE outbox SET status = 'dropped' WHERE id = ? AND status IN ('pending', 'dead')");
       q.bind(1, static_cast<int64_t>(outbox_id));
       return q.exec() == 1;
     });
@@ -435,8 +450,8 @@ class SqliteStore final : public Store {
     return guard("mark outbox entry " + std::to_string(outbox_id) + " overtaken", [&] {
       std::optional<SQLite::Transaction> own;
       if (!in_transaction_) own.emplace(db_);
-      SQLite::Statement q(db_,
-                          "UPDATE outbox SET status = 'overtaken', last_error = ? WHERE id = ? AND status = 'pending'");
+      SQLite::Statement& q =
+          prepared("UPDATE outbox SET status = 'overtaken', last_error = ? WHERE id = ? AND status = 'pending'");
       q.bind(1, reason);
       q.bind(2, static_cast<int64_t>(outbox_id));
       const bool changed = q.exec() == 1;
@@ -448,8 +463,8 @@ class SqliteStore final : public Store {
 
   void update_message(long long outbox_id, const Notification& n) override {
     guard("update the message of outbox entry " + std::to_string(outbox_id), [&] {
-      SQLite::Statement q(
-          db_, "UPDATE outbox SET recipient = ?, subject = ?, body = ?, locale = ?, time_zone = ? WHERE id = ?");
+      SQLite::Statement& q =
+          prepared("UPDATE outbox SET recipient = ?, subject = ?, body = ?, locale = ?, time_zone = ? WHERE id = ?");
       q.bind(1, n.to);
       if (n.subject) q.bind(2, *n.subject);
       q.bind(3, n.body);
@@ -468,7 +483,8 @@ class SqliteStore final : public Store {
 
   std::vector<OutboxDecision> decisions(long long outbox_id) const override {
     return guard("read the decisions about outbox entry " + std::to_string(outbox_id), [&] {
-      SQLite::Statement q(db_, "SELECT at, decision, reason FROM outbox_decisions WHERE outbox_id = ? ORDER BY id");
+      SQLite::Statement& q =
+          prepared("SELECT at, decision, reason FROM outbox_decisions WHERE outbox_id = ? ORDER BY id");
       q.bind(1, static_cast<int64_t>(outbox_id));
       std::vector<OutboxDecision> out;
       while (q.executeStep())
@@ -483,9 +499,9 @@ class SqliteStore final : public Store {
       std::optional<SQLite::Transaction> own;
       if (!in_transaction_) own.emplace(db_);
       const OutboxEntry entry = read_entry_by_id(outbox_id);
-      SQLite::Statement update(db_,
-                               "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, "
-                               "next_attempt_at = NULL, last_error = NULL WHERE id = ?");
+      SQLite::Statement& update = prepared(
+          "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, "
+          "next_attempt_at = NULL, last_error = NULL WHERE id = ?");
       update.bind(1, static_cast<int64_t>(outbox_id));
       update.exec();
       insert_attempt(outbox_id, entry.attempts + 1, at, "delivered", detail);
@@ -501,9 +517,9 @@ class SqliteStore final : public Store {
       std::optional<SQLite::Transaction> own;
       if (!in_transaction_) own.emplace(db_);
       const OutboxEntry entry = read_entry_by_id(outbox_id);
-      SQLite::Statement update(db_,
-                               "UPDATE outbox SET status = ?, attempts = attempts + 1, next_attempt_at = ?, "
-                               "last_error = ? WHERE id = ? AND status = 'pending'");
+      SQLite::Statement& update = prepared(
+          "UPDATE outbox SET status = ?, attempts = attempts + 1, next_attempt_at = ?, "
+          "last_error = ? WHERE id = ? AND status = 'pending'");
       update.bind(1, retry_at ? "pending" : "dead");
       if (retry_at) update.bind(2, static_cast<int64_t>(millis(*retry_at)));
       update.bind(3, detail);
@@ -516,9 +532,9 @@ class SqliteStore final : public Store {
 
   bool retry(long long outbox_id, Timestamp now) override {
     return guard("retry outbox entry " + std::to_string(outbox_id), [&] {
-      SQLite::Statement q(db_,
-                          "UPDATE outbox SET status = 'pending', next_attempt_at = ? WHERE id = ? AND status IN "
-                          "('dead', 'pending')");
+      SQLite::Statement& q = prepared(
+          "UPDATE outbox SET status = 'pending', next_attempt_at = ? WHERE id = ? AND status IN "
+          "('dead', 'pending')");
       q.bind(1, static_cast<int64_t>(millis(now)));
       q.bind(2, static_cast<int64_t>(outbox_id));
       return q.exec() == 1;
@@ -527,7 +543,7 @@ class SqliteStore final : public Store {
 
   std::optional<OutboxEntry> outbox_entry(long long outbox_id) const override {
     return guard("read outbox entry " + std::to_string(outbox_id), [&]() -> std::optional<OutboxEntry> {
-      SQLite::Statement q(db_, std::string("SELECT ") + kNotificationColumns + " FROM outbox WHERE id = ?");
+      SQLite::Statement& q = prepared(std::string("SELECT ") + kNotificationColumns + " FROM outbox WHERE id = ?");
       q.bind(1, static_cast<int64_t>(outbox_id));
       if (!q.executeStep()) return std::nullopt;
       return read_entry(q);
@@ -536,9 +552,9 @@ class SqliteStore final : public Store {
 
   std::vector<DeliveryAttempt> attempts(long long outbox_id) const override {
     return guard("read the attempts of outbox entry " + std::to_string(outbox_id), [&] {
-      SQLite::Statement q(db_,
-                          "SELECT number, at, outcome, detail FROM delivery_attempts WHERE outbox_id = ? ORDER BY "
-                          "number, id");
+      SQLite::Statement& q = prepared(
+          "SELECT number, at, outcome, detail FROM delivery_attempts WHERE outbox_id = ? ORDER BY "
+          "number, id");
       q.bind(1, static_cast<int64_t>(outbox_id));
       std::vector<DeliveryAttempt> out;
       while (q.executeStep())
@@ -550,10 +566,10 @@ class SqliteStore final : public Store {
 
   void schedule_timer(const Timer& t) override {
     guard("schedule timer " + t.rule + " for " + t.entity.str(), [&] {
-      SQLite::Statement q(db_,
-                          "INSERT INTO timers (rule, entity, due_at, fired) VALUES (?, ?, ?, 0) "
-                          "ON CONFLICT (rule, entity) DO UPDATE SET fired = CASE WHEN timers.due_at = excluded.due_at "
-                          "THEN timers.fired ELSE 0 END, due_at = excluded.due_at");
+      SQLite::Statement& q = prepared(
+          "INSERT INTO timers (rule, entity, due_at, fired) VALUES (?, ?, ?, 0) "
+          "ON CONFLICT (rule, entity) DO UPDATE SET fired = CASE WHEN timers.due_at = excluded.due_at "
+          "THEN timers.fired ELSE 0 END, due_at = excluded.due_at");
       q.bind(1, t.rule);
       q.bind(2, t.entity.str());
       q.bind(3, static_cast<int64_t>(millis(t.due)));
@@ -563,7 +579,7 @@ class SqliteStore final : public Store {
 
   void cancel_timer(const std::string& rule, const EntityRef& entity) override {
     guard("cancel timer " + rule + " for " + entity.str(), [&] {
-      SQLite::Statement q(db_, "DELETE FROM timers WHERE rule = ? AND entity = ?");
+      SQLite::Statement& q = prepared("DELETE FROM timers WHERE rule = ? AND entity = ?");
       q.bind(1, rule);
       q.bind(2, entity.str());
       q.exec();
@@ -572,9 +588,9 @@ class SqliteStore final : public Store {
 
   std::vector<Timer> due_timers(Timestamp until, size_t limit) const override {
     return guard("read due timers", [&] {
-      SQLite::Statement q(db_,
-                          "SELECT rule, entity, due_at FROM timers WHERE fired = 0 AND due_at <= ? "
-                          "ORDER BY due_at, rule, entity LIMIT ?");
+      SQLite::Statement& q = prepared(
+          "SELECT rule, entity, due_at FROM timers WHERE fired = 0 AND due_at <= ? "
+          "ORDER BY due_at, rule, entity LIMIT ?");
       q.bind(1, static_cast<int64_t>(millis(until)));
       q.bind(2, static_cast<int64_t>(limit));
       std::vector<Timer> out;
@@ -587,7 +603,7 @@ class SqliteStore final : public Store {
 
   std::optional<Timestamp> next_timer() const override {
     return guard("read the next timer", [&]() -> std::optional<Timestamp> {
-      SQLite::Statement q(db_, "SELECT MIN(due_at) FROM timers WHERE fired = 0");
+      SQLite::Statement& q = prepared("SELECT MIN(due_at) FROM timers WHERE fired = 0");
       if (!q.executeStep() || q.getColumn(0).isNull()) return std::nullopt;
       return from_millis(q.getColumn(0).getInt64());
     });
@@ -595,10 +611,10 @@ class SqliteStore final : public Store {
 
   std::size_t cancel_timers(const std::string& rule) override {
     return guard("cancel the timers of rule " + rule, [&] {
-      SQLite::Statement q(db_, "DELETE FROM timers WHERE rule = ? AND fired = 0");
+      SQLite::Statement& q = prepared("DELETE FROM timers WHERE rule = ? AND fired = 0");
       q.bind(1, rule);
       const auto unfired = static_cast<std::size_t>(q.exec());
-      SQLite::Statement fired(db_, "DELETE FROM timers WHERE rule = ?");
+      SQLite::Statement& fired = prepared("DELETE FROM timers WHERE rule = ?");
       fired.bind(1, rule);
       fired.exec();
       return unfired;
@@ -607,7 +623,7 @@ class SqliteStore final : public Store {
 
   std::size_t pending_timers() const override {
     return guard("count the pending timers", [&] {
-      SQLite::Statement q(db_, "SELECT COUNT(*) FROM timers WHERE fired = 0");
+      SQLite::Statement& q = prepared("SELECT COUNT(*) FROM timers WHERE fired = 0");
       q.executeStep();
       return static_cast<std::size_t>(q.getColumn(0).getInt64());
     });
@@ -615,7 +631,7 @@ class SqliteStore final : public Store {
 
   void mark_timer_fired(const Timer& t) override {
     guard("mark timer " + t.rule + " for " + t.entity.str() + " fired", [&] {
-      SQLite::Statement q(db_, "UPDATE timers SET fired = 1 WHERE rule = ? AND entity = ? AND due_at = ?");
+      SQLite::Statement& q = prepared("UPDATE timers SET fired = 1 WHERE rule = ? AND entity = ? AND due_at = ?");
       q.bind(1, t.rule);
       q.bind(2, t.entity.str());
       q.bind(3, static_cast<int64_t>(millis(t.due)));
@@ -626,10 +642,11 @@ class SqliteStore final : public Store {
   std::vector<OutboxEntry> due_notifications(Timestamp until, std::optional<Channel> channel,
                                              std::size_t limit) const override {
     return guard("read due notifications", [&] {
-      SQLite::Statement q(db_, std::string("SELECT ") + kNotificationColumns +
-                                   " FROM outbox WHERE status = 'pending' AND COALESCE(next_attempt_at, due_at) <= ?1 "
-                                   "AND (?2 IS NULL OR channel = ?2) "
-                                   "ORDER BY COALESCE(next_attempt_at, due_at), id LIMIT ?3");
+      SQLite::Statement& q =
+          prepared(std::string("SELECT ") + kNotificationColumns +
+                   " FROM outbox WHERE status = 'pending' AND COALESCE(next_attempt_at, due_at) <= ?1 "
+                   "AND (?2 IS NULL OR channel = ?2) "
+                   "ORDER BY COALESCE(next_attempt_at, due_at), id LIMIT ?3");
       q.bind(1, static_cast<int64_t>(millis(until)));
       if (channel) q.bind(2, std::string(to_string(*channel)));
       q.bind(3, limit == kNoLimit ? int64_t{-1} : static_cast<int64_t>(limit));
@@ -641,7 +658,8 @@ class SqliteStore final : public Store {
 
   std::optional<Timestamp> next_notification() const override {
     return guard("read the next notification", [&]() -> std::optional<Timestamp> {
-      SQLite::Statement q(db_, "SELECT MIN(COALESCE(next_attempt_at, due_at)) FROM outbox WHERE status = 'pending'");
+      SQLite::Statement& q =
+          prepared("SELECT MIN(COALESCE(next_attempt_at, due_at)) FROM outbox WHERE status = 'pending'");
       if (!q.executeStep() || q.getColumn(0).isNull()) return std::nullopt;
       return from_millis(q.getColumn(0).getInt64());
     });
@@ -649,9 +667,9 @@ class SqliteStore final : public Store {
 
   OutboxDepth outbox_depth(Timestamp now) const override {
     return guard("count the pending notifications", [&] {
-      SQLite::Statement q(db_,
-                          "SELECT COUNT(*), MIN(CASE WHEN COALESCE(next_attempt_at, due_at) <= ?1 "
-                          "THEN due_at END) FROM outbox WHERE status = 'pending'");
+      SQLite::Statement& q = prepared(
+          "SELECT COUNT(*), MIN(CASE WHEN COALESCE(next_attempt_at, due_at) <= ?1 "
+          "THEN due_at END) FROM outbox WHERE status = 'pending'");
       q.bind(1, static_cast<int64_t>(millis(now)));
       q.executeStep();
       OutboxDepth depth;
@@ -663,8 +681,7 @@ class SqliteStore final : public Store {
 
   void add_waiting(const WaitingIntent& w) override {
     guard("keep the intent of " + w.rule + " for " + w.entity.str() + " waiting", [&] {
-      SQLite::Statement q(
-          db_,
+      SQLite::Statement& q = prepared(
           "INSERT INTO waiting_intents (rule, entity, trigger, event, waiting_for, since, until, reason) "
           "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (rule, entity, trigger) DO UPDATE SET "
           "waiting_for = excluded.waiting_for, reason = excluded.reason");
@@ -682,8 +699,8 @@ class SqliteStore final : public Store {
 
   std::vector<WaitingIntent> waiting_for(const EntityRef& ref) const override {
     return guard("read the intents waiting for " + ref.str(), [&] {
-      SQLite::Statement q(
-          db_, std::string("SELECT ") + kWaitingColumns + " FROM waiting_intents WHERE waiting_for = ? ORDER BY id");
+      SQLite::Statement& q = prepared(std::string("SELECT ") + kWaitingColumns +
+                                      " FROM waiting_intents WHERE waiting_for = ? ORDER BY id");
       q.bind(1, ref.str());
       return read_waiting(q);
     });
@@ -691,8 +708,8 @@ class SqliteStore final : public Store {
 
   std::vector<WaitingIntent> expired_waiting(Timestamp now, std::size_t limit) const override {
     return guard("read the expired waiting intents", [&] {
-      SQLite::Statement q(db_, std::string("SELECT ") + kWaitingColumns +
-                                   " FROM waiting_intents WHERE until <= ? ORDER BY until, id LIMIT ?");
+      SQLite::Statement& q = prepared(std::string("SELECT ") + kWaitingColumns +
+                                      " FROM waiting_intents WHERE until <= ? ORDER BY until, id LIMIT ?");
       q.bind(1, static_cast<int64_t>(millis(now)));
       q.bind(2, static_cast<int64_t>(limit));
       return read_waiting(q);
@@ -701,7 +718,7 @@ class SqliteStore final : public Store {
 
   std::optional<Timestamp> next_waiting_expiry() const override {
     return guard("read the next waiting intent's expiry", [&]() -> std::optional<Timestamp> {
-      SQLite::Statement q(db_, "SELECT MIN(until) FROM waiting_intents");
+      SQLite::Statement& q = prepared("SELECT MIN(until) FROM waiting_intents");
       if (!q.executeStep() || q.getColumn(0).isNull()) return std::nullopt;
       return from_millis(q.getColumn(0).getInt64());
     });
@@ -709,7 +726,7 @@ class SqliteStore final : public Store {
 
   void remove_waiting(long long id) override {
     guard("remove waiting intent " + std::to_string(id), [&] {
-      SQLite::Statement q(db_, "DELETE FROM waiting_intents WHERE id = ?");
+      SQLite::Statement& q = prepared("DELETE FROM waiting_intents WHERE id = ?");
       q.bind(1, static_cast<int64_t>(id));
       q.exec();
     });
@@ -717,7 +734,7 @@ class SqliteStore final : public Store {
 
   std::optional<std::string> cursor(const std::string& source) const override {
     return guard("read the cursor of source " + source, [&]() -> std::optional<std::string> {
-      SQLite::Statement q(db_, "SELECT cursor FROM source_cursors WHERE source = ?");
+      SQLite::Statement& q = prepared("SELECT cursor FROM source_cursors WHERE source = ?");
       q.bind(1, source);
       if (!q.executeStep()) return std::nullopt;
       return q.getColumn(0).getString();
@@ -726,9 +743,9 @@ class SqliteStore final : public Store {
 
   void set_cursor(const std::string& source, const std::string& value) override {
     guard("store the cursor of source " + source, [&] {
-      SQLite::Statement q(db_,
-                          "INSERT INTO source_cursors (source, cursor) VALUES (?, ?) "
-                          "ON CONFLICT (source) DO UPDATE SET cursor = excluded.cursor");
+      SQLite::Statement& q = prepared(
+          "INSERT INTO source_cursors (source, cursor) VALUES (?, ?) "
+          "ON CONFLICT (source) DO UPDATE SET cursor = excluded.cursor");
       q.bind(1, source);
       q.bind(2, value);
       q.exec();
@@ -741,9 +758,9 @@ class SqliteStore final : public Store {
 
   std::vector<Contact> contacts(const std::string& customer) const override {
     return guard("read contacts of " + customer, [&] {
-      SQLite::Statement q(db_,
-                          "SELECT at, kind, rule, entity, channel, idempotency_key FROM contacts WHERE customer = ? "
-                          "ORDER BY at, id");
+      SQLite::Statement& q = prepared(
+          "SELECT at, kind, rule, entity, channel, idempotency_key FROM contacts WHERE customer = ? "
+          "ORDER BY at, id");
       q.bind(1, customer);
       std::vector<Contact> out;
       while (q.executeStep()) {
@@ -770,9 +787,33 @@ class SqliteStore final : public Store {
     SQLite::Transaction tx_;
   };
 
+  // The statement for `sql`, prepared once per store and reused: preparing
+  // costs more than running most of these. It comes reset, its parameters
+  // unbound (NULL); the outermost guard() resets it again when it ends, so
+  // that no read stays open between calls. Never hold one across a call
+  // that may use the same SQL.
+  SQLite::Statement& prepared(const std::string& sql) const {
+    auto& statement = statements_[sql];
+    if (!statement) statement = std::make_unique<SQLite::Statement>(db_, sql);
+    statement->tryReset();
+    statement->clearBindings();
+    in_use_.push_back(statement.get());
+    return *statement;
+  }
+
   // Runs `work`, turning SQLite's exceptions into StoreError naming `what`.
   template <typename F>
   auto guard(const std::string& what, F&& work) const -> decltype(work()) {
+    struct Release {
+      const SqliteStore& store;
+      ~Release() {
+        if (--store.depth_ > 0) return;
+        for (SQLite::Statement* statement : store.in_use_) statement->tryReset();
+        store.in_use_.clear();
+      }
+    };
+    ++depth_;
+    const Release release{*this};
     try {
       return work();
     } catch (const SQLite::Exception& e) {
@@ -785,14 +826,15 @@ class SqliteStore final : public Store {
   }
 
   OutboxEntry read_entry_by_id(long long outbox_id) {
-    SQLite::Statement q(db_, std::string("SELECT ") + kNotificationColumns + " FROM outbox WHERE id = ?");
+    SQLite::Statement& q = prepared(std::string("SELECT ") + kNotificationColumns + " FROM outbox WHERE id = ?");
     q.bind(1, static_cast<int64_t>(outbox_id));
     if (!q.executeStep()) throw StoreError("no outbox entry " + std::to_string(outbox_id));
     return read_entry(q);
   }
 
   void insert_decision(long long outbox_id, Timestamp at, const std::string& decision, const std::string& reason) {
-    SQLite::Statement q(db_, "INSERT INTO outbox_decisions (outbox_id, at, decision, reason) VALUES (?, ?, ?, ?)");
+    SQLite::Statement& q =
+        prepared("INSERT INTO outbox_decisions (outbox_id, at, decision, reason) VALUES (?, ?, ?, ?)");
     q.bind(1, static_cast<int64_t>(outbox_id));
     q.bind(2, static_cast<int64_t>(millis(at)));
     q.bind(3, decision);
@@ -801,8 +843,8 @@ class SqliteStore final : public Store {
   }
 
   void insert_attempt(long long outbox_id, int number, Timestamp at, const char* outcome, const std::string& detail) {
-    SQLite::Statement q(
-        db_, "INSERT INTO delivery_attempts (outbox_id, number, at, outcome, detail) VALUES (?, ?, ?, ?, ?)");
+    SQLite::Statement& q =
+        prepared("INSERT INTO delivery_attempts (outbox_id, number, at, outcome, detail) VALUES (?, ?, ?, ?, ?)");
     q.bind(1, static_cast<int64_t>(outbox_id));
     q.bind(2, number);
     q.bind(3, static_cast<int64_t>(millis(at)));
@@ -812,9 +854,9 @@ class SqliteStore final : public Store {
   }
 
   void insert_contact(const Contact& c) {
-    SQLite::Statement q(db_,
-                        "INSERT INTO contacts (customer, at, kind, rule, entity, channel, idempotency_key) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?)");
+    SQLite::Statement& q = prepared(
+        "INSERT INTO contacts (customer, at, kind, rule, entity, channel, idempotency_key) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)");
     q.bind(1, c.customer);
     q.bind(2, static_cast<int64_t>(millis(c.at)));
     q.bind(3, std::string(to_string(c.kind)));
@@ -852,6 +894,10 @@ class SqliteStore final : public Store {
 
   OwnedFolder folder_;  // declared before db_: removed after the database is closed
   mutable SQLite::Database db_;
+  // Declared after db_: finalised before the database is closed.
+  mutable std::unordered_map<std::string, std::unique_ptr<SQLite::Statement>> statements_;
+  mutable std::vector<SQLite::Statement*> in_use_;  // by the guard() under way
+  mutable int depth_ = 0;                           // guard() calls under way
   int version_ = 0;
   bool in_transaction_ = false;
 };
