@@ -63,14 +63,9 @@ Linked link(const Entity& entity, const Store& store) {
     parent = linked->parent();
   }
   // An order sees its most recently observed shipment.
-  if (entity.ref.type == EntityType::kOrder && !out.scope.contains("shipment")) {
-    const Entity* latest = nullptr;
-    const auto shipments = store.children(entity.ref);
-    for (const auto& child : shipments)
-      if (child.ref.type == EntityType::kShipment && (!latest || child.observed_at > latest->observed_at))
-        latest = &child;
-    if (latest) out.scope["shipment"] = scope_fields(*latest, store);
-  }
+  if (entity.ref.type == EntityType::kOrder && !out.scope.contains("shipment"))
+    if (const auto shipment = store.latest_child(entity.ref, EntityType::kShipment))
+      out.scope["shipment"] = scope_fields(*shipment, store);
   if (out.customer.empty()) return out;
   const EntityRef customer_ref{EntityType::kCustomer, out.customer};
   const auto customer = store.entity(customer_ref);
@@ -80,10 +75,7 @@ Linked link(const Entity& entity, const Store& store) {
   // Derived facts about the customer that rules and templates may use.
   fields["last_contact_at"] = nullptr;
   if (auto last = last_contact(*customer, store)) fields["last_contact_at"] = format_rfc3339(*last);
-  int delivered = 0;
-  for (const auto& child : store.children(customer_ref))
-    if (child.ref.type == EntityType::kOrder && child.field("status") == "delivered") ++delivered;
-  fields["delivered_orders"] = delivered;
+  fields["delivered_orders"] = store.count_children(customer_ref, EntityType::kOrder, "delivered");
   return out;
 }
 

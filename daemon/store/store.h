@@ -107,9 +107,13 @@ class Store {
   // Inserts or replaces the snapshot; records its parent (Entity::parent())
   // so that children() can find it.
   virtual void put_entity(const Entity& entity) = 0;
-  // Entities whose parent is `parent` (the orders of a customer, the
-  // shipments of an order), ordered by type and id.
-  virtual std::vector<Entity> children(const EntityRef& parent) const = 0;
+  // Of the entities of `type` whose parent is `parent` (an order's
+  // shipments), the one observed last (on a tie, the greatest id).
+  virtual std::optional<Entity> latest_child(const EntityRef& parent, EntityType type) const = 0;
+  // How many entities of `type` whose parent is `parent` have the text
+  // `status` in fields.status (a customer's delivered orders). Reads no
+  // snapshot into memory, but its cost still follows the number of children.
+  virtual std::size_t count_children(const EntityRef& parent, EntityType type, const std::string& status) const = 0;
   // Up to `limit` entities of `type` with an id after `after_id`, in id
   // order: a page of all of them (a reload schedules a new rule's timers).
   virtual std::vector<Entity> entities(EntityType type, const std::string& after_id, std::size_t limit) const = 0;

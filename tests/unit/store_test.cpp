@@ -117,19 +117,29 @@ TEST_CASE("entities round-trip with nested fields, lists and unicode") {
   CHECK(store->entity(EntityRef{EntityType::kCustomer, "c-1"})->fields == nlohmann::json{{"name", "Zoë"}});
 }
 
-TEST_CASE("children are found through their parent: a customer's orders, an order's shipments") {
+TEST_CASE("children are found through their parent: an order's latest shipment, a customer's delivered orders") {
   auto store = Store::open_temporary();
-  store->put_entity(entity(EntityType::kOrder, "B", {{"customer", "c-1"}}));
-  store->put_entity(entity(EntityType::kOrder, "A", {{"customer", "c-1"}}));
-  store->put_entity(entity(EntityType::kOrder, "C", {{"customer", "c-2"}}));
-  store->put_entity(entity(EntityType::kShipment, "S", {{"order", "A"}}));
-  const auto orders = store->children(EntityRef{EntityType::kCustomer, "c-1"});
-  REQUIRE(orders.size() == 2);
-  CHECK(orders[0].ref.id == "A");
-  CHECK(orders[1].ref.id == "B");
-  const auto shipments = store->children(EntityRef{EntityType::kOrder, "A"});
-  REQUIRE(shipments.size() == 1);
-  CHECK(shipments[0].ref.str() == "shipment/S");
+  auto observed = [](Entity e, const char* when) {
+    e.observed_at = at(when);
+    return e;
+  };
+  store->put_entity(entity(EntityType::kOrder, "B", {{"customer", "c-1"}, {"status", "delivered"}}));
+  store->put_entity(entity(EntityType::kOrder, "A", {{"customer", "c-1"}, {"status", "delivered"}}));
+  store->put_entity(entity(EntityType::kOrder, "D", {{"customer", "c-1"}, {"status", "placed"}}));
+  store->put_entity(entity(EntityType::kOrder, "C", {{"customer", "c-2"}, {"status", "delivered"}}));
+  store->put_entity(observed(entity(EntityType::kShipment, "S2", {{"order", "A"}}), "2026-11-21T10:00:00Z"));
+  store->put_entity(observed(entity(EntityType::kShipment, "S1", {{"order", "A"}}), "2026-11-22T10:00:00Z"));
+  store->put_entity(observed(entity(EntityType::kShipment, "S3", {{"order", "B"}}), "2026-11-23T10:00:00Z"));
+  const EntityRef customer{EntityType::kCustomer, "c-1"};
+  CHECK(store->count_children(customer, EntityType::kOrder, "delivered") == 2);
+  CHECK(store->count_children(customer, EntityType::kOrder, "placed") == 1);
+  CHECK(store->count_children(customer, EntityType::kShipment, "delivered") == 0);
+  CHECK(store->count_children(EntityRef{EntityType::kCustomer, "nobody"}, EntityType::kOrder, "delivered") == 0);
+  const auto shipment = store->latest_child(EntityRef{EntityType::kOrder, "A"}, EntityType::kShipment);
+  REQUIRE(shipment);
+  CHECK(shipment->ref.str() == "shipment/S1");
+  CHECK(shipment->fields == nlohmann::json{{"order", "A"}});
+  CHECK_FALSE(store->latest_child(EntityRef{EntityType::kOrder, "D"}, EntityType::kShipment));
 }
 
 TEST_CASE("a transaction rolls back unless committed") {
