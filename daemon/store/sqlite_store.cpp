@@ -139,6 +139,13 @@ constexpr bool migrations_are_numbered() {
 static_assert(migrations_are_numbered(), "migrations must be numbered 1, 2, 3, ... in order");
 
 constexpr int kBusyTimeoutMs = 5000;
+// Every transaction here writes, so each starts as a writer (BEGIN
+// IMMEDIATE): it then waits out another writer for up to the busy timeout.
+// A deferred one would read first and, finding at its first write that
+// another process (an operator's `tactd outbox drop`, a backup) committed
+// meanwhile, fail at once with SQLITE_BUSY: no wait can make its old
+// snapshot current.
+constexpr auto kWriter = SQLite::TransactionBehavior::IMMEDIATE;
 
 long long millis(Timestamp t) { return t.time_since_epoch().count(); }
 Timestamp from_millis(long long ms) { return Timestamp{Duration{ms}}; }
@@ -449,7 +456,7 @@ class SqliteStore final : public Store {
   bool mark_overtaken(long long outbox_id, Timestamp at, const std::string& reason) override {
     return guard("mark outbox entry " + std::to_string(outbox_id) + " overtaken", [&] {
       std::optional<SQLite::Transaction> own;
-      if (!in_transaction_) own.emplace(db_);
+      if (!in_transaction_) own.emplace(db_, kWriter);
       SQLite::Statement& q =
           prepared("UPDATE outbox SET status = 'overtaken', last_error = ? WHERE id = ? AND status = 'pending'");
       q.bind(1, reason);
@@ -497,7 +504,7 @@ class SqliteStore final : public Store {
   void mark_delivered(long long outbox_id, Timestamp at, const std::string& detail) override {
     guard("mark outbox entry " + std::to_string(outbox_id) + " delivered", [&] {
       std::optional<SQLite::Transaction> own;
-      if (!in_transaction_) own.emplace(db_);
+      if (!in_transaction_) own.emplace(db_, kWriter);
       const OutboxEntry entry = read_entry_by_id(outbox_id);
       SQLite::Statement& update = prepared(
           "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, "
@@ -515,7 +522,7 @@ class SqliteStore final : public Store {
                       std::optional<Timestamp> retry_at) override {
     guard("record a failed delivery of outbox entry " + std::to_string(outbox_id), [&] {
       std::optional<SQLite::Transaction> own;
-      if (!in_transaction_) own.emplace(db_);
+      if (!in_transaction_) own.emplace(db_, kWriter);
       const OutboxEntry entry = read_entry_by_id(outbox_id);
       SQLite::Statement& update = prepared(
           "UPDATE outbox SET status = ?, attempts = attempts + 1, next_attempt_at = ?, "
@@ -776,7 +783,7 @@ class SqliteStore final : public Store {
   // Must not outlive its store.
   class Tx final : public Transaction {
    public:
-    explicit Tx(SqliteStore& store) : store_(store), tx_(store.db_) { store_.in_transaction_ = true; }
+    explicit Tx(SqliteStore& store) : store_(store), tx_(store.db_, kWriter) { store_.in_transaction_ = true; }
     ~Tx() override { store_.in_transaction_ = false; }  // tx_ rolls back unless committed
     void commit() override {
       store_.guard("commit", [&] { tx_.commit(); });
@@ -880,7 +887,7 @@ class SqliteStore final : public Store {
                          "); use a newer tactd or another state file");
       for (const Migration& m : kMigrations) {
         if (m.version <= version_) continue;
-        SQLite::Transaction tx(db_);
+        SQLite::Transaction tx(db_, kWriter);
         db_.exec(m.sql);
         SQLite::Statement record(db_, "INSERT INTO schema_migrations (version, description) VALUES (?, ?)");
         record.bind(1, m.version);

@@ -4,7 +4,9 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
+#include <chrono>
 #include <cstdlib>
+#include <thread>
 
 #include "support/temp_dir.h"
 
@@ -169,6 +171,30 @@ TEST_CASE("transactions do not nest, and a new one can begin once the old one is
   }
   auto tx = store->begin();
   CHECK(store->entity(EntityRef{EntityType::kOrder, "A"}));
+}
+
+TEST_CASE("a transaction waits for another process's write instead of failing, and sees it") {
+  // An operator's `tactd outbox drop` or a backup writing while the daemon
+  // commits: the busy timeout must apply, and the daemon's transaction must
+  // not go on from a snapshot older than what was committed meanwhile.
+  TempDir dir;
+  auto store = Store::open(dir.path() / "state.db");
+  store->put_entity(entity(EntityType::kOrder, "A", {{"status", "placed"}}));
+  SQLite::Database other((dir.path() / "state.db").string(), SQLite::OPEN_READWRITE);
+  other.exec("BEGIN IMMEDIATE");
+  other.exec("UPDATE entities SET fields = '{\"status\":\"cancelled\"}'");
+  std::thread writer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds{200});  // the other process, still writing
+    other.exec("COMMIT");
+  });
+  {
+    auto tx = store->begin();
+    CHECK(store->entity(EntityRef{EntityType::kOrder, "A"})->field("status") == "cancelled");
+    store->put_entity(entity(EntityType::kOrder, "B", {}));
+    tx->commit();
+  }
+  writer.join();
+  CHECK(store->entity(EntityRef{EntityType::kOrder, "B"}));
 }
 
 TEST_CASE("an idempotency key is enqueued once, a duplicate changes nothing") {
