@@ -1,9 +1,11 @@
 #include "support/notify_socket.h"
 
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <stdexcept>
 
@@ -18,7 +20,8 @@ NotifySocket::NotifySocket() : path_((dir_.path() / "notify").string()) {
   std::memcpy(address.sun_path, path_.c_str(), path_.size());
   const int on = 1;
   if (::bind(fd_, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0 ||
-      ::setsockopt(fd_, SOL_SOCKET, SO_PASSCRED, &on, sizeof on) != 0) {
+      ::setsockopt(fd_, SOL_SOCKET, SO_PASSCRED, &on, sizeof on) != 0 ||
+      ::setsockopt(fd_, SOL_SOCKET, SO_TIMESTAMP, &on, sizeof on) != 0) {
     ::close(fd_);
     throw std::runtime_error("cannot bind " + path_ + ": " + std::strerror(errno));
   }
@@ -29,7 +32,7 @@ NotifySocket::~NotifySocket() { ::close(fd_); }
 const std::vector<NotifySocket::Datagram>& NotifySocket::received() {
   for (;;) {
     char text[4096];
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred)) + CMSG_SPACE(sizeof(timeval))];
     iovec data{text, sizeof text};
     msghdr message{};
     message.msg_iov = &data;
@@ -38,13 +41,20 @@ const std::vector<NotifySocket::Datagram>& NotifySocket::received() {
     message.msg_controllen = sizeof control;
     const ssize_t n = ::recvmsg(fd_, &message, 0);
     if (n < 0) break;
-    Datagram datagram{std::string(text, static_cast<std::size_t>(n)), 0, std::chrono::steady_clock::now()};
-    for (cmsghdr* c = CMSG_FIRSTHDR(&message); c; c = CMSG_NXTHDR(&message, c))
-      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
+    Datagram datagram{std::string(text, static_cast<std::size_t>(n)), 0, {}};
+    for (cmsghdr* c = CMSG_FIRSTHDR(&message); c; c = CMSG_NXTHDR(&message, c)) {
+      if (c->cmsg_level != SOL_SOCKET) continue;
+      if (c->cmsg_type == SCM_CREDENTIALS) {
         ucred credentials{};
         std::memcpy(&credentials, CMSG_DATA(c), sizeof credentials);
         datagram.sender = credentials.pid;
+      } else if (c->cmsg_type == SCM_TIMESTAMP) {
+        timeval at{};
+        std::memcpy(&at, CMSG_DATA(c), sizeof at);
+        datagram.arrived = std::chrono::system_clock::time_point(std::chrono::seconds{at.tv_sec} +
+                                                                 std::chrono::microseconds{at.tv_usec});
       }
+    }
     all_.push_back(std::move(datagram));
   }
   return all_;

@@ -1,6 +1,7 @@
 // The service manager's end of sd_notify for tests: a Unix datagram socket
 // in a temporary folder of its own, read without blocking, that also
-// learns each sender's PID (SO_PASSCRED), as systemd's NotifyAccess= does.
+// learns each sender's PID (SO_PASSCRED), as systemd's NotifyAccess= does,
+// and when the kernel received each datagram (SO_TIMESTAMP).
 #pragma once
 
 #include <sys/types.h>
@@ -20,9 +21,7 @@ class NotifySocket {
   struct Datagram {
     std::string text;
     pid_t sender = 0;
-    // When the test read it: close to its arrival when the test polls
-    // (eventually() polls every 20 ms).
-    std::chrono::steady_clock::time_point read_at;
+    std::chrono::system_clock::time_point arrived;  // however late the test reads it
   };
 
   NotifySocket();
