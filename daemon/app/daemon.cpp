@@ -75,9 +75,8 @@ struct SourceRun {
   std::string last_failure;
   bool stop = false;
   bool finished = false;
-  asio::steady_timer* sleep = nullptr;                 // while the loop sleeps
-  std::shared_ptr<SourceRun> successor;                // started once this one finished
-  std::function<void(std::shared_ptr<SourceRun>)> go;  // starts `successor`
+  asio::steady_timer* sleep = nullptr;   // while the loop sleeps
+  std::shared_ptr<SourceRun> successor;  // started once this one finished, unless stopped before
 };
 
 // The daemon's metrics, declared once.
@@ -549,10 +548,6 @@ class Daemon::Impl {
     run->config = config;
     run->intake = intake_for(config.name);
     run->started = clock_.now();
-    run->go = [this](std::shared_ptr<SourceRun> next) {
-      sources_[next->config.name] = next;
-      spawn("source " + next->config.name, source_loop(next));
-    };
     sources_[config.name] = run;
     spawn("source " + config.name, source_loop(run));
   }
@@ -570,13 +565,24 @@ class Daemon::Impl {
     next->config = config;
     next->intake = intake_for(config.name);
     next->started = clock_.now();
-    next->go = old->go;
     stop_source(*old);
-    if (old->finished)
-      old->go(next);
-    else
-      old->successor = next;
+    old->successor = next;
     sources_[config.name] = next;  // readiness follows the new one at once
+    if (old->finished) start_successor(*old);
+  }
+
+  // Starts the run that replaces `finished`. One that a later reload
+  // stopped before it started (the source changed again, or was removed)
+  // is skipped for its own successor, if any: a removed source stays
+  // stopped.
+  void start_successor(SourceRun& finished) {
+    for (auto next = finished.successor; next && !stopping_; next = next->successor) {
+      if (!next->stop) {
+        spawn("source " + next->config.name, source_loop(next));
+        return;
+      }
+      next->finished = true;
+    }
   }
 
   // Polls one source until stopped. One iteration that fails (an I/O
@@ -646,7 +652,7 @@ class Daemon::Impl {
     }
     run->finished = true;
     spdlog::info("source: stopped {}", kv("source", config.name));
-    if (run->successor && !stopping_) run->go(run->successor);
+    start_successor(*run);
   }
 
   // --- reload, part by part ---

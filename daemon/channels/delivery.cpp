@@ -7,6 +7,8 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
+
 namespace tactd {
 namespace asio = boost::asio;
 
@@ -25,7 +27,7 @@ void Delivery::reconfigure(std::vector<Lane> lanes) {
     }
     const double rate = lane.config.rate;
     const int burst = lane.config.burst;
-    routes[channel] = std::make_shared<Route>(Route{std::move(lane), TokenBucket(rate, burst, clock_.now()), {}, 0});
+    routes[channel] = std::make_shared<Route>(Route{std::move(lane), TokenBucket(rate, burst, clock_.now()), {}});
   }
   routes_ = std::move(routes);
   wake();
@@ -43,11 +45,16 @@ void Delivery::start_shutdown(Timestamp deadline) {
   wake();
 }
 
+int Delivery::in_flight(Channel channel) const {
+  return static_cast<int>(std::count_if(in_flight_.begin(), in_flight_.end(),
+                                        [channel](const auto& attempt) { return attempt.second == channel; }));
+}
+
 std::vector<Delivery::ChannelState> Delivery::channels() const {
   const Timestamp now = clock_.now();
   std::vector<ChannelState> out;
   for (const auto& [channel, route] : routes_)
-    out.push_back({channel, route->lane.config.provider, route->breaker.open(now), route->in_flight});
+    out.push_back({channel, route->lane.config.provider, route->breaker.open(now), in_flight(channel)});
   return out;
 }
 
@@ -87,12 +94,12 @@ Duration Delivery::start_due() {
     Route& route = *route_ptr;
     const std::shared_ptr<Route> keep = route_ptr;
     const int concurrency = route.lane.config.concurrency;
-    if (route.in_flight >= concurrency) continue;
+    if (in_flight(channel) >= concurrency) continue;
     // The entries in flight are still pending and due, so `concurrency`
     // rows hold every one that may start now.
     for (const OutboxEntry& entry : store_.due_notifications(now, channel, static_cast<std::size_t>(concurrency))) {
       if (in_flight_.count(entry.id)) continue;
-      if (route.in_flight >= concurrency) break;
+      if (in_flight(channel) >= concurrency) break;
       if (route.breaker.open(now)) {
         wait = std::min(wait, *route.breaker.open_until() - now);
         break;
@@ -117,8 +124,7 @@ Duration Delivery::start_due() {
       }
       if (!route.breaker.allows(now)) break;  // half-open, its trial still out
       route.bucket.take(now);
-      ++route.in_flight;
-      in_flight_.insert(entry.id);
+      in_flight_.emplace(entry.id, channel);
       const int attempt = entry.attempts + 1;
       spdlog::debug("delivery: attempt {} {} {}", kv("outbox", std::to_string(entry.id)),
                     kv("attempt", std::to_string(attempt)), kv("channel", to_string(channel)));
@@ -134,7 +140,6 @@ Duration Delivery::start_due() {
 void Delivery::finish(const OutboxEntry& entry, int attempt, Route& route, const Verdict& verdict) {
   const long long id = entry.id;
   const Timestamp due = entry.notification.at;
-  --route.in_flight;
   in_flight_.erase(id);
   AttemptEnd end{route.lane.config.channel,
                  entry.notification.rule,

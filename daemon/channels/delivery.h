@@ -16,7 +16,6 @@
 #include <map>
 #include <memory>
 #include <random>
-#include <set>
 #include <string>
 
 #include "channels/limits.h"
@@ -94,7 +93,8 @@ class Delivery {
   void wake();
   // A reload: channels whose configuration changed get their new lane,
   // removed ones stop starting attempts, unchanged ones keep their limits.
-  // An attempt in flight finishes on the lane it started on.
+  // An attempt in flight finishes on the lane it started on, and counts
+  // towards its channel's concurrency and in_flight until it does.
   void reconfigure(std::vector<Lane> lanes);
   void start_shutdown(Timestamp deadline);
 
@@ -115,11 +115,12 @@ class Delivery {
     Lane lane;
     TokenBucket bucket;
     CircuitBreaker breaker;
-    int in_flight = 0;
   };
   // Starts what may start now; returns how long until something else may.
   Duration start_due();
   void finish(const OutboxEntry& entry, int attempt, Route& route, const Verdict& verdict);
+  // Attempts of `channel` in flight, on its current lane or one a reload replaced.
+  int in_flight(Channel channel) const;
 
   Store& store_;
   const Clock& clock_;
@@ -129,7 +130,7 @@ class Delivery {
   // started on even when a reload replaced it.
   std::map<Channel, std::shared_ptr<Route>> routes_;
   std::optional<Timestamp> stop_deadline_;  // set by start_shutdown()
-  std::set<long long> in_flight_;
+  std::map<long long, Channel> in_flight_;  // outbox id -> channel
   std::mt19937_64 random_{std::random_device{}()};
   boost::asio::steady_timer* wake_ = nullptr;  // the sleep of run(), while it sleeps
   bool again_ = false;                         // an attempt ended while run() was awake

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <set>
 #include <stdexcept>
 
 namespace tactd {
@@ -27,6 +28,13 @@ using tcp = asio::ip::tcp;
 struct Shared {
   HttpServerLimits limits;
   HttpHandler handler;
+};
+
+// The connections of one server, for stop(): the sockets of sessions that
+// wait for (the rest of) a request, and whether the server was stopped.
+struct Connections {
+  bool stopped = false;
+  std::set<tcp::socket*> waiting;
 };
 
 HttpResponse error_response(int status, const std::string& message) {
@@ -61,8 +69,10 @@ asio::awaitable<void> write(beast::tcp_stream& stream, unsigned version, bool ke
 }
 
 // One connection: requests are read and answered in turn until the peer
-// closes, a request is malformed, or it stops keeping the connection alive.
-asio::awaitable<void> session(tcp::socket socket, std::shared_ptr<const Shared> shared) {
+// closes, a request is malformed, it stops keeping the connection alive, or
+// the server is stopped.
+asio::awaitable<void> session(tcp::socket socket, std::shared_ptr<const Shared> shared,
+                              std::shared_ptr<Connections> connections) {
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer;
   for (;;) {
@@ -71,7 +81,10 @@ asio::awaitable<void> session(tcp::socket socket, std::shared_ptr<const Shared> 
     parser.header_limit(static_cast<std::uint32_t>(shared->limits.max_header));
     stream.expires_after(std::chrono::seconds(shared->limits.read_timeout_seconds));
     boost::system::error_code ec;
+    connections->waiting.insert(&stream.socket());
     co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+    connections->waiting.erase(&stream.socket());
+    if (connections->stopped) co_return;  // stop() closed the socket
     if (ec) {
       if (auto answer = read_failure(ec)) co_await write(stream, 11, false, *answer);
       break;
@@ -88,8 +101,8 @@ asio::awaitable<void> session(tcp::socket socket, std::shared_ptr<const Shared> 
       response = error_response(500, "internal error; nothing was accepted");
     }
     stream.expires_never();
-    co_await write(stream, message.version(), message.keep_alive(), response);
-    if (!message.keep_alive()) break;
+    co_await write(stream, message.version(), message.keep_alive() && !connections->stopped, response);
+    if (!message.keep_alive() || connections->stopped) break;
   }
   boost::system::error_code ignored;
   stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
@@ -98,7 +111,7 @@ asio::awaitable<void> session(tcp::socket socket, std::shared_ptr<const Shared> 
 class BeastServer final : public HttpServer {
  public:
   BeastServer(asio::io_context& io, const tcp::endpoint& endpoint, std::shared_ptr<const Shared> shared)
-      : acceptor_(io, endpoint), shared_(std::move(shared)) {
+      : acceptor_(io, endpoint), shared_(std::move(shared)), connections_(std::make_shared<Connections>()) {
     asio::co_spawn(io, accept(), [](std::exception_ptr failure) {
       if (!failure) return;
       try {
@@ -109,11 +122,19 @@ class BeastServer final : public HttpServer {
     });
   }
 
+  ~BeastServer() override { stop(); }
+
   unsigned short port() const override { return acceptor_.local_endpoint().port(); }
 
   void stop() override {
     boost::system::error_code ignored;
     acceptor_.close(ignored);
+    connections_->stopped = true;
+    for (tcp::socket* socket : connections_->waiting) {
+      socket->shutdown(tcp::socket::shutdown_both, ignored);
+      socket->close(ignored);
+    }
+    connections_->waiting.clear();
   }
 
  private:
@@ -126,19 +147,21 @@ class BeastServer final : public HttpServer {
         spdlog::warn("http: accept: {}", ec.message());
         continue;
       }
-      asio::co_spawn(acceptor_.get_executor(), session(std::move(socket), shared_), [](std::exception_ptr failure) {
-        if (!failure) return;
-        try {
-          std::rethrow_exception(failure);
-        } catch (const std::exception& e) {
-          spdlog::warn("http: connection ended: {}", e.what());
-        }
-      });
+      asio::co_spawn(acceptor_.get_executor(), session(std::move(socket), shared_, connections_),
+                     [](std::exception_ptr failure) {
+                       if (!failure) return;
+                       try {
+                         std::rethrow_exception(failure);
+                       } catch (const std::exception& e) {
+                         spdlog::warn("http: connection ended: {}", e.what());
+                       }
+                     });
     }
   }
 
   tcp::acceptor acceptor_;
   std::shared_ptr<const Shared> shared_;
+  std::shared_ptr<Connections> connections_;
 };
 
 }  // namespace

@@ -47,7 +47,10 @@ class HttpServer {
   static std::unique_ptr<HttpServer> start(boost::asio::io_context& io, const std::string& address, unsigned short port,
                                            HttpServerLimits limits, HttpHandler handler);
   virtual unsigned short port() const = 0;
-  // Stops accepting; open connections finish their current request.
+  // Stops accepting and closes every connection: at once when it waits for
+  // a request (kept alive) or the rest of one, after its answer when one is
+  // being written. The handler is not called again once stop() returns, so
+  // what it refers to may go. The destructor stops too.
   virtual void stop() = 0;
 };
 

@@ -12,71 +12,28 @@
 
 #include <array>
 #include <cstdio>
-#include <fstream>
 #include <sstream>
 #include <thread>
 
 #include "support/daemon.h"
+#include "support/observations.h"
+#include "support/scripted_server.h"
 #include "support/state_db.h"
 #include "support/temp_dir.h"
 
 using Catch::Contains;
+using tactd::test::cancellation;
 using tactd::test::Daemon;
+using tactd::test::drop;
 using tactd::test::eventually;
-using tactd::test::Process;
+using tactd::test::Provider;
+using tactd::test::ScriptedServer;
 using tactd::test::slurp;
 using tactd::test::TempDir;
 
 namespace {
 
 const tactd::test::Environment kSecrets = {{"MAIL_KEY", "SG.fixture-mail-key"}, {"SMS_TOKEN", "fixture-sms-token"}};
-
-// A loopback server of tests/support started with `argv` + its folder
-// `dir/<name>`: it writes `port` there once it listens, takes the answers
-// a test scripts from `answers.json`, and records what it receives, one JSON
-// line each.
-class ScriptedServer {
- public:
-  ScriptedServer(const TempDir& dir, const std::string& name, std::vector<std::string> argv)
-      : folder_(dir.path() / name) {
-    std::filesystem::create_directories(folder_);
-    argv.insert(argv.begin() + 2, folder_.string());
-    server_ = std::make_unique<Process>(argv, dir.path() / (name + ".log"));
-    REQUIRE(eventually([&] { return std::filesystem::exists(folder_ / "port"); }));
-  }
-  std::string port() const { return slurp(folder_ / "port"); }
-  void script(const nlohmann::json& answers) const {
-    std::ofstream(folder_ / "answers.json.tmp") << answers.dump();
-    std::filesystem::rename(folder_ / "answers.json.tmp", folder_ / "answers.json");
-  }
-
- protected:
-  std::vector<nlohmann::json> records(const std::string& file) const {
-    std::vector<nlohmann::json> out;
-    std::istringstream lines(slurp(folder_ / file));
-    for (std::string line; std::getline(lines, line);) out.push_back(nlohmann::json::parse(line));
-    return out;
-  }
-  std::filesystem::path folder_;
-
- private:
-  std::unique_ptr<Process> server_;
-};
-
-std::string support(const char* script) { return (tactd::test::source_dir() / "tests/support" / script).string(); }
-
-// The recording HTTP server: the providers' stand-in.
-class Provider : public ScriptedServer {
- public:
-  explicit Provider(const TempDir& dir)
-      : ScriptedServer(dir, "provider", {"python3", support("recording_server.py")}),
-        base_("http://127.0.0.1:" + port()) {}
-  const std::string& base() const { return base_; }
-  std::vector<nlohmann::json> requests() const { return records("requests.jsonl"); }
-
- private:
-  std::string base_;
-};
 
 // Shipped rules and templates, a spool source, and `channels`.
 std::filesystem::path write_config(const TempDir& dir, const std::string& channels) {
@@ -101,23 +58,6 @@ std::filesystem::path write_config(const TempDir& dir, const Provider& provider,
                                "from = \"+3197010000001\"\nsecret_env = \"SMS_TOKEN\"\nbackoff = \"1s\"\n"
                                "timeout = \"2s\"\n" +
                                extra + "\n");
-}
-
-// A customer and their cancelled order, as observation lines; with a phone
-// the apology goes by SMS (the rule prefers it), without one by email.
-std::string cancellation(const std::string& n, bool phone) {
-  return R"({"type":"customer","id":"c-)" + n + R"(","observed_at":"2026-11-20T09:00:00Z","fields":{"name":"Sanne )" +
-         n + R"(","email":"sanne)" + n + R"(@example.com","locale":"nl")" +
-         (phone ? R"(,"phone":"+3161234567)" + n + "\"" : "") + R"(}}
-{"type":"order","id":"B-)" +
-         n + R"(","observed_at":"2026-11-20T10:00:00Z","fields":{"customer":"c-)" + n +
-         R"(","status":"cancelled","total":18.5,"currency":"EUR","cancel_reason":"de oven is kapot"}}
-)";
-}
-
-void drop(const TempDir& dir, const std::string& name, const std::string& lines) {
-  const auto tmp = dir.write("spool/" + name + ".tmp", lines);
-  std::filesystem::rename(tmp, dir.path() / "spool" / name);
 }
 
 // status of each outbox row, in id order; empty before the database exists.
@@ -171,7 +111,7 @@ TEST_CASE("the outbox is delivered once per notification, in each provider's req
   TempDir dir;
   Provider provider(dir);
   Daemon daemon(write_config(dir, provider), dir.path() / "log", kSecrets);
-  drop(dir, "a.jsonl", cancellation("1", true) + cancellation("2", false));
+  drop(dir.path() / "spool", "a.jsonl", cancellation("1", true) + cancellation("2", false));
   REQUIRE(eventually([&] { return statuses(dir) == std::vector<std::string>{"delivered", "delivered"}; }));
   const auto requests = provider.requests();
   REQUIRE(requests.size() == 2);
@@ -215,7 +155,7 @@ TEST_CASE("failed attempts are retried with backoff and Retry-After under one id
                    {{"delay", 3}},  // beyond the 2s timeout
                    {{"status", 202}}});
   Daemon daemon(write_config(dir, provider), dir.path() / "log", kSecrets);
-  drop(dir, "a.jsonl", cancellation("1", true));
+  drop(dir.path() / "spool", "a.jsonl", cancellation("1", true));
   REQUIRE(eventually([&] { return statuses(dir) == std::vector<std::string>{"delivered"}; }));
   const auto requests = provider.requests();
   REQUIRE(requests.size() == 5);
@@ -229,7 +169,7 @@ TEST_CASE("failed attempts are retried with backoff and Retry-After under one id
 
   // A permanent refusal: the dead letter keeps the provider's answer.
   provider.script({{{"status", 400}, {"body", {{"code", 21211}, {"message", "The 'To' number is not valid"}}}}});
-  drop(dir, "b.jsonl", cancellation("2", true));
+  drop(dir.path() / "spool", "b.jsonl", cancellation("2", true));
   REQUIRE(eventually([&] { return statuses(dir) == std::vector<std::string>{"delivered", "dead"}; }));
   CHECK_THAT(outbox_cli(dir, "list --status dead"), Contains("2  dead  attempts 1") && Contains("not valid"));
   CHECK_THAT(outbox_cli(dir, "show 2"), Contains("dead  HTTP 400") && Contains("The 'To' number is not valid"));
@@ -248,7 +188,7 @@ TEST_CASE("after max_attempts a notification goes to the dead letter instead of 
   Provider provider(dir);
   provider.script({{{"status", 502}}, {{"status", 502}}, {{"status", 502}}});
   Daemon daemon(write_config(dir, provider, "max_attempts = 3"), dir.path() / "log", kSecrets);
-  drop(dir, "a.jsonl", cancellation("1", true));
+  drop(dir.path() / "spool", "a.jsonl", cancellation("1", true));
   REQUIRE(eventually([&] { return statuses(dir) == std::vector<std::string>{"dead"}; }));
   CHECK(provider.requests().size() == 3);
   CHECK_THAT(outbox_cli(dir, "show 1"), Contains("gave up after 3 attempts"));
@@ -261,7 +201,7 @@ TEST_CASE("a channel's rate limit spaces its requests") {
   Daemon daemon(write_config(dir, provider, "rate = 2\nburst = 1"), dir.path() / "log", kSecrets);
   std::string lines;
   for (int i = 1; i <= 5; ++i) lines += cancellation(std::to_string(i), true);
-  drop(dir, "a.jsonl", lines);
+  drop(dir.path() / "spool", "a.jsonl", lines);
   REQUIRE(eventually([&] { return provider.requests().size() == 5; }));
   const auto requests = provider.requests();
   for (size_t i = 1; i < requests.size(); ++i)
@@ -277,7 +217,7 @@ TEST_CASE("the idempotency key survives a restart between attempts") {
   const auto config = write_config(dir, provider);
   {
     Daemon daemon(config, dir.path() / "log", kSecrets);
-    drop(dir, "a.jsonl", cancellation("1", true));
+    drop(dir.path() / "spool", "a.jsonl", cancellation("1", true));
     REQUIRE(eventually([&] { return provider.requests().size() == 1; }));
     REQUIRE(eventually([&] { return outbox_cli(dir, "list").find("attempts 1") != std::string::npos; }));
     CHECK(daemon.stop() == 0);
@@ -299,9 +239,10 @@ namespace {
 class MailServer : public ScriptedServer {
  public:
   MailServer(const TempDir& dir, const std::string& tls)
-      : ScriptedServer(dir, "mail",
-                       {"/usr/bin/python3",  // Debian's, which has python3-aiosmtpd
-                        support("smtp_server.py"), "--tls", tls, "--login", "shop:fixture-smtp-password"}),
+      : ScriptedServer(
+            dir, "mail",
+            {"/usr/bin/python3",  // Debian's, which has python3-aiosmtpd
+             tactd::test::support_script("smtp_server.py"), "--tls", tls, "--login", "shop:fixture-smtp-password"}),
         url_((tls == "implicit" ? "smtps://127.0.0.1:" : "smtp://127.0.0.1:") + port()) {}
   const std::string& url() const { return url_; }
   std::filesystem::path ca_file() const { return folder_ / "cert.pem"; }
@@ -341,7 +282,7 @@ TEST_CASE("email goes over SMTP with STARTTLS and AUTH as a MIME message with te
   TempDir dir;
   MailServer mail(dir, "starttls");
   Daemon daemon(write_config(dir, mail), dir.path() / "log", kSmtpSecret);
-  drop(dir, "a.jsonl", first_order("1", "Zoë de Vries", "zoe@example.nl"));
+  drop(dir.path() / "spool", "a.jsonl", first_order("1", "Zoë de Vries", "zoe@example.nl"));
   REQUIRE(eventually([&] { return statuses(dir) == std::vector<std::string>{"delivered"}; }));
   const auto messages = mail.messages();
   REQUIRE(messages.size() == 1);
@@ -376,7 +317,7 @@ TEST_CASE("customer data cannot add a mail header or a recipient") {
   TempDir dir;
   MailServer mail(dir, "starttls");
   Daemon daemon(write_config(dir, mail), dir.path() / "log", kSmtpSecret);
-  drop(dir, "a.jsonl",
+  drop(dir.path() / "spool", "a.jsonl",
        first_order("1", R"(Eve\r\nBcc: eve@evil.example\r\n\r\n<b>hi</b> & bye)", "ada@example.com") +
            first_order("2", "Ben", R"(ben@example.com\r\nBcc: eve@evil.example)"));
   REQUIRE(eventually([&] { return statuses(dir) == std::vector<std::string>{"delivered", "dead"}; }));
@@ -398,7 +339,7 @@ TEST_CASE("over implicit TLS a 4xx is retried with the same Message-ID and a 5xx
   MailServer mail(dir, "implicit");
   mail.script({{{"code", 451}, {"text", "4.3.0 try again later"}}});
   Daemon daemon(write_config(dir, mail), dir.path() / "log", kSmtpSecret);
-  drop(dir, "a.jsonl", cancellation("1", false));
+  drop(dir.path() / "spool", "a.jsonl", cancellation("1", false));
   REQUIRE(eventually([&] { return statuses(dir) == std::vector<std::string>{"delivered"}; }));
   auto messages = mail.messages();
   REQUIRE(messages.size() == 2);
@@ -409,7 +350,7 @@ TEST_CASE("over implicit TLS a 4xx is retried with the same Message-ID and a 5xx
   CHECK_THAT(outbox_cli(dir, "show 1"), Contains("retry  SMTP 451") && Contains("delivered  SMTP 250"));
 
   mail.script({{{"code", 550}, {"text", "5.1.1 no such user"}}});
-  drop(dir, "b.jsonl", cancellation("2", false));
+  drop(dir.path() / "spool", "b.jsonl", cancellation("2", false));
   REQUIRE(eventually([&] { return statuses(dir) == std::vector<std::string>{"delivered", "dead"}; }));
   CHECK_THAT(outbox_cli(dir, "show 2"), Contains("dead  SMTP 550") && Contains("no such user"));
   CHECK(daemon.stop() == 0);
@@ -448,7 +389,7 @@ TEST_CASE("the real daemon posts one operators' digest to a chat webhook, and th
                              "[operators]\ndigest = \"3s\"\nwebhook = \"" +
                                  chat.base() + "/hooks/ops\"\nsecret_env = \"OPS_HOOK_KEY\"\n"),
                 dir.path() / "log", secret);
-  drop(dir, "a.jsonl", operators_findings("1"));
+  drop(dir.path() / "spool", "a.jsonl", operators_findings("1"));
   REQUIRE(eventually([&] { return chat.requests().size() == 1; }));
   const auto first = chat.requests()[0];
   CHECK(first["path"] == "/hooks/ops");
@@ -469,7 +410,7 @@ TEST_CASE("the real daemon posts one operators' digest to a chat webhook, and th
   CHECK(chat.requests().size() == 1);
 
   // A finding still waiting when tactd stops goes out before it exits.
-  drop(dir, "b.jsonl", operators_findings("2"));
+  drop(dir.path() / "spool", "b.jsonl", operators_findings("2"));
   REQUIRE(eventually([&] {
     const std::string log = slurp(dir.path() / "log");
     return log.find("reason=gave_up_waiting detail=\"order/B-2") != std::string::npos;
@@ -494,7 +435,7 @@ TEST_CASE("a dead letter reaches operators in a digest email sent over the email
                             "secret_env = \"MAIL_KEY\"\n"
                             "[operators]\ndigest = \"1s\"\nemail = \"ops@bakkerijbol.example\"\n"),
       dir.path() / "log", kSecrets);
-  drop(dir, "a.jsonl", cancellation("1", false));  // no phone: by email
+  drop(dir.path() / "spool", "a.jsonl", cancellation("1", false));  // no phone: by email
   REQUIRE(eventually([&] { return provider.requests().size() == 2; }));
   CHECK(statuses(dir) == std::vector<std::string>{"dead"});
   const auto mail = nlohmann::json::parse(provider.requests()[1]["body"].get<std::string>());

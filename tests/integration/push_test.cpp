@@ -5,10 +5,9 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
-#include <regex>
-
 #include "sources/push_endpoint.h"
 #include "support/daemon.h"
+#include "support/http.h"
 #include "support/temp_dir.h"
 
 using Catch::Contains;
@@ -24,14 +23,8 @@ const std::string kToken = "token-for-tests";
 class PushDaemon {
  public:
   explicit PushDaemon(const TempDir& dir) : dir_(dir), daemon_(write_config(dir), dir.path() / "log", kEnv) {
-    const std::regex listening("push: listening on 127\\.0\\.0\\.1:([0-9]+)");
-    std::smatch m;
-    std::string text;
-    REQUIRE(tactd::test::eventually([&] {
-      text = slurp(dir.path() / "log");
-      return std::regex_search(text, m, listening);
-    }));
-    port_ = std::stoi(m[1].str());
+    port_ = tactd::test::logged_port(dir.path() / "log", "push: listening on 127.0.0.1:");
+    REQUIRE(port_ != 0);
   }
   int stop() { return daemon_.stop(); }
   int port() const { return port_; }
@@ -57,36 +50,9 @@ class PushDaemon {
   int port_ = 0;
 };
 
-struct Reply {
-  long status = 0;
-  std::string body;
-};
-
-size_t collect(char* data, size_t size, size_t count, void* out) {
-  static_cast<std::string*>(out)->append(data, size * count);
-  return size * count;
-}
-
-Reply post(int port, const std::string& body, const std::vector<std::string>& headers,
-           const std::string& path = "/v1/observations") {
-  CURL* curl = curl_easy_init();
-  REQUIRE(curl);
-  Reply reply;
-  const std::string url = "http://127.0.0.1:" + std::to_string(port) + path;
-  curl_slist* list = nullptr;
-  for (const auto& h : headers) list = curl_slist_append(list, h.c_str());
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply.body);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 10L);
-  REQUIRE(curl_easy_perform(curl) == CURLE_OK);
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &reply.status);
-  curl_slist_free_all(list);
-  curl_easy_cleanup(curl);
-  return reply;
+tactd::test::Reply post(int port, const std::string& body, const std::vector<std::string>& headers,
+                        const std::string& path = "/v1/observations") {
+  return tactd::test::http("POST", "http://127.0.0.1:" + std::to_string(port) + path, body, headers);
 }
 
 const std::string kBatch =
@@ -104,7 +70,7 @@ std::string now_seconds() {
 TEST_CASE("a JSONL batch with a bearer token is answered 202 only after it is committed") {
   TempDir dir;
   PushDaemon daemon(dir);
-  const Reply r = post(daemon.port(), kBatch, {"Authorization: Bearer " + kToken});
+  const tactd::test::Reply r = post(daemon.port(), kBatch, {"Authorization: Bearer " + kToken});
   CHECK(r.status == 202);
   CHECK_THAT(r.body, Contains("\"accepted\":2"));
   CHECK(daemon.outbox_rows() == 1);  // committed before the answer
@@ -118,11 +84,12 @@ TEST_CASE("a signed request is accepted, a bad signature, a stale timestamp or n
   const std::string ts = now_seconds();
   const std::string good = tactd::PushEndpoint::signature(kSecret, ts, kBatch);
   CHECK(post(daemon.port(), kBatch, {"X-Tactd-Timestamp: " + ts, "X-Tactd-Signature: " + good}).status == 202);
-  const Reply bad = post(daemon.port(), kBatch, {"X-Tactd-Timestamp: " + ts, "X-Tactd-Signature: sha256=00"});
+  const tactd::test::Reply bad =
+      post(daemon.port(), kBatch, {"X-Tactd-Timestamp: " + ts, "X-Tactd-Signature: sha256=00"});
   CHECK(bad.status == 401);
   CHECK_THAT(bad.body, Contains("the signature does not match"));
   const std::string old = std::to_string(std::stoll(ts) - 3600);
-  const Reply stale =
+  const tactd::test::Reply stale =
       post(daemon.port(), kBatch,
            {"X-Tactd-Timestamp: " + old, "X-Tactd-Signature: " + tactd::PushEndpoint::signature(kSecret, old, kBatch)});
   CHECK(stale.status == 401);
@@ -135,7 +102,7 @@ TEST_CASE("a signed request is accepted, a bad signature, a stale timestamp or n
 TEST_CASE("a malformed line is answered 400 naming the line, and nothing of the batch is committed") {
   TempDir dir;
   PushDaemon daemon(dir);
-  const Reply r =
+  const tactd::test::Reply r =
       post(daemon.port(), kBatch + "{\"type\":\"order\",\"id\":\"X\"}\n", {"Authorization: Bearer " + kToken});
   CHECK(r.status == 400);
   const auto body = nlohmann::json::parse(r.body);

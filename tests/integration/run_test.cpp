@@ -9,6 +9,7 @@
 
 using Catch::Contains;
 using tactd::test::Daemon;
+using tactd::test::drop;
 using tactd::test::eventually;
 using tactd::test::slurp;
 using tactd::test::TempDir;
@@ -23,12 +24,6 @@ std::filesystem::path write_config(const TempDir& dir) {
                                      "\"\nstate = \"state.db\"\n[locale]\ntime_zone = \"Europe/Amsterdam\"\n"
                                      "[[source]]\nname = \"drops\"\ntype = \"spool\"\npath = \"spool\"\n"
                                      "interval = \"1s\"\n");
-}
-
-// Drops a spool file the way writers should: written aside, then renamed.
-void drop(const TempDir& dir, const std::string& name, const std::string& lines) {
-  const auto tmp = dir.write("spool/" + name + ".tmp", lines);
-  std::filesystem::rename(tmp, dir.path() / "spool" / name);
 }
 
 const std::string kObservations =
@@ -51,7 +46,7 @@ int outbox_rows(const TempDir& dir) {
 TEST_CASE("tactd run commits a spool file and moves it to done/, then stops cleanly on SIGTERM") {
   TempDir dir;
   Daemon daemon(write_config(dir), dir.path() / "log");
-  drop(dir, "a.jsonl", kObservations);
+  drop(dir.path() / "spool", "a.jsonl", kObservations);
   REQUIRE(eventually([&] { return std::filesystem::exists(dir.path() / "spool/done/a.jsonl"); }));
   CHECK(daemon.stop() == 0);
   CHECK(outbox_rows(dir) == 1);
@@ -67,7 +62,7 @@ TEST_CASE("tactd run commits a spool file and moves it to done/, then stops clea
 TEST_CASE("a spool file with malformed lines goes to failed/ with the reasons, and its good lines count") {
   TempDir dir;
   Daemon daemon(write_config(dir), dir.path() / "log");
-  drop(dir, "b.jsonl", kObservations + "{\"type\":\"order\"}\nnot json\n");
+  drop(dir.path() / "spool", "b.jsonl", kObservations + "{\"type\":\"order\"}\nnot json\n");
   REQUIRE(eventually([&] { return std::filesystem::exists(dir.path() / "spool/failed/b.jsonl.errors"); }));
   CHECK(eventually([&] { return std::filesystem::exists(dir.path() / "spool/failed/b.jsonl"); }));
   const std::string errors = slurp(dir.path() / "spool/failed/b.jsonl.errors");
@@ -84,13 +79,13 @@ TEST_CASE("after a restart, data seen before produces no new notifications, and 
       R"({"type":"order","id":"L-1","observed_at":"2026-11-20T10:00:00Z","fields":{"customer":"c-1","status":"shipped","promised_by":"2099-01-01T12:00:00Z"}})";
   {
     Daemon daemon(config, dir.path() / "log");
-    drop(dir, "a.jsonl", kObservations + order_with_promise + "\n");
+    drop(dir.path() / "spool", "a.jsonl", kObservations + order_with_promise + "\n");
     REQUIRE(eventually([&] { return std::filesystem::exists(dir.path() / "spool/done/a.jsonl"); }));
     CHECK(daemon.stop() == 0);
   }
   CHECK(outbox_rows(dir) == 1);
   Daemon daemon(config, dir.path() / "log");
-  drop(dir, "a.jsonl", kObservations + order_with_promise + "\n");  // the same data again
+  drop(dir.path() / "spool", "a.jsonl", kObservations + order_with_promise + "\n");  // the same data again
   REQUIRE(eventually([&] { return std::filesystem::exists(dir.path() / "spool/done/a.jsonl.1"); }));
   CHECK(daemon.stop() == 0);
   CHECK(outbox_rows(dir) == 1);

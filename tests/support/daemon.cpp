@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <stdexcept>
@@ -32,13 +33,21 @@ Process::Process(const std::vector<std::string>& argv, const std::filesystem::pa
 
 Process::~Process() { stop(); }
 
-int Process::stop() {
+void Process::signal(int signal) const {
+  if (pid_ > 0) kill(pid_, signal);
+}
+
+int Process::wait() {
   if (pid_ <= 0) return -1;
-  kill(pid_, SIGTERM);
   int status = 0;
   waitpid(pid_, &status, 0);
   pid_ = -1;
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int Process::stop() {
+  signal(SIGTERM);
+  return wait();
 }
 
 bool eventually(const std::function<bool()>& done) {
@@ -53,6 +62,41 @@ bool eventually(const std::function<bool()>& done) {
 std::string slurp(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void drop(const std::filesystem::path& spool, const std::string& name, const std::string& lines) {
+  const auto tmp = spool / (name + ".tmp");
+  std::ofstream(tmp, std::ios::binary) << lines;
+  std::filesystem::rename(tmp, spool / name);
+}
+
+std::pair<int, std::string> run_with_input(const std::string& command, const std::string& input) {
+  char name[] = "/tmp/tactd-input-XXXXXX";
+  const int fd = mkstemp(name);
+  if (fd < 0) throw std::runtime_error("mkstemp failed");
+  close(fd);
+  std::ofstream(name, std::ios::binary) << input;
+  const std::string line = command + " < '" + name + "' 2>&1";
+  FILE* pipe = popen(line.c_str(), "r");
+  if (!pipe) throw std::runtime_error("popen failed: " + command);
+  std::string output;
+  char buffer[4096];
+  for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) output.append(buffer, n);
+  const int status = pclose(pipe);
+  std::filesystem::remove(name);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+int logged_port(const std::filesystem::path& log, const std::string& pattern) {
+  int port = 0;
+  eventually([&] {
+    const std::string text = slurp(log);
+    const size_t at = text.find(pattern);
+    if (at == std::string::npos) return false;
+    port = std::atoi(text.c_str() + at + pattern.size());
+    return true;
+  });
+  return port;
 }
 
 }  // namespace tactd::test

@@ -25,7 +25,13 @@ class Process {
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;
 
-  // SIGTERM, then the exit status (-1 when it did not exit normally).
+  pid_t pid() const { return pid_; }
+  // Sends `signal` and returns at once.
+  void signal(int signal) const;
+  // Waits for the exit; its status (-1 when it did not exit normally, or
+  // was already waited for).
+  int wait();
+  // SIGTERM, then the exit status.
   int stop();
 
  private:
@@ -46,5 +52,18 @@ constexpr auto kPatience = std::chrono::seconds{20};
 bool eventually(const std::function<bool()>& done);
 
 std::string slurp(const std::filesystem::path& path);
+
+// Drops a spool file into the folder `spool` the way writers should:
+// written aside, then renamed.
+void drop(const std::filesystem::path& spool, const std::string& name, const std::string& lines);
+
+// Runs `command` through the shell with `input` on its standard input;
+// returns its exit status and what it printed (standard output and error).
+std::pair<int, std::string> run_with_input(const std::string& command, const std::string& input);
+
+// The port a daemon says it listens on: the number after the first match
+// of `pattern` (e.g. "push: listening on 127.0.0.1:") in the log at `log`,
+// waited for; 0 when it never appears.
+int logged_port(const std::filesystem::path& log, const std::string& pattern);
 
 }  // namespace tactd::test

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """A loopback HTTP server that records every request and answers as a test
-scripts it: the stand-in for email and SMS providers in delivery tests.
+scripts it: the stand-in for email and SMS providers and webhook sinks in
+delivery tests, and for a JSON API that tactd polls (GET).
 
 usage: recording_server.py DIR
 
@@ -8,6 +9,7 @@ DIR/answers.json (optional, read on every request): a list; each request
 takes (and removes) the first entry:
   {"status": 429, "retry_after": "1", "body": {...}}   answer this
   {"delay": 2.5}                                        answer 202 late
+  {"delay": 2.5, "status": 200, "body": {...}}          answer this, late
   {"drop": true}                                        hang up without answering
 Without an entry the answer is 202 with {"id": "msg-<n>"}.
 It writes DIR/port once it listens, and one line per request to
@@ -40,6 +42,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+    def do_GET(self):
+        self.do_POST()
 
     def do_POST(self):
         url = urllib.parse.urlsplit(self.path)

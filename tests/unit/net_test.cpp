@@ -131,3 +131,30 @@ TEST_CASE("destroying the client abandons requests in flight without calling bac
   io.run_for(std::chrono::milliseconds{200});
   CHECK_FALSE(called);
 }
+
+TEST_CASE("stopping the server closes kept-alive connections, and its handler is not called again") {
+  asio::io_context io;
+  int handled = 0;
+  auto server = HttpServer::start(io, "127.0.0.1", 0, {}, [&](const HttpRequest&) {
+    ++handled;
+    return HttpResponse{200, "ok", "text/plain", {}};
+  });
+  const std::string target = url(*server, "/");
+  auto client = HttpClient::create(io);
+  HttpClientResponse first, second;
+  // The client keeps the first connection open for the second request,
+  // unless the server has closed it.
+  client->fetch({"GET", target, {}, "", std::chrono::seconds{5}}, [&](HttpClientResponse r) {
+    first = std::move(r);
+    server->stop();
+    client->fetch({"GET", target, {}, "", std::chrono::seconds{5}}, [&](HttpClientResponse again) {
+      second = std::move(again);
+      io.stop();
+    });
+  });
+  io.run_for(std::chrono::seconds{10});
+  CHECK(first.status == 200);
+  CHECK(second.status == 0);
+  CHECK_FALSE(second.error.empty());
+  CHECK(handled == 1);
+}

@@ -3,14 +3,10 @@
 #include "ops/metrics.h"
 #include "ops/service_notifier.h"
 
-#include <curl/curl.h>
 #include <fcntl.h>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <catch2/catch.hpp>
 
@@ -32,9 +28,12 @@
 #include <thread>
 
 #include "support/daemon.h"
+#include "support/http.h"
+#include "support/notify_socket.h"
 #include "support/temp_dir.h"
 
 using namespace tactd;
+using test::NotifySocket;
 using test::TempDir;
 
 namespace {
@@ -65,21 +64,6 @@ class ScopedEnv {
   const char* name_;
   std::optional<std::string> old_;
 };
-
-// Runs `command` through the shell with `input` on its standard input;
-// returns its exit status and what it printed.
-std::pair<int, std::string> run_with_input(const std::string& command, const std::string& input) {
-  TempDir dir;
-  const auto in = dir.write("input", input);
-  const std::string line = command + " < '" + in.string() + "' 2>&1";
-  FILE* pipe = popen(line.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::string output;
-  char buffer[4096];
-  for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) output.append(buffer, n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
 
 // A default logger that writes into a string, for one scope.
 class CapturedLog {
@@ -172,7 +156,7 @@ TEST_CASE("promtool accepts a rendered registry with every kind of family and aw
   metrics.histogram("tactd_poll_duration_seconds", "Poll durations", {}, {0.1, 1}).observe({}, 0.5);
 
   const std::string text = metrics.render();
-  const auto [status, output] = run_with_input("/usr/bin/promtool check metrics", text);
+  const auto [status, output] = test::run_with_input("/usr/bin/promtool check metrics", text);
   INFO(text);
   INFO(output);
   REQUIRE(status == 0);
@@ -181,8 +165,8 @@ TEST_CASE("promtool accepts a rendered registry with every kind of family and aw
 
 TEST_CASE("promtool rejects what the registry must never write") {
   // The check above is only worth something if promtool fails bad input.
-  const auto [status, output] = run_with_input("/usr/bin/promtool check metrics",
-                                               "# HELP x_total a\n# TYPE x_total counter\nx_total{a=\"\xff\"} 1\n");
+  const auto [status, output] = test::run_with_input(
+      "/usr/bin/promtool check metrics", "# HELP x_total a\n# TYPE x_total counter\nx_total{a=\"\xff\"} 1\n");
   CHECK(status != 0);
 }
 
@@ -321,59 +305,6 @@ TEST_CASE("a timestamp gauge holds seconds since the epoch") {
 
 // ---------------------------------------------------------- admin endpoint
 
-namespace {
-
-struct CurlAnswer {
-  long status = 0;
-  std::string body;
-  std::map<std::string, std::string> headers;  // names in lower case
-};
-
-std::size_t collect_body(char* data, std::size_t size, std::size_t count, void* user) {
-  static_cast<std::string*>(user)->append(data, size * count);
-  return size * count;
-}
-
-std::size_t collect_header(char* data, std::size_t size, std::size_t count, void* user) {
-  std::string line(data, size * count);
-  const auto colon = line.find(':');
-  if (colon != std::string::npos) {
-    std::string name = line.substr(0, colon);
-    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    std::string value = line.substr(colon + 1);
-    value.erase(0, value.find_first_not_of(' '));
-    value.erase(value.find_last_not_of("\r\n") + 1);
-    (*static_cast<std::map<std::string, std::string>*>(user))[name] = value;
-  }
-  return size * count;
-}
-
-// A blocking request with curl's easy interface, from the test's thread
-// while the server's loop runs on another.
-CurlAnswer curl_request(const std::string& method, const std::string& url) {
-  CurlAnswer answer;
-  std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> easy(curl_easy_init(), &curl_easy_cleanup);
-  REQUIRE(easy);
-  curl_easy_setopt(easy.get(), CURLOPT_URL, url.c_str());
-  if (method == "HEAD") {
-    curl_easy_setopt(easy.get(), CURLOPT_NOBODY, 1L);
-  } else if (method != "GET") {
-    curl_easy_setopt(easy.get(), CURLOPT_CUSTOMREQUEST, method.c_str());
-  }
-  curl_easy_setopt(easy.get(), CURLOPT_WRITEFUNCTION, collect_body);
-  curl_easy_setopt(easy.get(), CURLOPT_WRITEDATA, &answer.body);
-  curl_easy_setopt(easy.get(), CURLOPT_HEADERFUNCTION, collect_header);
-  curl_easy_setopt(easy.get(), CURLOPT_HEADERDATA, &answer.headers);
-  curl_easy_setopt(easy.get(), CURLOPT_TIMEOUT_MS, 10'000L);
-  const CURLcode result = curl_easy_perform(easy.get());
-  INFO(method << " " << url << ": " << curl_easy_strerror(result));
-  REQUIRE(result == CURLE_OK);
-  curl_easy_getinfo(easy.get(), CURLINFO_RESPONSE_CODE, &answer.status);
-  return answer;
-}
-
-}  // namespace
-
 TEST_CASE("the admin routes answer over a real loopback HTTP server") {
   Metrics metrics;
   auto& scrapes = metrics.counter("tactd_scrapes_total", "Scrapes seen by the collector", {});
@@ -390,13 +321,13 @@ TEST_CASE("the admin routes answer over a real loopback HTTP server") {
   std::thread loop([&] { io.run(); });
   const std::string base = "http://127.0.0.1:" + std::to_string(server->port());
 
-  auto health = curl_request("GET", base + "/healthz");
+  auto health = test::http("GET", base + "/healthz");
   CHECK(health.status == 200);
   CHECK(health.body == "ok\n");
   CHECK_THAT(health.headers["content-type"], Catch::StartsWith("text/plain"));
   CHECK(health.headers["cache-control"] == "no-store");
 
-  auto ready = curl_request("GET", base + "/readyz");
+  auto ready = test::http("GET", base + "/readyz");
   CHECK(ready.status == 200);
   CHECK(ready.headers["content-type"] == "application/json");
   const auto ready_json = nlohmann::json::parse(ready.body);
@@ -404,7 +335,7 @@ TEST_CASE("the admin routes answer over a real loopback HTTP server") {
   CHECK(ready_json["checks"].size() == 2);
 
   source_ok = false;
-  auto unready = curl_request("GET", base + "/readyz?verbose=1");
+  auto unready = test::http("GET", base + "/readyz?verbose=1");
   CHECK(unready.status == 503);
   const auto unready_json = nlohmann::json::parse(unready.body);
   CHECK(unready_json["ready"] == false);
@@ -413,7 +344,7 @@ TEST_CASE("the admin routes answer over a real loopback HTTP server") {
                                                     {"detail", "last successful poll 312 s ago; window 60 s"}});
   CHECK(unready_json["checks"][0]["ok"] == true);
 
-  auto scrape = curl_request("GET", base + "/metrics?name[]=x");
+  auto scrape = test::http("GET", base + "/metrics?name[]=x");
   CHECK(scrape.status == 200);
   CHECK(scrape.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8");
   CHECK(scrape.body ==
@@ -421,21 +352,21 @@ TEST_CASE("the admin routes answer over a real loopback HTTP server") {
         "# TYPE tactd_scrapes_total counter\n"
         "tactd_scrapes_total 1\n");
 
-  auto head = curl_request("HEAD", base + "/metrics");
+  auto head = test::http("HEAD", base + "/metrics");
   CHECK(head.status == 200);
   CHECK(head.body.empty());
   CHECK(head.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8");
-  CHECK(curl_request("HEAD", base + "/readyz").status == 503);
+  CHECK(test::http("HEAD", base + "/readyz").status == 503);
 
-  auto post = curl_request("POST", base + "/metrics");
+  auto post = test::http("POST", base + "/metrics");
   CHECK(post.status == 405);
   CHECK(post.headers["allow"] == "GET, HEAD");
-  CHECK(curl_request("DELETE", base + "/healthz").status == 405);
+  CHECK(test::http("DELETE", base + "/healthz").status == 405);
 
-  CHECK(curl_request("GET", base + "/").status == 404);
-  CHECK(curl_request("GET", base + "/metrics/extra").status == 404);
-  CHECK(curl_request("GET", base + "/healthzz").status == 404);
-  CHECK(curl_request("POST", base + "/v1/observations").status == 404);
+  CHECK(test::http("GET", base + "/").status == 404);
+  CHECK(test::http("GET", base + "/metrics/extra").status == 404);
+  CHECK(test::http("GET", base + "/healthzz").status == 404);
+  CHECK(test::http("POST", base + "/v1/observations").status == 404);
 
   io.stop();
   loop.join();
@@ -473,40 +404,6 @@ TEST_CASE("readiness with no checks is ready and bad UTF-8 in a detail still giv
 // --------------------------------------------------------- service notifier
 
 namespace {
-
-// A Unix datagram socket in a temporary folder, standing in for systemd's
-// notification socket.
-class NotifySocket {
- public:
-  NotifySocket() : path_((dir_.path() / "notify").string()) {
-    fd_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    REQUIRE(fd_ >= 0);
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    REQUIRE(path_.size() < sizeof address.sun_path);
-    std::copy(path_.begin(), path_.end(), address.sun_path);
-    REQUIRE(bind(fd_, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
-  }
-  ~NotifySocket() { close(fd_); }
-  NotifySocket(const NotifySocket&) = delete;
-  NotifySocket& operator=(const NotifySocket&) = delete;
-
-  const std::string& path() const { return path_; }
-
-  // The next datagram, or nullopt when none is waiting. sd_notify has sent
-  // it by the time it returns, so there is nothing to wait for.
-  std::optional<std::string> next() const {
-    char buffer[4096];
-    const ssize_t n = recv(fd_, buffer, sizeof buffer, MSG_DONTWAIT);
-    if (n < 0) return std::nullopt;
-    return std::string(buffer, static_cast<std::size_t>(n));
-  }
-
- private:
-  TempDir dir_;
-  std::string path_;
-  int fd_ = -1;
-};
 
 std::uint64_t monotonic_usec() {
   timespec now{};
