@@ -462,7 +462,7 @@ class Daemon::Impl {
       try {
         std::rethrow_exception(failure);
       } catch (const std::exception& e) {
-        spdlog::critical("{} stopped: {}; exiting so that the service restarts", what, e.what());
+        spdlog::critical("{} stopped, exiting so that the service restarts {}", what, kv("error", e.what()));
       } catch (...) {
         spdlog::critical("{} stopped by an unknown exception; exiting so that the service restarts", what);
       }
@@ -494,7 +494,8 @@ class Daemon::Impl {
         record(pipeline_->fire_due());
         if (auto next = pipeline_->next_timer()) wait = std::clamp<decltype(wait)>(*next - clock_.now(), {}, wait);
       } catch (const std::exception& e) {
-        spdlog::error("timers: {}; trying again in {} s", e.what(), kLoopBackoff.count());
+        spdlog::error("timers: failed {} {}", kv("error", e.what()),
+                      kv("next_try_s", std::to_string(kLoopBackoff.count())));
         wait = kLoopBackoff;
       }
       co_await nap(sleep, timer_sleep_, wait);

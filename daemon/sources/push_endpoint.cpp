@@ -12,8 +12,10 @@ namespace {
 
 constexpr std::string_view kPath = "/v1/observations";
 
+// An error may quote the request's own bytes, which need not be UTF-8.
 HttpResponse answer(int status, nlohmann::json body) {
-  return HttpResponse{status, body.dump() + "\n", "application/json", {}};
+  return HttpResponse{
+      status, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", "application/json", {}};
 }
 
 // Compares without leaking where the first difference is.
@@ -54,8 +56,11 @@ std::string PushEndpoint::refuse(const HttpRequest& request) const {
   auto [end, ec] = std::from_chars(timestamp->data(), timestamp->data() + timestamp->size(), seconds);
   if (ec != std::errc{} || end != timestamp->data() + timestamp->size())
     return "X-Tactd-Timestamp must be Unix seconds";
-  const auto skew = clock_.now() - Timestamp{std::chrono::seconds{seconds}};
-  if (skew > config_.max_skew || -skew > config_.max_skew) return "X-Tactd-Timestamp is too far from now; refused";
+  // Compared in seconds against bounds derived from now: a huge timestamp is
+  // never converted to a finer unit, where it would wrap into the window.
+  const long long now_s = std::chrono::duration_cast<std::chrono::seconds>(clock_.now().time_since_epoch()).count();
+  const long long skew_s = std::chrono::duration_cast<std::chrono::seconds>(config_.max_skew).count();
+  if (seconds < now_s - skew_s || seconds > now_s + skew_s) return "X-Tactd-Timestamp is too far from now; refused";
   if (!same_secret(*signed_as, signature(config_.hmac_secret, *timestamp, request.body)))
     return "the signature does not match the timestamp and body";
   return "";
