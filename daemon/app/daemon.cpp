@@ -312,8 +312,10 @@ class Daemon::Impl {
     HttpServerLimits limits;
     limits.max_body = config.max_body;
     try {
-      push_server_ = HttpServer::start(*io_, config.address, config.port, limits,
-                                       [this](const HttpRequest& request) { return push_->handle(request); });
+      push_server_ = HttpServer::start(
+          *io_, config.address, config.port, limits,
+          [this](const HttpRequest& request) { return push_->handle(request); },
+          [this](const HttpRequest& head) { return push_->screen(head); });
     } catch (const std::runtime_error& e) {
       throw StartupError(std::string("push: ") + e.what());
     }

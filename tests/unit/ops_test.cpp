@@ -5,7 +5,6 @@
 
 #include <curl/curl.h>
 #include <fcntl.h>
-#include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -31,10 +30,12 @@
 #include <stdexcept>
 #include <thread>
 
+#include "support/captured_log.h"
 #include "support/daemon.h"
 #include "support/temp_dir.h"
 
 using namespace tactd;
+using test::CapturedLog;
 using test::TempDir;
 
 namespace {
@@ -80,24 +81,6 @@ std::pair<int, std::string> run_with_input(const std::string& command, const std
   const int status = pclose(pipe);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
 }
-
-// A default logger that writes into a string, for one scope.
-class CapturedLog {
- public:
-  CapturedLog() : previous_(spdlog::default_logger()) {
-    auto logger = std::make_shared<spdlog::logger>("captured", std::make_shared<spdlog::sinks::ostream_sink_st>(out_));
-    logger->set_pattern("%l %v");
-    spdlog::set_default_logger(std::move(logger));
-  }
-  ~CapturedLog() { spdlog::set_default_logger(previous_); }
-  CapturedLog(const CapturedLog&) = delete;
-  CapturedLog& operator=(const CapturedLog&) = delete;
-  std::string text() const { return out_.str(); }
-
- private:
-  std::ostringstream out_;
-  std::shared_ptr<spdlog::logger> previous_;
-};
 
 std::size_t occurrences(const std::string& text, const std::string& what) {
   std::size_t count = 0;
