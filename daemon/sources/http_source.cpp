@@ -120,6 +120,22 @@ std::string percent_encode(std::string_view text) {
 
 }  // namespace
 
+std::string origin(const std::string& url) {
+  const size_t scheme_end = url.find("://");
+  if (scheme_end == std::string::npos) return "";
+  std::string out = url.substr(0, url.find_first_of("/?#", scheme_end + 3));
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (out.starts_with("http://") && out.ends_with(":80")) out.resize(out.size() - 3);
+  if (out.starts_with("https://") && out.ends_with(":443")) out.resize(out.size() - 4);
+  return out;
+}
+
+std::string resolve(const std::string& target, const std::string& base) {
+  if (target.rfind("http://", 0) == 0 || target.rfind("https://", 0) == 0) return target;
+  if (!target.empty() && target[0] == '/') return base.substr(0, base.find('/', base.find("://") + 3)) + target;
+  return loggable(base).substr(0, loggable(base).rfind('/') + 1) + target;
+}
+
 std::optional<std::string> next_link(const std::string& link_header, const std::string& base) {
   size_t at = 0;
   while ((at = link_header.find('<', at)) != std::string::npos) {
@@ -135,14 +151,8 @@ std::optional<std::string> next_link(const std::string& link_header, const std::
       value = value.substr(0, value.find_first_of(";,"));
       std::erase(value, '"');
       std::istringstream words(value);
-      for (std::string word; words >> word;) {
-        if (word != "next") continue;
-        if (target.rfind("http://", 0) == 0 || target.rfind("https://", 0) == 0) return target;
-        const size_t host_end = base.find('/', base.find("://") + 3);
-        const std::string origin = base.substr(0, host_end);
-        if (!target.empty() && target[0] == '/') return origin + target;
-        return loggable(base).substr(0, loggable(base).rfind('/') + 1) + target;
-      }
+      for (std::string word; words >> word;)
+        if (word == "next") return resolve(target, base);
     }
     at = close;
   }
@@ -198,7 +208,26 @@ asio::awaitable<HttpSource::Poll> HttpSource::poll() {
     HttpClientRequest req = request(url);
     const bool first = poll.pages == 0;
     if (first && url == etag_url_ && !etag_.empty()) req.headers.emplace_back("If-None-Match", etag_);
-    const HttpClientResponse response = co_await fetch(client_, std::move(req));
+    HttpClientResponse response = co_await fetch(client_, std::move(req));
+    // Redirects are followed within the source's origin only: its headers
+    // and credentials go to no other host, and not from https to http.
+    for (int hops = 0;
+         response.error.empty() && response.status >= 300 && response.status < 400 && response.status != 304; ++hops) {
+      const auto location = response.headers.find("location");
+      if (location == response.headers.end()) break;  // a 3xx without a target: reported as an answer below
+      const std::string target = resolve(location->second, url);
+      if (origin(target) != origin(url)) {
+        fail("redirected to " + loggable(target) + ", another origin than " + origin(url) +
+             "; not followed (a source follows redirects within its own scheme, host and port only)");
+        co_return poll;
+      }
+      if (hops == kMaxRedirects) {
+        fail("more than " + std::to_string(kMaxRedirects) + " redirects; not followed further");
+        co_return poll;
+      }
+      url = target;
+      response = co_await fetch(client_, request(url));
+    }
     if (!response.error.empty()) {
       fail(response.error);
       co_return poll;
@@ -264,6 +293,11 @@ asio::awaitable<HttpSource::Poll> HttpSource::poll() {
     cursor = next_cursor;
 
     std::optional<std::string> link = config_.follow_links ? next_link(header("link"), url) : std::nullopt;
+    if (link && origin(*link) != origin(url)) {
+      poll.problems.push_back("the next page's link leads to " + loggable(*link) + ", another origin than " +
+                              origin(url) + "; not followed (pages are read from the source's own origin only)");
+      link.reset();
+    }
     if (link) {
       url = *link;
     } else if (moved && !items->empty() && !config_.follow_links) {  // links, when followed, page

@@ -329,3 +329,60 @@ TEST_CASE("the next page's link is found among others and resolved against the r
   CHECK(with_query_param("https://x/o?limit=2", "updated_at_min", "2026-11-20T10:00:00+01:00") ==
         "https://x/o?limit=2&updated_at_min=2026-11-20T10%3A00%3A00%2B01%3A00");
 }
+
+TEST_CASE("origins compare scheme, host and port, the default port left out") {
+  CHECK(origin("https://Shop.Example/a?b") == "https://shop.example");
+  CHECK(origin("https://shop.example:443/a") == "https://shop.example");
+  CHECK(origin("http://shop.example:80") == "http://shop.example");
+  CHECK(origin("http://shop.example:8080/") == "http://shop.example:8080");
+  CHECK(origin("http://shop.example/") != origin("https://shop.example/"));
+  CHECK(origin("/relative") == "");
+}
+
+TEST_CASE("a same-origin redirect is followed, and one to another host fails without sending the token there") {
+  Fixture f;
+  std::vector<HttpRequest> elsewhere;
+  auto other = HttpServer::start(f.io, "127.0.0.1", 0, {}, [&](const HttpRequest& request) {
+    elsewhere.push_back(request);
+    return HttpResponse{200, R"({"orders":[]})", "application/json", {}};
+  });
+  std::string where = "/moved";
+  auto server = HttpServer::start(f.io, "127.0.0.1", 0, {}, [&](const HttpRequest& request) {
+    if (request.target.rfind("/admin/orders.json", 0) == 0)
+      return HttpResponse{302, "", "text/plain", {{"Location", where}}};
+    return HttpResponse{
+        200, nlohmann::json{{"orders", {order(1, "2026-11-20T10:00:00Z", "pending")}}}.dump(), "application/json", {}};
+  });
+  HttpSource source(shop_config(server->port()), *f.client, f.intake, f.clock);
+  const auto same = poll(f.io, source);
+  CHECK_FALSE(same.failure);
+  CHECK(same.observations == 1);
+
+  where = "http://localhost:" + std::to_string(other->port()) + "/steal";
+  const auto away = poll(f.io, source);
+  REQUIRE(away.failure);
+  CHECK_THAT(*away.failure, Catch::Contains("another origin") && Catch::Contains("not followed"));
+  CHECK(elsewhere.empty());
+}
+
+TEST_CASE("a next-page link to another host is not followed: the token stays home") {
+  Fixture f;
+  std::vector<HttpRequest> elsewhere;
+  auto other = HttpServer::start(f.io, "127.0.0.1", 0, {}, [&](const HttpRequest& request) {
+    elsewhere.push_back(request);
+    return HttpResponse{200, R"({"orders":[]})", "application/json", {}};
+  });
+  auto server = HttpServer::start(f.io, "127.0.0.1", 0, {}, [&](const HttpRequest&) {
+    HttpResponse page{
+        200, nlohmann::json{{"orders", {order(1, "2026-11-20T10:00:00Z", "pending")}}}.dump(), "application/json", {}};
+    page.headers.emplace_back("Link", "<http://localhost:" + std::to_string(other->port()) + "/p2>; rel=\"next\"");
+    return page;
+  });
+  HttpSource source(shop_config(server->port()), *f.client, f.intake, f.clock);
+  const auto result = poll(f.io, source);
+  CHECK_FALSE(result.failure);
+  CHECK(result.observations == 1);  // the page itself counts
+  REQUIRE(result.problems.size() == 1);
+  CHECK_THAT(result.problems[0], Catch::Contains("another origin") && Catch::Contains("not followed"));
+  CHECK(elsewhere.empty());
+}

@@ -208,3 +208,23 @@ TEST_CASE("out of file descriptors, the accept loop backs off and logs once per 
   CHECK_THAT(answer, Catch::StartsWith("HTTP/1.1 200") && Catch::Contains("GET /again"));
   CHECK_THAT(log.text(), Catch::Contains("accepting again after"));
 }
+
+TEST_CASE("the client follows no redirect: a 3xx is the answer, with its Location") {
+  asio::io_context io;
+  int requests = 0;
+  auto server = HttpServer::start(io, "127.0.0.1", 0, {}, [&](const HttpRequest&) {
+    ++requests;
+    return HttpResponse{302, "", "text/plain", {{"Location", "/elsewhere"}}};
+  });
+  auto client = HttpClient::create(io);
+  HttpClientResponse got;
+  client->fetch({"POST", url(*server, "/send"), {{"Authorization", "Bearer t"}}, "x", std::chrono::seconds{5}},
+                [&](HttpClientResponse r) {
+                  got = std::move(r);
+                  io.stop();
+                });
+  io.run_for(std::chrono::seconds{10});
+  CHECK(got.status == 302);
+  CHECK(got.headers.at("location") == "/elsewhere");
+  CHECK(requests == 1);
+}
