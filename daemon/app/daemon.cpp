@@ -311,8 +311,10 @@ class Daemon::Impl {
     HttpServerLimits limits;
     limits.max_body = config.max_body;
     try {
-      push_server_ = HttpServer::start(*io_, config.address, config.port, limits,
-                                       [this](const HttpRequest& request) { return push_->handle(request); });
+      push_server_ = HttpServer::start(
+          *io_, config.address, config.port, limits,
+          [this](const HttpRequest& request) { return push_->handle(request); },
+          [this](const HttpRequest& head) { return push_->screen(head); });
     } catch (const std::runtime_error& e) {
       throw StartupError(std::string("push: ") + e.what());
     }
@@ -461,7 +463,7 @@ class Daemon::Impl {
       try {
         std::rethrow_exception(failure);
       } catch (const std::exception& e) {
-        spdlog::critical("{} stopped: {}; exiting so that the service restarts", what, e.what());
+        spdlog::critical("{} stopped, exiting so that the service restarts {}", what, kv("error", e.what()));
       } catch (...) {
         spdlog::critical("{} stopped by an unknown exception; exiting so that the service restarts", what);
       }
@@ -493,7 +495,8 @@ class Daemon::Impl {
         record(pipeline_->fire_due());
         if (auto next = pipeline_->next_timer()) wait = std::clamp<decltype(wait)>(*next - clock_.now(), {}, wait);
       } catch (const std::exception& e) {
-        spdlog::error("timers: {}; trying again in {} s", e.what(), kLoopBackoff.count());
+        spdlog::error("timers: failed {} {}", kv("error", e.what()),
+                      kv("next_try_s", std::to_string(kLoopBackoff.count())));
         wait = kLoopBackoff;
       }
       co_await nap(sleep, timer_sleep_, wait);

@@ -18,6 +18,10 @@ std::string one_line(std::string text, size_t max) {
 }
 
 void print_row(const OutboxEntry& e, std::ostream& out) {
+  if (!e.unreadable.empty()) {
+    out << e.id << "  " << to_string(e.status) << "  " << e.last_error << "\n";
+    return;
+  }
   const Notification& n = e.notification;
   out << e.id << "  " << to_string(e.status) << "  attempts " << e.attempts << "  due "
       << format_rfc3339(e.next_attempt.value_or(n.at), "UTC") << "  " << to_string(n.channel) << " " << n.to << "  "
@@ -28,6 +32,12 @@ void print_row(const OutboxEntry& e, std::ostream& out) {
 
 void print_entry(const OutboxEntry& e, const std::vector<OutboxDecision>& decisions,
                  const std::vector<DeliveryAttempt>& attempts, std::ostream& out) {
+  if (!e.unreadable.empty()) {
+    out << "id:              " << e.id << "\n"
+        << "status:          " << to_string(e.status) << "\n"
+        << "unreadable:      " << e.unreadable << "; set aside, see the row in the state database\n";
+    return;
+  }
   const Notification& n = e.notification;
   out << "id:              " << e.id << "\n"
       << "status:          " << to_string(e.status) << "\n"

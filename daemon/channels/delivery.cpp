@@ -74,8 +74,12 @@ asio::awaitable<void> Delivery::run() {
     } else {
       try {
         wait = std::min(wait, start_due());
-      } catch (const StoreError& e) {
-        spdlog::error("delivery: {}", e.what());
+      } catch (const std::exception& e) {  // one round failed (the store, a bug): the next one tries again
+        spdlog::error("delivery: {} {}", kv("error", e.what()),
+                      kv("next_try_s",
+                         std::to_string(std::chrono::duration_cast<std::chrono::seconds>(kFailureBackoff).count())));
+        wait = kFailureBackoff;
+        again_ = false;
       }
     }
     if (std::exchange(again_, false)) wait = Duration::zero();
@@ -112,7 +116,7 @@ Duration Delivery::start_due() {
       if (release_) {
         try {
           message = release_(entry);
-        } catch (const StoreError& e) {
+        } catch (const std::exception& e) {
           spdlog::error("delivery: release check failed {} {}", kv("outbox", std::to_string(entry.id)),
                         kv("error", e.what()));
           continue;
@@ -196,7 +200,7 @@ void Delivery::finish(const OutboxEntry& entry, int attempt, Route& route, const
         break;
       }
     }
-  } catch (const StoreError& e) {
+  } catch (const std::exception& e) {
     spdlog::error("delivery: verdict not stored {} {}", kv("outbox", std::to_string(id)), kv("error", e.what()));
   }
   if (observer_) observer_(end);

@@ -108,6 +108,8 @@ class Delivery {
   std::size_t in_flight() const { return in_flight_.size(); }
 
   static constexpr auto kMaxSleep = std::chrono::milliseconds{500};
+  // The wait after a round that failed with an exception, logged; delivery goes on.
+  static constexpr auto kFailureBackoff = std::chrono::seconds{5};
   static constexpr std::size_t kMaxDetail = 500;  // bytes of a provider's answer kept per attempt
 
  private:

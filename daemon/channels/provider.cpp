@@ -374,6 +374,14 @@ Verdict judge(const HttpClientResponse& response, Timestamp now) {
   if (std::string answer = excerpt(response.body); !answer.empty()) reason += ": " + answer;
   const long status = response.status;
   if (status >= 200 && status < 300) return {Verdict::kDelivered, std::nullopt, std::move(reason)};
+  if (status >= 300 && status < 400) {  // the client follows none: the request and its key stay with the provider
+    const auto location = response.headers.find("location");
+    reason += "; a redirect" +
+              (location == response.headers.end() ? std::string()
+                                                  : " to " + location->second.substr(0, location->second.find('?'))) +
+              ", not followed: configure the provider's final URL";
+    return {Verdict::kPermanent, std::nullopt, std::move(reason)};
+  }
   if (status == 408 || status == 429 || status >= 500) {
     std::optional<Duration> retry_after;
     if (auto header = response.headers.find("retry-after"); header != response.headers.end())

@@ -14,11 +14,6 @@ namespace tactd {
 namespace {
 
 constexpr long long kMaxDailyCap = 1000;
-constexpr Duration kMinSourceInterval = std::chrono::seconds{1};
-constexpr Duration kMaxStopGrace = std::chrono::minutes{5};
-constexpr Duration kMaxWaitForLinks = std::chrono::days{30};
-constexpr Duration kMinDigest = std::chrono::seconds{1};
-constexpr Duration kMaxDigest = std::chrono::days{1};
 
 // "21:00" -> 1260; nullopt when not hh:mm.
 std::optional<int> minute_of_day(const std::string& text) {
@@ -176,13 +171,43 @@ std::filesystem::path resolve(const std::filesystem::path& base, const std::stri
   return p.is_absolute() ? p : (base / p).lexically_normal();
 }
 
-// A duration like "30s"; nullopt (with the problem reported) when absent or wrong.
-std::optional<Duration> read_duration(TableReader& r, const char* key) {
+// Where a duration setting makes sense, and how an error says so.
+struct DurationRange {
+  Duration min;
+  Duration max;
+  const char* says;  // "between 1s and 10m"
+};
+
+using std::chrono::days;
+using std::chrono::hours;
+using std::chrono::minutes;
+using std::chrono::seconds;
+constexpr DurationRange kRequestTimeout{seconds{1}, minutes{10}, "between 1s and 10m"};
+constexpr DurationRange kJitter{Duration::zero(), days{1}, "between 0s and 1d"};
+constexpr DurationRange kBackoff{seconds{1}, days{1}, "between 1s and 1d"};
+constexpr DurationRange kMaxBackoff{seconds{1}, days{7}, "between 1s and 7d"};
+constexpr DurationRange kMaxAge{minutes{1}, days{30}, "between 1m and 30d"};
+constexpr DurationRange kOperatorsTimeout{seconds{1}, minutes{1}, "between 1s and 1m"};
+constexpr DurationRange kMaxSkew{seconds{1}, hours{1}, "between 1s and 1h"};
+constexpr DurationRange kTimerGrace{Duration::zero(), days{30}, "between 0s and 30d"};
+constexpr DurationRange kSourceInterval{seconds{1}, days{1}, "between 1s and 1d; a source is polled, not spun on"};
+constexpr DurationRange kStopGrace{Duration{1}, minutes{5}, "more than 0s and at most 5m"};
+constexpr DurationRange kWaitForLinks{Duration{1}, days{30}, "more than 0s and at most 30d"};
+constexpr DurationRange kDigest{seconds{1}, days{1}, "between 1s and 1d: at most one digest is sent per this long"};
+
+// A duration like "30s" within `range`; nullopt (with the problem reported
+// at the value) when absent, wrong or out of range.
+std::optional<Duration> read_duration(TableReader& r, const char* key, const DurationRange& range) {
   auto text = r.string(key);
   if (!text) return std::nullopt;
   std::string error;
   auto d = parse_duration(*text, &error);
-  if (!d) r.error(key, "'" + std::string(key) + "': " + error);
+  if (!d) {
+    r.error(key, "'" + std::string(key) + "': " + error);
+  } else if (*d < range.min || *d > range.max) {
+    r.error(key, "'" + std::string(key) + "' must be " + range.says);
+    return std::nullopt;
+  }
   return d;
 }
 
@@ -191,14 +216,10 @@ void read_http_source(TableReader& r, const std::filesystem::path& base, Secrets
   source.url = r.string("url", true).value_or("");
   if (!source.url.empty() && source.url.rfind("http://", 0) != 0 && source.url.rfind("https://", 0) != 0)
     r.error("url", "'url' must start with http:// or https://");
-  if (auto jitter = read_duration(r, "jitter")) source.jitter = *jitter;
-  if (auto timeout = read_duration(r, "timeout")) {
-    if (*timeout < std::chrono::seconds{1} || *timeout > std::chrono::minutes{10})
-      r.error("timeout", "'timeout' must be between 1s and 10m");
-    else
-      source.timeout = *timeout;
-  }
-  if (auto backoff = read_duration(r, "max_backoff")) source.max_backoff = std::max(*backoff, source.interval);
+  if (auto jitter = read_duration(r, "jitter", kJitter)) source.jitter = *jitter;
+  if (auto timeout = read_duration(r, "timeout", kRequestTimeout)) source.timeout = *timeout;
+  if (auto backoff = read_duration(r, "max_backoff", kMaxBackoff))
+    source.max_backoff = std::max(*backoff, source.interval);
   source.items = r.string("items").value_or("");
   if (!source.items.empty() && !is_pointer(source.items))
     r.error("items", "'" + source.items + "' is not a JSON pointer (like \"/orders\")");
@@ -298,10 +319,10 @@ void read_channel(const toml::table& table, const std::string& file, const std::
     else
       r.error("rate", "'rate' must be a number of requests per second above 0 (and at most 10000)");
   }
-  if (auto d = read_duration(r, "timeout")) channel.timeout = *d;
-  if (auto d = read_duration(r, "max_age")) channel.max_age = *d;
-  if (auto d = read_duration(r, "backoff")) channel.backoff = *d;
-  if (auto d = read_duration(r, "max_backoff")) channel.max_backoff = *d;
+  if (auto d = read_duration(r, "timeout", kRequestTimeout)) channel.timeout = *d;
+  if (auto d = read_duration(r, "max_age", kMaxAge)) channel.max_age = *d;
+  if (auto d = read_duration(r, "backoff", kBackoff)) channel.backoff = *d;
+  if (auto d = read_duration(r, "max_backoff", kMaxBackoff)) channel.max_backoff = *d;
   r.finish();
   config.channels.push_back(std::move(channel));
 }
@@ -311,12 +332,7 @@ void read_operators(const toml::table& table, const std::string& file, const std
                     Secrets secrets, Diagnostics& errors, Config& config) {
   TableReader r(table, file, "[operators]", errors);
   OperatorsConfig operators;
-  if (auto digest = read_duration(r, "digest")) {
-    if (*digest < kMinDigest || *digest > kMaxDigest)
-      r.error("digest", "'digest' must be between 1s and 1d: at most one digest is sent per this long");
-    else
-      operators.digest = *digest;
-  }
+  if (auto digest = read_duration(r, "digest", kDigest)) operators.digest = *digest;
   operators.email = r.string("email").value_or("");
   operators.webhook = r.string("webhook").value_or("");
   // A chat's webhook URL is often a secret of its own: it may come like one.
@@ -351,12 +367,7 @@ void read_operators(const toml::table& table, const std::string& file, const std
     if (operators.secret.empty())
       r.error("auth", "'auth' needs the secret in 'secret_file', 'secret_env' or 'secret_credential'");
   }
-  if (auto timeout = read_duration(r, "timeout")) {
-    if (*timeout < std::chrono::seconds{1} || *timeout > std::chrono::minutes{1})
-      r.error("timeout", "'timeout' must be between 1s and 1m");
-    else
-      operators.timeout = *timeout;
-  }
+  if (auto timeout = read_duration(r, "timeout", kOperatorsTimeout)) operators.timeout = *timeout;
   r.finish();
   config.operators = std::move(operators);
 }
@@ -384,12 +395,7 @@ std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Dia
     config->templates_dir = resolve(base, r.string("templates").value_or("../templates"));
     config->state_path = resolve(base, r.string("state").value_or("tactd-state.db"));
     config->merchant = r.string("merchant").value_or("");
-    if (auto grace = read_duration(r, "stop_grace")) {
-      if (*grace <= Duration::zero() || *grace > kMaxStopGrace)
-        r.error("stop_grace", "'stop_grace' must be more than 0s and at most 5m");
-      else
-        config->stop_grace = *grace;
-    }
+    if (auto grace = read_duration(r, "stop_grace", kStopGrace)) config->stop_grace = *grace;
     if (auto tone = r.string("tone")) {
       config->tone_path = resolve(base, *tone);
       if (!std::filesystem::is_regular_file(config->tone_path))
@@ -432,12 +438,7 @@ std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Dia
       else
         config->max_per_customer_per_day = static_cast<int>(*v);
     }
-    if (auto wait = read_duration(r, "wait_for_links")) {
-      if (*wait <= Duration::zero() || *wait > kMaxWaitForLinks)
-        r.error("wait_for_links", "'wait_for_links' must be more than 0s and at most 30d");
-      else
-        config->wait_for_links = *wait;
-    }
+    if (auto wait = read_duration(r, "wait_for_links", kWaitForLinks)) config->wait_for_links = *wait;
     r.finish();
   }
   if (const toml::table* section = top.table("quiet_hours")) {
@@ -459,13 +460,7 @@ std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Dia
   }
   if (const toml::table* section = top.table("timers")) {
     TableReader r(*section, name, "[timers]", errors);
-    if (auto grace = r.string("grace")) {
-      std::string error;
-      if (auto d = parse_duration(*grace, &error))
-        config->timer_grace = *d;
-      else
-        r.error("grace", "'grace': " + error);
-    }
+    if (auto grace = read_duration(r, "grace", kTimerGrace)) config->timer_grace = *grace;
     r.finish();
   }
   if (const toml::array* sources = top.tables("source")) {
@@ -483,12 +478,7 @@ std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Dia
         r.error("type", "unknown source type '" + source.type + "' (expected spool, sqlite or http)");
       if (source.type != "http")
         if (auto path = r.string("path", true)) source.path = resolve(base, *path);
-      if (auto interval = read_duration(r, "interval")) {
-        if (*interval < kMinSourceInterval)
-          r.error("interval", "'interval' must be at least 1s; a source is polled, not spun on");
-        else
-          source.interval = *interval;
-      }
+      if (auto interval = read_duration(r, "interval", kSourceInterval)) source.interval = *interval;
       if (source.type == "sqlite") {
         source.query = r.string("query", true).value_or("");
         if (!source.query.empty() && source.query.find(":cursor") == std::string::npos)
@@ -531,13 +521,7 @@ std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Dia
       else
         push.max_body = static_cast<std::size_t>(*max_body);
     }
-    if (auto skew = r.string("max_skew")) {
-      std::string error;
-      if (auto d = parse_duration(*skew, &error))
-        push.max_skew = *d;
-      else
-        r.error("max_skew", "'max_skew': " + error);
-    }
+    if (auto skew = read_duration(r, "max_skew", kMaxSkew)) push.max_skew = *skew;
     r.finish();
     config->push = std::move(push);
   }

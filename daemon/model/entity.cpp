@@ -2,6 +2,8 @@
 
 #include <array>
 
+#include "model/json_text.h"
+
 namespace tactd {
 namespace {
 
@@ -53,18 +55,9 @@ std::optional<EntityRef> parse_entity_ref(std::string_view text) {
 }
 
 std::optional<Observation> parse_observation(std::string_view json_text, std::string& error) {
-  nlohmann::json doc;
-  try {
-    doc = nlohmann::json::parse(json_text);
-  } catch (const nlohmann::json::parse_error& e) {
-    // e.what() reads "[json.exception.parse_error.101] parse error at line 1, column 9: ..."; keep the explanation.
-    std::string what = e.what();
-    const auto colon = what.find(": ");
-    error = "malformed JSON at column " + std::to_string(e.byte) + ": " +
-            (colon == std::string::npos ? what : what.substr(colon + 2));
-    return std::nullopt;
-  }
-  return observation_from_json(doc, error);
+  auto doc = parse_json_text(json_text, error);
+  if (!doc) return std::nullopt;
+  return observation_from_json(*doc, error);
 }
 
 std::optional<Observation> observation_from_json(const nlohmann::json& doc, std::string& error) {
@@ -86,15 +79,9 @@ std::optional<Observation> observation_from_json(const nlohmann::json& doc, std:
   }
   out.ref.type = *parsed_type;
   auto id = doc.find("id");
-  if (id == doc.end() || !(id->is_string() || id->is_number_integer())) {
-    error = "field 'id' is missing or not a string";
-    return std::nullopt;
-  }
-  out.ref.id = id->is_string() ? id->get<std::string>() : std::to_string(id->get<long long>());
-  if (out.ref.id.empty()) {
-    error = "field 'id' is empty";
-    return std::nullopt;
-  }
+  auto id_value = id_text(id == doc.end() ? nlohmann::json() : *id, "field 'id'", error);
+  if (!id_value) return std::nullopt;
+  out.ref.id = std::move(*id_value);
   auto observed = doc.find("observed_at");
   if (observed == doc.end() || !observed->is_string()) {
     error = "field 'observed_at' is missing or not a string (expected an RFC 3339 date-time)";

@@ -49,6 +49,8 @@ struct Observation {
 // Parses one JSON observation (the contract in DESIGN.md). On failure returns
 // nullopt and sets `error` to what is wrong, e.g.
 // "field 'observed_at': '2026-13-01' is not an RFC 3339 date-time".
+// The text is read by parse_json_text (json_text.h): its depth and number
+// limits apply.
 std::optional<Observation> parse_observation(std::string_view json_text, std::string& error);
 std::optional<Observation> observation_from_json(const nlohmann::json& doc, std::string& error);
 nlohmann::json to_json(const Observation& observation);

@@ -158,7 +158,12 @@ std::optional<Duration> parse_duration(std::string_view text, std::string* error
   while (pos < text.size()) {
     long long amount = 0;
     auto [end, ec] = std::from_chars(text.data() + pos, text.data() + text.size(), amount);
-    if (ec != std::errc{} || end == text.data() + pos) {
+    if (ec == std::errc::result_out_of_range || (ec == std::errc{} && amount > kMaxDurationDays * 86400)) {
+      fail(error,
+           quoted + " is longer than any duration tactd uses (at most " + std::to_string(kMaxDurationDays) + "d)");
+      return std::nullopt;
+    }
+    if (ec != std::errc{} || end == text.data() + pos || amount < 0) {
       fail(error, quoted + " is not a duration (expected a number and a unit: 30s, 30m, 2h, 7d)");
       return std::nullopt;
     }
@@ -185,6 +190,11 @@ std::optional<Duration> parse_duration(std::string_view text, std::string* error
         return std::nullopt;
     }
     ++pos;
+    if (total > std::chrono::days{kMaxDurationDays}) {
+      fail(error,
+           quoted + " is longer than any duration tactd uses (at most " + std::to_string(kMaxDurationDays) + "d)");
+      return std::nullopt;
+    }
   }
   return total;
 }

@@ -28,7 +28,11 @@ std::optional<Timestamp> parse_date_or_time(std::string_view text);
 // with `Z` when `zone` is empty or unknown. Fractions only when non-zero.
 std::string format_rfc3339(Timestamp t, std::string_view zone = {});
 
-// Parses `30s`, `30m`, `2h`, `7d` and sums such as `1h30m`.
+// Parses `30s`, `30m`, `2h`, `7d` and sums such as `1h30m`. Negative amounts
+// are refused, and so is anything longer than kMaxDurationDays, far beyond
+// any sensible setting and far from overflowing a Duration; callers check
+// their own, tighter ranges.
+inline constexpr long long kMaxDurationDays = 36500;  // a hundred years
 std::optional<Duration> parse_duration(std::string_view text, std::string* error = nullptr);
 
 // True when `zone` names a zone in the system's time-zone database.

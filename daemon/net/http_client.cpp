@@ -29,8 +29,7 @@ class HttpTransfer final : public curl::Transfer {
     headers_.reset(list);
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, list);
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout.count()));
-    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(easy, CURLOPT_MAXREDIRS, 5L);
+    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);  // a 3xx is the answer; callers decide (see the header)
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");  // whatever curl can decode
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);

@@ -41,7 +41,9 @@ class HttpClient {
   static std::unique_ptr<HttpClient> create(boost::asio::io_context& io);
 
   // Starts a request and returns at once; `done` runs on the loop with the
-  // response (or the transport error). Destroying the client abandons the
+  // response (or the transport error). Redirects are never followed: a 3xx
+  // is the response, with its Location header, so that no header of the
+  // request (a token) goes to a host the caller did not choose. Destroying the client abandons the
   // requests in flight without calling their `done`.
   virtual void fetch(HttpClientRequest request, std::function<void(HttpClientResponse)> done) = 0;
 

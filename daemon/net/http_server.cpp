@@ -7,6 +7,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -28,6 +29,7 @@ using tcp = asio::ip::tcp;
 struct Shared {
   HttpServerLimits limits;
   HttpHandler handler;
+  HttpScreen screen;
 };
 
 // The connections of one server, for stop(): the sockets of sessions that
@@ -81,7 +83,37 @@ asio::awaitable<void> session(tcp::socket socket, std::shared_ptr<const Shared> 
     parser.header_limit(static_cast<std::uint32_t>(shared->limits.max_header));
     stream.expires_after(std::chrono::seconds(shared->limits.read_timeout_seconds));
     boost::system::error_code ec;
+    // While it waits for a request, stop() may close the connection.
     connections->waiting.insert(&stream.socket());
+    co_await http::async_read_header(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+    if (connections->stopped) co_return;  // stop() closed the socket
+    if (ec) {
+      connections->waiting.erase(&stream.socket());
+      if (auto answer = read_failure(ec)) co_await write(stream, 11, false, *answer);
+      break;
+    }
+    HttpRequest request;
+    {
+      const auto& head = parser.get();
+      request.method = std::string(head.method_string());
+      request.target = std::string(head.target());
+      for (const auto& field : head)
+        request.headers[lower(std::string(field.name_string()))] = std::string(field.value());
+    }
+    if (auto refusal = shared->screen ? shared->screen(request) : std::nullopt) {
+      connections->waiting.erase(&stream.socket());
+      co_await write(stream, parser.get().version(), false, *refusal);  // the body is never read
+      break;
+    }
+    if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
+      http::response<http::empty_body> go_on{http::status::continue_, parser.get().version()};
+      co_await http::async_write(stream, go_on, asio::redirect_error(asio::use_awaitable, ec));
+      if (connections->stopped) co_return;
+      if (ec) {
+        connections->waiting.erase(&stream.socket());
+        break;
+      }
+    }
     co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
     connections->waiting.erase(&stream.socket());
     if (connections->stopped) co_return;  // stop() closed the socket
@@ -90,9 +122,7 @@ asio::awaitable<void> session(tcp::socket socket, std::shared_ptr<const Shared> 
       break;
     }
     const auto& message = parser.get();
-    HttpRequest request{std::string(message.method_string()), std::string(message.target()), {}, message.body()};
-    for (const auto& field : message)
-      request.headers[lower(std::string(field.name_string()))] = std::string(field.value());
+    request.body = message.body();
     HttpResponse response;
     try {
       response = shared->handler(request);
@@ -138,15 +168,27 @@ class BeastServer final : public HttpServer {
   }
 
  private:
+  // Accepts until stopped. A failed accept (most often: out of file
+  // descriptors) waits before the next, so that it cannot spin, and is
+  // logged once per burst of failures.
   asio::awaitable<void> accept() {
+    asio::steady_timer pause(acceptor_.get_executor());
+    std::chrono::milliseconds backoff{0};
+    long long failed = 0;
     while (acceptor_.is_open()) {
       boost::system::error_code ec;
       tcp::socket socket = co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
       if (ec) {
         if (ec == asio::error::operation_aborted) co_return;
-        spdlog::warn("http: accept: {}", ec.message());
+        if (failed++ == 0) spdlog::warn("http: accept failed, backing off: {}", ec.message());
+        backoff = std::clamp<std::chrono::milliseconds>(backoff * 2, kAcceptBackoffMin, kAcceptBackoffMax);
+        pause.expires_after(backoff);
+        co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
         continue;
       }
+      if (failed > 0) spdlog::info("http: accepting again after {} failed accepts", failed);
+      failed = 0;
+      backoff = {};
       asio::co_spawn(acceptor_.get_executor(), session(std::move(socket), shared_, connections_),
                      [](std::exception_ptr failure) {
                        if (!failure) return;
@@ -167,13 +209,14 @@ class BeastServer final : public HttpServer {
 }  // namespace
 
 std::unique_ptr<HttpServer> HttpServer::start(asio::io_context& io, const std::string& address, unsigned short port,
-                                              HttpServerLimits limits, HttpHandler handler) {
+                                              HttpServerLimits limits, HttpHandler handler, HttpScreen screen) {
   boost::system::error_code ec;
   const auto ip = asio::ip::make_address(address, ec);
   if (ec) throw std::runtime_error("'" + address + "' is not an IP address");
   try {
-    return std::make_unique<BeastServer>(io, tcp::endpoint(ip, port),
-                                         std::make_shared<const Shared>(Shared{limits, std::move(handler)}));
+    return std::make_unique<BeastServer>(
+        io, tcp::endpoint(ip, port),
+        std::make_shared<const Shared>(Shared{limits, std::move(handler), std::move(screen)}));
   } catch (const boost::system::system_error& e) {
     throw std::runtime_error("cannot listen on " + address + ":" + std::to_string(port) + ": " + e.what());
   }

@@ -2,10 +2,12 @@
 // connection on the caller's io_context. Beast stays behind this header.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -32,6 +34,13 @@ struct HttpResponse {
 
 // Called on the loop for every complete request; must not block.
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+// Called on the loop with a request's method, target and headers (the body
+// still empty) before its body is read; must not block. A response it
+// returns (a refusal: 401, 404, ...) is sent at once and the connection
+// closed, without reading the body; nullopt reads the body and calls the
+// handler. An HttpScreen that authenticates keeps unauthenticated bodies
+// out of memory.
+using HttpScreen = std::function<std::optional<HttpResponse>(const HttpRequest&)>;
 
 struct HttpServerLimits {
   std::size_t max_body = 1 << 20;     // larger bodies get 413
@@ -44,8 +53,13 @@ class HttpServer {
   virtual ~HttpServer() = default;
   // Listens on `address:port` (port 0 picks a free one); throws
   // std::runtime_error when it cannot. `io` must outlive the server.
+  // `screen` (may be empty) sees each request's head first. When accepting
+  // fails (out of file descriptors: EMFILE, ENFILE) the server waits, from
+  // kAcceptBackoffMin doubling to kAcceptBackoffMax, and logs once per burst.
   static std::unique_ptr<HttpServer> start(boost::asio::io_context& io, const std::string& address, unsigned short port,
-                                           HttpServerLimits limits, HttpHandler handler);
+                                           HttpServerLimits limits, HttpHandler handler, HttpScreen screen = {});
+  static constexpr auto kAcceptBackoffMin = std::chrono::milliseconds{10};
+  static constexpr auto kAcceptBackoffMax = std::chrono::seconds{1};
   virtual unsigned short port() const = 0;
   // Stops accepting and closes every connection: at once when it waits for
   // a request (kept alive) or the rest of one, after its answer when one is

@@ -54,7 +54,8 @@ std::string unseen_by(EntityType about, const FieldRef& field) {
          " sees no " + std::string(to_string(other)) + " (it sees " + sees + ")";
 }
 
-constexpr Duration kDefaultMinNotice = std::chrono::days{30};  // when only notice_field is given
+constexpr Duration kDefaultMinNotice = std::chrono::days{30};   // when only notice_field is given
+constexpr Duration kMaxRuleDuration = std::chrono::days{3650};  // ten years: anything longer is a typo
 
 // Reports a problem at `offset` characters into a value that starts at `spot`.
 class ValueErrors {
@@ -211,6 +212,8 @@ std::optional<Rule> read_rule(const toml::table& table, const std::string& file,
     if (!notice) {
       rule.min_notice = kDefaultMinNotice;
     } else if (auto d = parse_duration(*notice, &error)) {
+      if (*d > kMaxRuleDuration)
+        r.error("min_notice", "'min_notice' must be at most 3650d (ten years); a longer one is a typo");
       rule.min_notice = *d;
     } else {
       r.error("min_notice", "'min_notice': " + error);
@@ -242,10 +245,12 @@ std::optional<Rule> read_rule(const toml::table& table, const std::string& file,
   rule.supersedes = r.strings("supersedes").value_or(std::vector<std::string>{});
   if (auto cooldown = r.string("cooldown")) {
     std::string error;
-    if (auto d = parse_duration(*cooldown, &error))
-      rule.cooldown = *d;
-    else
+    if (auto d = parse_duration(*cooldown, &error); !d)
       r.error("cooldown", "'cooldown': " + error);
+    else if (*d <= Duration::zero() || *d > kMaxRuleDuration)
+      r.error("cooldown", "'cooldown' must be more than 0s and at most 3650d (ten years); a longer one is a typo");
+    else
+      rule.cooldown = *d;
   }
   (void)r.string("description");
   r.finish();

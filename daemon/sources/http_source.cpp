@@ -9,6 +9,7 @@
 #include <memory>
 #include <sstream>
 
+#include "model/json_text.h"
 #include "sources/mapping.h"
 
 namespace tactd {
@@ -48,18 +49,43 @@ std::string base64(std::string_view in) {
 // The URL without its query, which may carry what is not ours to log.
 std::string loggable(const std::string& url) { return url.substr(0, url.find('?')); }
 
-// Whether cursor `a` is past `b`: as times when both are RFC 3339, as
-// numbers when both are numbers, else as text.
+// What a cursor value reads as: a time is compared as a time, a number as
+// a number, anything else as text.
+enum class CursorKind { kTime, kNumber, kText };
+
+std::optional<double> number_of(const std::string& cursor) {
+  double number = 0;
+  auto [end, ec] = std::from_chars(cursor.data(), cursor.data() + cursor.size(), number);
+  if (ec != std::errc{} || end != cursor.data() + cursor.size()) return std::nullopt;
+  return number;
+}
+
+CursorKind kind_of(const std::string& cursor) {
+  if (parse_rfc3339(cursor)) return CursorKind::kTime;
+  return number_of(cursor) ? CursorKind::kNumber : CursorKind::kText;
+}
+
+// Whether cursor `a` is past `b`. Values of the same kind compare as that
+// kind. A time or number is always past text (a cursor that went wrong heals),
+// and text never past a time or number: one unreadable value in a page (a
+// bad `updated_at`) neither takes over the cursor nor freezes it.
 bool cursor_after(const std::string& a, const std::string& b) {
   if (b.empty()) return !a.empty();
-  auto ta = parse_rfc3339(a), tb = parse_rfc3339(b);
-  if (ta && tb) return *ta > *tb;
-  double na = 0, nb = 0;
-  auto [ea, ra] = std::from_chars(a.data(), a.data() + a.size(), na);
-  auto [eb, rb] = std::from_chars(b.data(), b.data() + b.size(), nb);
-  if (ra == std::errc{} && rb == std::errc{} && ea == a.data() + a.size() && eb == b.data() + b.size()) return na > nb;
+  const CursorKind ka = kind_of(a), kb = kind_of(b);
+  if (ka != kb) return kb == CursorKind::kText;
+  switch (ka) {
+    case CursorKind::kTime:
+      return *parse_rfc3339(a) > *parse_rfc3339(b);
+    case CursorKind::kNumber:
+      return *number_of(a) > *number_of(b);
+    case CursorKind::kText:
+      break;
+  }
   return a > b;
 }
+
+// The start of `record` as JSON, to name it in a problem.
+std::string excerpt(const nlohmann::json& record) { return record.dump().substr(0, HttpSource::kMaxProblemBody); }
 
 std::optional<std::string> cursor_text(const nlohmann::json& value) {
   if (value.is_string() && !value.get<std::string>().empty()) return value.get<std::string>();
@@ -94,6 +120,22 @@ std::string percent_encode(std::string_view text) {
 
 }  // namespace
 
+std::string origin(const std::string& url) {
+  const size_t scheme_end = url.find("://");
+  if (scheme_end == std::string::npos) return "";
+  std::string out = url.substr(0, url.find_first_of("/?#", scheme_end + 3));
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (out.starts_with("http://") && out.ends_with(":80")) out.resize(out.size() - 3);
+  if (out.starts_with("https://") && out.ends_with(":443")) out.resize(out.size() - 4);
+  return out;
+}
+
+std::string resolve(const std::string& target, const std::string& base) {
+  if (target.rfind("http://", 0) == 0 || target.rfind("https://", 0) == 0) return target;
+  if (!target.empty() && target[0] == '/') return base.substr(0, base.find('/', base.find("://") + 3)) + target;
+  return loggable(base).substr(0, loggable(base).rfind('/') + 1) + target;
+}
+
 std::optional<std::string> next_link(const std::string& link_header, const std::string& base) {
   size_t at = 0;
   while ((at = link_header.find('<', at)) != std::string::npos) {
@@ -109,14 +151,8 @@ std::optional<std::string> next_link(const std::string& link_header, const std::
       value = value.substr(0, value.find_first_of(";,"));
       std::erase(value, '"');
       std::istringstream words(value);
-      for (std::string word; words >> word;) {
-        if (word != "next") continue;
-        if (target.rfind("http://", 0) == 0 || target.rfind("https://", 0) == 0) return target;
-        const size_t host_end = base.find('/', base.find("://") + 3);
-        const std::string origin = base.substr(0, host_end);
-        if (!target.empty() && target[0] == '/') return origin + target;
-        return loggable(base).substr(0, loggable(base).rfind('/') + 1) + target;
-      }
+      for (std::string word; words >> word;)
+        if (word == "next") return resolve(target, base);
     }
     at = close;
   }
@@ -172,7 +208,26 @@ asio::awaitable<HttpSource::Poll> HttpSource::poll() {
     HttpClientRequest req = request(url);
     const bool first = poll.pages == 0;
     if (first && url == etag_url_ && !etag_.empty()) req.headers.emplace_back("If-None-Match", etag_);
-    const HttpClientResponse response = co_await fetch(client_, std::move(req));
+    HttpClientResponse response = co_await fetch(client_, std::move(req));
+    // Redirects are followed within the source's origin only: its headers
+    // and credentials go to no other host, and not from https to http.
+    for (int hops = 0;
+         response.error.empty() && response.status >= 300 && response.status < 400 && response.status != 304; ++hops) {
+      const auto location = response.headers.find("location");
+      if (location == response.headers.end()) break;  // a 3xx without a target: reported as an answer below
+      const std::string target = resolve(location->second, url);
+      if (origin(target) != origin(url)) {
+        fail("redirected to " + loggable(target) + ", another origin than " + origin(url) +
+             "; not followed (a source follows redirects within its own scheme, host and port only)");
+        co_return poll;
+      }
+      if (hops == kMaxRedirects) {
+        fail("more than " + std::to_string(kMaxRedirects) + " redirects; not followed further");
+        co_return poll;
+      }
+      url = target;
+      response = co_await fetch(client_, request(url));
+    }
     if (!response.error.empty()) {
       fail(response.error);
       co_return poll;
@@ -191,14 +246,13 @@ asio::awaitable<HttpSource::Poll> HttpSource::poll() {
         poll.retry_after = parse_retry_after(header("retry-after"), clock_.now());
       co_return poll;
     }
-    nlohmann::json body;
-    try {
-      body = nlohmann::json::parse(response.body);
-    } catch (const nlohmann::json::parse_error& e) {
-      fail(std::string("the answer is not JSON: ") + e.what());
+    std::string json_error;
+    const std::optional<nlohmann::json> body = parse_json_text(response.body, json_error);
+    if (!body) {
+      fail("the answer is not usable JSON: " + json_error);
       co_return poll;
     }
-    const nlohmann::json* items = at_pointer(body, config_.items);
+    const nlohmann::json* items = at_pointer(*body, config_.items);
     if (!items || !items->is_array()) {
       fail("the answer has no array at '" + config_.items + "' (items)");
       co_return poll;
@@ -211,15 +265,20 @@ asio::awaitable<HttpSource::Poll> HttpSource::poll() {
       std::string error;
       if (!map_records(config_.mappings, item, now, observations, error)) {
         ++poll.rejected;
-        poll.problems.push_back("record " + item.dump().substr(0, kMaxProblemBody) + ": " + error + "; skipped");
+        poll.problems.push_back("record " + excerpt(item) + ": " + error + "; skipped");
       }
       if (config_.cursor_field.empty()) continue;
       const nlohmann::json* value = at_pointer(item, config_.cursor_field);
-      if (auto text = value ? cursor_text(*value) : std::nullopt; text && cursor_after(*text, next_cursor))
+      const auto text = value ? cursor_text(*value) : std::nullopt;
+      if (text && cursor_after(*text, next_cursor)) {
         next_cursor = *text;
+      } else if (text && kind_of(*text) == CursorKind::kText && kind_of(next_cursor) != CursorKind::kText) {
+        poll.problems.push_back("record " + excerpt(item) + ": its cursor '" + *text + "' (" + config_.cursor_field +
+                                ") is neither a time nor a number; not used as the cursor");
+      }
     }
     if (!config_.next_cursor.empty()) {
-      const nlohmann::json* value = at_pointer(body, config_.next_cursor);
+      const nlohmann::json* value = at_pointer(*body, config_.next_cursor);
       if (auto text = value ? cursor_text(*value) : std::nullopt) next_cursor = *text;
     }
     const bool moved = next_cursor != cursor;
@@ -234,6 +293,11 @@ asio::awaitable<HttpSource::Poll> HttpSource::poll() {
     cursor = next_cursor;
 
     std::optional<std::string> link = config_.follow_links ? next_link(header("link"), url) : std::nullopt;
+    if (link && origin(*link) != origin(url)) {
+      poll.problems.push_back("the next page's link leads to " + loggable(*link) + ", another origin than " +
+                              origin(url) + "; not followed (pages are read from the source's own origin only)");
+      link.reset();
+    }
     if (link) {
       url = *link;
     } else if (moved && !items->empty() && !config_.follow_links) {  // links, when followed, page

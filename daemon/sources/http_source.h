@@ -40,7 +40,10 @@ class HttpSource {
 
   // Fetches page after page, from the committed cursor (or `cursor_start`)
   // until the API has nothing more, or kMaxPagesPerPoll pages. Secrets never
-  // appear in `problems` or `failure`.
+  // appear in `problems` or `failure`. Redirects and `Link: rel="next"` pages
+  // are followed within the source's origin (scheme, host, port) only, so
+  // its headers and credentials never reach another host; a redirect
+  // elsewhere fails the poll, a link elsewhere ends it with a problem.
   boost::asio::awaitable<Poll> poll();
 
   // How long to wait after `last` before polling again: the interval plus
@@ -49,6 +52,7 @@ class HttpSource {
   Duration next_delay(const Poll& last, double random01) const;
 
   static constexpr int kMaxPagesPerPoll = 100;
+  static constexpr int kMaxRedirects = 5;              // per page, each within the source's origin
   static constexpr std::size_t kMaxProblemBody = 200;  // bytes of an error answer quoted in a problem
 
  private:
@@ -66,6 +70,14 @@ class HttpSource {
 
 // The target of `rel="next"` in a Link header, resolved against `base`.
 std::optional<std::string> next_link(const std::string& link_header, const std::string& base);
+
+// `target` (absolute, absolute-path or relative) resolved against `base`.
+std::string resolve(const std::string& target, const std::string& base);
+
+// "scheme://host[:port]" of `url` in lower case, the default port left out;
+// "" when `url` has no scheme. Two URLs may share credentials only when
+// their origins are equal.
+std::string origin(const std::string& url);
 
 // `url` with `name=value` added to its query, percent-encoded.
 std::string with_query_param(const std::string& url, const std::string& name, const std::string& value);

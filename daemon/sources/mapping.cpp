@@ -1,5 +1,7 @@
 #include "sources/mapping.h"
 
+#include "model/json_text.h"
+
 namespace tactd {
 namespace {
 
@@ -22,11 +24,13 @@ std::optional<Observation> map_record(const Mapping& mapping, const nlohmann::js
   Observation out;
   out.ref.type = mapping.type;
   const nlohmann::json* id = find(record, mapping.id);
-  if (!id || id->is_null() || as_text(*id).empty()) {
+  if (!id || id->is_null()) {
     error = "no id at " + mapping.id;
     return std::nullopt;
   }
-  out.ref.id = as_text(*id);
+  auto id_value = id_text(*id, "id at " + mapping.id, error);
+  if (!id_value) return std::nullopt;
+  out.ref.id = std::move(*id_value);
   out.observed_at = now;
   if (!mapping.observed_at.empty()) {
     const nlohmann::json* at = find(record, mapping.observed_at);
@@ -61,7 +65,10 @@ std::optional<Observation> map_record(const Mapping& mapping, const nlohmann::js
   }
   for (const char* link : {"customer", "order"}) {
     auto it = out.fields.find(link);
-    if (it != out.fields.end() && it->is_number()) *it = it->dump();  // database ids are often numbers
+    if (it == out.fields.end() || !it->is_number()) continue;
+    auto link_id = id_text(*it, "field '" + std::string(link) + "'", error);  // database ids are often numbers
+    if (!link_id) return std::nullopt;
+    *it = std::move(*link_id);
   }
   return out;
 }

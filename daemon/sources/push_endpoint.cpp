@@ -12,8 +12,10 @@ namespace {
 
 constexpr std::string_view kPath = "/v1/observations";
 
+// An error may quote the request's own bytes, which need not be UTF-8.
 HttpResponse answer(int status, nlohmann::json body) {
-  return HttpResponse{status, body.dump() + "\n", "application/json", {}};
+  return HttpResponse{
+      status, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", "application/json", {}};
 }
 
 // Compares without leaking where the first difference is.
@@ -43,7 +45,7 @@ std::string PushEndpoint::signature(const std::string& secret, const std::string
   return hex;
 }
 
-std::string PushEndpoint::refuse(const HttpRequest& request) const {
+std::string PushEndpoint::refuse(const HttpRequest& request, bool body_read) const {
   if (const std::string* authorization = header(request, "authorization"); authorization && !config_.token.empty())
     return same_secret(*authorization, "Bearer " + config_.token) ? "" : "the bearer token is not valid";
   const std::string* timestamp = header(request, "x-tactd-timestamp");
@@ -54,18 +56,27 @@ std::string PushEndpoint::refuse(const HttpRequest& request) const {
   auto [end, ec] = std::from_chars(timestamp->data(), timestamp->data() + timestamp->size(), seconds);
   if (ec != std::errc{} || end != timestamp->data() + timestamp->size())
     return "X-Tactd-Timestamp must be Unix seconds";
-  const auto skew = clock_.now() - Timestamp{std::chrono::seconds{seconds}};
-  if (skew > config_.max_skew || -skew > config_.max_skew) return "X-Tactd-Timestamp is too far from now; refused";
-  if (!same_secret(*signed_as, signature(config_.hmac_secret, *timestamp, request.body)))
+  // Compared in seconds against bounds derived from now: a huge timestamp is
+  // never converted to a finer unit, where it would wrap into the window.
+  const long long now_s = std::chrono::duration_cast<std::chrono::seconds>(clock_.now().time_since_epoch()).count();
+  const long long skew_s = std::chrono::duration_cast<std::chrono::seconds>(config_.max_skew).count();
+  if (seconds < now_s - skew_s || seconds > now_s + skew_s) return "X-Tactd-Timestamp is too far from now; refused";
+  if (body_read && !same_secret(*signed_as, signature(config_.hmac_secret, *timestamp, request.body)))
     return "the signature does not match the timestamp and body";
   return "";
 }
 
-HttpResponse PushEndpoint::handle(const HttpRequest& request) {
-  if (request.target != kPath)
+std::optional<HttpResponse> PushEndpoint::screen(const HttpRequest& head) const {
+  if (head.target != kPath)
     return answer(404, {{"error", "no such endpoint; observations go to POST /v1/observations"}});
-  if (request.method != "POST") return answer(405, {{"error", "use POST"}});
-  if (std::string why = refuse(request); !why.empty()) return answer(401, {{"error", why}});
+  if (head.method != "POST") return answer(405, {{"error", "use POST"}});
+  if (std::string why = refuse(head, false); !why.empty()) return answer(401, {{"error", why}});
+  return std::nullopt;
+}
+
+HttpResponse PushEndpoint::handle(const HttpRequest& request) {
+  if (auto refusal = screen(request)) return *refusal;
+  if (std::string why = refuse(request, true); !why.empty()) return answer(401, {{"error", why}});
   if (stopping_) {
     HttpResponse busy = answer(503, {{"error", "tactd is stopping; send again shortly"}, {"accepted", 0}});
     busy.headers.emplace_back("Retry-After", std::to_string(kStoppingRetryAfterSeconds));

@@ -6,6 +6,10 @@
 // `X-Tactd-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">`,
 // refused when the timestamp is further than max_skew from now.
 //
+// Authentication is checked on the request's head, before its body is read
+// (screen()): a request without valid credentials never has its body
+// buffered.
+//
 // Answers: 202 after the whole batch is committed; 400 with a JSON error
 // naming the line and the problem (nothing is committed); 401 without valid
 // credentials; 404/405 for other targets and methods; 503 when the store
@@ -25,6 +29,12 @@ class PushEndpoint {
   PushEndpoint(PushConfig config, Intake& intake, const Clock& clock)
       : config_(std::move(config)), intake_(intake), clock_(clock) {}
 
+  // The answer to a request's head (method, target, headers; the body not
+  // read yet): a refusal (404, 405, 401) or nullopt to read the body. A
+  // bearer token is checked in full here, a signature for its form and
+  // timestamp only (it covers the body). For HttpServer's HttpScreen.
+  std::optional<HttpResponse> screen(const HttpRequest& head) const;
+  // The answer to a whole request; screens it again first.
   HttpResponse handle(const HttpRequest& request);
 
   // Intake stops (SIGTERM): from now on every authenticated request gets
@@ -37,8 +47,9 @@ class PushEndpoint {
   static std::string signature(const std::string& secret, const std::string& timestamp, const std::string& body);
 
  private:
-  // Why the request is not authenticated, or empty when it is.
-  std::string refuse(const HttpRequest& request) const;
+  // Why the request is not authenticated, or empty when it is. Before the
+  // body is read (`body_read` false) a signature itself is not compared.
+  std::string refuse(const HttpRequest& request, bool body_read) const;
 
   PushConfig config_;
   Intake& intake_;

@@ -2,6 +2,9 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
+#include <charconv>
+#include <limits>
+
 #include "sources/mapping.h"
 
 namespace tactd {
@@ -18,7 +21,15 @@ class SqliteDatabase final : public SqlDatabase {
   std::vector<nlohmann::json> rows(const std::string& query, const std::string& cursor) override {
     try {
       SQLite::Statement q(db_, query);
-      q.bind(":cursor", cursor);
+      // The cursor keeps its type: SQLite orders every number before every
+      // text, so an integer bound as text ('0') would match no integer row.
+      // No cursor yet is the smallest integer, before every number and text.
+      long long number = std::numeric_limits<long long>::min();
+      auto [end, ec] = std::from_chars(cursor.data(), cursor.data() + cursor.size(), number);
+      if (cursor.empty() || (ec == std::errc{} && end == cursor.data() + cursor.size()))
+        q.bind(":cursor", static_cast<int64_t>(number));
+      else
+        q.bind(":cursor", cursor);
       std::vector<nlohmann::json> out;
       while (q.executeStep()) {
         nlohmann::json row = nlohmann::json::object();
@@ -30,6 +41,10 @@ class SqliteDatabase final : public SqlDatabase {
             row[column.getName()] = column.getDouble();
           else if (column.isNull())
             row[column.getName()] = nullptr;
+          else if (column.isBlob())
+            row[column.getName()] = nlohmann::json::binary(
+                std::vector<std::uint8_t>(static_cast<const std::uint8_t*>(column.getBlob()),
+                                          static_cast<const std::uint8_t*>(column.getBlob()) + column.getBytes()));
           else
             row[column.getName()] = column.getString();
         }
@@ -47,6 +62,26 @@ class SqliteDatabase final : public SqlDatabase {
 
 std::string cursor_text(const nlohmann::json& value) {
   return value.is_string() ? value.get<std::string>() : value.dump();
+}
+
+// Why a column of `row` cannot become an observation field, or empty: a BLOB,
+// or text that is not UTF-8 (the store keeps fields as JSON text).
+std::string unreadable(const nlohmann::json& row) {
+  for (const auto& [column, value] : row.items()) {
+    if (value.is_binary()) return "column '" + column + "' is a BLOB, which has no JSON value";
+    if (!value.is_string()) continue;
+    try {
+      (void)value.dump();
+    } catch (const nlohmann::json::type_error&) {
+      return "column '" + column + "' holds text that is not UTF-8";
+    }
+  }
+  return "";
+}
+
+// `row` as JSON for a problem, its unreadable bytes replaced.
+std::string excerpt(const nlohmann::json& row) {
+  return row.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace
@@ -73,14 +108,13 @@ SqlSource::Poll SqlSource::poll(Intake& intake, Timestamp now) {
     if (rows.empty()) return poll;
     std::vector<Observation> observations;
     for (const auto& row : rows) {
-      std::string error;
-      if (!map_records(config_.mappings, row, now, observations, error)) {
-        ++poll.rejected;
-        poll.problems.push_back("row " + row.dump() + ": " + error + "; skipped");
-      }
+      std::string error = unreadable(row);
+      if (error.empty() && map_records(config_.mappings, row, now, observations, error)) continue;
+      ++poll.rejected;
+      poll.problems.push_back("row " + excerpt(row) + ": " + error + "; skipped");
     }
     auto last = rows.back().find(config_.cursor_column);
-    if (last == rows.back().end() || last->is_null()) {
+    if (last == rows.back().end() || last->is_null() || last->is_binary()) {
       poll.problems.push_back("the query returns no '" + config_.cursor_column +
                               "' column (cursor_column); nothing committed");
       return poll;

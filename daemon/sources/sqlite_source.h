@@ -19,8 +19,10 @@ namespace tactd {
 class SqlDatabase {
  public:
   virtual ~SqlDatabase() = default;
-  // Runs `query` with `:cursor` bound to `cursor`; each row as a JSON object
-  // keyed by column name. Throws SqlError.
+  // Runs `query` with `:cursor` bound to `cursor`: as an integer when it is
+  // one, as the smallest integer when it is empty (before every value), else
+  // as text. Each row as a JSON object keyed by column name, a BLOB as a
+  // JSON binary value. Throws SqlError.
   virtual std::vector<nlohmann::json> rows(const std::string& query, const std::string& cursor) = 0;
 
   // A read-only connection to an SQLite file. Throws SqlError.
@@ -41,7 +43,7 @@ class SqlSource {
   struct Poll {
     int pages = 0;
     int observations = 0;
-    int rejected = 0;  // rows the mapping could not read; skipped, and said in `problems`
+    int rejected = 0;  // rows that cannot be read (BLOB, text not UTF-8) or mapped; skipped, said in `problems`
     std::vector<std::string> problems;
   };
 

@@ -1,6 +1,7 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <stdlib.h>  // mkdtemp
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <optional>
@@ -203,9 +204,18 @@ OutboxEntry read_entry(SQLite::Statement& q) {
   e.attempts = q.getColumn(14).getInt();
   if (!q.getColumn(15).isNull()) e.next_attempt = from_millis(q.getColumn(15).getInt64());
   if (!q.getColumn(16).isNull()) e.last_error = q.getColumn(16).getString();
-  if (!q.getColumn(17).isNull()) n.event = nlohmann::json::parse(q.getColumn(17).getString());
+  if (!q.getColumn(17).isNull()) {
+    try {
+      n.event = nlohmann::json::parse(q.getColumn(17).getString());
+    } catch (const nlohmann::json::exception& error) {
+      throw CorruptRow(std::string("its event is not JSON: ") + error.what());
+    }
+  }
   return e;
 }
+
+// The text an outbox row set aside keeps as its last error.
+std::string set_aside_reason(const std::string& why) { return "unreadable, set aside: " + why; }
 
 constexpr const char* kWaitingColumns = "id, rule, entity, trigger, event, waiting_for, since, until, reason";
 
@@ -381,7 +391,7 @@ class SqliteStore final : public Store {
       q.bind(1, customer);
       q.bind(2, static_cast<int64_t>(millis(since)));
       std::vector<Notification> out;
-      while (q.executeStep()) out.push_back(read_entry(q).notification);
+      for (auto& entry : read_entries(q, false)) out.push_back(std::move(entry.notification));
       return out;
     });
   }
@@ -404,8 +414,9 @@ class SqliteStore final : public Store {
                    "ORDER BY due_at DESC, id DESC LIMIT 1");
       q.bind(1, rule);
       q.bind(2, customer);
-      if (!q.executeStep()) return std::nullopt;
-      return read_entry(q).notification;
+      auto entries = read_entries(q, false);
+      if (entries.empty()) return std::nullopt;
+      return std::move(entries.front().notification);
     });
   }
 
@@ -414,9 +425,7 @@ class SqliteStore final : public Store {
       SQLite::Statement& q = prepared(std::string("SELECT ") + kNotificationColumns + " FROM outbox" +
                                       (status ? " WHERE status = ?" : "") + " ORDER BY id");
       if (status) q.bind(1, std::string(to_string(*status)));
-      std::vector<OutboxEntry> out;
-      while (q.executeStep()) out.push_back(read_entry(q));
-      return out;
+      return read_entries(q, true);
     });
   }
 
@@ -426,7 +435,8 @@ class SqliteStore final : public Store {
           prepared("SELECT kind FROM outbox WHERE entity = ? AND status NOT IN ('dropped', 'overtaken') ORDER BY id");
       q.bind(1, entity.str());
       std::vector<Kind> out;
-      while (q.executeStep()) out.push_back(kind_from(q.getColumn(0).getString()));
+      while (q.executeStep())  // an unknown kind is a row that readers of whole entries set aside
+        if (auto kind = parse_kind(q.getColumn(0).getString())) out.push_back(*kind);
       return out;
     });
   }
@@ -438,9 +448,7 @@ class SqliteStore final : public Store {
       SQLite::Statement& q = prepared(std::string("SELECT ") + kNotificationColumns +
                                       " FROM outbox WHERE entity = ? AND status = 'pending' ORDER BY id");
       q.bind(1, entity.str());
-      std::vector<OutboxEntry> out;
-      while (q.executeStep()) out.push_back(read_entry(q));
-      return out;
+      return read_entries(q, false);
     });
   }
 
@@ -552,8 +560,9 @@ class SqliteStore final : public Store {
     return guard("read outbox entry " + std::to_string(outbox_id), [&]() -> std::optional<OutboxEntry> {
       SQLite::Statement& q = prepared(std::string("SELECT ") + kNotificationColumns + " FROM outbox WHERE id = ?");
       q.bind(1, static_cast<int64_t>(outbox_id));
-      if (!q.executeStep()) return std::nullopt;
-      return read_entry(q);
+      auto entries = read_entries(q, true);
+      if (entries.empty()) return std::nullopt;
+      return std::move(entries.front());
     });
   }
 
@@ -657,9 +666,7 @@ class SqliteStore final : public Store {
       q.bind(1, static_cast<int64_t>(millis(until)));
       if (channel) q.bind(2, std::string(to_string(*channel)));
       q.bind(3, limit == kNoLimit ? int64_t{-1} : static_cast<int64_t>(limit));
-      std::vector<OutboxEntry> out;
-      while (q.executeStep()) out.push_back(read_entry(q));
-      return out;
+      return read_entries(q, false);
     });
   }
 
@@ -830,6 +837,39 @@ class SqliteStore final : public Store {
     } catch (const nlohmann::json::exception& e) {
       throw StoreError("cannot " + what + ": invalid JSON: " + e.what());
     }
+  }
+
+  // Reads every row of `q` (columns kNotificationColumns). A row that cannot
+  // be read is set aside: it goes to the dead letter with the reason as its
+  // last error, so that it stops no reader (delivery, policy, the outbox
+  // commands) again. With `flagged` it stays in the result with only id,
+  // status, last_error and `unreadable` set; without, it is left out.
+  std::vector<OutboxEntry> read_entries(SQLite::Statement& q, bool flagged) const {
+    std::vector<OutboxEntry> out;
+    std::vector<OutboxEntry> unreadable;
+    while (q.executeStep()) {
+      try {
+        out.push_back(read_entry(q));
+      } catch (const CorruptRow& e) {
+        OutboxEntry entry;
+        entry.id = q.getColumn(0).getInt64();
+        entry.status = OutboxStatus::kDead;
+        entry.unreadable = e.what();
+        entry.last_error = set_aside_reason(e.what());
+        unreadable.push_back(std::move(entry));
+      }
+    }
+    for (auto& entry : unreadable) {
+      SQLite::Statement aside(db_,
+                              "UPDATE outbox SET status = 'dead', next_attempt_at = NULL, last_error = ? WHERE id = ?");
+      aside.bind(1, entry.last_error);
+      aside.bind(2, static_cast<int64_t>(entry.id));
+      aside.exec();
+      if (flagged) out.push_back(std::move(entry));
+    }
+    if (flagged && !unreadable.empty())
+      std::sort(out.begin(), out.end(), [](const OutboxEntry& a, const OutboxEntry& b) { return a.id < b.id; });
+    return out;
   }
 
   OutboxEntry read_entry_by_id(long long outbox_id) {

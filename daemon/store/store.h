@@ -38,6 +38,10 @@ struct OutboxEntry {
   int attempts = 0;
   std::optional<Timestamp> next_attempt;  // a retry's time; unset: notification.at
   std::string last_error;                 // the last failed attempt's answer
+  // Set when the row cannot be read (an unknown kind or channel, an event
+  // that is not JSON): the row was set aside to the dead letter with this
+  // reason, and only id, status and last_error hold.
+  std::string unreadable;
 };
 
 // One try to deliver an outbox entry.
@@ -119,6 +123,9 @@ class Store {
   virtual std::vector<Entity> entities(EntityType type, const std::string& after_id, std::size_t limit) const = 0;
 
   // --- outbox ---
+  // Every reader of outbox rows sets a row it cannot read aside, to the dead
+  // letter with the reason (OutboxEntry::unreadable): outbox() and
+  // outbox_entry() return it flagged, the others leave it out.
   // Adds the notification as pending and records the decision "queued"
   // with `why` (empty when it goes out now). Returns false, changing
   // nothing, when a notification with the same idempotency key exists.

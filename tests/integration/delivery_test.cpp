@@ -449,3 +449,28 @@ TEST_CASE("a dead letter reaches operators in a digest email sent over the email
                       "400: {\"message\": \"the address is blocked\"}. See tactd outbox show 1"));
   CHECK(daemon.stop() == 0);
 }
+
+TEST_CASE("an outbox row that cannot be read is set aside with its reason, and delivery and tactd outbox go on") {
+  TempDir dir;
+  Provider provider(dir);
+  {
+    Daemon daemon(write_config(dir, ""), dir.path() / "log", kSecrets);  // no channel: it stays pending
+    drop(dir.path() / "spool", "a.jsonl", cancellation("1", true));
+    REQUIRE(eventually([&] { return statuses(dir) == std::vector<std::string>{"pending"}; }));
+    CHECK(daemon.stop() == 0);
+  }
+  SQLite::Database((dir.path() / "state.db").string(), SQLite::OPEN_READWRITE)
+      .exec("UPDATE outbox SET kind = 'pep_talk'");
+  Daemon daemon(write_config(dir, provider), dir.path() / "log", kSecrets);
+  drop(dir.path() / "spool", "b.jsonl", cancellation("2", true));  // same channel, after the broken row
+  REQUIRE(eventually([&] { return statuses(dir) == std::vector<std::string>{"dead", "delivered"}; }));
+  CHECK(provider.requests().size() == 1);
+  int status = 0;
+  const std::string listed = outbox_cli(dir, "list", &status);
+  CHECK(status == 0);
+  CHECK_THAT(listed, Contains("1  dead  unreadable, set aside: unknown message kind 'pep_talk' in the database"));
+  CHECK_THAT(listed, Contains("2  delivered"));
+  CHECK_THAT(outbox_cli(dir, "show 1", &status), Contains("unreadable:      unknown message kind 'pep_talk'"));
+  CHECK(status == 0);
+  CHECK(daemon.stop() == 0);
+}

@@ -130,3 +130,39 @@ TEST_CASE("a body over the limit gets 413, other paths 404, and malformed HTTP d
   CHECK(post(daemon.port(), kBatch, {"Authorization: Bearer " + kToken}).status == 202);  // still serving
   CHECK(daemon.stop() == 0);
 }
+
+TEST_CASE("random bytes, bad UTF-8, numbers out of range and absurd depth are answered 400 with the reason") {
+  TempDir dir;
+  PushDaemon daemon(dir);
+  const std::vector<std::string> auth{"Authorization: Bearer " + kToken};
+  auto refused = [&](const std::string& body) {
+    const tactd::test::Reply r = post(daemon.port(), body, auth);
+    CHECK(r.status == 400);
+    return nlohmann::json::parse(r.body)["error"].get<std::string>();
+  };
+  const std::string head = R"({"type":"order","id":"A-9","observed_at":"2026-11-20T10:00:00Z","fields":{"x":)";
+  CHECK_THAT(refused(std::string("\x8b\x1f\x08\x00\xff\x13\x9c", 7)), Contains("malformed JSON at column"));
+  CHECK_THAT(refused(head + "\"caf\xe9\"}}"), Contains("malformed JSON at column") && Contains("UTF-8"));
+  CHECK_THAT(refused(head + "1e400}}"), Contains("JSON number out of range"));
+  CHECK(refused(head + std::string(1500, '[') + std::string(1500, ']') + "}}") ==
+        "JSON nested deeper than 64 arrays and objects");
+  CHECK_THAT(refused(R"({"type":"order","id":18446744073709551615,"observed_at":"2026-11-20T10:00:00Z","fields":{}})"),
+             Contains("not a whole number within the 64-bit range"));
+  CHECK(post(daemon.port(), kBatch, auth).status == 202);  // still serving, and nothing of the above committed
+  CHECK(daemon.outbox_rows() == 1);
+  CHECK(daemon.stop() == 0);
+}
+
+TEST_CASE("a signature with a timestamp so large it would wrap is refused as too far from now") {
+  TempDir dir;
+  PushDaemon daemon(dir);
+  for (const std::string ts : {"9223372036854775807", "9223372036854", "-9223372036854775807"}) {
+    const tactd::test::Reply r =
+        post(daemon.port(), kBatch,
+             {"X-Tactd-Timestamp: " + ts, "X-Tactd-Signature: " + tactd::PushEndpoint::signature(kSecret, ts, kBatch)});
+    CHECK(r.status == 401);
+    CHECK_THAT(r.body, Contains("too far from now"));
+  }
+  CHECK(daemon.outbox_rows() == 0);
+  CHECK(daemon.stop() == 0);
+}

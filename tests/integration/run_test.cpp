@@ -72,6 +72,26 @@ TEST_CASE("a spool file with malformed lines goes to failed/ with the reasons, a
   CHECK(outbox_rows(dir) == 1);
 }
 
+TEST_CASE(
+    "a spool line of 75,000 nested arrays or a number out of range is rejected, and the daemon and the good lines go "
+    "on") {
+  TempDir dir;
+  Daemon daemon(write_config(dir), dir.path() / "log");
+  const std::string deep = std::string(75000, '[') + std::string(75000, ']');
+  drop(dir.path() / "spool", "hostile.jsonl",
+       R"({"type":"order","id":"D-1","observed_at":"2026-11-20T10:00:00Z","fields":{"x":)" + deep + "}}\n" +
+           R"({"type":"order","id":"D-2","observed_at":"2026-11-20T10:00:00Z","fields":{"total":1e400}})" + "\n" +
+           kObservations);
+  REQUIRE(eventually([&] { return std::filesystem::exists(dir.path() / "spool/failed/hostile.jsonl.errors"); }));
+  const std::string errors = slurp(dir.path() / "spool/failed/hostile.jsonl.errors");
+  CHECK_THAT(errors, Contains("line 1: JSON nested deeper than 64 arrays and objects"));
+  CHECK_THAT(errors, Contains("line 2: JSON number out of range"));
+  drop(dir.path() / "spool", "later.jsonl", kObservations);  // the daemon still reads its spool
+  REQUIRE(eventually([&] { return std::filesystem::exists(dir.path() / "spool/done/later.jsonl"); }));
+  CHECK(daemon.stop() == 0);
+  CHECK(outbox_rows(dir) == 1);  // the good lines went through
+}
+
 TEST_CASE("after a restart, data seen before produces no new notifications, and timers are still there") {
   TempDir dir;
   const auto config = write_config(dir);
@@ -172,4 +192,66 @@ geannuleerd = "cancelled"
   CHECK(daemon.stop() == 0);
   CHECK(outbox_rows(dir) == 2);  // A-1 was not read again
   CHECK(cursor_of("orders") == "2026-11-20T11:00:00Z");
+}
+
+TEST_CASE("an SQL row that is not UTF-8 or holds a BLOB is skipped with its reason, and the rows after it go through") {
+  TempDir dir;
+  const auto shop = dir.path() / "shop.db";
+  {
+    SQLite::Database db(shop.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    db.exec("CREATE TABLE changes (seq INTEGER, id TEXT, customer TEXT, email TEXT, state TEXT)");
+    db.exec("INSERT INTO changes VALUES (1, 'c-1', NULL, 'm@example.com', NULL)");
+    db.exec("INSERT INTO changes VALUES (2, 'B-1', 'c-1', NULL, CAST(X'67656ff6' AS TEXT))");
+    db.exec("INSERT INTO changes VALUES (3, 'B-2', 'c-1', NULL, X'00ff')");
+    db.exec("INSERT INTO changes VALUES (4, 'A-1', 'c-1', NULL, 'geannuleerd')");
+  }
+  // An integer change counter, from the default start; customers and orders from one table.
+  const std::string source = R"(
+[[source]]
+name = "customers"
+type = "sqlite"
+path = "shop.db"
+interval = "1s"
+query = "SELECT seq, id, email FROM changes WHERE seq > :cursor AND customer IS NULL ORDER BY seq"
+cursor_column = "seq"
+[source.mapping]
+type = "customer"
+id = "/id"
+[source.mapping.fields]
+email = "/email"
+
+[[source]]
+name = "orders"
+type = "sqlite"
+path = "shop.db"
+interval = "1s"
+query = "SELECT seq, id, customer, state FROM changes WHERE seq > :cursor AND customer IS NOT NULL ORDER BY seq LIMIT 2"
+cursor_column = "seq"
+[source.mapping]
+type = "order"
+id = "/id"
+[source.mapping.fields]
+customer = "/customer"
+status = "/state"
+[source.mapping.values.status]
+geannuleerd = "cancelled"
+"*" = "placed"
+)";
+  const auto config =
+      dir.write("tactd.toml", "[tactd]\nrules = \"" + (tactd::test::source_dir() / "config/rules").string() +
+                                  "\"\ntemplates = \"" + (tactd::test::source_dir() / "templates").string() +
+                                  "\"\nstate = \"state.db\"\n" + source);
+  Daemon daemon(config, dir.path() / "log");
+  REQUIRE(eventually([&] { return outbox_rows(dir) == 1; }));  // A-1's apology, after the two bad rows
+  CHECK(eventually([&] {
+    const std::string log = slurp(dir.path() / "log");
+    return log.find("column 'state' holds text that is not UTF-8; skipped") != std::string::npos &&
+           log.find("column 'state' is a BLOB, which has no JSON value; skipped") != std::string::npos;
+  }));
+  {
+    SQLite::Database db(shop.string(), SQLite::OPEN_READWRITE);
+    db.exec("INSERT INTO changes VALUES (5, 'A-2', 'c-1', NULL, 'geannuleerd')");
+  }
+  REQUIRE(eventually([&] { return outbox_rows(dir) == 2; }));  // the source still runs
+  CHECK(daemon.stop() == 0);
 }

@@ -180,7 +180,7 @@ TEST_CASE("sources are read with their folder resolved, and their mistakes repor
   CHECK_THAT(text, Catch::Contains(":6:8: unknown source type 'ftp' (expected spool, sqlite or http)"));
   CHECK_THAT(text, Catch::Contains(":9:8: source name 'a' is used twice"));
   CHECK_THAT(text, Catch::Contains("source 'a' needs 'path' (a string)"));
-  CHECK_THAT(text, Catch::Contains(":11:12: 'interval' must be at least 1s; a source is polled, not spun on"));
+  CHECK_THAT(text, Catch::Contains(":11:12: 'interval' must be between 1s and 1d; a source is polled, not spun on"));
 }
 
 TEST_CASE("an sqlite source needs a cursor query and a mapping, each checked") {
@@ -560,4 +560,42 @@ TEST_CASE("the operators' channel reads its interval and an email or a webhook w
              Catch::Contains("'auth' needs the secret"));
   CHECK_THAT(mistakes("[operators]\nwebhook = \"https://chat.example/h\"\nchannel = \"x\"\n"),
              Catch::Contains("unknown key 'channel'"));
+}
+
+TEST_CASE("durations are checked for sense: no zero, negative or absurd intervals, timeouts and ages") {
+  TempDir dir;
+  Diagnostics errors;
+  CHECK_FALSE(load_config(write_config(dir, R"toml([tactd]
+rules = "rules"
+templates = "templates"
+[timers]
+grace = "-1h"
+[push]
+listen = "127.0.0.1:0"
+token_env = "X"
+max_skew = "0s"
+[[source]]
+name = "shop"
+type = "http"
+url = "https://shop.example/orders"
+timeout = "0s"
+max_backoff = "99999999999999999999d"
+[[channel]]
+channel = "sms"
+provider = "webhook"
+url = "https://sms.example/send"
+from = "+3197010000001"
+timeout = "0s"
+max_age = "0s"
+backoff = "40d"
+)toml"),
+                          errors, Secrets::kSkip));
+  const std::string text = all(errors);
+  CHECK_THAT(text, Catch::Contains(":5:9: 'grace': '-1h' is not a duration"));
+  CHECK_THAT(text, Catch::Contains(":9:12: 'max_skew' must be between 1s and 1h"));
+  CHECK_THAT(text, Catch::Contains(":14:11: 'timeout' must be between 1s and 10m"));
+  CHECK_THAT(text, Catch::Contains(":15:15: 'max_backoff': '99999999999999999999d' is longer than any duration"));
+  CHECK_THAT(text, Catch::Contains(":21:11: 'timeout' must be between 1s and 10m"));
+  CHECK_THAT(text, Catch::Contains(":22:11: 'max_age' must be between 1m and 30d"));
+  CHECK_THAT(text, Catch::Contains(":23:11: 'backoff' must be between 1s and 1d"));
 }

@@ -145,6 +145,42 @@ TEST_CASE("the HTTP source follows Link pages and commits each page with the hig
   CHECK(f.intake.cursors["shop"] == "2026-11-20T10:04:00Z");
 }
 
+TEST_CASE("a record with a bad updated_at or an id out of range is rejected, and the cursor moves past it") {
+  Fixture f;
+  Shop shop;
+  nlohmann::json huge_id = order(3, "2026-11-20T10:02:00Z", "pending");
+  huge_id["id"] = 18446744073709551615ULL;
+  shop.orders = {order(1, "2026-11-20T10:00:00Z", "pending"), order(2, "soon", "pending"), huge_id,
+                 order(4, "2026-11-20T10:03:00Z", "fulfilled")};
+  auto server =
+      HttpServer::start(f.io, "127.0.0.1", 0, {}, [&shop](const HttpRequest& request) { return shop.answer(request); });
+  HttpSource source(shop_config(server->port()), *f.client, f.intake, f.clock);
+
+  const auto first = poll(f.io, source);
+  CHECK_FALSE(first.failure);
+  CHECK(first.observations == 2);
+  CHECK(first.rejected == 2);
+  CHECK(f.intake.cursors["shop"] == "2026-11-20T10:03:00Z");  // not "soon", and not stuck before it
+  std::string problems;
+  for (const auto& p : first.problems) problems += p + "\n";
+  CHECK_THAT(problems, Catch::Contains("observed_at (/updated_at): 'soon' is not an RFC 3339 date-time"));
+  CHECK_THAT(problems, Catch::Contains("its cursor 'soon' (/updated_at) is neither a time nor a number"));
+  CHECK_THAT(problems, Catch::Contains("id at /id: 18446744073709551615 is not a whole number"));
+}
+
+TEST_CASE("an answer nested absurdly deep fails the poll with the reason, without taking the source down") {
+  Fixture f;
+  const std::string deep = std::string(75000, '[') + std::string(75000, ']');
+  auto server = HttpServer::start(f.io, "127.0.0.1", 0, {}, [&](const HttpRequest&) {
+    return HttpResponse{200, R"({"orders":)" + deep + "}", "application/json", {}};
+  });
+  HttpSource source(shop_config(server->port()), *f.client, f.intake, f.clock);
+  const auto result = poll(f.io, source);
+  REQUIRE(result.failure);
+  CHECK_THAT(*result.failure, Catch::Contains("the answer is not usable JSON: JSON nested deeper than 64"));
+  CHECK(f.intake.batches.empty());
+}
+
 TEST_CASE("an answer that has not changed is asked for with If-None-Match and commits nothing") {
   Fixture f;
   int full = 0;
@@ -241,7 +277,7 @@ TEST_CASE("failures are reported without secrets and back off, honouring Retry-A
 
   auto html = poll(f.io, source);
   REQUIRE(html.failure);
-  CHECK_THAT(*html.failure, Catch::Contains("the answer is not JSON"));
+  CHECK_THAT(*html.failure, Catch::Contains("the answer is not usable JSON: malformed JSON"));
   auto shape = poll(f.io, source);
   REQUIRE(shape.failure);
   CHECK_THAT(*shape.failure, Catch::Contains("the answer has no array at '/orders' (items)"));
@@ -292,4 +328,61 @@ TEST_CASE("the next page's link is found among others and resolved against the r
   CHECK_FALSE(next_link("", base));
   CHECK(with_query_param("https://x/o?limit=2", "updated_at_min", "2026-11-20T10:00:00+01:00") ==
         "https://x/o?limit=2&updated_at_min=2026-11-20T10%3A00%3A00%2B01%3A00");
+}
+
+TEST_CASE("origins compare scheme, host and port, the default port left out") {
+  CHECK(origin("https://Shop.Example/a?b") == "https://shop.example");
+  CHECK(origin("https://shop.example:443/a") == "https://shop.example");
+  CHECK(origin("http://shop.example:80") == "http://shop.example");
+  CHECK(origin("http://shop.example:8080/") == "http://shop.example:8080");
+  CHECK(origin("http://shop.example/") != origin("https://shop.example/"));
+  CHECK(origin("/relative") == "");
+}
+
+TEST_CASE("a same-origin redirect is followed, and one to another host fails without sending the token there") {
+  Fixture f;
+  std::vector<HttpRequest> elsewhere;
+  auto other = HttpServer::start(f.io, "127.0.0.1", 0, {}, [&](const HttpRequest& request) {
+    elsewhere.push_back(request);
+    return HttpResponse{200, R"({"orders":[]})", "application/json", {}};
+  });
+  std::string where = "/moved";
+  auto server = HttpServer::start(f.io, "127.0.0.1", 0, {}, [&](const HttpRequest& request) {
+    if (request.target.rfind("/admin/orders.json", 0) == 0)
+      return HttpResponse{302, "", "text/plain", {{"Location", where}}};
+    return HttpResponse{
+        200, nlohmann::json{{"orders", {order(1, "2026-11-20T10:00:00Z", "pending")}}}.dump(), "application/json", {}};
+  });
+  HttpSource source(shop_config(server->port()), *f.client, f.intake, f.clock);
+  const auto same = poll(f.io, source);
+  CHECK_FALSE(same.failure);
+  CHECK(same.observations == 1);
+
+  where = "http://localhost:" + std::to_string(other->port()) + "/steal";
+  const auto away = poll(f.io, source);
+  REQUIRE(away.failure);
+  CHECK_THAT(*away.failure, Catch::Contains("another origin") && Catch::Contains("not followed"));
+  CHECK(elsewhere.empty());
+}
+
+TEST_CASE("a next-page link to another host is not followed: the token stays home") {
+  Fixture f;
+  std::vector<HttpRequest> elsewhere;
+  auto other = HttpServer::start(f.io, "127.0.0.1", 0, {}, [&](const HttpRequest& request) {
+    elsewhere.push_back(request);
+    return HttpResponse{200, R"({"orders":[]})", "application/json", {}};
+  });
+  auto server = HttpServer::start(f.io, "127.0.0.1", 0, {}, [&](const HttpRequest&) {
+    HttpResponse page{
+        200, nlohmann::json{{"orders", {order(1, "2026-11-20T10:00:00Z", "pending")}}}.dump(), "application/json", {}};
+    page.headers.emplace_back("Link", "<http://localhost:" + std::to_string(other->port()) + "/p2>; rel=\"next\"");
+    return page;
+  });
+  HttpSource source(shop_config(server->port()), *f.client, f.intake, f.clock);
+  const auto result = poll(f.io, source);
+  CHECK_FALSE(result.failure);
+  CHECK(result.observations == 1);  // the page itself counts
+  REQUIRE(result.problems.size() == 1);
+  CHECK_THAT(result.problems[0], Catch::Contains("another origin") && Catch::Contains("not followed"));
+  CHECK(elsewhere.empty());
 }

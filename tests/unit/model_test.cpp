@@ -4,6 +4,7 @@
 
 #include "model/clock.h"
 #include "model/diagnostic.h"
+#include "model/json_text.h"
 #include "model/mailbox.h"
 #include "model/notification.h"
 #include "model/time.h"
@@ -128,6 +129,44 @@ TEST_CASE("malformed observations are rejected with what is wrong") {
         "field 'fields' is missing or not an object");
   CHECK(reject(R"({"type":"order","id":"1","observed_at":"2026-11-20T10:00:00Z","fields":{"customer":42}})") ==
         "field 'fields.customer' must be a string id");
+}
+
+TEST_CASE("hostile JSON is rejected with its reason: absurd depth, numbers out of range, bytes that are not UTF-8") {
+  auto reject = [](const std::string& json) {
+    std::string error;
+    CHECK_FALSE(parse_observation(json, error));
+    return error;
+  };
+  const std::string deep = std::string(75000, '[') + std::string(75000, ']');  // ~150 KB
+  const std::string head = R"({"type":"order","id":"A","observed_at":"2026-11-20T10:00:00Z","fields":{"x":)";
+  CHECK(reject(head + deep + "}}") == "JSON nested deeper than 64 arrays and objects");
+  CHECK(reject(deep) == "JSON nested deeper than 64 arrays and objects");
+  std::string error;
+  const int room = kMaxJsonDepth - 2;  // the observation and its fields are two levels
+  CHECK(parse_observation(head + std::string(room, '[') + std::string(room, ']') + "}}", error));
+  CHECK_THAT(reject(head + "1e400}}"), Catch::StartsWith("JSON number out of range: ") && Catch::Contains("1e400"));
+  CHECK_THAT(reject(head + "\"\xff\xfe\"}}"),
+             Catch::StartsWith("malformed JSON at column ") && Catch::Contains("UTF-8"));
+  CHECK_THAT(reject("\x8b\x1f\x00\x13garbage\x7f"), Catch::StartsWith("malformed JSON at column "));
+}
+
+TEST_CASE(
+    "a numeric id is its exact integer text, and beyond 64 bits or with a fraction it is rejected, never wrapped") {
+  auto with_id = [](const std::string& id) {
+    return R"({"type":"order","id":)" + id + R"(,"observed_at":"2026-11-20T10:00:00Z","fields":{}})";
+  };
+  std::string error;
+  auto big = parse_observation(with_id("9223372036854775807"), error);
+  REQUIRE(big);
+  CHECK(big->ref.id == "9223372036854775807");
+  CHECK_FALSE(parse_observation(with_id("18446744073709551615"), error));
+  CHECK(error ==
+        "field 'id': 18446744073709551615 is not a whole number within the 64-bit range (at most "
+        "9223372036854775807); send such ids as strings");
+  CHECK_FALSE(parse_observation(with_id("123456789012345678901"), error));
+  CHECK_THAT(error, Catch::Contains("is not a whole number within the 64-bit range"));
+  CHECK_FALSE(parse_observation(with_id("1.5"), error));
+  CHECK_THAT(error, Catch::StartsWith("field 'id': 1.5 is not a whole number"));
 }
 
 TEST_CASE("re-observing identical data yields no events") {

@@ -1,13 +1,25 @@
 #include "net/http_client.h"
 
+#include <sys/resource.h>
+#include <unistd.h>
 #include <catch2/catch.hpp>
 
 #include <utility>  // before Boost.Asio: Boost 1.74's awaitable.hpp needs it with C++20
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <functional>
+#include <vector>
 
 #include "net/http_server.h"
+
+#include "support/captured_log.h"
 
 using namespace tactd;
 namespace asio = boost::asio;
@@ -157,4 +169,89 @@ TEST_CASE("stopping the server closes kept-alive connections, and its handler is
   CHECK(second.status == 0);
   CHECK_FALSE(second.error.empty());
   CHECK(handled == 1);
+}
+
+TEST_CASE("a request refused on its head is answered at once, its body never read") {
+  asio::io_context io;
+  int handled = 0;
+  auto server = HttpServer::start(
+      io, "127.0.0.1", 0, {},
+      [&](const HttpRequest&) {
+        ++handled;
+        return HttpResponse{};
+      },
+      [](const HttpRequest& head) -> std::optional<HttpResponse> {
+        if (head.headers.count("authorization")) return std::nullopt;
+        return HttpResponse{401, "{\"error\":\"who are you\"}", "application/json", {}};
+      });
+  // A head announcing 1 MiB that never comes: only an answer that does not wait for the body ends this.
+  asio::ip::tcp::socket socket(io);
+  socket.connect({asio::ip::make_address("127.0.0.1"), server->port()});
+  const std::string head = "POST /v1/observations HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n";
+  asio::write(socket, asio::buffer(head));
+  std::string answer;
+  std::array<char, 512> chunk{};
+  std::function<void(boost::system::error_code, std::size_t)> on_read = [&](boost::system::error_code ec,
+                                                                            std::size_t n) {
+    answer.append(chunk.data(), n);
+    if (ec) return io.stop();
+    socket.async_read_some(asio::buffer(chunk), on_read);
+  };
+  socket.async_read_some(asio::buffer(chunk), on_read);
+  io.run_for(std::chrono::seconds{5});
+  CHECK_THAT(answer, Catch::StartsWith("HTTP/1.1 401") && Catch::Contains("who are you"));
+  CHECK(handled == 0);
+}
+
+TEST_CASE("out of file descriptors, the accept loop backs off and logs once per burst instead of spinning") {
+  asio::io_context io;
+  tactd::test::CapturedLog log;
+  auto server = echo_server(io);
+  rlimit original{};
+  REQUIRE(getrlimit(RLIMIT_NOFILE, &original) == 0);
+  rlimit low = original;
+  low.rlim_cur = std::min<rlim_t>(original.rlim_cur, 256);
+  REQUIRE(setrlimit(RLIMIT_NOFILE, &low) == 0);
+  // Use up every descriptor but one, which the client's socket takes.
+  std::vector<int> held;
+  for (int fd; (fd = dup(0)) >= 0;) held.push_back(fd);
+  REQUIRE(errno == EMFILE);
+  close(held.back());
+  held.pop_back();
+  asio::ip::tcp::socket socket(io);
+  socket.connect({asio::ip::make_address("127.0.0.1"), server->port()});  // queued; accepting it fails: EMFILE
+  io.run_for(std::chrono::milliseconds{500});
+  const std::string starved = log.text();
+  for (int fd : held) close(fd);
+  setrlimit(RLIMIT_NOFILE, &original);
+  asio::write(socket, asio::buffer(std::string("GET /again HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")));
+  std::string answer;
+  boost::system::error_code ec;
+  io.run_for(std::chrono::milliseconds{1500});  // the backoff ends, the connection is accepted and answered
+  asio::read(socket, asio::dynamic_buffer(answer), ec);
+  size_t failures = 0;
+  for (size_t at = 0; (at = starved.find("accept failed", at)) != std::string::npos; ++at) ++failures;
+  CHECK(failures == 1);
+  CHECK_THAT(answer, Catch::StartsWith("HTTP/1.1 200") && Catch::Contains("GET /again"));
+  CHECK_THAT(log.text(), Catch::Contains("accepting again after"));
+}
+
+TEST_CASE("the client follows no redirect: a 3xx is the answer, with its Location") {
+  asio::io_context io;
+  int requests = 0;
+  auto server = HttpServer::start(io, "127.0.0.1", 0, {}, [&](const HttpRequest&) {
+    ++requests;
+    return HttpResponse{302, "", "text/plain", {{"Location", "/elsewhere"}}};
+  });
+  auto client = HttpClient::create(io);
+  HttpClientResponse got;
+  client->fetch({"POST", url(*server, "/send"), {{"Authorization", "Bearer t"}}, "x", std::chrono::seconds{5}},
+                [&](HttpClientResponse r) {
+                  got = std::move(r);
+                  io.stop();
+                });
+  io.run_for(std::chrono::seconds{10});
+  CHECK(got.status == 302);
+  CHECK(got.headers.at("location") == "/elsewhere");
+  CHECK(requests == 1);
 }

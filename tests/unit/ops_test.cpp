@@ -4,7 +4,6 @@
 #include "ops/service_notifier.h"
 
 #include <fcntl.h>
-#include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -27,12 +26,14 @@
 #include <stdexcept>
 #include <thread>
 
+#include "support/captured_log.h"
 #include "support/daemon.h"
 #include "support/http.h"
 #include "support/notify_socket.h"
 #include "support/temp_dir.h"
 
 using namespace tactd;
+using test::CapturedLog;
 using test::NotifySocket;
 using test::TempDir;
 
@@ -63,24 +64,6 @@ class ScopedEnv {
  private:
   const char* name_;
   std::optional<std::string> old_;
-};
-
-// A default logger that writes into a string, for one scope.
-class CapturedLog {
- public:
-  CapturedLog() : previous_(spdlog::default_logger()) {
-    auto logger = std::make_shared<spdlog::logger>("captured", std::make_shared<spdlog::sinks::ostream_sink_st>(out_));
-    logger->set_pattern("%l %v");
-    spdlog::set_default_logger(std::move(logger));
-  }
-  ~CapturedLog() { spdlog::set_default_logger(previous_); }
-  CapturedLog(const CapturedLog&) = delete;
-  CapturedLog& operator=(const CapturedLog&) = delete;
-  std::string text() const { return out_.str(); }
-
- private:
-  std::ostringstream out_;
-  std::shared_ptr<spdlog::logger> previous_;
 };
 
 std::size_t occurrences(const std::string& text, const std::string& what) {

@@ -424,6 +424,15 @@ TEST_CASE("a 400 is permanent and keeps the provider's answer, on one line and b
   CHECK(cut.reason.ends_with("x..."));  // not inside the é
 }
 
+TEST_CASE("a 3xx is a failure with the provider's answer: the request was not sent on to the redirect") {
+  Verdict moved = judge(answer(301, "moved", {{"location", "https://elsewhere.example/v2?token=x"}}), now);
+  CHECK(moved.kind == Verdict::kPermanent);
+  CHECK(
+      moved.reason ==
+      "HTTP 301: moved; a redirect to https://elsewhere.example/v2, not followed: configure the provider's final URL");
+  CHECK(judge(answer(307), now).reason == "HTTP 307; a redirect, not followed: configure the provider's final URL");
+}
+
 TEST_CASE("a 429 is retried no sooner than its Retry-After, in seconds or as an HTTP-date") {
   Verdict seconds = judge(answer(429, "slow down", {{"retry-after", "7"}}), now);
   CHECK(seconds.kind == Verdict::kRetry);

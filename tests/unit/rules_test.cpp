@@ -137,6 +137,11 @@ TEST_CASE("rule mistakes name file, line, column and what would be right") {
   CHECK_THAT(parse_error("once = \"yes\""), Catch::Contains("r.toml:7:8: 'once' must be true or false, not a string"));
   CHECK_THAT(parse_error("cooldown = \"1 hour\""),
              Catch::Contains("r.toml:7:12: 'cooldown': '1 hour' has an unknown unit ' ' (use s, m, h or d)"));
+  CHECK_THAT(parse_error("cooldown = \"0s\""),
+             Catch::Contains("r.toml:7:12: 'cooldown' must be more than 0s and at most 3650d (ten years)"));
+  CHECK_THAT(parse_error("cooldown = \"3651d\""),
+             Catch::Contains("r.toml:7:12: 'cooldown' must be more than 0s and at most 3650d (ten years); a longer "
+                             "one is a typo"));
   CHECK_THAT(parse_error("when = \"order.status = 'x'\""),
              Catch::Contains("r.toml:7:22: '=' is not an operator; use '==' to compare"));
 }

@@ -204,6 +204,38 @@ TEST_CASE("the SQL source reads a shop database page by page and commits each pa
   CHECK(intake.cursors["shop"] == "2026-11-20T10:09:00Z");
 }
 
+TEST_CASE("a row with text that is not UTF-8 or a BLOB is rejected with its reason, and the cursor moves past it") {
+  TempDir dir;
+  const auto file = dir.path() / "shop.db";
+  {
+    SQLite::Database db(file.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    db.exec("CREATE TABLE orders (seq INTEGER, id INTEGER, state TEXT, customer_id INTEGER, updated_at TEXT)");
+    db.exec("INSERT INTO orders VALUES (1, 1, 'paid', 7, '2026-11-20T10:01:00Z')");
+    db.exec("INSERT INTO orders VALUES (2, 2, CAST(X'706169ff' AS TEXT), 7, '2026-11-20T10:02:00Z')");
+    db.exec("INSERT INTO orders VALUES (3, 3, X'00ff', 7, '2026-11-20T10:03:00Z')");
+    db.exec("INSERT INTO orders VALUES (4, 4, 'paid', 7, '2026-11-20T10:04:00Z')");
+  }
+  SourceConfig config;
+  config.name = "shop";
+  config.type = "sqlite";
+  config.query = "SELECT * FROM orders WHERE seq > :cursor ORDER BY seq LIMIT 3";
+  config.cursor_column = "seq";  // an integer change counter, from the default start
+  config.mappings = {order_mapping()};
+  RecordingIntake intake;
+  SqlSource source(config, SqlDatabase::open_sqlite(file));
+  const auto poll = source.poll(intake, Timestamp{});
+  CHECK(poll.observations == 2);
+  CHECK(poll.rejected == 2);
+  CHECK(intake.cursors["shop"] == "4");
+  REQUIRE(poll.problems.size() == 2);
+  CHECK_THAT(poll.problems[0], Catch::Contains("column 'state' holds text that is not UTF-8; skipped"));
+  CHECK_THAT(poll.problems[1], Catch::Contains("column 'state' is a BLOB, which has no JSON value; skipped"));
+  // The next poll starts after the last row and finds nothing new.
+  const auto again = source.poll(intake, Timestamp{});
+  CHECK(again.observations == 0);
+  CHECK(again.problems.empty());
+}
+
 TEST_CASE("a broken query is reported, not thrown") {
   TempDir dir;
   const auto file = dir.path() / "shop.db";

@@ -349,13 +349,33 @@ TEST_CASE("dropped notifications count for nothing, and kinds about an entity co
   CHECK_FALSE(store->enqueue(dropped));
 }
 
-TEST_CASE("a row the code cannot read is a StoreError naming the operation and the value") {
+TEST_CASE("an outbox row the code cannot read is set aside with its reason, and the rows around it go on") {
   TempDir dir;
   const auto path = dir.path() / "state.db";
   auto store = Store::open(path);
   store->enqueue(notification("k1", "c-1", at("2026-11-20T08:00:00Z")));
-  SQLite::Database(path.string(), SQLite::OPEN_READWRITE).exec("UPDATE outbox SET kind = 'pep_talk'");
-  CHECK_THROWS_WITH(store->outbox(), Catch::Contains("cannot read the outbox") && Catch::Contains("'pep_talk'"));
+  store->enqueue(notification("k2", "c-1", at("2026-11-20T08:01:00Z")));
+  store->enqueue(notification("k3", "c-1", at("2026-11-20T08:02:00Z")));
+  {
+    SQLite::Database db(path.string(), SQLite::OPEN_READWRITE);
+    db.exec("UPDATE outbox SET kind = 'pep_talk' WHERE idempotency_key = 'k2'");
+    db.exec("UPDATE outbox SET event = '{not json' WHERE idempotency_key = 'k3'");
+  }
+  const auto due = store->due_notifications(at("2026-11-20T09:00:00Z"), Channel::kSms);
+  REQUIRE(due.size() == 1);  // the delivery of the channel goes on with the readable one
+  CHECK(due[0].notification.idempotency_key == "k1");
+  CHECK(store->notifications_since("c-1", at("2026-11-20T00:00:00Z")).size() == 1);
+
+  const auto all = store->outbox();  // `tactd outbox list` too
+  REQUIRE(all.size() == 3);
+  CHECK(all[1].status == OutboxStatus::kDead);
+  CHECK(all[1].unreadable == "unknown message kind 'pep_talk' in the database");
+  CHECK(all[1].last_error == "unreadable, set aside: unknown message kind 'pep_talk' in the database");
+  CHECK_THAT(all[2].unreadable, Catch::StartsWith("its event is not JSON: "));
+  REQUIRE(store->outbox_entry(all[1].id));
+  CHECK(store->outbox_entry(all[1].id)->status == OutboxStatus::kDead);
+  CHECK(store->outbox(OutboxStatus::kPending).size() == 1);
+  CHECK(store->outbox(OutboxStatus::kDead).size() == 2);
 }
 
 TEST_CASE("contact history is kept oldest first") {
