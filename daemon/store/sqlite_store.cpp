@@ -1,5 +1,7 @@
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <fcntl.h>   // open
 #include <stdlib.h>  // mkdtemp
+#include <unistd.h>  // close
 
 #include <array>
 #include <cerrno>
@@ -227,6 +229,21 @@ std::vector<WaitingIntent> read_waiting(SQLite::Statement& q) {
   return out;
 }
 
+// The state holds customer data: a new database file is created readable by
+// its owner only, and SQLite gives its -wal and -shm files the same mode. An
+// existing file keeps the mode its operator chose. Returns the path for
+// SQLite.
+std::string private_file(const std::filesystem::path& path) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, S_IRUSR | S_IWUSR);
+  if (fd >= 0) {
+    ::close(fd);
+  } else if (errno != EEXIST) {
+    throw StoreError("cannot create the state database " + path.string() + ": " +
+                     std::generic_category().message(errno));
+  }
+  return path.string();
+}
+
 // Owns a folder and removes it with everything in it; an empty path owns nothing.
 class OwnedFolder {
  public:
@@ -247,7 +264,7 @@ class SqliteStore final : public Store {
   // Opens `path`; `owned_folder` (may be empty) is removed after the database
   // is closed, also when opening fails. Throws SQLite::Exception or StoreError.
   SqliteStore(const std::filesystem::path& path, std::filesystem::path owned_folder)
-      : folder_(std::move(owned_folder)), db_(path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE) {
+      : folder_(std::move(owned_folder)), db_(private_file(path), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE) {
     db_.setBusyTimeout(kBusyTimeoutMs);
     const std::string journal = db_.execAndGet("PRAGMA journal_mode=WAL").getString();
     if (journal != "wal")

@@ -83,7 +83,8 @@ class Store {
   virtual ~Store() = default;
 
   // Opens (creating if needed) the database at `path` in WAL mode and
-  // migrates it. Throws StoreError.
+  // migrates it. A new database is readable by its owner only (0600; its
+  // -wal and -shm files take the same mode). Throws StoreError.
   static std::unique_ptr<Store> open(const std::filesystem::path& path);
   // A private database in a new temporary file, removed when the Store is
   // destroyed (used by `simulate` and tests).

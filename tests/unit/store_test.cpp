@@ -98,6 +98,32 @@ TEST_CASE("a database from a newer tactd is refused with a clear error") {
                                                        std::to_string(kLatest) + ")"));
 }
 
+TEST_CASE("a new database and its -wal and -shm files are readable by their owner only") {
+  TempDir dir;
+  const auto path = dir.path() / "state.db";
+  auto store = Store::open(path);
+  store->put_entity(entity(EntityType::kCustomer, "c-1", {{"name", "Anna"}, {"email", "anna@example.nl"}}));
+  using std::filesystem::perms;
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    INFO("state.db" << suffix);
+    const auto file = std::filesystem::path(path.string() + suffix);
+    REQUIRE(std::filesystem::exists(file));
+    const perms mode = std::filesystem::status(file).permissions();
+    CHECK((mode & (perms::group_all | perms::others_all)) == perms::none);
+    CHECK((mode & perms::owner_read) != perms::none);
+  }
+}
+
+TEST_CASE("an existing database keeps the mode its operator gave it") {
+  TempDir dir;
+  const auto path = dir.path() / "state.db";
+  Store::open(path);
+  using std::filesystem::perms;
+  std::filesystem::permissions(path, perms::owner_read | perms::owner_write | perms::group_read);
+  Store::open(path);
+  CHECK(std::filesystem::status(path).permissions() == (perms::owner_read | perms::owner_write | perms::group_read));
+}
+
 TEST_CASE("an unopenable database path is a StoreError") {
   TempDir dir;
   CHECK_THROWS_AS(Store::open(dir.path() / "missing-folder" / "state.db"), StoreError);
