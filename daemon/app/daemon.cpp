@@ -302,6 +302,12 @@ class Daemon::Impl {
           for (const Observation& o : observations)
             metric_set_.observations.add({source, std::string(to_string(o.ref.type))});
           for (const Event& e : outcome.events) metric_set_.events.add({source, std::string(to_string(e.entity.type))});
+          for (const auto& stale : outcome.stale) {
+            spdlog::info("source: stale observation ignored {} {} {} {}", kv("source", source),
+                         kv("entity", stale.entity.str()), kv("observed_at", format_rfc3339(stale.observed_at)),
+                         kv("known", format_rfc3339(stale.known)));
+            metric_set_.rejected.add({source, "stale"});
+          }
           record(outcome);
         });
   }

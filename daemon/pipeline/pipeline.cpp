@@ -126,6 +126,12 @@ Outcome Pipeline::apply(std::span<const Observation> observations, const SourceC
 
 void Pipeline::apply_one(const Observation& observation, Outcome& outcome) {
   const auto previous = store_.entity(observation.ref);
+  // Time goes forward per entity (DESIGN.md invariant 7): what is older than
+  // the known snapshot changes nothing; of equal times the later applied wins.
+  if (previous && observation.observed_at < previous->observed_at) {
+    outcome.stale.push_back({observation.ref, observation.observed_at, previous->observed_at});
+    return;
+  }
   const Entity entity = merge(previous ? &*previous : nullptr, observation);
   const std::vector<Event> events = diff(previous ? &*previous : nullptr, observation);
   outcome.events.insert(outcome.events.end(), events.begin(), events.end());

@@ -48,6 +48,14 @@ struct Outcome {
     std::string text;  // "order/A-1: rule 'x': what", for operators
   };
   std::vector<Problem> problems;
+  // Observations older than the known snapshot of their entity (DESIGN.md
+  // invariant 7): not applied, no events.
+  struct Stale {
+    EntityRef entity;
+    Timestamp observed_at;  // the stale observation's
+    Timestamp known;        // the stored snapshot's
+  };
+  std::vector<Stale> stale;
 };
 
 class Pipeline {
@@ -56,7 +64,8 @@ class Pipeline {
   Pipeline(Snapshot snapshot, Store& store, const Clock& clock);
 
   // Applies one observation at the clock's current time: stores the merged
-  // snapshot, diffs it, evaluates the rules the events trigger, applies
+  // snapshot (unless it is older than the known one: see Outcome::stale;
+  // of two with the same observed_at the later applied wins), diffs it, evaluates the rules the events trigger, applies
   // policy, renders, and enqueues -- all in one transaction.
   Outcome apply(const Observation& observation);
   // Applies several observations in order, all in one transaction with the
