@@ -163,7 +163,6 @@ class Daemon::Impl {
         [this](const OutboxEntry& entry) { return release(entry); });
     operators_ = std::make_unique<OperatorChannel>(*http_, *smtp_, clock_);
     operators_->configure(snapshot.config->operators, snapshot.config->channel(Channel::kEmail));
-    push_intake_ = intake_for(kPushSource);
     if (snapshot.config->push) start_push(*snapshot.config->push);
     if (snapshot.config->admin) start_admin(*snapshot.config->admin);
     metric_set_.build_info.set({TACTD_VERSION_STRING}, 1);
@@ -296,9 +295,10 @@ class Daemon::Impl {
                                                                  : "email");
   }
 
-  std::unique_ptr<PipelineIntake> intake_for(const std::string& source) {
+  std::unique_ptr<PipelineIntake> intake_for(const std::string& source, bool partial) {
     return std::make_unique<PipelineIntake>(
-        *pipeline_, *store_, [this, source](std::span<const Observation> observations, const Outcome& outcome) {
+        *pipeline_, *store_, partial,
+        [this, source](std::span<const Observation> observations, const Outcome& outcome) {
           for (const Observation& o : observations)
             metric_set_.observations.add({source, std::string(to_string(o.ref.type))});
           for (const Event& e : outcome.events) metric_set_.events.add({source, std::string(to_string(e.entity.type))});
@@ -313,6 +313,7 @@ class Daemon::Impl {
   }
 
   void start_push(const PushConfig& config) {
+    push_intake_ = intake_for(kPushSource, config.partial);
     push_ = std::make_unique<PushEndpoint>(config, *push_intake_, clock_);
     HttpServerLimits limits;
     limits.max_body = config.max_body;
@@ -552,7 +553,7 @@ class Daemon::Impl {
   void start_source(const SourceConfig& config) {
     auto run = std::make_shared<SourceRun>();
     run->config = config;
-    run->intake = intake_for(config.name);
+    run->intake = intake_for(config.name, config.partial);
     run->started = clock_.now();
     sources_[config.name] = run;
     spawn("source " + config.name, source_loop(run));
@@ -569,7 +570,7 @@ class Daemon::Impl {
     auto old = sources_.at(config.name);
     auto next = std::make_shared<SourceRun>();
     next->config = config;
-    next->intake = intake_for(config.name);
+    next->intake = intake_for(config.name, config.partial);
     next->started = clock_.now();
     stop_source(*old);
     old->successor = next;

@@ -498,6 +498,7 @@ std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Dia
         source.cursor_column = r.string("cursor_column", true).value_or("");
         source.cursor_start = r.string("cursor_start").value_or("");
       }
+      source.partial = r.boolean("partial").value_or(true);
       if (source.type == "http") read_http_source(r, base, secrets, source);
       if (source.type == "sqlite" || source.type == "http") {
         if (table["mapping"].is_array()) {
@@ -531,6 +532,7 @@ std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Dia
       else
         push.max_body = static_cast<std::size_t>(*max_body);
     }
+    push.partial = r.boolean("partial").value_or(true);
     if (auto skew = r.string("max_skew")) {
       std::string error;
       if (auto d = parse_duration(*skew, &error))

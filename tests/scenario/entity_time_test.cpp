@@ -1,6 +1,6 @@
 // Time goes forward per entity: a stale snapshot (a carrier's cached page, a
 // feed polled late) changes nothing; of two with the same time the later
-// arrival wins.
+// arrival wins. A partial update changes only the fields it names.
 #include <catch2/catch.hpp>
 
 #include "scenario/scenario.h"
@@ -81,4 +81,37 @@ TEST_CASE("two records of the same moment: the one that arrived last decides, ei
     REQUIRE(run.sent.size() == 1);
     CHECK(run.sent[0]["to"] == expected);
   }
+}
+
+TEST_CASE("a partial update changes only what it names: Anna keeps her name and language") {
+  const std::string new_number = obs("customer", "c-42", "2026-11-20T12:00:00+01:00", {{"phone", "+31687654321"}});
+  nlohmann::json partial = nlohmann::json::parse(new_number);
+  partial["partial"] = true;
+  const Run run = simulate_lines({
+      kAnna,
+      partial.dump(),
+      order("A-1", "c-42", "2026-11-20T17:00:00+01:00", "placed"),
+      cancelled("2026-11-20T17:30:00+01:00"),
+  });
+  INFO(run.err);
+  REQUIRE(run.sent.size() == 1);
+  CHECK(run.sent[0]["to"] == "+31687654321");
+  CHECK_THAT(run.sent[0]["body"].get<std::string>(), Contains("Hoi Anna") && Contains("het spijt ons"));
+}
+
+TEST_CASE("a full snapshot clears what it leaves out: without a phone Anna is written to by email") {
+  nlohmann::json full = anna_at("2026-11-20T12:00:00+01:00");
+  full["fields"].erase("phone");
+  full["partial"] = false;
+  const Run run = simulate_lines({
+      kAnna,
+      full.dump(),
+      order("A-1", "c-42", "2026-11-20T17:00:00+01:00", "placed"),
+      cancelled("2026-11-20T17:30:00+01:00"),
+  });
+  INFO(run.err);
+  REQUIRE(run.sent.size() == 1);
+  CHECK(run.sent[0]["channel"] == "email");
+  CHECK(run.sent[0]["to"] == "anna@example.nl");
+  CHECK_THAT(run.sent[0]["body"].get<std::string>(), Contains("Anna") && Contains("kitchen overloaded"));
 }
