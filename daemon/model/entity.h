@@ -64,6 +64,9 @@ struct Entity {
   EntityRef ref;
   Timestamp observed_at;
   Fields fields = Fields::object();
+  // When tactd first stored the entity (not the source's observed_at); unset
+  // for one not stored yet.
+  std::optional<Timestamp> first_seen;
 
   // The value of `field`, or null when absent.
   const nlohmann::json& field(std::string_view name) const;
@@ -94,7 +97,8 @@ struct Event {
 // new value is null), in field-name order. Identical data yields no events.
 std::vector<Event> diff(const Entity* previous, const Observation& observation);
 
-// The snapshot after applying `observation` to `previous` (nullptr if new).
+// The snapshot after applying `observation` to `previous` (nullptr if new);
+// it keeps `previous->first_seen`.
 Entity merge(const Entity* previous, const Observation& observation);
 
 }  // namespace tactd

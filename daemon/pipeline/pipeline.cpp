@@ -132,7 +132,8 @@ void Pipeline::apply_one(const Observation& observation, Outcome& outcome) {
     outcome.stale.push_back({observation.ref, observation.observed_at, previous->observed_at});
     return;
   }
-  const Entity entity = merge(previous ? &*previous : nullptr, observation);
+  Entity entity = merge(previous ? &*previous : nullptr, observation);
+  if (!entity.first_seen) entity.first_seen = clock_.now();
   const std::vector<Event> events = diff(previous ? &*previous : nullptr, observation);
   outcome.events.insert(outcome.events.end(), events.begin(), events.end());
   store_.put_entity(entity);

@@ -130,6 +130,11 @@ CREATE TABLE waiting_intents (
 CREATE INDEX waiting_intents_for ON waiting_intents (waiting_for);
 CREATE INDEX waiting_intents_until ON waiting_intents (until);
 )sql"},
+    // Entities stored before: their last observation is the best guess left.
+    Migration{7, "when each entity was first seen", R"sql(
+ALTER TABLE entities ADD COLUMN first_seen_at INTEGER;  -- ms since the epoch
+UPDATE entities SET first_seen_at = observed_at;
+)sql"},
 };
 
 // Versions run 1, 2, 3, ... in order, so "the highest applied" is the schema.
@@ -178,6 +183,7 @@ std::optional<OutboxStatus> parse_status(std::string_view text) {
 }
 OutboxStatus status_from(const std::string& text) { return decode(parse_status(text), "outbox status", text); }
 EntityRef ref_from(const std::string& text) { return decode(parse_entity_ref(text), "entity reference", text); }
+EntityType type_from(const std::string& text) { return decode(parse_entity_type(text), "entity type", text); }
 Kind kind_from(const std::string& text) { return decode(parse_kind(text), "message kind", text); }
 Channel channel_from(const std::string& text) { return decode(parse_channel(text), "channel", text); }
 
@@ -207,6 +213,15 @@ OutboxEntry read_entry(SQLite::Statement& q) {
   if (!q.getColumn(16).isNull()) e.last_error = q.getColumn(16).getString();
   if (!q.getColumn(17).isNull()) n.event = nlohmann::json::parse(q.getColumn(17).getString());
   return e;
+}
+
+constexpr const char* kEntityColumns = "type, id, fields, observed_at, first_seen_at";
+
+Entity read_entity(SQLite::Statement& q) {
+  std::optional<Timestamp> first_seen;
+  if (!q.getColumn(4).isNull()) first_seen = from_millis(q.getColumn(4).getInt64());
+  return Entity{EntityRef{type_from(q.getColumn(0).getString()), q.getColumn(1).getString()},
+                from_millis(q.getColumn(3).getInt64()), nlohmann::json::parse(q.getColumn(2).getString()), first_seen};
 }
 
 constexpr const char* kWaitingColumns = "id, rule, entity, trigger, event, waiting_for, since, until, reason";
@@ -283,21 +298,22 @@ class SqliteStore final : public Store {
 
   std::optional<Entity> entity(const EntityRef& ref) const override {
     return guard("read entity " + ref.str(), [&]() -> std::optional<Entity> {
-      SQLite::Statement& q = prepared("SELECT fields, observed_at FROM entities WHERE type = ? AND id = ?");
+      SQLite::Statement& q =
+          prepared(std::string("SELECT ") + kEntityColumns + " FROM entities WHERE type = ? AND id = ?");
       q.bind(1, std::string(to_string(ref.type)));
       q.bind(2, ref.id);
       if (!q.executeStep()) return std::nullopt;
-      return Entity{ref, from_millis(q.getColumn(1).getInt64()), nlohmann::json::parse(q.getColumn(0).getString())};
+      return read_entity(q);
     });
   }
 
   void put_entity(const Entity& entity) override {
     guard("store entity " + entity.ref.str(), [&] {
       SQLite::Statement& q = prepared(
-          "INSERT INTO entities (type, id, fields, observed_at, parent_type, parent_id) "
-          "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (type, id) DO UPDATE SET fields = excluded.fields, "
+          "INSERT INTO entities (type, id, fields, observed_at, parent_type, parent_id, first_seen_at) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (type, id) DO UPDATE SET fields = excluded.fields, "
           "observed_at = excluded.observed_at, parent_type = excluded.parent_type, "
-          "parent_id = excluded.parent_id");
+          "parent_id = excluded.parent_id, first_seen_at = COALESCE(entities.first_seen_at, excluded.first_seen_at)");
       q.bind(1, std::string(to_string(entity.ref.type)));
       q.bind(2, entity.ref.id);
       q.bind(3, entity.fields.dump());
@@ -306,6 +322,7 @@ class SqliteStore final : public Store {
         q.bind(5, std::string(to_string(parent->type)));
         q.bind(6, parent->id);
       }
+      q.bind(7, static_cast<int64_t>(millis(entity.first_seen.value_or(entity.observed_at))));
       q.exec();
     });
   }
@@ -313,15 +330,14 @@ class SqliteStore final : public Store {
   std::optional<Entity> latest_child(const EntityRef& parent, EntityType type) const override {
     return guard("read the latest " + std::string(to_string(type)) + " of " + parent.str(),
                  [&]() -> std::optional<Entity> {
-                   SQLite::Statement& q = prepared(
-                       "SELECT id, fields, observed_at FROM entities WHERE parent_type = ? AND parent_id = ? AND "
-                       "type = ? ORDER BY observed_at DESC, id DESC LIMIT 1");
+                   SQLite::Statement& q = prepared(std::string("SELECT ") + kEntityColumns +
+                                                   " FROM entities WHERE parent_type = ? AND parent_id = ? AND "
+                                                   "type = ? ORDER BY observed_at DESC, id DESC LIMIT 1");
                    q.bind(1, std::string(to_string(parent.type)));
                    q.bind(2, parent.id);
                    q.bind(3, std::string(to_string(type)));
                    if (!q.executeStep()) return std::nullopt;
-                   return Entity{EntityRef{type, q.getColumn(0).getString()}, from_millis(q.getColumn(2).getInt64()),
-                                 nlohmann::json::parse(q.getColumn(1).getString())};
+                   return read_entity(q);
                  });
   }
 
@@ -341,15 +357,13 @@ class SqliteStore final : public Store {
 
   std::vector<Entity> entities(EntityType type, const std::string& after_id, std::size_t limit) const override {
     return guard("read entities of type " + std::string(to_string(type)), [&] {
-      SQLite::Statement& q =
-          prepared("SELECT id, fields, observed_at FROM entities WHERE type = ? AND id > ? ORDER BY id LIMIT ?");
+      SQLite::Statement& q = prepared(std::string("SELECT ") + kEntityColumns +
+                                      " FROM entities WHERE type = ? AND id > ? ORDER BY id LIMIT ?");
       q.bind(1, std::string(to_string(type)));
       q.bind(2, after_id);
       q.bind(3, static_cast<int64_t>(limit));
       std::vector<Entity> out;
-      while (q.executeStep())
-        out.push_back(Entity{EntityRef{type, q.getColumn(0).getString()}, from_millis(q.getColumn(2).getInt64()),
-                             nlohmann::json::parse(q.getColumn(1).getString())});
+      while (q.executeStep()) out.push_back(read_entity(q));
       return out;
     });
   }

@@ -106,7 +106,9 @@ class Store {
   // --- entities ---
   virtual std::optional<Entity> entity(const EntityRef& ref) const = 0;
   // Inserts or replaces the snapshot; records its parent (Entity::parent())
-  // so that children() can find it.
+  // so that latest_child() and count_children() can find it. `first_seen` is
+  // recorded when the entity is new (unset: its observed_at) and kept
+  // afterwards.
   virtual void put_entity(const Entity& entity) = 0;
   // Of the entities of `type` whose parent is `parent` (an order's
   // shipments), the one observed last (on a tie, the greatest id).

@@ -204,6 +204,16 @@ TEST_CASE("an observation says whether it is partial with a boolean, or leaves i
   CHECK(error == "field 'partial' must be true (only the fields named change) or false (a full snapshot)");
 }
 
+TEST_CASE("merging keeps when the entity was first seen") {
+  Entity known = merge(nullptr, observe(R"({"type":"order","id":"A","observed_at":"2026-11-20T10:00:00Z",
+                                            "fields":{"status":"placed"}})"));
+  CHECK_FALSE(known.first_seen);
+  known.first_seen = at("2026-11-20T10:00:01Z");
+  const Entity after = merge(&known, observe(R"({"type":"order","id":"A","observed_at":"2026-11-20T11:00:00Z",
+                                                 "partial":false,"fields":{"status":"shipped"}})"));
+  CHECK(after.first_seen == at("2026-11-20T10:00:01Z"));
+}
+
 TEST_CASE("linked entities: a shipment's order, an order's customer") {
   const Entity shipment = merge(nullptr, observe(R"({"type":"shipment","id":"S","observed_at":"2026-11-20T10:00:00Z",
                                                      "fields":{"order":"A"}})"));
