@@ -380,14 +380,26 @@ class Daemon::Impl {
     metric_set_.notifications.add({end.rule, std::string(to_string(end.kind)), channel, outcome});
     if (end.verdict == Verdict::kDelivered) metric_set_.latency.observe({channel}, seconds(end.latency));
     if (end.verdict == Verdict::kDelivered) ++delivered_;
-    if (end.dead)
-      operators_->report(Finding{"dead_letter",
-                                 end.rule,
-                                 end.entity.str() + ": rule '" + end.rule + "': outbox entry " +
-                                     std::to_string(end.outbox) + " to customer " + end.customer + " by " + channel +
-                                     " is dead: " + end.detail + ". See tactd outbox show " +
-                                     std::to_string(end.outbox) + "; retry it once the cause is fixed",
-                                 {}});
+    if (end.dead) message_died(end);
+  }
+
+  // A dead letter is no contact: the customer's silence counts on from
+  // their last real one. Then operators hear of it.
+  void message_died(const Delivery::AttemptEnd& end) {
+    const std::string channel(to_string(end.channel));
+    try {
+      pipeline_->message_died(end.customer);
+    } catch (const StoreError& e) {
+      spdlog::error("timers: cannot reschedule the silence of a dead letter's customer {} {}",
+                    kv("customer", end.customer), kv("error", e.what()));
+    }
+    operators_->report(Finding{"dead_letter",
+                               end.rule,
+                               end.entity.str() + ": rule '" + end.rule + "': outbox entry " +
+                                   std::to_string(end.outbox) + " to customer " + end.customer + " by " + channel +
+                                   " is dead: " + end.detail + ". See tactd outbox show " + std::to_string(end.outbox) +
+                                   "; retry it once the cause is fixed",
+                               {}});
   }
 
   // Gauges read from the state when Prometheus scrapes.

@@ -17,10 +17,10 @@ nlohmann::json scope_fields(const Entity& entity, const Store& store) {
 }
 
 // The last contact with a customer: the later of the source's
-// `last_contact_at` and the newest notification tactd made for them. A
-// customer nobody has contacted is silent since they became a customer (the
-// source's `customer_since`) or, when the source does not say, since tactd
-// first saw them.
+// `last_contact_at` and the newest notification tactd made for them that
+// reached them or is on its way. A customer nobody has contacted is silent
+// since they became a customer (the source's `customer_since`) or, when the
+// source does not say, since tactd first saw them.
 std::optional<Timestamp> last_contact(const Entity& customer, const Store& store) {
   const auto reported = [&](const char* field) -> std::optional<Timestamp> {
     const auto value = customer.fields.find(field);

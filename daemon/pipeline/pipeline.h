@@ -91,6 +91,10 @@ class Pipeline {
   // language; a change is stored with the decision "re-rendered".
   std::optional<Notification> release(const OutboxEntry& entry, Outcome& outcome);
 
+  // A message to `customer` went to the dead letter: it is no contact, so
+  // the customer's silence timers are set again. In a transaction of its own.
+  void message_died(const std::string& customer);
+
   // The snapshot in force. A reload swaps in a new one between two calls;
   // what is in the store stays (see Daemon::reload for the timers).
   const Snapshot& snapshot() const { return snapshot_; }
@@ -122,6 +126,9 @@ class Pipeline {
   std::optional<std::string> overtaken_by(const Notification& notification, Timestamp now) const;
   // Schedules, moves or cancels the entity's timers after it changed.
   void reschedule(const Entity& entity);
+  // Reschedules the customer's timers (their silence) after their contact
+  // history changed.
+  void reschedule_customer(const std::string& customer);
   // Turns one firing rule into a notification, or says why not. Returns
   // true when it waits for linked data instead (see wait_for).
   bool consider(const Rule& rule, const Entity& entity, const Linked& linked, const std::string& trigger,

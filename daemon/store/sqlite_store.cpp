@@ -420,7 +420,7 @@ class SqliteStore final : public Store {
   std::optional<Timestamp> latest_notification_at(const std::string& customer) const override {
     return guard("read the latest notification of " + customer, [&]() -> std::optional<Timestamp> {
       SQLite::Statement& q =
-          prepared("SELECT MAX(due_at) FROM outbox WHERE customer = ? AND status NOT IN ('dropped', 'overtaken')");
+          prepared("SELECT MAX(due_at) FROM outbox WHERE customer = ? AND status IN ('pending', 'delivered')");
       q.bind(1, customer);
       if (!q.executeStep() || q.getColumn(0).isNull()) return std::nullopt;
       return from_millis(q.getColumn(0).getInt64());

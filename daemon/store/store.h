@@ -131,8 +131,9 @@ class Store {
   // Notifications for `customer` created at or after `since`, except
   // dropped ones, oldest first.
   virtual std::vector<Notification> notifications_since(const std::string& customer, Timestamp since) const = 0;
-  // The latest due time of the customer's notifications (any status but
-  // dropped); one indexed lookup, however long the history.
+  // The latest due time of the customer's notifications that reached them
+  // or are on their way (pending or delivered: not dead, dropped or
+  // overtaken); one indexed lookup, however long the history.
   virtual std::optional<Timestamp> latest_notification_at(const std::string& customer) const = 0;
   // The newest notification of `rule` for `customer` (any status but
   // dropped), for cooldowns.

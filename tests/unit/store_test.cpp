@@ -492,6 +492,17 @@ TEST_CASE("an entity's first sighting is kept when it is stored again") {
   CHECK(store->entities(EntityType::kCustomer, "", 10).at(0).first_seen == at("2026-11-20T09:00:00Z"));
 }
 
+TEST_CASE("the latest notification time of a customer counts what is pending or delivered, not dead letters") {
+  auto store = Store::open_temporary();
+  store->enqueue(notification("k1", "c-1", at("2026-11-20T08:00:00Z")));
+  store->enqueue(notification("k2", "c-1", at("2026-11-21T08:00:00Z")));
+  const auto pending = store->outbox(OutboxStatus::kPending);
+  store->mark_delivered(pending[0].id, at("2026-11-20T08:00:05Z"));
+  CHECK(store->latest_notification_at("c-1") == at("2026-11-21T08:00:00Z"));
+  store->record_failure(pending[1].id, at("2026-11-21T08:00:05Z"), "550 no such user", std::nullopt);
+  CHECK(store->latest_notification_at("c-1") == at("2026-11-20T08:00:00Z"));
+}
+
 TEST_CASE("the latest notification time of a customer ignores dropped ones") {
   auto store = Store::open_temporary();
   CHECK_FALSE(store->latest_notification_at("c-1"));
