@@ -163,7 +163,6 @@ class Daemon::Impl {
         [this](const OutboxEntry& entry) { return release(entry); });
     operators_ = std::make_unique<OperatorChannel>(*http_, *smtp_, clock_);
     operators_->configure(snapshot.config->operators, snapshot.config->channel(Channel::kEmail));
-    push_intake_ = intake_for(kPushSource);
     if (snapshot.config->push) start_push(*snapshot.config->push);
     if (snapshot.config->admin) start_admin(*snapshot.config->admin);
     metric_set_.build_info.set({TACTD_VERSION_STRING}, 1);
@@ -296,17 +295,25 @@ class Daemon::Impl {
                                                                  : "email");
   }
 
-  std::unique_ptr<PipelineIntake> intake_for(const std::string& source) {
+  std::unique_ptr<PipelineIntake> intake_for(const std::string& source, bool partial) {
     return std::make_unique<PipelineIntake>(
-        *pipeline_, *store_, [this, source](std::span<const Observation> observations, const Outcome& outcome) {
+        *pipeline_, *store_, partial,
+        [this, source](std::span<const Observation> observations, const Outcome& outcome) {
           for (const Observation& o : observations)
             metric_set_.observations.add({source, std::string(to_string(o.ref.type))});
           for (const Event& e : outcome.events) metric_set_.events.add({source, std::string(to_string(e.entity.type))});
+          for (const auto& stale : outcome.stale) {
+            spdlog::info("source: stale observation ignored {} {} {} {}", kv("source", source),
+                         kv("entity", stale.entity.str()), kv("observed_at", format_rfc3339(stale.observed_at)),
+                         kv("known", format_rfc3339(stale.known)));
+            metric_set_.rejected.add({source, "stale"});
+          }
           record(outcome);
         });
   }
 
   void start_push(const PushConfig& config) {
+    push_intake_ = intake_for(kPushSource, config.partial);
     push_ = std::make_unique<PushEndpoint>(config, *push_intake_, clock_);
     HttpServerLimits limits;
     limits.max_body = config.max_body;
@@ -375,14 +382,26 @@ class Daemon::Impl {
     metric_set_.notifications.add({end.rule, std::string(to_string(end.kind)), channel, outcome});
     if (end.verdict == Verdict::kDelivered) metric_set_.latency.observe({channel}, seconds(end.latency));
     if (end.verdict == Verdict::kDelivered) ++delivered_;
-    if (end.dead)
-      operators_->report(Finding{"dead_letter",
-                                 end.rule,
-                                 end.entity.str() + ": rule '" + end.rule + "': outbox entry " +
-                                     std::to_string(end.outbox) + " to customer " + end.customer + " by " + channel +
-                                     " is dead: " + end.detail + ". See tactd outbox show " +
-                                     std::to_string(end.outbox) + "; retry it once the cause is fixed",
-                                 {}});
+    if (end.dead) message_died(end);
+  }
+
+  // A dead letter is no contact: the customer's silence counts on from
+  // their last real one. Then operators hear of it.
+  void message_died(const Delivery::AttemptEnd& end) {
+    const std::string channel(to_string(end.channel));
+    try {
+      pipeline_->message_died(end.customer);
+    } catch (const StoreError& e) {
+      spdlog::error("timers: cannot reschedule the silence of a dead letter's customer {} {}",
+                    kv("customer", end.customer), kv("error", e.what()));
+    }
+    operators_->report(Finding{"dead_letter",
+                               end.rule,
+                               end.entity.str() + ": rule '" + end.rule + "': outbox entry " +
+                                   std::to_string(end.outbox) + " to customer " + end.customer + " by " + channel +
+                                   " is dead: " + end.detail + ". See tactd outbox show " + std::to_string(end.outbox) +
+                                   "; retry it once the cause is fixed",
+                               {}});
   }
 
   // Gauges read from the state when Prometheus scrapes.
@@ -549,7 +568,7 @@ class Daemon::Impl {
   void start_source(const SourceConfig& config) {
     auto run = std::make_shared<SourceRun>();
     run->config = config;
-    run->intake = intake_for(config.name);
+    run->intake = intake_for(config.name, config.partial);
     run->started = clock_.now();
     sources_[config.name] = run;
     spawn("source " + config.name, source_loop(run));
@@ -566,7 +585,7 @@ class Daemon::Impl {
     auto old = sources_.at(config.name);
     auto next = std::make_shared<SourceRun>();
     next->config = config;
-    next->intake = intake_for(config.name);
+    next->intake = intake_for(config.name, config.partial);
     next->started = clock_.now();
     stop_source(*old);
     old->successor = next;

@@ -58,13 +58,21 @@ int simulate(const SimulateOptions& options, std::ostream& out, std::ostream& er
   Pipeline pipeline(*snapshot, *store, clock);
 
   auto report = [&](const Outcome& outcome, const std::string& where) {
+    const std::string now = local_stamp(clock.now(), snapshot->config->default_time_zone);
     if (options.text) {
-      const std::string now = local_stamp(clock.now(), snapshot->config->default_time_zone);
       for (const auto& h : outcome.held_back)
         out << now << "  " << h.entity.str() << "  " << (h.code == "overtaken" ? "overtaken" : "held back") << " ("
             << h.rule << "): " << h.reason << "\n\n";
       for (const auto& d : outcome.deferred)
         out << now << "  " << d.entity.str() << "  queued (" << d.rule << "): " << d.reason << "\n\n";
+    }
+    for (const auto& stale : outcome.stale) {
+      const std::string what = "stale: observed " + format_rfc3339(stale.observed_at) +
+                               ", older than what is known (observed " + format_rfc3339(stale.known) + "); ignored";
+      if (options.text)
+        out << now << "  " << stale.entity.str() << "  " << what << "\n\n";
+      else
+        err << where << stale.entity.str() << ": " << what << "\n";
     }
     for (const auto& problem : outcome.problems) err << where << problem.text << "\n";
   };

@@ -488,6 +488,7 @@ std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Dia
         source.cursor_column = r.string("cursor_column", true).value_or("");
         source.cursor_start = r.string("cursor_start").value_or("");
       }
+      source.partial = r.boolean("partial").value_or(true);
       if (source.type == "http") read_http_source(r, base, secrets, source);
       if (source.type == "sqlite" || source.type == "http") {
         if (table["mapping"].is_array()) {
@@ -521,6 +522,7 @@ std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Dia
       else
         push.max_body = static_cast<std::size_t>(*max_body);
     }
+    push.partial = r.boolean("partial").value_or(true);
     if (auto skew = read_duration(r, "max_skew", kMaxSkew)) push.max_skew = *skew;
     r.finish();
     config->push = std::move(push);

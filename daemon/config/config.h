@@ -142,6 +142,10 @@ struct SourceConfig {
   // Each record becomes one observation per mapping (an order and its
   // customer, say). Required for sqlite and http.
   std::vector<Mapping> mappings;
+  // Whether its observations are partial updates (fields left out keep their
+  // value) or full snapshots (fields left out are cleared), unless an
+  // observation says itself (`"partial"` in spool JSON).
+  bool partial = true;
 
   // http: a JSON API polled every interval plus up to `jitter`.
   std::string url;
@@ -203,6 +207,7 @@ struct PushConfig {
   std::string hmac_secret;  // HMAC-SHA256 key; empty: not accepted. Never logged.
   std::size_t max_body = 1 << 20;
   Duration max_skew = std::chrono::minutes{5};  // signed requests older or newer are refused
+  bool partial = true;                          // like SourceConfig::partial, for pushed observations
 
   bool operator==(const PushConfig&) const = default;
 };

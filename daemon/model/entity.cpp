@@ -1,6 +1,7 @@
 #include "model/entity.h"
 
 #include <array>
+#include <set>
 
 #include "model/json_text.h"
 
@@ -100,6 +101,13 @@ std::optional<Observation> observation_from_json(const nlohmann::json& doc, std:
     return std::nullopt;
   }
   out.fields = *fields;
+  if (auto partial = doc.find("partial"); partial != doc.end()) {
+    if (!partial->is_boolean()) {
+      error = "field 'partial' must be true (only the fields named change) or false (a full snapshot)";
+      return std::nullopt;
+    }
+    out.partial = partial->get<bool>();
+  }
   for (const char* link : {"customer", "order"}) {
     auto l = out.fields.find(link);
     if (l != out.fields.end() && !l->is_string() && !l->is_null()) {
@@ -111,10 +119,12 @@ std::optional<Observation> observation_from_json(const nlohmann::json& doc, std:
 }
 
 nlohmann::json to_json(const Observation& observation) {
-  return {{"type", to_string(observation.ref.type)},
-          {"id", observation.ref.id},
-          {"observed_at", format_rfc3339(observation.observed_at)},
-          {"fields", observation.fields}};
+  nlohmann::json doc{{"type", to_string(observation.ref.type)},
+                     {"id", observation.ref.id},
+                     {"observed_at", format_rfc3339(observation.observed_at)},
+                     {"fields", observation.fields}};
+  if (observation.partial) doc["partial"] = *observation.partial;
+  return doc;
 }
 
 const nlohmann::json& Entity::field(std::string_view name) const {
@@ -142,17 +152,25 @@ std::optional<EntityRef> Entity::parent() const {
 }
 
 std::vector<Event> diff(const Entity* previous, const Observation& observation) {
+  const Entity current = merge(previous, observation);
+  std::set<std::string> names;  // in field-name order
+  for (const Fields* fields : {previous ? &previous->fields : nullptr, &current.fields})
+    if (fields)
+      for (auto it = fields->begin(); it != fields->end(); ++it) names.insert(it.key());
   std::vector<Event> events;
-  for (auto it = observation.fields.begin(); it != observation.fields.end(); ++it) {
-    const nlohmann::json& old_value = previous ? previous->field(it.key()) : kNull;
-    if (old_value == it.value()) continue;
-    events.push_back(Event{observation.ref, it.key(), old_value, it.value(), observation.observed_at});
+  for (const std::string& name : names) {
+    const nlohmann::json& old_value = previous ? previous->field(name) : kNull;
+    const nlohmann::json& new_value = current.field(name);
+    if (old_value != new_value)
+      events.push_back(Event{observation.ref, name, old_value, new_value, observation.observed_at});
   }
   return events;
 }
 
 Entity merge(const Entity* previous, const Observation& observation) {
-  Entity out{observation.ref, observation.observed_at, previous ? previous->fields : Fields::object()};
+  Entity out{observation.ref, observation.observed_at,
+             previous && observation.is_partial() ? previous->fields : Fields::object(),
+             previous ? previous->first_seen : std::nullopt};
   for (auto it = observation.fields.begin(); it != observation.fields.end(); ++it) {
     if (it.value().is_null())
       out.fields.erase(it.key());

@@ -44,6 +44,12 @@ struct Observation {
   EntityRef ref;
   Timestamp observed_at;
   Fields fields = Fields::object();
+  // A partial update names only some fields: those it leaves out keep their
+  // value. A full snapshot names them all: those it leaves out are cleared.
+  // Unset: the source's default (docs/observations.md), else partial.
+  std::optional<bool> partial;
+
+  bool is_partial() const { return partial.value_or(true); }
 };
 
 // Parses one JSON observation (the contract in DESIGN.md). On failure returns
@@ -60,6 +66,9 @@ struct Entity {
   EntityRef ref;
   Timestamp observed_at;
   Fields fields = Fields::object();
+  // When tactd first stored the entity (not the source's observed_at); unset
+  // for one not stored yet.
+  std::optional<Timestamp> first_seen;
 
   // The value of `field`, or null when absent.
   const nlohmann::json& field(std::string_view name) const;
@@ -81,15 +90,17 @@ struct Event {
   Timestamp at;
 };
 
-// Observations are partial snapshots: a field the observation leaves out keeps
-// its last known value, and a field set to null is cleared.
+// A field set to null is cleared; a field the observation leaves out keeps
+// its last known value when it is partial (Observation::is_partial) and is
+// cleared when it is a full snapshot.
 //
 // Compares a new observation with the last known snapshot (nullptr when the
-// entity is new) and returns one event per changed field, in field-name
-// order. Identical data yields no events.
+// entity is new) and returns one event per changed field (a cleared field's
+// new value is null), in field-name order. Identical data yields no events.
 std::vector<Event> diff(const Entity* previous, const Observation& observation);
 
-// The snapshot after applying `observation` to `previous` (nullptr if new).
+// The snapshot after applying `observation` to `previous` (nullptr if new);
+// it keeps `previous->first_seen`.
 Entity merge(const Entity* previous, const Observation& observation);
 
 }  // namespace tactd

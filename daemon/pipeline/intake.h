@@ -15,8 +15,10 @@ class PipelineIntake final : public Intake {
   using OutcomeSink = std::function<void(std::span<const Observation>, const Outcome&)>;
 
   // `pipeline` and `store` must outlive the intake. Call on the loop.
-  PipelineIntake(Pipeline& pipeline, const Store& store, OutcomeSink on_outcome)
-      : pipeline_(pipeline), store_(store), on_outcome_(std::move(on_outcome)) {}
+  // `partial` is the source's default for observations that do not say
+  // whether they are partial (Observation::partial).
+  PipelineIntake(Pipeline& pipeline, const Store& store, bool partial, OutcomeSink on_outcome)
+      : pipeline_(pipeline), store_(store), partial_(partial), on_outcome_(std::move(on_outcome)) {}
 
   // A StoreError becomes `false` with its message: the source keeps its
   // input and tries again later.
@@ -26,6 +28,7 @@ class PipelineIntake final : public Intake {
  private:
   Pipeline& pipeline_;
   const Store& store_;
+  bool partial_;
   OutcomeSink on_outcome_;
 };
 

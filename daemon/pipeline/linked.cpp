@@ -17,14 +17,21 @@ nlohmann::json scope_fields(const Entity& entity, const Store& store) {
 }
 
 // The last contact with a customer: the later of the source's
-// `last_contact_at` and the newest notification tactd made for them.
+// `last_contact_at` and the newest notification tactd made for them that
+// reached them or is on its way. A customer nobody has contacted is silent
+// since they became a customer (the source's `customer_since`) or, when the
+// source does not say, since tactd first saw them.
 std::optional<Timestamp> last_contact(const Entity& customer, const Store& store) {
-  std::optional<Timestamp> last;
-  if (auto reported = customer.fields.find("last_contact_at");
-      reported != customer.fields.end() && reported->is_string())
-    last = parse_rfc3339(reported->get<std::string>());
+  const auto reported = [&](const char* field) -> std::optional<Timestamp> {
+    const auto value = customer.fields.find(field);
+    if (value == customer.fields.end() || !value->is_string()) return std::nullopt;
+    return parse_rfc3339(value->get<std::string>());
+  };
+  std::optional<Timestamp> last = reported("last_contact_at");
   const auto sent = store.latest_notification_at(customer.ref.id);
   if (sent && (!last || *sent > *last)) last = sent;
+  if (!last) last = reported("customer_since");
+  if (!last) last = customer.first_seen;
   return last;
 }
 

@@ -31,8 +31,10 @@ std::optional<EntityRef> missing_link(const Entity& entity, const Store& store);
 Linked link(const Entity& entity, const Store& store);
 
 // The fields deadlines read: for a customer, with `last_contact_at` derived
-// (the later of the source's value and the newest notification), so that
-// `at = "customer.last_contact_at + 180d"` is a silence.
+// (the later of the source's value and the newest pending or delivered
+// notification; without either, `customer_since` or when tactd first saw
+// the customer), so that `at = "customer.last_contact_at + 180d"` is a
+// silence.
 Fields timed_fields(const Entity& entity, const Store& store);
 
 }  // namespace tactd

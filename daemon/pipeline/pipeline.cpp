@@ -126,7 +126,14 @@ Outcome Pipeline::apply(std::span<const Observation> observations, const SourceC
 
 void Pipeline::apply_one(const Observation& observation, Outcome& outcome) {
   const auto previous = store_.entity(observation.ref);
-  const Entity entity = merge(previous ? &*previous : nullptr, observation);
+  // Time goes forward per entity (DESIGN.md invariant 7): what is older than
+  // the known snapshot changes nothing; of equal times the later applied wins.
+  if (previous && observation.observed_at < previous->observed_at) {
+    outcome.stale.push_back({observation.ref, observation.observed_at, previous->observed_at});
+    return;
+  }
+  Entity entity = merge(previous ? &*previous : nullptr, observation);
+  if (!entity.first_seen) entity.first_seen = clock_.now();
   const std::vector<Event> events = diff(previous ? &*previous : nullptr, observation);
   outcome.events.insert(outcome.events.end(), events.begin(), events.end());
   store_.put_entity(entity);
@@ -241,7 +248,10 @@ std::optional<Notification> Pipeline::release(const OutboxEntry& entry, Outcome&
   const Notification& n = entry.notification;
   const Timestamp now = clock_.now();
   if (auto why = overtaken_by(n, now)) {
-    if (store_.mark_overtaken(entry.id, now, *why)) outcome.held_back.push_back({n.rule, n.entity, "overtaken", *why});
+    if (store_.mark_overtaken(entry.id, now, *why)) {
+      outcome.held_back.push_back({n.rule, n.entity, "overtaken", *why});
+      reschedule_customer(n.customer);  // what was never sent ends no silence
+    }
     return std::nullopt;
   }
   // Still right: rendered again with what is known now (a newer ETA, a
@@ -268,6 +278,12 @@ std::optional<Notification> Pipeline::release(const OutboxEntry& entry, Outcome&
   return current;
 }
 
+void Pipeline::message_died(const std::string& customer) {
+  auto transaction = store_.begin();
+  reschedule_customer(customer);
+  transaction->commit();
+}
+
 std::optional<std::string> Pipeline::reschedule_known(EntityType type, const std::string& after_id, std::size_t limit) {
   auto transaction = store_.begin();
   const std::vector<Entity> page = store_.entities(type, after_id, limit);
@@ -275,6 +291,10 @@ std::optional<std::string> Pipeline::reschedule_known(EntityType type, const std
   transaction->commit();
   if (page.empty()) return std::nullopt;
   return page.back().ref.id;
+}
+
+void Pipeline::reschedule_customer(const std::string& customer) {
+  if (auto entity = store_.entity(EntityRef{EntityType::kCustomer, customer})) reschedule(*entity);
 }
 
 void Pipeline::reschedule(const Entity& entity) {
@@ -362,8 +382,10 @@ bool Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& li
       if (other && std::count(other->supersedes.begin(), other->supersedes.end(), rule.id)) {
         // A waiting message the world has overtaken holds nothing back.
         if (auto why = overtaken_by(pending.notification, now)) {
-          if (store_.mark_overtaken(pending.id, now, *why))
+          if (store_.mark_overtaken(pending.id, now, *why)) {
             outcome.held_back.push_back({other->id, pending.notification.entity, "overtaken", *why});
+            reschedule_customer(pending.notification.customer);
+          }
           continue;
         }
         outcome.held_back.push_back(
@@ -438,9 +460,7 @@ bool Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& li
   }
   if (!decision.code.empty()) outcome.deferred.push_back({rule.id, entity.ref, decision.code, why});
   outcome.notifications.push_back(std::move(notification));
-  // A contact ends the customer's silence: their silence timers move.
-  if (auto customer_entity = store_.entity(EntityRef{EntityType::kCustomer, linked.customer}))
-    reschedule(*customer_entity);
+  reschedule_customer(linked.customer);  // a contact ends the customer's silence: their timers move
   return false;
 }
 

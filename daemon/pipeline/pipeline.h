@@ -48,6 +48,14 @@ struct Outcome {
     std::string text;  // "order/A-1: rule 'x': what", for operators
   };
   std::vector<Problem> problems;
+  // Observations older than the known snapshot of their entity (DESIGN.md
+  // invariant 7): not applied, no events.
+  struct Stale {
+    EntityRef entity;
+    Timestamp observed_at;  // the stale observation's
+    Timestamp known;        // the stored snapshot's
+  };
+  std::vector<Stale> stale;
 };
 
 class Pipeline {
@@ -56,7 +64,8 @@ class Pipeline {
   Pipeline(Snapshot snapshot, Store& store, const Clock& clock);
 
   // Applies one observation at the clock's current time: stores the merged
-  // snapshot, diffs it, evaluates the rules the events trigger, applies
+  // snapshot (unless it is older than the known one: see Outcome::stale;
+  // of two with the same observed_at the later applied wins), diffs it, evaluates the rules the events trigger, applies
   // policy, renders, and enqueues -- all in one transaction.
   Outcome apply(const Observation& observation);
   // Applies several observations in order, all in one transaction with the
@@ -81,6 +90,10 @@ class Pipeline {
   // with the current data, keeping its idempotency key, channel and
   // language; a change is stored with the decision "re-rendered".
   std::optional<Notification> release(const OutboxEntry& entry, Outcome& outcome);
+
+  // A message to `customer` went to the dead letter: it is no contact, so
+  // the customer's silence timers are set again. In a transaction of its own.
+  void message_died(const std::string& customer);
 
   // The snapshot in force. A reload swaps in a new one between two calls;
   // what is in the store stays (see Daemon::reload for the timers).
@@ -113,6 +126,9 @@ class Pipeline {
   std::optional<std::string> overtaken_by(const Notification& notification, Timestamp now) const;
   // Schedules, moves or cancels the entity's timers after it changed.
   void reschedule(const Entity& entity);
+  // Reschedules the customer's timers (their silence) after their contact
+  // history changed.
+  void reschedule_customer(const std::string& customer);
   // Turns one firing rule into a notification, or says why not. Returns
   // true when it waits for linked data instead (see wait_for).
   bool consider(const Rule& rule, const Entity& entity, const Linked& linked, const std::string& trigger,

@@ -1,5 +1,7 @@
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <fcntl.h>   // open
 #include <stdlib.h>  // mkdtemp
+#include <unistd.h>  // close
 
 #include <algorithm>
 #include <array>
@@ -129,6 +131,11 @@ CREATE TABLE waiting_intents (
 CREATE INDEX waiting_intents_for ON waiting_intents (waiting_for);
 CREATE INDEX waiting_intents_until ON waiting_intents (until);
 )sql"},
+    // Entities stored before: their last observation is the best guess left.
+    Migration{7, "when each entity was first seen", R"sql(
+ALTER TABLE entities ADD COLUMN first_seen_at INTEGER;  -- ms since the epoch
+UPDATE entities SET first_seen_at = observed_at;
+)sql"},
 };
 
 // Versions run 1, 2, 3, ... in order, so "the highest applied" is the schema.
@@ -177,6 +184,7 @@ std::optional<OutboxStatus> parse_status(std::string_view text) {
 }
 OutboxStatus status_from(const std::string& text) { return decode(parse_status(text), "outbox status", text); }
 EntityRef ref_from(const std::string& text) { return decode(parse_entity_ref(text), "entity reference", text); }
+EntityType type_from(const std::string& text) { return decode(parse_entity_type(text), "entity type", text); }
 Kind kind_from(const std::string& text) { return decode(parse_kind(text), "message kind", text); }
 Channel channel_from(const std::string& text) { return decode(parse_channel(text), "channel", text); }
 
@@ -217,6 +225,15 @@ OutboxEntry read_entry(SQLite::Statement& q) {
 // The text an outbox row set aside keeps as its last error.
 std::string set_aside_reason(const std::string& why) { return "unreadable, set aside: " + why; }
 
+constexpr const char* kEntityColumns = "type, id, fields, observed_at, first_seen_at";
+
+Entity read_entity(SQLite::Statement& q) {
+  std::optional<Timestamp> first_seen;
+  if (!q.getColumn(4).isNull()) first_seen = from_millis(q.getColumn(4).getInt64());
+  return Entity{EntityRef{type_from(q.getColumn(0).getString()), q.getColumn(1).getString()},
+                from_millis(q.getColumn(3).getInt64()), nlohmann::json::parse(q.getColumn(2).getString()), first_seen};
+}
+
 constexpr const char* kWaitingColumns = "id, rule, entity, trigger, event, waiting_for, since, until, reason";
 
 std::vector<WaitingIntent> read_waiting(SQLite::Statement& q) {
@@ -235,6 +252,21 @@ std::vector<WaitingIntent> read_waiting(SQLite::Statement& q) {
     out.push_back(std::move(w));
   }
   return out;
+}
+
+// The state holds customer data: a new database file is created readable by
+// its owner only, and SQLite gives its -wal and -shm files the same mode. An
+// existing file keeps the mode its operator chose. Returns the path for
+// SQLite.
+std::string private_file(const std::filesystem::path& path) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, S_IRUSR | S_IWUSR);
+  if (fd >= 0) {
+    ::close(fd);
+  } else if (errno != EEXIST) {
+    throw StoreError("cannot create the state database " + path.string() + ": " +
+                     std::generic_category().message(errno));
+  }
+  return path.string();
 }
 
 // Owns a folder and removes it with everything in it; an empty path owns nothing.
@@ -257,7 +289,7 @@ class SqliteStore final : public Store {
   // Opens `path`; `owned_folder` (may be empty) is removed after the database
   // is closed, also when opening fails. Throws SQLite::Exception or StoreError.
   SqliteStore(const std::filesystem::path& path, std::filesystem::path owned_folder)
-      : folder_(std::move(owned_folder)), db_(path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE) {
+      : folder_(std::move(owned_folder)), db_(private_file(path), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE) {
     db_.setBusyTimeout(kBusyTimeoutMs);
     const std::string journal = db_.execAndGet("PRAGMA journal_mode=WAL").getString();
     if (journal != "wal")
@@ -276,21 +308,22 @@ class SqliteStore final : public Store {
 
   std::optional<Entity> entity(const EntityRef& ref) const override {
     return guard("read entity " + ref.str(), [&]() -> std::optional<Entity> {
-      SQLite::Statement& q = prepared("SELECT fields, observed_at FROM entities WHERE type = ? AND id = ?");
+      SQLite::Statement& q =
+          prepared(std::string("SELECT ") + kEntityColumns + " FROM entities WHERE type = ? AND id = ?");
       q.bind(1, std::string(to_string(ref.type)));
       q.bind(2, ref.id);
       if (!q.executeStep()) return std::nullopt;
-      return Entity{ref, from_millis(q.getColumn(1).getInt64()), nlohmann::json::parse(q.getColumn(0).getString())};
+      return read_entity(q);
     });
   }
 
   void put_entity(const Entity& entity) override {
     guard("store entity " + entity.ref.str(), [&] {
       SQLite::Statement& q = prepared(
-          "INSERT INTO entities (type, id, fields, observed_at, parent_type, parent_id) "
-          "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (type, id) DO UPDATE SET fields = excluded.fields, "
+          "INSERT INTO entities (type, id, fields, observed_at, parent_type, parent_id, first_seen_at) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (type, id) DO UPDATE SET fields = excluded.fields, "
           "observed_at = excluded.observed_at, parent_type = excluded.parent_type, "
-          "parent_id = excluded.parent_id");
+          "parent_id = excluded.parent_id, first_seen_at = COALESCE(entities.first_seen_at, excluded.first_seen_at)");
       q.bind(1, std::string(to_string(entity.ref.type)));
       q.bind(2, entity.ref.id);
       q.bind(3, entity.fields.dump());
@@ -299,6 +332,7 @@ class SqliteStore final : public Store {
         q.bind(5, std::string(to_string(parent->type)));
         q.bind(6, parent->id);
       }
+      q.bind(7, static_cast<int64_t>(millis(entity.first_seen.value_or(entity.observed_at))));
       q.exec();
     });
   }
@@ -306,15 +340,14 @@ class SqliteStore final : public Store {
   std::optional<Entity> latest_child(const EntityRef& parent, EntityType type) const override {
     return guard("read the latest " + std::string(to_string(type)) + " of " + parent.str(),
                  [&]() -> std::optional<Entity> {
-                   SQLite::Statement& q = prepared(
-                       "SELECT id, fields, observed_at FROM entities WHERE parent_type = ? AND parent_id = ? AND "
-                       "type = ? ORDER BY observed_at DESC, id DESC LIMIT 1");
+                   SQLite::Statement& q = prepared(std::string("SELECT ") + kEntityColumns +
+                                                   " FROM entities WHERE parent_type = ? AND parent_id = ? AND "
+                                                   "type = ? ORDER BY observed_at DESC, id DESC LIMIT 1");
                    q.bind(1, std::string(to_string(parent.type)));
                    q.bind(2, parent.id);
                    q.bind(3, std::string(to_string(type)));
                    if (!q.executeStep()) return std::nullopt;
-                   return Entity{EntityRef{type, q.getColumn(0).getString()}, from_millis(q.getColumn(2).getInt64()),
-                                 nlohmann::json::parse(q.getColumn(1).getString())};
+                   return read_entity(q);
                  });
   }
 
@@ -334,15 +367,13 @@ class SqliteStore final : public Store {
 
   std::vector<Entity> entities(EntityType type, const std::string& after_id, std::size_t limit) const override {
     return guard("read entities of type " + std::string(to_string(type)), [&] {
-      SQLite::Statement& q =
-          prepared("SELECT id, fields, observed_at FROM entities WHERE type = ? AND id > ? ORDER BY id LIMIT ?");
+      SQLite::Statement& q = prepared(std::string("SELECT ") + kEntityColumns +
+                                      " FROM entities WHERE type = ? AND id > ? ORDER BY id LIMIT ?");
       q.bind(1, std::string(to_string(type)));
       q.bind(2, after_id);
       q.bind(3, static_cast<int64_t>(limit));
       std::vector<Entity> out;
-      while (q.executeStep())
-        out.push_back(Entity{EntityRef{type, q.getColumn(0).getString()}, from_millis(q.getColumn(2).getInt64()),
-                             nlohmann::json::parse(q.getColumn(1).getString())});
+      while (q.executeStep()) out.push_back(read_entity(q));
       return out;
     });
   }
@@ -399,7 +430,7 @@ class SqliteStore final : public Store {
   std::optional<Timestamp> latest_notification_at(const std::string& customer) const override {
     return guard("read the latest notification of " + customer, [&]() -> std::optional<Timestamp> {
       SQLite::Statement& q =
-          prepared("SELECT MAX(due_at) FROM outbox WHERE customer = ? AND status NOT IN ('dropped', 'overtaken')");
+          prepared("SELECT MAX(due_at) FROM outbox WHERE customer = ? AND status IN ('pending', 'delivered')");
       q.bind(1, customer);
       if (!q.executeStep() || q.getColumn(0).isNull()) return std::nullopt;
       return from_millis(q.getColumn(0).getInt64());

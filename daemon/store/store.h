@@ -87,7 +87,8 @@ class Store {
   virtual ~Store() = default;
 
   // Opens (creating if needed) the database at `path` in WAL mode and
-  // migrates it. Throws StoreError.
+  // migrates it. A new database is readable by its owner only (0600; its
+  // -wal and -shm files take the same mode). Throws StoreError.
   static std::unique_ptr<Store> open(const std::filesystem::path& path);
   // A private database in a new temporary file, removed when the Store is
   // destroyed (used by `simulate` and tests).
@@ -109,7 +110,9 @@ class Store {
   // --- entities ---
   virtual std::optional<Entity> entity(const EntityRef& ref) const = 0;
   // Inserts or replaces the snapshot; records its parent (Entity::parent())
-  // so that children() can find it.
+  // so that latest_child() and count_children() can find it. `first_seen` is
+  // recorded when the entity is new (unset: its observed_at) and kept
+  // afterwards.
   virtual void put_entity(const Entity& entity) = 0;
   // Of the entities of `type` whose parent is `parent` (an order's
   // shipments), the one observed last (on a tie, the greatest id).
@@ -135,8 +138,9 @@ class Store {
   // Notifications for `customer` created at or after `since`, except
   // dropped ones, oldest first.
   virtual std::vector<Notification> notifications_since(const std::string& customer, Timestamp since) const = 0;
-  // The latest due time of the customer's notifications (any status but
-  // dropped); one indexed lookup, however long the history.
+  // The latest due time of the customer's notifications that reached them
+  // or are on their way (pending or delivered: not dead, dropped or
+  // overtaken); one indexed lookup, however long the history.
   virtual std::optional<Timestamp> latest_notification_at(const std::string& customer) const = 0;
   // The newest notification of `rule` for `customer` (any status but
   // dropped), for cooldowns.

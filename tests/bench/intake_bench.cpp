@@ -108,7 +108,7 @@ int prepare(const fs::path& dir, long entities, long observations) {
         tx.reset();
         tx = store->begin();
       }
-      store->put_entity(Entity{EntityRef{type, id}, seen, std::move(fields)});
+      store->put_entity(Entity{EntityRef{type, id}, seen, std::move(fields), std::nullopt});
     };
     for (long k = 0; k < p.customers; ++k) put(EntityType::kCustomer, "c-" + std::to_string(k), customer_fields(k));
     for (long k = 0; k < p.orders; ++k)
@@ -233,7 +233,7 @@ int ceiling(const fs::path& dir) {
   };
   std::vector<Row> rows;
   for (const Observation& o : stream) {
-    const Entity e{o.ref, o.observed_at, o.fields};
+    const Entity e{o.ref, o.observed_at, o.fields, std::nullopt};
     const auto parent = e.parent();
     rows.push_back({std::string(to_string(o.ref.type)), o.ref.id, o.fields.dump(),
                     parent ? std::string(to_string(parent->type)) : "", parent ? parent->id : "",

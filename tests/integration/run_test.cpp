@@ -59,6 +59,28 @@ TEST_CASE("tactd run commits a spool file and moves it to done/, then stops clea
   CHECK_THAT(log, Contains("stopped"));
 }
 
+TEST_CASE("a stale observation is logged and changes nothing, and the state is readable by its owner only") {
+  TempDir dir;
+  Daemon daemon(write_config(dir), dir.path() / "log");
+  drop(dir.path() / "spool", "a.jsonl", kObservations);
+  REQUIRE(eventually([&] { return std::filesystem::exists(dir.path() / "spool/done/a.jsonl"); }));
+  // The shop's feed serves a page from before the cancellation.
+  drop(
+      dir.path() / "spool", "b.jsonl",
+      R"({"type":"order","id":"A-1","observed_at":"2026-11-20T09:30:00Z","fields":{"customer":"c-1","status":"placed"}})"
+      "\n");
+  REQUIRE(eventually([&] { return std::filesystem::exists(dir.path() / "spool/done/b.jsonl"); }));
+  CHECK(daemon.stop() == 0);
+  CHECK_THAT(slurp(dir.path() / "log"), Contains("source: stale observation ignored source=drops entity=order/A-1 "
+                                                 "observed_at=2026-11-20T09:30:00Z known=2026-11-20T10:00:00Z"));
+  SQLite::Database db((dir.path() / "state.db").string());
+  CHECK(db.execAndGet("SELECT json_extract(fields, '$.status') FROM entities WHERE id = 'A-1'").getString() ==
+        "cancelled");
+  using std::filesystem::perms;
+  CHECK((std::filesystem::status(dir.path() / "state.db").permissions() & (perms::group_all | perms::others_all)) ==
+        perms::none);
+}
+
 TEST_CASE("a spool file with malformed lines goes to failed/ with the reasons, and its good lines count") {
   TempDir dir;
   Daemon daemon(write_config(dir), dir.path() / "log");

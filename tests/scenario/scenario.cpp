@@ -21,18 +21,34 @@ std::string order(const char* id, const char* customer, const char* at, const ch
   return obs("order", id, at, fields);
 }
 
-Run simulate_lines(const std::vector<std::string>& lines, std::optional<Timestamp> until) {
+namespace {
+
+Run simulate(const std::vector<std::string>& lines, std::optional<Timestamp> until, bool text) {
   TempDir dir;
-  std::string text;
-  for (const auto& line : lines) text += line + "\n";
-  SimulateOptions options{source_dir() / "config/tactd.toml", dir.write("input.jsonl", text), until, false};
+  std::string input;
+  for (const auto& line : lines) input += line + "\n";
+  SimulateOptions options{source_dir() / "config/tactd.toml", dir.write("input.jsonl", input), until, text};
   std::ostringstream out, err;
   Run run;
   run.status = tactd::simulate(options, out, err);
   run.err = err.str();
+  if (text) {
+    run.text = out.str();
+    return run;
+  }
   std::istringstream lines_out(out.str());
   for (std::string line; std::getline(lines_out, line);) run.sent.push_back(nlohmann::json::parse(line));
   return run;
+}
+
+}  // namespace
+
+Run simulate_lines(const std::vector<std::string>& lines, std::optional<Timestamp> until) {
+  return simulate(lines, until, false);
+}
+
+Run simulate_text(const std::vector<std::string>& lines, std::optional<Timestamp> until) {
+  return simulate(lines, until, true);
 }
 
 const std::string kAnna = obs("customer", "c-42", "2026-11-20T09:00:00+01:00",

@@ -15,7 +15,8 @@ namespace tactd::test {
 
 struct Run {
   int status = -1;
-  std::vector<nlohmann::json> sent;  // one per notification, in output order
+  std::vector<nlohmann::json> sent;  // one per notification, in output order (not with --format text)
+  std::string text;                  // standard output with --format text
   std::string err;
 };
 
@@ -26,6 +27,8 @@ std::string order(const char* id, const char* customer, const char* at, const ch
                   nlohmann::json extra = nlohmann::json::object());
 
 Run simulate_lines(const std::vector<std::string>& lines, std::optional<Timestamp> until = std::nullopt);
+// The same with `--format text`: what was sent, held back, queued or stale, in words.
+Run simulate_text(const std::vector<std::string>& lines, std::optional<Timestamp> until = std::nullopt);
 
 // Anna: Dutch, prefers SMS, Europe/Amsterdam. Ben: English, email only, Europe/London.
 extern const std::string kAnna;

@@ -215,6 +215,44 @@ TEST_CASE("a partial observation keeps the fields it leaves out, and null clears
   CHECK_FALSE(after.fields.contains("note"));
 }
 
+TEST_CASE("a full snapshot clears the fields it leaves out, each with an event to null") {
+  const Entity known = merge(nullptr, observe(R"({"type":"order","id":"A","observed_at":"2026-11-20T10:00:00Z",
+                                                  "fields":{"status":"placed","customer":"c-1","note":"x"}})"));
+  const Observation full = observe(R"({"type":"order","id":"A","observed_at":"2026-11-20T10:05:00Z",
+                                       "partial":false,"fields":{"status":"shipped","customer":"c-1"}})");
+  CHECK(full.partial == false);
+  const auto events = diff(&known, full);
+  REQUIRE(events.size() == 2);
+  CHECK(events[0].field == "note");
+  CHECK(events[0].old_value == "x");
+  CHECK(events[0].new_value.is_null());
+  CHECK(events[1].field == "status");
+  const Entity after = merge(&known, full);
+  CHECK(after.fields == nlohmann::json{{"status", "shipped"}, {"customer", "c-1"}});
+}
+
+TEST_CASE("an observation says whether it is partial with a boolean, or leaves it to its source") {
+  CHECK_FALSE(observe(R"({"type":"order","id":"A","observed_at":"2026-11-20T10:00:00Z","fields":{}})").partial);
+  const Observation partial =
+      observe(R"({"type":"order","id":"A","observed_at":"2026-11-20T10:00:00Z","partial":true,"fields":{}})");
+  CHECK(partial.partial == true);
+  CHECK(to_json(partial)["partial"] == true);
+  std::string error;
+  CHECK_FALSE(parse_observation(
+      R"({"type":"order","id":"A","observed_at":"2026-11-20T10:00:00Z","partial":"yes","fields":{}})", error));
+  CHECK(error == "field 'partial' must be true (only the fields named change) or false (a full snapshot)");
+}
+
+TEST_CASE("merging keeps when the entity was first seen") {
+  Entity known = merge(nullptr, observe(R"({"type":"order","id":"A","observed_at":"2026-11-20T10:00:00Z",
+                                            "fields":{"status":"placed"}})"));
+  CHECK_FALSE(known.first_seen);
+  known.first_seen = at("2026-11-20T10:00:01Z");
+  const Entity after = merge(&known, observe(R"({"type":"order","id":"A","observed_at":"2026-11-20T11:00:00Z",
+                                                 "partial":false,"fields":{"status":"shipped"}})"));
+  CHECK(after.first_seen == at("2026-11-20T10:00:01Z"));
+}
+
 TEST_CASE("linked entities: a shipment's order, an order's customer") {
   const Entity shipment = merge(nullptr, observe(R"({"type":"shipment","id":"S","observed_at":"2026-11-20T10:00:00Z",
                                                      "fields":{"order":"A"}})"));

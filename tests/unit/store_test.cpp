@@ -17,12 +17,12 @@ using namespace std::chrono_literals;
 namespace {
 
 // The schema version a new database gets: the number of migrations.
-constexpr int kLatest = 6;
+constexpr int kLatest = 7;
 
 Timestamp at(const char* text) { return *parse_rfc3339(text); }
 
 Entity entity(EntityType type, const char* id, nlohmann::json fields) {
-  return Entity{EntityRef{type, id}, at("2026-11-20T10:00:00Z"), std::move(fields)};
+  return Entity{EntityRef{type, id}, at("2026-11-20T10:00:00Z"), std::move(fields), std::nullopt};
 }
 
 Notification notification(const char* key, const char* customer, Timestamp when, const char* rule = "r") {
@@ -69,11 +69,14 @@ TEST_CASE("a database at an older schema version gets only the missing migration
     db.exec("DROP TABLE delivery_attempts; DROP INDEX outbox_pending; ALTER TABLE outbox DROP COLUMN next_attempt_at;");
     db.exec("ALTER TABLE outbox DROP COLUMN last_error;");
     db.exec("DROP TABLE outbox_decisions; ALTER TABLE outbox DROP COLUMN event; DROP TABLE waiting_intents;");
+    db.exec("ALTER TABLE entities DROP COLUMN first_seen_at;");
     db.exec("DELETE FROM schema_migrations WHERE version >= 2");
   }
   auto store = Store::open(path);
   CHECK(store->schema_version() == kLatest);
-  CHECK(store->entity(EntityRef{EntityType::kCustomer, "c-1"}));
+  const auto anna = store->entity(EntityRef{EntityType::kCustomer, "c-1"});
+  REQUIRE(anna);
+  CHECK(anna->first_seen == anna->observed_at);  // the best that is known of an entity stored before
   store->schedule_timer(Timer{"r", EntityRef{EntityType::kOrder, "A"}, at("2026-11-20T11:00:00Z")});
   SQLite::Database db(path.string());
   SQLite::Statement q(db, "SELECT version, description, applied_at FROM schema_migrations ORDER BY version");
@@ -96,6 +99,32 @@ TEST_CASE("a database from a newer tactd is refused with a clear error") {
   }
   CHECK_THROWS_WITH(Store::open(path), Catch::Contains("has schema version 99, newer than this tactd knows (" +
                                                        std::to_string(kLatest) + ")"));
+}
+
+TEST_CASE("a new database and its -wal and -shm files are readable by their owner only") {
+  TempDir dir;
+  const auto path = dir.path() / "state.db";
+  auto store = Store::open(path);
+  store->put_entity(entity(EntityType::kCustomer, "c-1", {{"name", "Anna"}, {"email", "anna@example.nl"}}));
+  using std::filesystem::perms;
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    INFO("state.db" << suffix);
+    const auto file = std::filesystem::path(path.string() + suffix);
+    REQUIRE(std::filesystem::exists(file));
+    const perms mode = std::filesystem::status(file).permissions();
+    CHECK((mode & (perms::group_all | perms::others_all)) == perms::none);
+    CHECK((mode & perms::owner_read) != perms::none);
+  }
+}
+
+TEST_CASE("an existing database keeps the mode its operator gave it") {
+  TempDir dir;
+  const auto path = dir.path() / "state.db";
+  Store::open(path);
+  using std::filesystem::perms;
+  std::filesystem::permissions(path, perms::owner_read | perms::owner_write | perms::group_read);
+  Store::open(path);
+  CHECK(std::filesystem::status(path).permissions() == (perms::owner_read | perms::owner_write | perms::group_read));
 }
 
 TEST_CASE("an unopenable database path is a StoreError") {
@@ -462,6 +491,36 @@ TEST_CASE("a source cursor is kept, replaced, and rolled back with its transacti
   }  // not committed
   CHECK(store->cursor("shop") == "2026-11-20T11:00:00Z");
   CHECK_FALSE(store->cursor("other"));
+}
+
+TEST_CASE("an entity's first sighting is kept when it is stored again") {
+  auto store = Store::open_temporary();
+  Entity anna = entity(EntityType::kCustomer, "c-1", {{"name", "Anna"}});
+  anna.first_seen = at("2026-11-20T09:00:00Z");
+  store->put_entity(anna);
+  anna.observed_at = at("2026-11-21T10:00:00Z");
+  anna.first_seen = at("2026-11-21T10:00:00Z");
+  store->put_entity(anna);
+  const auto stored = store->entity(anna.ref);
+  REQUIRE(stored);
+  CHECK(stored->observed_at == at("2026-11-21T10:00:00Z"));
+  CHECK(stored->first_seen == at("2026-11-20T09:00:00Z"));
+  store->put_entity(entity(EntityType::kOrder, "A", {{"customer", "c-1"}}));  // no first sighting given
+  const auto order = store->latest_child(anna.ref, EntityType::kOrder);
+  REQUIRE(order);
+  CHECK(order->first_seen == order->observed_at);
+  CHECK(store->entities(EntityType::kCustomer, "", 10).at(0).first_seen == at("2026-11-20T09:00:00Z"));
+}
+
+TEST_CASE("the latest notification time of a customer counts what is pending or delivered, not dead letters") {
+  auto store = Store::open_temporary();
+  store->enqueue(notification("k1", "c-1", at("2026-11-20T08:00:00Z")));
+  store->enqueue(notification("k2", "c-1", at("2026-11-21T08:00:00Z")));
+  const auto pending = store->outbox(OutboxStatus::kPending);
+  store->mark_delivered(pending[0].id, at("2026-11-20T08:00:05Z"));
+  CHECK(store->latest_notification_at("c-1") == at("2026-11-21T08:00:00Z"));
+  store->record_failure(pending[1].id, at("2026-11-21T08:00:05Z"), "550 no such user", std::nullopt);
+  CHECK(store->latest_notification_at("c-1") == at("2026-11-20T08:00:00Z"));
 }
 
 TEST_CASE("the latest notification time of a customer ignores dropped ones") {
