@@ -10,15 +10,7 @@ using namespace tactd;
 using namespace tactd::test;
 using Catch::Contains;
 
-namespace {
-
-nlohmann::json anna_at(const char* at) {
-  nlohmann::json anna = nlohmann::json::parse(kAnna);
-  anna["observed_at"] = at;
-  return anna;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE("an order cancelled before its customer was seen gets its apology as soon as the customer arrives") {
   const Run run = simulate_lines({

@@ -11,12 +11,6 @@ using Catch::Contains;
 
 namespace {
 
-nlohmann::json anna_at(const char* at) {
-  nlohmann::json anna = nlohmann::json::parse(kAnna);
-  anna["observed_at"] = at;
-  return anna;
-}
-
 // Anna's customer record at `at` with another phone number.
 std::string anna_with_phone(const char* at, const char* phone) {
   nlohmann::json anna = anna_at(at);

@@ -65,4 +65,10 @@ const std::string kBen = obs("customer", "c-7", "2026-11-20T09:00:00+01:00",
                               {"timezone", "Europe/London"},
                               {"prefers", "email"}});
 
+nlohmann::json anna_at(const char* at) {
+  nlohmann::json anna = nlohmann::json::parse(kAnna);
+  anna["observed_at"] = at;
+  return anna;
+}
+
 }  // namespace tactd::test

@@ -33,5 +33,7 @@ Run simulate_text(const std::vector<std::string>& lines, std::optional<Timestamp
 // Anna: Dutch, prefers SMS, Europe/Amsterdam. Ben: English, email only, Europe/London.
 extern const std::string kAnna;
 extern const std::string kBen;
+// Anna's customer record observed at `at`.
+nlohmann::json anna_at(const char* at);
 
 }  // namespace tactd::test
