@@ -142,6 +142,7 @@ void Pipeline::apply_one(const Observation& observation, Outcome& outcome) {
   if (events.empty()) return;
 
   const Linked linked = link(entity, store_);
+  const std::size_t decided = outcome.notifications.size() + outcome.held_back.size();
   for (const Event& event : events) {
     for (const Rule* rule : snapshot_.rules->triggered_by(event)) {
       if (rule->when && !rule->when->test(linked.scope)) continue;
@@ -149,7 +150,10 @@ void Pipeline::apply_one(const Observation& observation, Outcome& outcome) {
       consider(*rule, entity, linked, trigger, event_json(event), outcome);
     }
   }
-  reschedule(entity);
+  // What the rules saw is still the world unless a message was enqueued or
+  // overtaken meanwhile (that changes `sent`): then the timers look again.
+  const bool still_current = outcome.notifications.size() + outcome.held_back.size() == decided;
+  reschedule(entity, still_current ? &linked : nullptr);
   // An order's timers may depend on its shipment (order rules see it).
   if (auto parent = entity.parent(); parent && parent->type == EntityType::kOrder)
     if (auto order = store_.entity(*parent)) reschedule(*order);
@@ -297,16 +301,16 @@ void Pipeline::reschedule_customer(const std::string& customer) {
   if (auto entity = store_.entity(EntityRef{EntityType::kCustomer, customer})) reschedule(*entity);
 }
 
-void Pipeline::reschedule(const Entity& entity) {
-  std::optional<Linked> linked;
+void Pipeline::reschedule(const Entity& entity, const Linked* known) {
+  std::optional<Linked> read;  // when not `known`, read once when a rule needs it
   std::optional<Fields> fields;
   for (const Rule& rule : snapshot_.rules->rules()) {
     if (!rule.deadline || rule.deadline->entity != entity.ref.type) continue;
     if (!fields) fields = timed_fields(entity, store_);
     const auto due = rule.deadline->due(*fields);
     if (due && rule.when) {
-      if (!linked) linked = link(entity, store_);
-      if (!rule.when->test(linked->scope)) {
+      if (!known && !read) read = link(entity, store_);
+      if (!rule.when->test((known ? *known : *read).scope)) {
         store_.cancel_timer(rule.id, entity.ref);  // no longer qualifies
         continue;
       }

@@ -125,7 +125,8 @@ class Pipeline {
   // Why a waiting notification would be wrong to send now, or nullopt.
   std::optional<std::string> overtaken_by(const Notification& notification, Timestamp now) const;
   // Schedules, moves or cancels the entity's timers after it changed.
-  void reschedule(const Entity& entity);
+  // `known`, when given, is link(entity) as it is now, to save reading it again.
+  void reschedule(const Entity& entity, const Linked* known = nullptr);
   // Reschedules the customer's timers (their silence) after their contact
   // history changed.
   void reschedule_customer(const std::string& customer);
