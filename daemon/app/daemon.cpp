@@ -151,7 +151,7 @@ class Daemon::Impl {
     if (auto level = parse_log_level(snapshot.config->log_level)) setup_logging(*level);
     check_sources(*snapshot.config);
     try {
-      store_ = Store::open(snapshot.config->state_path);
+      store_ = Store::open(snapshot.config->state_path, snapshot.config->full_sync ? Sync::kFull : Sync::kNormal);
     } catch (const StoreError& e) {
       throw StartupError(e.what());
     }
@@ -274,6 +274,8 @@ class Daemon::Impl {
       errors.push_back(Diagnostic{next.file.string(), 0, 0,
                                   "[tactd] state cannot change on reload (from " + now.state_path.string() + " to " +
                                       next.state_path.string() + "); restart tactd to move the state"});
+    if (next.full_sync != now.full_sync)
+      errors.push_back(Diagnostic{next.file.string(), 0, 0, "[tactd] sync cannot change on reload; restart tactd"});
     for (const auto& source : next.sources)
       if (source.type == "spool" && !std::filesystem::is_directory(source.path))
         errors.push_back(Diagnostic{next.file.string(), 0, 0,

@@ -68,7 +68,7 @@ int outbox(const OutboxOptions& options, std::ostream& out, std::ostream& err) {
   if (!config) return kExitUnusable;
   std::unique_ptr<Store> store;
   try {
-    store = Store::open(config->state_path);
+    store = Store::open(config->state_path, config->full_sync ? Sync::kFull : Sync::kNormal);
     if (options.action == "list") {
       std::optional<OutboxStatus> status;
       if (!options.status.empty()) {

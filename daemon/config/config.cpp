@@ -396,6 +396,15 @@ std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Dia
     config->state_path = resolve(base, r.string("state").value_or("tactd-state.db"));
     config->merchant = r.string("merchant").value_or("");
     if (auto grace = read_duration(r, "stop_grace", kStopGrace)) config->stop_grace = *grace;
+    if (auto sync = r.string("sync")) {
+      if (*sync == "full" || *sync == "normal")
+        config->full_sync = *sync == "full";
+      else
+        r.error("sync",
+                "'sync' must be \"full\" (commits survive a power cut) or \"normal\" (a killed process "
+                "only), not '" +
+                    *sync + "'");
+    }
     if (auto tone = r.string("tone")) {
       config->tone_path = resolve(base, *tone);
       if (!std::filesystem::is_regular_file(config->tone_path))

@@ -7,6 +7,7 @@
 //   merchant  = "Our shop"           # signs messages whose entity names no merchant
 //   tone      = "tone.toml"          # the tone check of `tactd check`; optional
 //   stop_grace = "10s"               # a stop waits this long for deliveries in flight
+//   sync      = "full"               # commits survive power loss; "normal": a killed process only
 //
 //   [locale]
 //   default   = "en"                 # for customers without a supported locale
@@ -272,6 +273,9 @@ struct Config {
 
   // `tactd run`: how long a stop waits for deliveries in flight.
   Duration stop_grace = std::chrono::seconds{10};
+  // [tactd] sync: whether a commit is synced to disk before it counts
+  // ("full", true), or may be lost to a power cut ("normal", false).
+  bool full_sync = true;
   std::string log_level = "info";  // trace, debug, info, warn or error
 
   std::vector<SourceConfig> sources;

@@ -288,18 +288,23 @@ class SqliteStore final : public Store {
  public:
   // Opens `path`; `owned_folder` (may be empty) is removed after the database
   // is closed, also when opening fails. Throws SQLite::Exception or StoreError.
-  SqliteStore(const std::filesystem::path& path, std::filesystem::path owned_folder)
+  SqliteStore(const std::filesystem::path& path, std::filesystem::path owned_folder, Sync sync)
       : folder_(std::move(owned_folder)), db_(private_file(path), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE) {
     db_.setBusyTimeout(kBusyTimeoutMs);
     const std::string journal = db_.execAndGet("PRAGMA journal_mode=WAL").getString();
     if (journal != "wal")
       throw StoreError("cannot switch " + path.string() + " to WAL mode (it is in " + journal + " mode)");
     db_.exec("PRAGMA foreign_keys=ON");
-    db_.exec("PRAGMA synchronous=NORMAL");
+    db_.exec(sync == Sync::kFull ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
     migrate();
   }
 
   int schema_version() const override { return version_; }
+
+  Sync sync() const override {
+    // 2 is FULL, 1 NORMAL (https://sqlite.org/pragma.html#pragma_synchronous).
+    return db_.execAndGet("PRAGMA synchronous").getInt() >= 2 ? Sync::kFull : Sync::kNormal;
+  }
 
   std::unique_ptr<Transaction> begin() override {
     if (in_transaction_) throw StoreError("a transaction is already open (transactions do not nest)");
@@ -990,9 +995,9 @@ std::string_view to_string(OutboxStatus status) {
 
 namespace {
 
-std::unique_ptr<Store> open_store(const std::filesystem::path& path, std::filesystem::path owned_folder) {
+std::unique_ptr<Store> open_store(const std::filesystem::path& path, std::filesystem::path owned_folder, Sync sync) {
   try {
-    return std::make_unique<SqliteStore>(path, std::move(owned_folder));
+    return std::make_unique<SqliteStore>(path, std::move(owned_folder), sync);
   } catch (const SQLite::Exception& e) {
     throw StoreError("cannot open the state database " + path.string() + ": " + e.what());
   }
@@ -1000,7 +1005,7 @@ std::unique_ptr<Store> open_store(const std::filesystem::path& path, std::filesy
 
 }  // namespace
 
-std::unique_ptr<Store> Store::open(const std::filesystem::path& path) { return open_store(path, {}); }
+std::unique_ptr<Store> Store::open(const std::filesystem::path& path, Sync sync) { return open_store(path, {}, sync); }
 
 std::unique_ptr<Store> Store::open_temporary() {
   const std::filesystem::path parent = std::filesystem::temp_directory_path();
@@ -1009,7 +1014,7 @@ std::unique_ptr<Store> Store::open_temporary() {
     throw StoreError("cannot create a temporary folder for the state database in " + parent.string() + ": " +
                      std::generic_category().message(errno));
   const std::filesystem::path dir(pattern);
-  return open_store(dir / "state.db", dir);
+  return open_store(dir / "state.db", dir, Sync::kNormal);
 }
 
 }  // namespace tactd

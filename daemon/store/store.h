@@ -82,6 +82,13 @@ struct Timer {
   Timestamp due;
 };
 
+// How far a commit is on disk when it returns ([tactd] sync).
+// kFull: through power loss (the write-ahead log is synced on every commit),
+// so that a 202, a file moved to done/ and a committed cursor hold.
+// kNormal: through a killed process only; a power loss may roll back the
+// last commits. Cheaper per commit.
+enum class Sync { kFull, kNormal };
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -89,10 +96,14 @@ class Store {
   // Opens (creating if needed) the database at `path` in WAL mode and
   // migrates it. A new database is readable by its owner only (0600; its
   // -wal and -shm files take the same mode). Throws StoreError.
-  static std::unique_ptr<Store> open(const std::filesystem::path& path);
+  static std::unique_ptr<Store> open(const std::filesystem::path& path, Sync sync = Sync::kFull);
   // A private database in a new temporary file, removed when the Store is
-  // destroyed (used by `simulate` and tests).
+  // destroyed (used by `simulate` and tests); kNormal, as nothing of it
+  // outlives the process.
   static std::unique_ptr<Store> open_temporary();
+
+  // The durability in force, as the database connection reports it.
+  virtual Sync sync() const = 0;
 
   // The highest migration applied.
   virtual int schema_version() const = 0;

@@ -436,7 +436,7 @@ TEST_CASE("the push endpoint reads its secrets from a file or the environment, a
   CHECK_THAT(all(errors), Catch::Contains("the endpoint never accepts unauthenticated requests"));
 }
 
-TEST_CASE("the admin endpoint, the log level and the stop grace are read, and mistakes reported") {
+TEST_CASE("the admin endpoint, the log level, the stop grace and sync are read, and mistakes reported") {
   TempDir dir;
   const std::string head = "[tactd]\nrules = \"rules\"\ntemplates = \"templates\"\n";
   Diagnostics errors;
@@ -445,10 +445,12 @@ TEST_CASE("the admin endpoint, the log level and the stop grace are read, and mi
   CHECK_FALSE(config->admin);  // no [admin]: no endpoint
   CHECK(config->log_level == "info");
   CHECK(config->stop_grace == std::chrono::seconds{10});
+  CHECK(config->full_sync);  // durable unless told otherwise
 
-  config = load_config(write_config(dir, head + "stop_grace = \"3s\"\n[admin]\nlisten = \"127.0.0.1:0\"\n"
-                                                "[log]\nlevel = \"debug\"\n"),
-                       errors);
+  config =
+      load_config(write_config(dir, head + "stop_grace = \"3s\"\nsync = \"normal\"\n[admin]\nlisten = \"127.0.0.1:0\"\n"
+                                           "[log]\nlevel = \"debug\"\n"),
+                  errors);
   INFO(all(errors));
   REQUIRE(config);
   REQUIRE(config->admin);
@@ -456,14 +458,16 @@ TEST_CASE("the admin endpoint, the log level and the stop grace are read, and mi
   CHECK(config->admin->port == 0);
   CHECK(config->log_level == "debug");
   CHECK(config->stop_grace == std::chrono::seconds{3});
+  CHECK_FALSE(config->full_sync);
 
   errors.clear();
-  CHECK_FALSE(load_config(write_config(dir, head + "stop_grace = \"0s\"\n[admin]\nlisten = \"9425\"\n"
+  CHECK_FALSE(load_config(write_config(dir, head + "stop_grace = \"0s\"\nsync = \"off\"\n[admin]\nlisten = \"9425\"\n"
                                                    "[log]\nlevel = \"loud\"\n"),
                           errors));
   const std::string text = all(errors);
   CHECK_THAT(text, Catch::Contains("tactd.toml:4:14: 'stop_grace' must be more than 0s"));
-  CHECK_THAT(text, Catch::Contains("tactd.toml:6:10: 'listen' must be address:port") && Catch::Contains("not '9425'"));
+  CHECK_THAT(text, Catch::Contains("tactd.toml:5:8: 'sync' must be \"full\"") && Catch::Contains("not 'off'"));
+  CHECK_THAT(text, Catch::Contains("tactd.toml:7:10: 'listen' must be address:port") && Catch::Contains("not '9425'"));
   CHECK_THAT(text, Catch::Contains("'level' must be one of trace, debug, info, warn, error; not 'loud'"));
 }
 

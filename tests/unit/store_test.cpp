@@ -59,6 +59,13 @@ TEST_CASE("a new database is migrated, and reopening keeps data without migratin
   CHECK(db.execAndGet("PRAGMA journal_mode").getString() == "wal");
 }
 
+TEST_CASE("a commit is synced through power loss unless normal sync is asked for") {
+  TempDir dir;
+  CHECK(Store::open(dir.path() / "full.db")->sync() == Sync::kFull);
+  CHECK(Store::open(dir.path() / "normal.db", Sync::kNormal)->sync() == Sync::kNormal);
+  CHECK(Store::open_temporary()->sync() == Sync::kNormal);
+}
+
 TEST_CASE("a database at an older schema version gets only the missing migrations") {
   TempDir dir;
   const auto path = dir.path() / "state.db";
