@@ -175,6 +175,26 @@ TEST_CASE("systemd hears READY=1 once state and configuration are up, readable S
   for (const auto& d : systemd.received()) CHECK(d.sender == first.sender);
 }
 
+TEST_CASE("a reload cannot move the state or change how it syncs: it is refused and the running state stays") {
+  TempDir dir;
+  Provider sink(dir, "sink");
+  const auto config = Setup(sink.base()).write(dir);
+  Service service(dir, config);
+  const std::string running = slurp(config);
+  std::string next = running;
+  next.replace(next.find("[tactd]\n"), 8, "[tactd]\nsync = \"normal\"\n");
+  dir.write("tactd.toml", next);
+  service.reload("refused", 1);
+  CHECK_THAT(service.log(), Contains("[tactd] sync cannot change on reload; restart tactd"));
+  next = running;
+  next.replace(next.find("state = \"state.db\""), 18, "state = \"moved.db\"");
+  dir.write("tactd.toml", next);
+  service.reload("refused", 2);
+  CHECK_THAT(service.log(), Contains("[tactd] state cannot change on reload"));
+  CHECK_FALSE(std::filesystem::exists(dir.path() / "moved.db"));
+  CHECK(service.process().stop() == 0);
+}
+
 TEST_CASE("with WATCHDOG_USEC for its own PID, WATCHDOG=1 arrives from the loop within every interval") {
   TempDir dir;
   Provider sink(dir, "sink");
