@@ -129,8 +129,8 @@ class Store {
   // shipments), the one observed last (on a tie, the greatest id).
   virtual std::optional<Entity> latest_child(const EntityRef& parent, EntityType type) const = 0;
   // How many entities of `type` whose parent is `parent` have the text
-  // `status` in fields.status (a customer's delivered orders). Reads no
-  // snapshot into memory, but its cost still follows the number of children.
+  // `status` in fields.status (a customer's delivered orders). Kept as a
+  // count, so its cost does not follow the number of children.
   virtual std::size_t count_children(const EntityRef& parent, EntityType type, const std::string& status) const = 0;
   // Up to `limit` entities of `type` with an id after `after_id`, in id
   // order: a page of all of them (a reload schedules a new rule's timers).

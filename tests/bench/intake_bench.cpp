@@ -244,6 +244,9 @@ int ceiling(const fs::path& dir) {
   SQLite::Database db(copy_state(dir, "ceiling.db"), SQLite::OPEN_READWRITE);
   db.exec("PRAGMA journal_mode=WAL");
   db.exec("PRAGMA synchronous=NORMAL");  // the cheaper of the store's two
+  // Plain upserts: without the triggers that keep the store's child counts.
+  for (const char* trigger : {"added", "moved", "removed"})
+    db.exec(std::string("DROP TRIGGER IF EXISTS child_counts_") + trigger);
   SQLite::Statement upsert(db,
                            "INSERT INTO entities (type, id, fields, observed_at, parent_type, parent_id) "
                            "VALUES (?, ?, ?, ?, NULLIF(?, ''), NULLIF(?, '')) ON CONFLICT (type, id) DO UPDATE SET "

@@ -17,7 +17,7 @@ using namespace std::chrono_literals;
 namespace {
 
 // The schema version a new database gets: the number of migrations.
-constexpr int kLatest = 7;
+constexpr int kLatest = 8;
 
 Timestamp at(const char* text) { return *parse_rfc3339(text); }
 
@@ -69,9 +69,15 @@ TEST_CASE("a commit is synced through power loss unless normal sync is asked for
 TEST_CASE("a database at an older schema version gets only the missing migrations") {
   TempDir dir;
   const auto path = dir.path() / "state.db";
-  Store::open(path)->put_entity(entity(EntityType::kCustomer, "c-1", {{"name", "Anna"}}));
+  {
+    auto store = Store::open(path);
+    store->put_entity(entity(EntityType::kCustomer, "c-1", {{"name", "Anna"}}));
+    store->put_entity(entity(EntityType::kOrder, "A", {{"customer", "c-1"}, {"status", "delivered"}}));
+  }
   {  // wind the file back to version 1, as an older tactd left it
     SQLite::Database db(path.string(), SQLite::OPEN_READWRITE);
+    db.exec("DROP TRIGGER child_counts_added; DROP TRIGGER child_counts_moved; DROP TRIGGER child_counts_removed;");
+    db.exec("DROP TABLE child_counts; ALTER TABLE entities DROP COLUMN status;");
     db.exec("DROP TABLE timers; DROP INDEX outbox_due; DROP INDEX outbox_entity; DROP TABLE source_cursors;");
     db.exec("DROP TABLE delivery_attempts; DROP INDEX outbox_pending; ALTER TABLE outbox DROP COLUMN next_attempt_at;");
     db.exec("ALTER TABLE outbox DROP COLUMN last_error;");
@@ -84,6 +90,7 @@ TEST_CASE("a database at an older schema version gets only the missing migration
   const auto anna = store->entity(EntityRef{EntityType::kCustomer, "c-1"});
   REQUIRE(anna);
   CHECK(anna->first_seen == anna->observed_at);  // the best that is known of an entity stored before
+  CHECK(store->count_children(EntityRef{EntityType::kCustomer, "c-1"}, EntityType::kOrder, "delivered") == 1);
   store->schedule_timer(Timer{"r", EntityRef{EntityType::kOrder, "A"}, at("2026-11-20T11:00:00Z")});
   SQLite::Database db(path.string());
   SQLite::Statement q(db, "SELECT version, description, applied_at FROM schema_migrations ORDER BY version");
@@ -173,6 +180,15 @@ TEST_CASE("children are found through their parent: an order's latest shipment, 
   CHECK(store->count_children(customer, EntityType::kOrder, "placed") == 1);
   CHECK(store->count_children(customer, EntityType::kShipment, "delivered") == 0);
   CHECK(store->count_children(EntityRef{EntityType::kCustomer, "nobody"}, EntityType::kOrder, "delivered") == 0);
+  // Counts follow a child that changes status, moves to another parent or is
+  // stored again unchanged.
+  store->put_entity(entity(EntityType::kOrder, "D", {{"customer", "c-1"}, {"status", "delivered"}}));
+  store->put_entity(entity(EntityType::kOrder, "D", {{"customer", "c-1"}, {"status", "delivered"}}));
+  store->put_entity(entity(EntityType::kOrder, "C", {{"customer", "c-1"}, {"status", "delivered"}}));
+  store->put_entity(entity(EntityType::kOrder, "B", {{"customer", "c-1"}, {"status", 3}}));
+  CHECK(store->count_children(customer, EntityType::kOrder, "delivered") == 3);
+  CHECK(store->count_children(customer, EntityType::kOrder, "placed") == 0);
+  CHECK(store->count_children(EntityRef{EntityType::kCustomer, "c-2"}, EntityType::kOrder, "delivered") == 0);
   const auto shipment = store->latest_child(EntityRef{EntityType::kOrder, "A"}, EntityType::kShipment);
   REQUIRE(shipment);
   CHECK(shipment->ref.str() == "shipment/S1");
