@@ -58,6 +58,8 @@ Linked link(const Entity& entity, const Store& store) {
   Linked out;
   out.scope[std::string(to_string(entity.ref.type))] = scope_fields(entity, store);
   out.customer = entity.customer_id().value_or("");
+  // The customer's snapshot, read once: it may be met on the way up.
+  std::optional<Entity> customer;
   auto parent = entity.parent();
   for (int depth = 0; parent && depth < kMaxLinkDepth; ++depth) {
     const std::string type(to_string(parent->type));
@@ -68,6 +70,7 @@ Linked link(const Entity& entity, const Store& store) {
     out.scope[type] = scope_fields(*linked, store);
     if (out.customer.empty()) out.customer = linked->customer_id().value_or("");
     parent = linked->parent();
+    if (linked->ref.type == EntityType::kCustomer) customer = std::move(linked);
   }
   // An order sees its most recently observed shipment.
   if (entity.ref.type == EntityType::kOrder && !out.scope.contains("shipment"))
@@ -75,7 +78,10 @@ Linked link(const Entity& entity, const Store& store) {
       out.scope["shipment"] = scope_fields(*shipment, store);
   if (out.customer.empty()) return out;
   const EntityRef customer_ref{EntityType::kCustomer, out.customer};
-  const auto customer = store.entity(customer_ref);
+  if (entity.ref == customer_ref)
+    customer = entity;
+  else if (!customer || customer->ref != customer_ref)
+    customer = store.entity(customer_ref);
   if (!customer) return out;
   nlohmann::json& fields = out.scope["customer"];
   if (fields.is_null()) fields = scope_fields(*customer, store);

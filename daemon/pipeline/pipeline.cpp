@@ -140,11 +140,18 @@ void Pipeline::apply_one(const Observation& observation, Outcome& outcome) {
   // What waited for this entity (or for this customer's address) may go now.
   if (!events.empty() || !previous) resume_waiting(entity.ref, outcome);
   if (events.empty()) return;
+  // A change no rule reads (a payment note, a tracking ping) fires nothing
+  // and moves no timer; a new entity may still get timers from what it lacks
+  // (a silence counted from its first sighting).
+  const RuleSet& rules = *snapshot_.rules;
+  if (previous && std::none_of(events.begin(), events.end(),
+                               [&](const Event& event) { return rules.reads(event.entity.type, event.field); }))
+    return;
 
   const Linked linked = link(entity, store_);
   const std::size_t decided = outcome.notifications.size() + outcome.held_back.size();
   for (const Event& event : events) {
-    for (const Rule* rule : snapshot_.rules->triggered_by(event)) {
+    for (const Rule* rule : rules.triggered_by(event)) {
       if (rule->when && !rule->when->test(linked.scope)) continue;
       const std::string trigger = event.field + "=" + event.new_value.dump() + "@" + format_rfc3339(event.at);
       consider(*rule, entity, linked, trigger, event_json(event), outcome);
@@ -154,9 +161,15 @@ void Pipeline::apply_one(const Observation& observation, Outcome& outcome) {
   // overtaken meanwhile (that changes `sent`): then the timers look again.
   const bool still_current = outcome.notifications.size() + outcome.held_back.size() == decided;
   reschedule(entity, still_current ? &linked : nullptr);
-  // An order's timers may depend on its shipment (order rules see it).
+  // An order's timers may depend on its shipment (order rules see it). When
+  // this is the shipment the order sees, the order sees what the rules just
+  // saw: the same order, shipment and customer.
   if (auto parent = entity.parent(); parent && parent->type == EntityType::kOrder)
-    if (auto order = store_.entity(*parent)) reschedule(*order);
+    if (auto order = store_.entity(*parent)) {
+      const auto seen = still_current ? store_.latest_child(order->ref, EntityType::kShipment) : std::nullopt;
+      const bool same = seen && seen->ref == entity.ref && order->customer_id().value_or("") == linked.customer;
+      reschedule(*order, same ? &linked : nullptr);
+    }
 }
 
 Outcome Pipeline::fire_due() {

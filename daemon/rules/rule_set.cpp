@@ -313,6 +313,7 @@ std::shared_ptr<const RuleSet> RuleSet::parse(std::string_view text, const std::
       if (auto rule = read_rule(*node.as_table(), file, errors)) set->rules_.push_back(std::move(*rule));
   top.finish();
   if (errors.size() != errors_before) return nullptr;
+  set->index_reads();
   return set;
 }
 
@@ -354,6 +355,7 @@ std::shared_ptr<const RuleSet> RuleSet::load(const std::filesystem::path& dir, D
   }
   if (files.empty()) errors.push_back(Diagnostic{dir.string(), 0, 0, "no rule files (*.toml) in the rules folder"});
   if (errors.size() != errors_before) return nullptr;
+  set->index_reads();
   return set;
 }
 
@@ -362,6 +364,32 @@ std::vector<const Rule*> RuleSet::triggered_by(const Event& event) const {
   for (const auto& rule : rules_)
     if (rule.trigger && rule.trigger->matches(event)) out.push_back(&rule);
   return out;
+}
+
+void RuleSet::index_reads() {
+  reads_.clear();
+  const auto add = [&](std::string_view path) {  // "order.address.city" reads order.address
+    const auto first = path.find('.');
+    reads_.insert(std::string(path.substr(0, first == path.npos ? path.npos : path.find('.', first + 1))));
+  };
+  for (const Rule& rule : rules_) {
+    if (rule.trigger) add(std::string(to_string(rule.trigger->entity)) + "." + rule.trigger->field);
+    if (rule.deadline) add(std::string(to_string(rule.deadline->entity)) + "." + rule.deadline->field);
+    if (rule.when)
+      for (const std::string& path : rule.when->paths()) add(path);
+  }
+  // Facts derived from other fields (pipeline/linked.h).
+  if (reads_.count("customer.last_contact_at")) reads_.insert("customer.customer_since");
+  if (reads_.count("customer.delivered_orders")) reads_.insert("order.status");
+}
+
+bool RuleSet::reads(EntityType type, std::string_view field) const {
+  if (field == "customer" || field == "order") return true;  // links
+  const std::string_view name = to_string(type);
+  if (reads_.count(name)) return true;
+  std::string path(name);
+  path.append(".").append(field);
+  return reads_.count(path) > 0;
 }
 
 const Rule* RuleSet::find(std::string_view id) const {

@@ -20,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -129,6 +130,11 @@ class RuleSet {
   std::vector<const Rule*> triggered_by(const Event& event) const;
   // The rule with this id, or nullptr.
   const Rule* find(std::string_view id) const;
+  // Whether a change of `field` of an entity of `type` can matter to a
+  // rule: a trigger, condition or deadline reads it or a fact derived from
+  // it, or it links the entity to another (`customer`, `order`). A change
+  // of any other field fires nothing and moves no timer.
+  bool reads(EntityType type, std::string_view field) const;
 
   // A copy in which every rule that does not say what it requires gets
   // `derive(rule)` (for load_snapshot, which knows the templates).
@@ -136,7 +142,11 @@ class RuleSet {
       const std::function<std::vector<FieldRef>(const Rule&)>& derive) const;
 
  private:
+  void index_reads();
+
   std::vector<Rule> rules_;
+  // "order.status"; a bare "order" when a condition reads a whole entity.
+  std::set<std::string, std::less<>> reads_;
 };
 
 }  // namespace tactd

@@ -459,3 +459,46 @@ TEST_CASE("the shipped price-change rule requires the prices, the date and the r
   REQUIRE(late->required.size() == 1);
   CHECK(late->required[0].str() == "order.promised_by");
 }
+
+TEST_CASE("a rule set knows which fields a change must have touched to matter") {
+  auto set = parse_ok(R"toml(
+[[rule]]
+id = "late"
+kind = "heads_up"
+at = "order.promised_by - 30m"
+when = "!(shipment.status in ['delivered']) && order.address.city == 'Utrecht'"
+template = "t"
+channels = ["email"]
+
+[[rule]]
+id = "thanks"
+kind = "thank_you"
+on = "subscription.plan -> *"
+when = "customer.delivered_orders == 1"
+template = "t"
+channels = ["email"]
+
+[[rule]]
+id = "silence"
+kind = "check_in"
+at = "customer.last_contact_at + 180d"
+template = "t"
+channels = ["email"]
+)toml");
+  // Read by a deadline, a condition (a nested path reads its top field) or a trigger.
+  CHECK(set->reads(EntityType::kOrder, "promised_by"));
+  CHECK(set->reads(EntityType::kShipment, "status"));
+  CHECK(set->reads(EntityType::kOrder, "address"));
+  CHECK(set->reads(EntityType::kSubscription, "plan"));
+  // Derived facts: the delivered orders count order statuses; the last
+  // contact falls back on the customer's start.
+  CHECK(set->reads(EntityType::kOrder, "status"));
+  CHECK(set->reads(EntityType::kCustomer, "customer_since"));
+  // Links always matter: they change what a rule sees.
+  CHECK(set->reads(EntityType::kShipment, "order"));
+  CHECK(set->reads(EntityType::kOrder, "customer"));
+  // Nothing reads these.
+  CHECK_FALSE(set->reads(EntityType::kOrder, "payment"));
+  CHECK_FALSE(set->reads(EntityType::kShipment, "eta"));
+  CHECK_FALSE(set->reads(EntityType::kCustomer, "name"));
+}
