@@ -475,8 +475,11 @@ class SqliteStore final : public Store {
 
   std::optional<Timestamp> latest_notification_at(const std::string& customer) const override {
     return guard("read the latest notification of " + customer, [&]() -> std::optional<Timestamp> {
-      SQLite::Statement& q =
-          prepared("SELECT MAX(due_at) FROM outbox WHERE customer = ? AND status IN ('pending', 'delivered')");
+      // Walks the customer's index from the newest: one step unless the
+      // newest were dropped, overtaken or dead (MAX() would read them all).
+      SQLite::Statement& q = prepared(
+          "SELECT due_at FROM outbox WHERE customer = ? AND status IN ('pending', 'delivered') "
+          "ORDER BY due_at DESC LIMIT 1");
       q.bind(1, customer);
       if (!q.executeStep() || q.getColumn(0).isNull()) return std::nullopt;
       return from_millis(q.getColumn(0).getInt64());
