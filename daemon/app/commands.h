@@ -53,14 +53,16 @@ int run(const RunOptions& options, std::ostream& err);
 
 struct OutboxOptions {
   std::filesystem::path config;
-  std::string action;  // list, show, retry or drop
-  long long id = 0;    // show, retry, drop
-  std::string status;  // list: only entries with this status; empty: all
-  Timestamp now;       // retry: due again from this time
+  std::string action;      // list, show, retry, drop or resolve
+  long long id = 0;        // show, retry, drop, resolve
+  std::string status;      // list: only entries with this status; empty: all
+  std::string resolution;  // resolve: delivered, retry or drop
+  Timestamp now;           // retry, resolve: from this time
 };
 
-// Lists, shows, retries or drops outbox entries in the configured state
-// database, which a daemon may be using at the same time.
+// Lists, shows, retries, drops or resolves outbox entries in the configured
+// state database, which a daemon may be using at the same time. Each change
+// is one write transaction that waits out the daemon's (busy timeout).
 int outbox(const OutboxOptions& options, std::ostream& out, std::ostream& err);
 
 // Loads and validates configuration, rules and templates.

@@ -91,7 +91,8 @@ struct DaemonMetrics {
         rejected(m.counter("tactd_observations_rejected_total",
                            "Observations, lines or records refused, by source and reason", {"source", "reason"})),
         notifications(m.counter("tactd_notifications_total",
-                                "Notifications by rule, kind, channel and outcome (queued, sent, retry, dead)",
+                                "Notifications by rule, kind, channel and outcome (queued, sent, retry, dead, "
+                                "interrupted_retry, interrupted_unknown)",
                                 {"rule", "kind", "channel", "outcome"})),
         held_back(m.counter("tactd_notifications_held_back_total",
                             "Messages not sent or sent later, by rule and reason (opt_out, duplicate, cooldown, "
@@ -101,6 +102,10 @@ struct DaemonMetrics {
                             "From the time a notification was due to its acceptance by the provider, by channel",
                             {"channel"}, kLatencyBuckets)),
         outbox_pending(m.gauge("tactd_outbox_pending", "Notifications waiting in the outbox", {})),
+        outbox_unknown(m.gauge("tactd_outbox_unknown_outcome",
+                               "Notifications whose send was cut off and whose outcome an operator must resolve "
+                               "(tactd outbox resolve)",
+                               {})),
         outbox_oldest(m.gauge("tactd_outbox_oldest_pending_age_seconds",
                               "How long the oldest notification already due has waited; 0 when none", {})),
         timers_pending(m.gauge("tactd_timers_pending", "Timers (at rules) still to fire", {})),
@@ -126,6 +131,7 @@ struct DaemonMetrics {
   Counter& held_back;
   Histogram& latency;
   Gauge& outbox_pending;
+  Gauge& outbox_unknown;
   Gauge& outbox_oldest;
   Gauge& timers_pending;
   Counter& polls;
@@ -161,6 +167,7 @@ class Daemon::Impl {
     delivery_ = std::make_unique<Delivery>(
         *store_, clock_, lanes(*snapshot.config), [this](const Delivery::AttemptEnd& end) { count(end); },
         [this](const OutboxEntry& entry) { return release(entry); });
+    delivery_->set_interrupt_observer([this](const Delivery::Interrupted& cut) { interrupted(cut); });
     operators_ = std::make_unique<OperatorChannel>(*http_, *smtp_, clock_);
     operators_->configure(snapshot.config->operators, snapshot.config->channel(Channel::kEmail));
     if (snapshot.config->push) start_push(*snapshot.config->push);
@@ -387,6 +394,20 @@ class Daemon::Impl {
     if (end.dead) message_died(end);
   }
 
+  // A send cut off by a crash or a stop; one held for an operator reaches them.
+  void interrupted(const Delivery::Interrupted& cut) {
+    const Notification& n = cut.entry.notification;
+    metric_set_.notifications.add({n.rule, std::string(to_string(n.kind)), std::string(to_string(n.channel)),
+                                   cut.retried ? "interrupted_retry" : "interrupted_unknown"});
+    if (cut.retried) return;
+    operators_->report(Finding{"unknown_outcome",
+                               n.rule,
+                               n.entity.str() + ": rule '" + n.rule + "': outbox entry " +
+                                   std::to_string(cut.entry.id) + " to customer " + n.customer + " by " +
+                                   std::string(to_string(n.channel)) + ": " + cut.detail,
+                               {}});
+  }
+
   // A dead letter is no contact: the customer's silence counts on from
   // their last real one. Then operators hear of it.
   void message_died(const Delivery::AttemptEnd& end) {
@@ -411,6 +432,7 @@ class Daemon::Impl {
     const Timestamp now = clock_.now();
     const auto depth = store_->outbox_depth(now);
     metric_set_.outbox_pending.set({}, static_cast<double>(depth.pending));
+    metric_set_.outbox_unknown.set({}, static_cast<double>(depth.unknown));
     metric_set_.outbox_oldest.set({}, depth.oldest_due ? std::max(0.0, seconds(now - *depth.oldest_due)) : 0.0);
     metric_set_.timers_pending.set({}, static_cast<double>(store_->pending_timers()));
     for (const auto& channel : delivery_->channels()) {

@@ -26,10 +26,13 @@ Usage:
       The daemon: read the configured sources, apply what they observe, fire
       timers, keep state and outbox in the configured SQLite file. Stops on
       SIGINT or SIGTERM.
-  tactd outbox list --config FILE [--status pending|delivered|dead|dropped|overtaken]
+  tactd outbox list --config FILE [--status pending|delivered|dead|dropped|overtaken|unknown]
   tactd outbox show|retry|drop ID --config FILE
+  tactd outbox resolve ID delivered|retry|drop --config FILE
       The outbox of a running or stopped daemon: list entries, show one with
-      its delivery attempts, send a dead one again now, or drop one unsent.
+      its delivery attempts, send a dead one again now, or drop one unsent;
+      resolve one whose send was cut off (status unknown) by what the
+      provider's log says.
   tactd check --config FILE
       Validate configuration, rules and templates; exit 1 with file:line:column
       messages when something is wrong.
@@ -103,8 +106,9 @@ int main(int argc, char** argv) {
   if (verb == "outbox") {
     tactd::OutboxOptions outbox;
     outbox.action = args.empty() ? "" : args.front();
-    if (outbox.action != "list" && outbox.action != "show" && outbox.action != "retry" && outbox.action != "drop") {
-      std::cerr << "tactd: outbox needs list, show, retry or drop\n" << kUsage;
+    if (outbox.action != "list" && outbox.action != "show" && outbox.action != "retry" && outbox.action != "drop" &&
+        outbox.action != "resolve") {
+      std::cerr << "tactd: outbox needs list, show, retry, drop or resolve\n" << kUsage;
       return tactd::kExitUnusable;
     }
     args.erase(args.begin());
@@ -113,6 +117,17 @@ int main(int argc, char** argv) {
       auto [end, ec] = std::from_chars(id.data(), id.data() + id.size(), outbox.id);
       if (id.empty() || ec != std::errc{} || end != id.data() + id.size()) {
         std::cerr << "tactd: outbox " << outbox.action << " needs the entry's id (a number), not '" << id << "'\n";
+        return tactd::kExitUnusable;
+      }
+      args.erase(args.begin());
+    }
+    if (outbox.action == "resolve") {
+      outbox.resolution = args.empty() ? "" : args.front();
+      if (outbox.resolution != "delivered" && outbox.resolution != "retry" && outbox.resolution != "drop") {
+        std::cerr << "tactd: outbox resolve " << outbox.id
+                  << " needs what became of it: delivered (the provider's log shows it went out), retry (send it "
+                     "again) or drop (do not send it), not '"
+                  << outbox.resolution << "'\n";
         return tactd::kExitUnusable;
       }
       args.erase(args.begin());

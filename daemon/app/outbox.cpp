@@ -1,4 +1,4 @@
-// `tactd outbox list|show|retry|drop`: the operators' view of the outbox in
+// `tactd outbox list|show|retry|drop|resolve`: the operators' view of the outbox in
 // the state database of a running or stopped daemon (SQLite in WAL mode
 // lets both work at once).
 #include <charconv>
@@ -26,6 +26,9 @@ void print_row(const OutboxEntry& e, std::ostream& out) {
   out << e.id << "  " << to_string(e.status) << "  attempts " << e.attempts << "  due "
       << format_rfc3339(e.next_attempt.value_or(n.at), "UTC") << "  " << to_string(n.channel) << " " << n.to << "  "
       << n.rule << " " << n.entity.str();
+  if (e.sending_since) out << "  sending since " << format_rfc3339(*e.sending_since, "UTC");
+  if (e.status == OutboxStatus::kUnknown)
+    out << "  outcome unknown: tactd outbox resolve " << e.id << " delivered|retry|drop";
   if (!e.last_error.empty()) out << "  last error: " << one_line(e.last_error, 80);
   out << "\n";
 }
@@ -48,6 +51,13 @@ void print_entry(const OutboxEntry& e, const std::vector<OutboxDecision>& decisi
       << "due:             " << format_rfc3339(n.at, n.time_zone) << "\n";
   if (e.next_attempt && e.status == OutboxStatus::kPending)
     out << "next attempt:    " << format_rfc3339(*e.next_attempt, n.time_zone) << "\n";
+  if (e.sending_since)
+    out << "sending since:   " << format_rfc3339(*e.sending_since, n.time_zone)
+        << " (no verdict yet; if no tactd runs, it was cut off and is settled at the next start)\n";
+  if (e.status == OutboxStatus::kUnknown)
+    out << "outcome:         unknown: its send was cut off and " << to_string(n.channel)
+        << "'s provider does not deduplicate; check the provider's log, then tactd outbox resolve " << e.id
+        << " delivered|retry|drop\n";
   if (n.subject) out << "subject:         " << *n.subject << "\n";
   out << "\n" << n.body << (n.body.empty() || n.body.back() != '\n' ? "\n" : "") << "\n";
   out << "decisions:       " << (decisions.empty() ? "none recorded" : "") << "\n";
@@ -73,11 +83,11 @@ int outbox(const OutboxOptions& options, std::ostream& out, std::ostream& err) {
       std::optional<OutboxStatus> status;
       if (!options.status.empty()) {
         for (auto s : {OutboxStatus::kPending, OutboxStatus::kDelivered, OutboxStatus::kDead, OutboxStatus::kDropped,
-                       OutboxStatus::kOvertaken})
+                       OutboxStatus::kOvertaken, OutboxStatus::kUnknown})
           if (to_string(s) == options.status) status = s;
         if (!status) {
-          err << "tactd: --status must be pending, delivered, dead, dropped or overtaken, not '" << options.status
-              << "'\n";
+          err << "tactd: --status must be pending, delivered, dead, dropped, overtaken or unknown, not '"
+              << options.status << "'\n";
           return kExitUnusable;
         }
       }
@@ -93,10 +103,38 @@ int outbox(const OutboxOptions& options, std::ostream& out, std::ostream& err) {
       print_entry(*entry, store->decisions(options.id), store->attempts(options.id), out);
       return kExitOk;
     }
+    if (options.action == "resolve") {
+      if (entry->status != OutboxStatus::kUnknown) {
+        err << "tactd: outbox entry " << options.id << " is " << to_string(entry->status)
+            << "; only entries whose outcome is unknown are resolved (see tactd outbox retry and drop)\n";
+        return kExitRejected;
+      }
+      bool done = false;
+      if (options.resolution == "delivered")
+        done = store->resolve_delivered(options.id, options.now, "an operator: the provider delivered it");
+      else if (options.resolution == "retry")
+        done = store->retry(options.id, options.now);
+      else
+        done = store->drop(options.id);
+      if (done && options.resolution != "delivered")
+        store->record_decision(options.id, options.now, "resolved", "an operator: " + options.resolution);
+      if (!done) {
+        err << "tactd: outbox entry " << options.id << " changed meanwhile; see tactd outbox show " << options.id
+            << "\n";
+        return kExitRejected;
+      }
+      out << "outbox entry " << options.id
+          << (options.resolution == "delivered" ? " resolved: delivered, recorded as contact"
+              : options.resolution == "retry"   ? " resolved: will be sent again now"
+                                                : " resolved: dropped")
+          << "\n";
+      return kExitOk;
+    }
     const bool done = options.action == "retry" ? store->retry(options.id, options.now) : store->drop(options.id);
     if (!done) {
       err << "tactd: outbox entry " << options.id << " is " << to_string(entry->status) << "; only pending or dead "
-          << "entries can be " << (options.action == "retry" ? "retried" : "dropped") << "\n";
+          << "entries (and those whose outcome is unknown) can be "
+          << (options.action == "retry" ? "retried" : "dropped") << "\n";
       return kExitRejected;
     }
     out << "outbox entry " << options.id << (options.action == "retry" ? " will be sent again now" : " dropped")

@@ -58,16 +58,60 @@ std::vector<Delivery::ChannelState> Delivery::channels() const {
   return out;
 }
 
+void Delivery::settle_interrupted() {
+  const Timestamp now = clock_.now();
+  std::vector<Interrupted> settled;
+  auto transaction = store_.begin();  // one commit for all of them
+  for (OutboxEntry& entry : store_.interrupted()) {
+    if (in_flight_.count(entry.id)) continue;
+    const Channel channel = entry.notification.channel;
+    const auto route = routes_.find(channel);
+    const bool retry =
+        route != routes_.end() && route->second->lane.config.on_unknown == ChannelConfig::OnUnknown::kRetry;
+    const std::string provider = route != routes_.end() ? route->second->lane.config.provider : "none configured";
+    const std::string since = entry.sending_since ? format_rfc3339(*entry.sending_since, "UTC") : "?";
+    std::string detail = "the attempt started " + since + " was cut off (the process died or stopped) before " +
+                         std::string(to_string(channel)) + " provider " + provider + " answered; ";
+    if (retry)
+      detail += "sent again with the same idempotency key (on_unknown = \"retry\")";
+    else
+      detail +=
+          "whether it reached the customer is unknown (on_unknown = \"hold\"): check the provider's log, then "
+          "tactd outbox resolve " +
+          std::to_string(entry.id) + " delivered|retry|drop";
+    if (!store_.settle_interrupted(entry.id, now, retry, detail)) continue;
+    settled.push_back(Interrupted{std::move(entry), retry, std::move(detail)});
+  }
+  transaction->commit();
+  for (const Interrupted& cut : settled) {
+    spdlog::warn("delivery: send cut off {} {} {} {} {}", kv("outbox", std::to_string(cut.entry.id)),
+                 kv("rule", cut.entry.notification.rule), kv("customer", cut.entry.notification.customer),
+                 kv("outcome", cut.retried ? "retry" : "unknown"), kv("detail", cut.detail));
+    if (interrupted_) interrupted_(cut);
+  }
+}
+
 asio::awaitable<void> Delivery::run() {
   asio::steady_timer sleep(co_await asio::this_coro::executor);
+  try {
+    settle_interrupted();
+  } catch (const std::exception& e) {  // they stay claimed, to be settled at the next start
+    spdlog::error("delivery: cannot settle the sends cut off before this start {}", kv("error", e.what()));
+  }
   for (;;) {
     Duration wait = kMaxSleep;
     if (stop_deadline_) {
       if (in_flight_.empty()) co_return;
       const Timestamp now = clock_.now();
       if (now >= *stop_deadline_) {
-        spdlog::warn("delivery: stop grace over with {} attempts in flight; they stay pending for the next start",
+        spdlog::warn("delivery: stop grace over with {} attempts in flight; they are settled as cut off",
                      in_flight_.size());
+        in_flight_.clear();  // an answer after this still records its verdict
+        try {
+          settle_interrupted();
+        } catch (const std::exception& e) {  // they stay claimed, to be settled at the next start
+          spdlog::error("delivery: cannot settle the sends cut off by the stop {}", kv("error", e.what()));
+        }
         co_return;
       }
       wait = std::min(wait, *stop_deadline_ - now);
@@ -94,14 +138,22 @@ asio::awaitable<void> Delivery::run() {
 Duration Delivery::start_due() {
   const Timestamp now = clock_.now();
   Duration wait = kMaxSleep;
+  // The attempts this round starts, sent once their claims are stored.
+  struct Start {
+    OutboxEntry entry;
+    Notification message;
+    std::shared_ptr<Route> route;
+    bool trial = false;  // the half-open breaker's one attempt
+  };
+  std::vector<Start> starts;
   for (auto& [channel, route_ptr] : routes_) {
     Route& route = *route_ptr;
-    const std::shared_ptr<Route> keep = route_ptr;
     const int concurrency = route.lane.config.concurrency;
     if (in_flight(channel) >= concurrency) continue;
-    // The entries in flight are still pending and due, so `concurrency`
-    // rows hold every one that may start now.
-    for (const OutboxEntry& entry : store_.due_notifications(now, channel, static_cast<std::size_t>(concurrency))) {
+    // Entries in flight are claimed and no longer due, so the free
+    // capacity in rows holds every one that may start now.
+    const auto room = static_cast<std::size_t>(concurrency - in_flight(channel));
+    for (const OutboxEntry& entry : store_.due_notifications(now, channel, room)) {
       if (in_flight_.count(entry.id)) continue;
       if (in_flight(channel) >= concurrency) break;
       if (route.breaker.open(now)) {
@@ -126,15 +178,32 @@ Duration Delivery::start_due() {
           continue;
         }
       }
+      const bool trial = route.breaker.open_until().has_value();
       if (!route.breaker.allows(now)) break;  // half-open, its trial still out
       route.bucket.take(now);
       in_flight_.emplace(entry.id, channel);
-      const int attempt = entry.attempts + 1;
-      spdlog::debug("delivery: attempt {} {} {}", kv("outbox", std::to_string(entry.id)),
-                    kv("attempt", std::to_string(attempt)), kv("channel", to_string(channel)));
-      route.lane.sender->send(
-          *message, [this, entry, attempt, keep](Verdict verdict) { finish(entry, attempt, *keep, verdict); });
+      starts.push_back(Start{entry, std::move(*message), route_ptr, trial});
     }
+  }
+  // The claims first, in one transaction: a crash from here on leaves each
+  // entry marked as sent-or-not, never as plainly pending.
+  std::vector<long long> ids;
+  for (const Start& start : starts) ids.push_back(start.entry.id);
+  try {
+    store_.claim(ids, now);
+  } catch (const StoreError&) {  // nothing is sent unclaimed; the round is tried again
+    for (const Start& start : starts) {
+      in_flight_.erase(start.entry.id);
+      if (start.trial) start.route->breaker.record(false, now);  // frees the half-open trial
+    }
+    throw;
+  }
+  for (Start& start : starts) {
+    const int attempt = start.entry.attempts + 1;
+    spdlog::debug("delivery: attempt {} {} {}", kv("outbox", std::to_string(start.entry.id)),
+                  kv("attempt", std::to_string(attempt)), kv("channel", to_string(start.entry.notification.channel)));
+    start.route->lane.sender->send(start.message, [this, entry = start.entry, attempt, keep = start.route](
+                                                      Verdict verdict) { finish(entry, attempt, *keep, verdict); });
   }
   // Notifications of a channel without a lane wait (run.cpp says so once).
   if (auto next = store_.next_notification(); next && *next > now) wait = std::min(wait, *next - now);

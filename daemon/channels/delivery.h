@@ -74,6 +74,14 @@ class Delivery {
   // data, or nullopt when the world has overtaken it (the check records
   // that itself). May throw StoreError: the entry is then tried later.
   using ReleaseCheck = std::function<std::optional<Notification>(const OutboxEntry&)>;
+  // An attempt cut off by a crash or a stop, as settle_interrupted() dealt
+  // with it: sent again (`retried`) or set aside as an unknown outcome.
+  struct Interrupted {
+    OutboxEntry entry;  // as it was claimed
+    bool retried = false;
+    std::string detail;  // what happened and what an operator can do
+  };
+  using InterruptObserver = std::function<void(const Interrupted&)>;
 
   // `store` and `clock` must outlive the Delivery; so must the clients the
   // senders use, or be destroyed first (they then drop their callbacks).
@@ -82,12 +90,24 @@ class Delivery {
            ReleaseCheck release = {});
 
   // Delivers until start_shutdown(): due entries are started as limits
-  // allow; it wakes when an attempt ends, when wake() is called, when the
-  // next entry falls due, or after at most kMaxSleep. After
+  // allow, each claimed in the store before its request leaves (one
+  // transaction per round); it wakes when an attempt ends, when wake() is
+  // called, when the next entry falls due, or after at most kMaxSleep.
+  // First it settles the attempts a previous process left cut off. After
   // start_shutdown() it starts nothing and returns once no attempt is in
-  // flight or the deadline has passed; entries cut off then stay pending
-  // and go out again after a restart, with the same idempotency key.
+  // flight or the deadline has passed; attempts cut off then are settled
+  // like those of a crash (settle_interrupted()).
   boost::asio::awaitable<void> run();
+
+  // Settles every claimed attempt not in flight in this process (the
+  // process died or stopped during its send), by its channel's on_unknown:
+  // kRetry makes it due now, to go out again with the same idempotency
+  // key; kHold (also for a channel without a lane) sets it aside as an
+  // unknown outcome for an operator. Tells the interrupt observer of each.
+  // Throws StoreError; what was settled stays settled.
+  void settle_interrupted();
+  // Called on the loop for each attempt settle_interrupted() dealt with.
+  void set_interrupt_observer(InterruptObserver observer) { interrupted_ = std::move(observer); }
 
   // Something was enqueued that may be due now: look at once.
   void wake();
@@ -128,6 +148,7 @@ class Delivery {
   const Clock& clock_;
   Observer observer_;
   ReleaseCheck release_;
+  InterruptObserver interrupted_;
   // Shared with the attempts in flight, which finish on the route they
   // started on even when a reload replaced it.
   std::map<Channel, std::shared_ptr<Route>> routes_;

@@ -323,6 +323,18 @@ void read_channel(const toml::table& table, const std::string& file, const std::
   if (auto d = read_duration(r, "max_age", kMaxAge)) channel.max_age = *d;
   if (auto d = read_duration(r, "backoff", kBackoff)) channel.backoff = *d;
   if (auto d = read_duration(r, "max_backoff", kMaxBackoff)) channel.max_backoff = *d;
+  channel.on_unknown = default_on_unknown(channel.provider);
+  if (auto text = r.string("on_unknown")) {
+    if (*text == "retry")
+      channel.on_unknown = ChannelConfig::OnUnknown::kRetry;
+    else if (*text == "hold")
+      channel.on_unknown = ChannelConfig::OnUnknown::kHold;
+    else
+      r.error("on_unknown",
+              "'on_unknown' must be \"retry\" (send a cut-off attempt again with the same "
+              "idempotency key) or \"hold\" (keep it for an operator), not '" +
+                  *text + "'");
+  }
   r.finish();
   config.channels.push_back(std::move(channel));
 }
@@ -573,6 +585,14 @@ bool known_provider(Channel channel, std::string_view provider) {
   if (provider == "webhook") return true;
   if (channel == Channel::kEmail) return provider == "sendgrid" || provider == "mailgun" || provider == "smtp";
   return provider == "twilio" || provider == "messagebird";
+}
+
+ChannelConfig::OnUnknown default_on_unknown(std::string_view provider) {
+  return provider == "webhook" ? ChannelConfig::OnUnknown::kRetry : ChannelConfig::OnUnknown::kHold;
+}
+
+std::string_view to_string(ChannelConfig::OnUnknown on_unknown) {
+  return on_unknown == ChannelConfig::OnUnknown::kRetry ? "retry" : "hold";
 }
 
 std::string_view provider_list(Channel channel) {

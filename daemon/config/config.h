@@ -190,6 +190,11 @@ struct ChannelConfig {
   Duration backoff = std::chrono::seconds{2};    // the first retry's ceiling; doubles
   Duration max_backoff = std::chrono::hours{1};  // the ceiling of the ceilings
   int max_segments = 3;                          // sms: longer messages are refused
+  // An attempt cut off by a crash or a stop (its outcome unknown): kRetry
+  // sends it again with the same idempotency key, for a provider that
+  // deduplicates on it; kHold sets it aside as "unknown" for an operator to
+  // resolve. Default: default_on_unknown(provider).
+  enum class OnUnknown { kRetry, kHold } on_unknown = OnUnknown::kHold;
 
   bool operator==(const ChannelConfig&) const = default;  // a reload replaces a changed channel
 };
@@ -197,6 +202,12 @@ struct ChannelConfig {
 // Whether `provider` is a provider of `channel`: email: sendgrid, mailgun,
 // smtp, webhook; sms: twilio, messagebird, webhook.
 bool known_provider(Channel channel, std::string_view provider);
+// What a send cut off does by default on `provider`: kRetry for "webhook"
+// (the receiver is asked to deduplicate on the Idempotency-Key), kHold for
+// the providers that do not deduplicate (sendgrid, mailgun, smtp, twilio,
+// messagebird).
+ChannelConfig::OnUnknown default_on_unknown(std::string_view provider);
+std::string_view to_string(ChannelConfig::OnUnknown on_unknown);
 // Those names for messages: "sendgrid, mailgun, smtp, webhook".
 std::string_view provider_list(Channel channel);
 

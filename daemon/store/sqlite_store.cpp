@@ -136,11 +136,17 @@ CREATE INDEX waiting_intents_until ON waiting_intents (until);
 ALTER TABLE entities ADD COLUMN first_seen_at INTEGER;  -- ms since the epoch
 UPDATE entities SET first_seen_at = observed_at;
 )sql"},
+    // An attempt is claimed before its request leaves and the claim ends
+    // with its verdict: a claim found at start-up is a send cut off.
+    Migration{8, "attempts under way", R"sql(
+ALTER TABLE outbox ADD COLUMN sending_since INTEGER;  -- ms since the epoch; NULL: no attempt under way
+CREATE INDEX outbox_sending ON outbox (sending_since) WHERE sending_since IS NOT NULL;
+)sql"},
     // An entity's children counted by status, kept by triggers on a status
     // column of its own (a text fields.status, written by put_entity), so
     // that a customer's delivered orders are one lookup however long their
     // history.
-    Migration{8, "children counted by status", R"sql(
+    Migration{9, "children counted by status", R"sql(
 ALTER TABLE entities ADD COLUMN status TEXT;
 UPDATE entities SET status = fields ->> '$.status' WHERE json_type(fields, '$.status') = 'text';
 CREATE TABLE child_counts (
@@ -198,12 +204,13 @@ constexpr auto kWriter = SQLite::TransactionBehavior::IMMEDIATE;
 long long millis(Timestamp t) { return t.time_since_epoch().count(); }
 Timestamp from_millis(long long ms) { return Timestamp{Duration{ms}}; }
 
-constexpr std::array<std::pair<OutboxStatus, std::string_view>, 5> kStatuses{{
+constexpr std::array<std::pair<OutboxStatus, std::string_view>, 6> kStatuses{{
     {OutboxStatus::kPending, "pending"},
     {OutboxStatus::kDelivered, "delivered"},
     {OutboxStatus::kDead, "dead"},
     {OutboxStatus::kDropped, "dropped"},
     {OutboxStatus::kOvertaken, "overtaken"},
+    {OutboxStatus::kUnknown, "unknown"},
 }};
 
 // A row holding a value the code cannot read; guard() names the operation.
@@ -230,7 +237,7 @@ Channel channel_from(const std::string& text) { return decode(parse_channel(text
 
 constexpr const char* kNotificationColumns =
     "id, idempotency_key, due_at, rule, kind, customer, entity, channel, recipient, subject, body, locale, "
-    "time_zone, status, attempts, next_attempt_at, last_error, event";
+    "time_zone, status, attempts, next_attempt_at, last_error, event, sending_since";
 
 OutboxEntry read_entry(SQLite::Statement& q) {
   OutboxEntry e;
@@ -259,6 +266,7 @@ OutboxEntry read_entry(SQLite::Statement& q) {
       throw CorruptRow(std::string("its event is not JSON: ") + error.what());
     }
   }
+  if (!q.getColumn(18).isNull()) e.sending_since = from_millis(q.getColumn(18).getInt64());
   return e;
 }
 
@@ -478,7 +486,7 @@ class SqliteStore final : public Store {
       // Walks the customer's index from the newest: one step unless the
       // newest were dropped, overtaken or dead (MAX() would read them all).
       SQLite::Statement& q = prepared(
-          "SELECT due_at FROM outbox WHERE customer = ? AND status IN ('pending', 'delivered') "
+          "SELECT due_at FROM outbox WHERE customer = ? AND status IN ('pending', 'delivered', 'unknown') "
           "ORDER BY due_at DESC LIMIT 1");
       q.bind(1, customer);
       if (!q.executeStep() || q.getColumn(0).isNull()) return std::nullopt;
@@ -535,7 +543,7 @@ class SqliteStore final : public Store {
   bool drop(long long outbox_id) override {
     return guard("drop outbox entry " + std::to_string(outbox_id), [&] {
       SQLite::Statement& q =
-          prepared("UPDATE outbox SET status = 'dropped' WHERE id = ? AND status IN ('pending', 'dead')");
+          prepared("UPDATE outbox SET status = 'dropped' WHERE id = ? AND status IN ('pending', 'dead', 'unknown')");
       q.bind(1, static_cast<int64_t>(outbox_id));
       return q.exec() == 1;
     });
@@ -596,7 +604,7 @@ class SqliteStore final : public Store {
       const OutboxEntry entry = read_entry_by_id(outbox_id);
       SQLite::Statement& update = prepared(
           "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, "
-          "next_attempt_at = NULL, last_error = NULL WHERE id = ?");
+          "next_attempt_at = NULL, last_error = NULL, sending_since = NULL WHERE id = ?");
       update.bind(1, static_cast<int64_t>(outbox_id));
       update.exec();
       insert_attempt(outbox_id, entry.attempts + 1, at, "delivered", detail);
@@ -614,7 +622,7 @@ class SqliteStore final : public Store {
       const OutboxEntry entry = read_entry_by_id(outbox_id);
       SQLite::Statement& update = prepared(
           "UPDATE outbox SET status = ?, attempts = attempts + 1, next_attempt_at = ?, "
-          "last_error = ? WHERE id = ? AND status = 'pending'");
+          "last_error = ?, sending_since = NULL WHERE id = ? AND status = 'pending'");
       update.bind(1, retry_at ? "pending" : "dead");
       if (retry_at) update.bind(2, static_cast<int64_t>(millis(*retry_at)));
       update.bind(3, detail);
@@ -629,10 +637,74 @@ class SqliteStore final : public Store {
     return guard("retry outbox entry " + std::to_string(outbox_id), [&] {
       SQLite::Statement& q = prepared(
           "UPDATE outbox SET status = 'pending', next_attempt_at = ? WHERE id = ? AND status IN "
-          "('dead', 'pending')");
+          "('dead', 'pending', 'unknown')");
       q.bind(1, static_cast<int64_t>(millis(now)));
       q.bind(2, static_cast<int64_t>(outbox_id));
       return q.exec() == 1;
+    });
+  }
+
+  bool resolve_delivered(long long outbox_id, Timestamp at, const std::string& note) override {
+    return guard("resolve outbox entry " + std::to_string(outbox_id) + " as delivered", [&] {
+      std::optional<SQLite::Transaction> own;
+      if (!in_transaction_) own.emplace(db_, kWriter);
+      SQLite::Statement& update = prepared(
+          "UPDATE outbox SET status = 'delivered', next_attempt_at = NULL, last_error = NULL, sending_since = NULL "
+          "WHERE id = ? AND status = 'unknown'");
+      update.bind(1, static_cast<int64_t>(outbox_id));
+      if (update.exec() != 1) return false;
+      const OutboxEntry entry = read_entry_by_id(outbox_id);
+      insert_decision(outbox_id, at, "resolved", note);
+      const Notification& n = entry.notification;
+      insert_contact(Contact{n.customer, at, n.kind, n.rule, n.entity, n.channel, n.idempotency_key});
+      if (own) own->commit();
+      return true;
+    });
+  }
+
+  void claim(const std::vector<long long>& outbox_ids, Timestamp at) override {
+    if (outbox_ids.empty()) return;
+    guard("claim " + std::to_string(outbox_ids.size()) + " outbox entries for sending", [&] {
+      std::optional<SQLite::Transaction> own;
+      if (!in_transaction_) own.emplace(db_, kWriter);
+      SQLite::Statement& q =
+          prepared("UPDATE outbox SET sending_since = ? WHERE id = ? AND status = 'pending' AND sending_since IS NULL");
+      for (const long long id : outbox_ids) {
+        q.tryReset();
+        q.bind(1, static_cast<int64_t>(millis(at)));
+        q.bind(2, static_cast<int64_t>(id));
+        q.exec();
+      }
+      if (own) own->commit();
+    });
+  }
+
+  std::vector<OutboxEntry> interrupted() const override {
+    return guard("read the sends cut off", [&] {
+      SQLite::Statement& q = prepared(std::string("SELECT ") + kNotificationColumns +
+                                      " FROM outbox WHERE sending_since IS NOT NULL ORDER BY sending_since, id");
+      return read_entries(q, false);
+    });
+  }
+
+  bool settle_interrupted(long long outbox_id, Timestamp at, bool retry, const std::string& detail) override {
+    return guard("settle the cut-off send of outbox entry " + std::to_string(outbox_id), [&] {
+      std::optional<SQLite::Transaction> own;
+      if (!in_transaction_) own.emplace(db_, kWriter);
+      SQLite::Statement& update = prepared(
+          "UPDATE outbox SET status = CASE WHEN ?1 OR status <> 'pending' THEN status ELSE 'unknown' END, "
+          "attempts = attempts + 1, "
+          "next_attempt_at = CASE WHEN ?1 THEN ?2 ELSE NULL END, last_error = ?3, sending_since = NULL "
+          "WHERE id = ?4 AND sending_since IS NOT NULL");
+      update.bind(1, retry ? 1 : 0);
+      update.bind(2, static_cast<int64_t>(millis(at)));
+      update.bind(3, detail);
+      update.bind(4, static_cast<int64_t>(outbox_id));
+      if (update.exec() != 1) return false;
+      const OutboxEntry entry = read_entry_by_id(outbox_id);
+      insert_attempt(outbox_id, entry.attempts, at, "interrupted", detail);
+      if (own) own->commit();
+      return true;
     });
   }
 
@@ -741,7 +813,7 @@ class SqliteStore final : public Store {
       SQLite::Statement& q =
           prepared(std::string("SELECT ") + kNotificationColumns +
                    " FROM outbox WHERE status = 'pending' AND COALESCE(next_attempt_at, due_at) <= ?1 "
-                   "AND (?2 IS NULL OR channel = ?2) "
+                   "AND (?2 IS NULL OR channel = ?2) AND sending_since IS NULL "
                    "ORDER BY COALESCE(next_attempt_at, due_at), id LIMIT ?3");
       q.bind(1, static_cast<int64_t>(millis(until)));
       if (channel) q.bind(2, std::string(to_string(*channel)));
@@ -752,8 +824,9 @@ class SqliteStore final : public Store {
 
   std::optional<Timestamp> next_notification() const override {
     return guard("read the next notification", [&]() -> std::optional<Timestamp> {
-      SQLite::Statement& q =
-          prepared("SELECT MIN(COALESCE(next_attempt_at, due_at)) FROM outbox WHERE status = 'pending'");
+      SQLite::Statement& q = prepared(
+          "SELECT MIN(COALESCE(next_attempt_at, due_at)) FROM outbox WHERE status = 'pending' AND "
+          "sending_since IS NULL");
       if (!q.executeStep() || q.getColumn(0).isNull()) return std::nullopt;
       return from_millis(q.getColumn(0).getInt64());
     });
@@ -769,6 +842,9 @@ class SqliteStore final : public Store {
       OutboxDepth depth;
       depth.pending = static_cast<std::size_t>(q.getColumn(0).getInt64());
       if (!q.getColumn(1).isNull()) depth.oldest_due = from_millis(q.getColumn(1).getInt64());
+      SQLite::Statement& unknown = prepared("SELECT COUNT(*) FROM outbox WHERE status = 'unknown'");
+      unknown.executeStep();
+      depth.unknown = static_cast<std::size_t>(unknown.getColumn(0).getInt64());
       return depth;
     });
   }

@@ -28,7 +28,11 @@ class StoreError : public std::runtime_error {
 
 // kOvertaken: not sent because the world moved on while it waited (the
 // reason is kept); like kDropped it counts for no cap, cooldown or contact.
-enum class OutboxStatus { kPending, kDelivered, kDead, kDropped, kOvertaken };
+// kUnknown: an attempt was cut off (a crash, a stop whose grace ended) on a
+// channel whose provider does not deduplicate on the idempotency key, so
+// whether it reached the customer is unknown: it is not sent again until an
+// operator resolves it (delivered, retry or drop). It counts like pending.
+enum class OutboxStatus { kPending, kDelivered, kDead, kDropped, kOvertaken, kUnknown };
 std::string_view to_string(OutboxStatus status);
 
 struct OutboxEntry {
@@ -38,6 +42,10 @@ struct OutboxEntry {
   int attempts = 0;
   std::optional<Timestamp> next_attempt;  // a retry's time; unset: notification.at
   std::string last_error;                 // the last failed attempt's answer
+  // Set while an attempt is under way: when it was claimed (claim()). Found
+  // set when no attempt is under way, the process died or stopped during
+  // the send and the outcome is unknown (settle_interrupted()).
+  std::optional<Timestamp> sending_since;
   // Set when the row cannot be read (an unknown kind or channel, an event
   // that is not JSON): the row was set aside to the dead letter with this
   // reason, and only id, status and last_error hold.
@@ -48,8 +56,10 @@ struct OutboxEntry {
 struct DeliveryAttempt {
   int number = 0;  // 1, 2, ...
   Timestamp at;
-  std::string outcome;  // "delivered", "retry" or "dead"
-  std::string detail;   // the provider's answer or the transport error
+  // "delivered", "retry", "dead", or "interrupted" (cut off by a crash or
+  // a stop; the detail says what became of the entry)
+  std::string outcome;
+  std::string detail;  // the provider's answer or the transport error
 };
 
 // What was decided about an outbox entry and why: "queued" (with why it
@@ -162,8 +172,9 @@ class Store {
   virtual std::vector<Kind> kinds_about(const EntityRef& entity) const = 0;
   // Pending notifications about `entity`, oldest first.
   virtual std::vector<OutboxEntry> pending_about(const EntityRef& entity) const = 0;
-  // Marks a pending (or dead) entry dropped: it will not be sent, and no
-  // longer counts for caps and cooldowns. Returns false when it was neither.
+  // Marks a pending, dead or unknown-outcome entry dropped: it will not be
+  // sent, and no longer counts for caps and cooldowns. Returns false when
+  // it was none of these.
   virtual bool drop(long long outbox_id) = 0;
   // Marks an entry delivered, records the attempt, and records it as
   // contact history, atomically: within the open Transaction when there is
@@ -187,9 +198,32 @@ class Store {
                                const std::string& reason) = 0;
   // The decisions about an entry, oldest first.
   virtual std::vector<OutboxDecision> decisions(long long outbox_id) const = 0;
-  // An operator's retry: a dead or pending entry is due again at `now`.
-  // Returns false when the entry is delivered, dropped or unknown.
+  // An operator's retry: a dead, pending or unknown-outcome entry is due
+  // again at `now`. Returns false when the entry is delivered, dropped,
+  // overtaken or unknown.
   virtual bool retry(long long outbox_id, Timestamp now) = 0;
+  // An operator's answer to an unknown outcome: the provider did deliver it
+  // (its log says so). The entry becomes delivered and contact history, with
+  // the decision "resolved" and `note`. Returns false, changing nothing,
+  // when the entry's outcome is not unknown.
+  virtual bool resolve_delivered(long long outbox_id, Timestamp at, const std::string& note) = 0;
+
+  // --- attempts under way ---
+  // Records, before sending, that attempts of these pending entries start
+  // at `at`, all in one transaction (one commit for a delivery round): the
+  // open Transaction when there is one, else one that begins as a writer.
+  // mark_delivered() and record_failure() end the claim. A claimed entry is
+  // not due (due_notifications(), next_notification()) until then.
+  virtual void claim(const std::vector<long long>& outbox_ids, Timestamp at) = 0;
+  // Entries claimed and never given a verdict: the process died or stopped
+  // during their send. Oldest claim first.
+  virtual std::vector<OutboxEntry> interrupted() const = 0;
+  // Ends the claim of an interrupted entry, recording the attempt as
+  // "interrupted" with `detail`: with `retry`, the entry is due again at
+  // `at` (the same idempotency key goes out again); without, its outcome is
+  // unknown (OutboxStatus::kUnknown) until an operator resolves it. Atomic
+  // like mark_delivered. Returns false when the entry was not claimed.
+  virtual bool settle_interrupted(long long outbox_id, Timestamp at, bool retry, const std::string& detail) = 0;
   virtual std::optional<OutboxEntry> outbox_entry(long long outbox_id) const = 0;
   // The entry's attempts, oldest first.
   virtual std::vector<DeliveryAttempt> attempts(long long outbox_id) const = 0;
@@ -224,6 +258,7 @@ class Store {
   struct OutboxDepth {
     std::size_t pending = 0;
     std::optional<Timestamp> oldest_due;
+    std::size_t unknown = 0;  // entries whose outcome an operator must resolve
   };
   virtual OutboxDepth outbox_depth(Timestamp now) const = 0;
 

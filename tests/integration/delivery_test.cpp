@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include <array>
+#include <csignal>
 #include <cstdio>
 #include <sstream>
 #include <thread>
@@ -472,5 +473,103 @@ TEST_CASE("an outbox row that cannot be read is set aside with its reason, and d
   CHECK_THAT(listed, Contains("2  delivered"));
   CHECK_THAT(outbox_cli(dir, "show 1", &status), Contains("unreadable:      unknown message kind 'pep_talk'"));
   CHECK(status == 0);
+  CHECK(daemon.stop() == 0);
+}
+
+namespace {
+
+// Email by webhook (deduplicates on the key: on_unknown defaults to retry),
+// SMS by twilio (does not: hold), both to `provider`; `tactd` is added to [tactd].
+std::filesystem::path write_cut_off_config(const TempDir& dir, const Provider& provider,
+                                           const std::string& tactd = "") {
+  std::filesystem::create_directories(dir.path() / "spool");
+  return dir.write("tactd.toml",
+                   "[tactd]\nrules = \"" + (tactd::test::source_dir() / "config/rules").string() +
+                       "\"\ntemplates = \"" + (tactd::test::source_dir() / "templates").string() +
+                       "\"\nstate = \"state.db\"\nmerchant = \"Bakkerij Bol\"\n" + tactd +
+                       "[locale]\ntime_zone = \"Europe/Amsterdam\"\n" +
+                       "[[source]]\nname = \"drops\"\ntype = \"spool\"\npath = \"spool\"\ninterval = \"1s\"\n"
+                       "[[channel]]\nchannel = \"email\"\nprovider = \"webhook\"\nurl = \"" +
+                       provider.base() +
+                       "/hook\"\ntimeout = \"30s\"\n[[channel]]\nchannel = \"sms\"\nprovider = \"twilio\"\nurl = \"" +
+                       provider.base() +
+                       "/2010-04-01/Accounts/AC0001/Messages.json\"\naccount = \"AC0001\"\n"
+                       "from = \"+3197010000001\"\nsecret_env = \"SMS_TOKEN\"\ntimeout = \"30s\"\n");
+}
+
+// "<channel> <status>" of each outbox row, in id order.
+std::vector<std::string> channel_statuses(const TempDir& dir) {
+  return tactd::test::column(dir.path() / "state.db", "SELECT channel || ' ' || status FROM outbox ORDER BY id");
+}
+
+}  // namespace
+
+TEST_CASE("a send cut off by a crash: the webhook is sent again with its key, the SMS waits for an operator") {
+  TempDir dir;
+  Provider provider(dir);
+  provider.script(nlohmann::json::array({{{"delay", 60}}, {{"delay", 60}}}));  // both hang until the crash
+  const auto config = write_cut_off_config(dir, provider);
+  {
+    Daemon daemon(config, dir.path() / "log", kSecrets);
+    drop(dir.path() / "spool", "a.jsonl", cancellation("1", true) + cancellation("2", false));
+    REQUIRE(eventually([&] { return provider.requests().size() == 2; }));
+    // Each attempt was claimed before its request left.
+    CHECK(tactd::test::column(dir.path() / "state.db", "SELECT COUNT(*) FROM outbox WHERE sending_since IS NOT NULL")
+              .at(0) == "2");
+    daemon.signal(SIGKILL);
+    daemon.wait();
+  }
+  CHECK_THAT(outbox_cli(dir, "list"), Contains("sending since"));
+  Daemon daemon(config, dir.path() / "log.restart", kSecrets);
+  REQUIRE(eventually([&] {
+    return channel_statuses(dir) == std::vector<std::string>{"sms unknown", "email delivered"};
+  }));
+  const auto requests = provider.requests();
+  REQUIRE(requests.size() == 3);  // the webhook again, the SMS not
+  CHECK(requests[2]["path"] == "/hook");
+  const auto& first_hook = requests[0]["path"] == "/hook" ? requests[0] : requests[1];
+  CHECK(requests[2]["headers"]["idempotency-key"] == first_hook["headers"]["idempotency-key"]);
+
+  int status = 0;
+  CHECK_THAT(outbox_cli(dir, "list --status unknown", &status),
+             Contains("1  unknown") && Contains("outcome unknown: tactd outbox resolve 1 delivered|retry|drop"));
+  CHECK(status == 0);
+  const std::string shown = outbox_cli(dir, "show 1");
+  CHECK_THAT(shown, Contains("outcome:         unknown") && Contains("interrupted") &&
+                        Contains("provider twilio answered; whether it reached the customer is unknown"));
+  CHECK_THAT(outbox_cli(dir, "resolve 2 delivered", &status), Contains("is delivered; only entries whose outcome"));
+  CHECK(status != 0);
+  CHECK_THAT(outbox_cli(dir, "resolve 1 maybe", &status), Contains("delivered (the provider's log"));
+  CHECK(status != 0);
+  CHECK_THAT(outbox_cli(dir, "resolve 1 delivered", &status), Contains("resolved: delivered"));
+  CHECK(status == 0);
+  CHECK(channel_statuses(dir) == std::vector<std::string>{"sms delivered", "email delivered"});
+  CHECK(db_count(dir, "contacts") == 2);
+  CHECK_THAT(slurp(dir.path() / "log.restart"),
+             Contains("delivery: send cut off outbox=1") && Contains("outcome=unknown") && Contains("outcome=retry"));
+  CHECK(provider.requests().size() == 3);
+  CHECK(daemon.stop() == 0);
+}
+
+TEST_CASE("a stop whose grace ends during a send leaves an SMS as an unknown outcome, not pending") {
+  TempDir dir;
+  Provider provider(dir);
+  provider.script(nlohmann::json::array({{{"delay", 60}}}));
+  const auto config = write_cut_off_config(dir, provider, "stop_grace = \"1s\"\n");
+  {
+    Daemon daemon(config, dir.path() / "log", kSecrets);
+    drop(dir.path() / "spool", "a.jsonl", cancellation("1", true));
+    REQUIRE(eventually([&] { return provider.requests().size() == 1; }));
+    CHECK(daemon.stop() == 0);
+  }
+  CHECK(channel_statuses(dir) == std::vector<std::string>{"sms unknown"});
+  CHECK_THAT(slurp(dir.path() / "log"), Contains("they are settled as cut off"));
+  // A restart sends nothing again; an operator's retry does.
+  Daemon daemon(config, dir.path() / "log", kSecrets);
+  int status = 0;
+  CHECK_THAT(outbox_cli(dir, "resolve 1 retry", &status), Contains("resolved: will be sent again now"));
+  CHECK(status == 0);
+  REQUIRE(eventually([&] { return channel_statuses(dir) == std::vector<std::string>{"sms delivered"}; }));
+  CHECK(provider.requests().size() == 2);
   CHECK(daemon.stop() == 0);
 }

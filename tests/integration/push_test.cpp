@@ -5,6 +5,10 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
+#include <atomic>
+#include <chrono>
+#include <thread>
+
 #include "sources/push_endpoint.h"
 #include "support/daemon.h"
 #include "support/http.h"
@@ -164,5 +168,50 @@ TEST_CASE("a signature with a timestamp so large it would wrap is refused as too
     CHECK_THAT(r.body, Contains("too far from now"));
   }
   CHECK(daemon.outbox_rows() == 0);
+  CHECK(daemon.stop() == 0);
+}
+
+TEST_CASE("pushes while another process writes to the state every 20 ms are all answered 202") {
+  // An operator's `tactd outbox drop`, a backup or a monitoring script: each
+  // holds the write lock for 2 ms. The daemon's commits wait their turn
+  // (the busy timeout) instead of answering 503.
+  TempDir dir;
+  PushDaemon daemon(dir);
+  std::atomic<bool> stop{false};
+  std::atomic<int> writes{0};
+  std::thread writer([&] {
+    SQLite::Database db((dir.path() / "state.db").string(), SQLite::OPEN_READWRITE);
+    db.setBusyTimeout(5000);
+    db.exec("CREATE TABLE IF NOT EXISTS operator_notes (at INTEGER)");
+    while (!stop) {
+      db.exec("BEGIN IMMEDIATE");
+      db.exec("INSERT INTO operator_notes VALUES (1)");
+      std::this_thread::sleep_for(std::chrono::milliseconds{2});
+      db.exec("COMMIT");
+      ++writes;
+      std::this_thread::sleep_for(std::chrono::milliseconds{18});
+    }
+  });
+  constexpr int kPushes = 300;
+  int accepted = 0;
+  std::string refused;
+  for (int i = 1; i <= kPushes; ++i) {
+    const std::string n = std::to_string(i);
+    const auto r = post(daemon.port(),
+                        R"({"type":"order","id":"P-)" + n +
+                            R"(","observed_at":"2026-11-20T10:00:00Z","fields":{"customer":"c-1","status":"placed"}})",
+                        {"Authorization: Bearer " + kToken});
+    if (r.status == 202)
+      ++accepted;
+    else if (refused.empty())
+      refused = std::to_string(r.status) + " " + r.body;
+  }
+  stop = true;
+  writer.join();
+  INFO(refused);
+  CHECK(accepted == kPushes);
+  CHECK(writes > 10);  // the writer did write meanwhile
+  SQLite::Database db((dir.path() / "state.db").string());
+  CHECK(db.execAndGet("SELECT COUNT(*) FROM entities WHERE type = 'order'").getInt() == kPushes);
   CHECK(daemon.stop() == 0);
 }

@@ -359,6 +359,54 @@ from = "Shop"
   CHECK_THAT(text, Catch::Contains(":18:8: 'from' must be an email address, like \"Our shop <shop@example.com>\""));
 }
 
+TEST_CASE("a send cut off is retried on a webhook and held elsewhere, unless on_unknown says otherwise") {
+  TempDir dir;
+  dir.write("twilio-token", "tw-secret\n");
+  Diagnostics errors;
+  auto config = load_config(write_config(dir, R"toml([tactd]
+rules = "rules"
+templates = "templates"
+[[channel]]
+channel = "email"
+provider = "webhook"
+url = "https://hooks.example/mail"
+[[channel]]
+channel = "sms"
+provider = "twilio"
+account = "AC1"
+from = "+3197010000001"
+secret_file = "twilio-token"
+)toml"),
+                            errors);
+  INFO(all(errors));
+  REQUIRE(config);
+  CHECK(config->channels[0].on_unknown == ChannelConfig::OnUnknown::kRetry);
+  CHECK(config->channels[1].on_unknown == ChannelConfig::OnUnknown::kHold);
+
+  TempDir other;
+  other.write("twilio-token", "tw-secret\n");
+  config = load_config(write_config(other, R"toml([tactd]
+rules = "rules"
+templates = "templates"
+[[channel]]
+channel = "email"
+provider = "webhook"
+url = "https://hooks.example/mail"
+on_unknown = "hold"
+[[channel]]
+channel = "sms"
+provider = "twilio"
+account = "AC1"
+from = "+3197010000001"
+secret_file = "twilio-token"
+on_unknown = "maybe"
+)toml"),
+                       errors);
+  CHECK_FALSE(config);
+  CHECK_THAT(all(errors), Catch::Contains(":15:14: 'on_unknown' must be \"retry\""));
+  CHECK_THAT(all(errors), !Catch::Contains(":8:"));
+}
+
 TEST_CASE("known providers are those of each channel") {
   CHECK(known_provider(Channel::kEmail, "sendgrid"));
   CHECK(known_provider(Channel::kEmail, "mailgun"));

@@ -17,7 +17,7 @@ using namespace std::chrono_literals;
 namespace {
 
 // The schema version a new database gets: the number of migrations.
-constexpr int kLatest = 8;
+constexpr int kLatest = 9;
 
 Timestamp at(const char* text) { return *parse_rfc3339(text); }
 
@@ -83,6 +83,7 @@ TEST_CASE("a database at an older schema version gets only the missing migration
     db.exec("ALTER TABLE outbox DROP COLUMN last_error;");
     db.exec("DROP TABLE outbox_decisions; ALTER TABLE outbox DROP COLUMN event; DROP TABLE waiting_intents;");
     db.exec("ALTER TABLE entities DROP COLUMN first_seen_at;");
+    db.exec("DROP INDEX outbox_sending; ALTER TABLE outbox DROP COLUMN sending_since;");
     db.exec("DELETE FROM schema_migrations WHERE version >= 2");
   }
   auto store = Store::open(path);
@@ -666,4 +667,84 @@ TEST_CASE("an intent waits for linked data, keeps its deadline when it waits for
   store->remove_waiting(waiting[0].id);
   CHECK(store->waiting_for(customer).empty());
   CHECK_FALSE(store->next_waiting_expiry());
+}
+
+TEST_CASE("a claimed entry is not due, and its verdict ends the claim") {
+  auto store = Store::open_temporary();
+  store->enqueue(notification("k1", "c-1", at("2026-11-20T10:00:00Z")));
+  store->enqueue(notification("k2", "c-1", at("2026-11-20T10:00:00Z")));
+  const auto due = store->due_notifications(at("2026-11-20T11:00:00Z"));
+  REQUIRE(due.size() == 2);
+  store->claim({due[0].id, due[1].id}, at("2026-11-20T10:00:01Z"));
+  CHECK(store->due_notifications(at("2026-11-20T11:00:00Z")).empty());
+  CHECK_FALSE(store->next_notification());
+  CHECK(store->outbox_depth(at("2026-11-20T11:00:00Z")).pending == 2);  // still on their way
+  CHECK(store->outbox_entry(due[0].id)->sending_since == at("2026-11-20T10:00:01Z"));
+
+  store->mark_delivered(due[0].id, at("2026-11-20T10:00:02Z"));
+  store->record_failure(due[1].id, at("2026-11-20T10:00:02Z"), "HTTP 503", at("2026-11-20T10:00:10Z"));
+  CHECK(store->interrupted().empty());
+  CHECK_FALSE(store->outbox_entry(due[0].id)->sending_since);
+  REQUIRE(store->due_notifications(at("2026-11-20T11:00:00Z")).size() == 1);
+}
+
+TEST_CASE("a send cut off is retried with its key, or held as an unknown outcome an operator resolves") {
+  TempDir dir;
+  const auto path = dir.path() / "state.db";
+  long long retried = 0;
+  long long held = 0;
+  {
+    auto store = Store::open(path);
+    store->enqueue(notification("k1", "c-1", at("2026-11-20T10:00:00Z")));
+    store->enqueue(notification("k2", "c-2", at("2026-11-20T10:00:00Z")));
+    const auto due = store->due_notifications(at("2026-11-20T11:00:00Z"));
+    retried = due[0].id;
+    held = due[1].id;
+    store->claim({retried, held}, at("2026-11-20T10:00:01Z"));
+  }  // the process dies here, mid-send
+  auto store = Store::open(path);
+  const auto cut = store->interrupted();
+  REQUIRE(cut.size() == 2);
+  CHECK(store->settle_interrupted(retried, at("2026-11-20T10:05:00Z"), true, "cut off; sent again"));
+  CHECK(store->settle_interrupted(held, at("2026-11-20T10:05:00Z"), false, "cut off; unknown"));
+  CHECK_FALSE(store->settle_interrupted(held, at("2026-11-20T10:05:00Z"), false, "again"));
+  CHECK(store->interrupted().empty());
+
+  const auto due = store->due_notifications(at("2026-11-20T10:05:00Z"));
+  REQUIRE(due.size() == 1);
+  CHECK(due[0].notification.idempotency_key == "k1");
+  CHECK(due[0].attempts == 1);
+  const auto attempts = store->attempts(retried);
+  REQUIRE(attempts.size() == 1);
+  CHECK(attempts[0].outcome == "interrupted");
+
+  auto entry = store->outbox_entry(held);
+  CHECK(entry->status == OutboxStatus::kUnknown);
+  CHECK(entry->last_error == "cut off; unknown");
+  CHECK(store->outbox(OutboxStatus::kUnknown).size() == 1);
+  CHECK(store->outbox_depth(at("2026-11-20T10:05:00Z")).unknown == 1);
+  CHECK(store->latest_notification_at("c-2"));  // it may have reached them: it counts for caps and silences
+
+  // Resolved as delivered: contact history, once.
+  CHECK_FALSE(store->resolve_delivered(retried, at("2026-11-20T11:00:00Z"), "no"));  // not unknown
+  CHECK(store->resolve_delivered(held, at("2026-11-20T11:00:00Z"), "an operator: the provider delivered it"));
+  CHECK(store->outbox_entry(held)->status == OutboxStatus::kDelivered);
+  REQUIRE(store->contacts("c-2").size() == 1);
+  CHECK(store->decisions(held).back().decision == "resolved");
+  CHECK_FALSE(store->resolve_delivered(held, at("2026-11-20T11:00:00Z"), "twice"));
+}
+
+TEST_CASE("an unknown outcome can be retried or dropped") {
+  auto store = Store::open_temporary();
+  store->enqueue(notification("k1", "c-1", at("2026-11-20T10:00:00Z")));
+  store->enqueue(notification("k2", "c-1", at("2026-11-20T10:00:00Z")));
+  const auto due = store->due_notifications(at("2026-11-20T11:00:00Z"));
+  store->claim({due[0].id, due[1].id}, at("2026-11-20T10:00:01Z"));
+  store->settle_interrupted(due[0].id, at("2026-11-20T10:05:00Z"), false, "unknown");
+  store->settle_interrupted(due[1].id, at("2026-11-20T10:05:00Z"), false, "unknown");
+  CHECK(store->retry(due[0].id, at("2026-11-20T12:00:00Z")));
+  CHECK(store->drop(due[1].id));
+  CHECK(store->outbox_entry(due[0].id)->status == OutboxStatus::kPending);
+  CHECK(store->outbox_entry(due[1].id)->status == OutboxStatus::kDropped);
+  CHECK(store->due_notifications(at("2026-11-20T12:00:00Z")).size() == 1);
 }
