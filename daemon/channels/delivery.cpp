@@ -8,6 +8,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
+#include <set>
 
 namespace tactd {
 namespace asio = boost::asio;
@@ -100,12 +101,16 @@ asio::awaitable<void> Delivery::run() {
   }
   for (;;) {
     Duration wait = kMaxSleep;
+    if (!store_verdicts()) wait = kVerdictRetry;
     if (stop_deadline_) {
-      if (in_flight_.empty()) co_return;
+      if (in_flight_.empty()) co_return;  // nothing in flight, every verdict stored
       const Timestamp now = clock_.now();
       if (now >= *stop_deadline_) {
-        spdlog::warn("delivery: stop grace over with {} attempts in flight; they are settled as cut off",
-                     in_flight_.size());
+        spdlog::warn(
+            "delivery: stop grace over with {} attempts in flight and {} verdicts not stored; they are settled as "
+            "cut off",
+            in_flight_.size() - unstored_.size(), unstored_.size());
+        unstored_.clear();
         in_flight_.clear();  // an answer after this still records its verdict
         try {
           settle_interrupted();
@@ -146,10 +151,12 @@ Duration Delivery::start_due() {
     bool trial = false;  // the half-open breaker's one attempt
   };
   std::vector<Start> starts;
+  std::set<Channel> refused;  // a verdict of theirs the store refused: they start nothing
+  for (const Unstored& verdict : unstored_) refused.insert(verdict.end.channel);
   for (auto& [channel, route_ptr] : routes_) {
     Route& route = *route_ptr;
     const int concurrency = route.lane.config.concurrency;
-    if (in_flight(channel) >= concurrency) continue;
+    if (refused.count(channel) || in_flight(channel) >= concurrency) continue;
     // Entries in flight are claimed and no longer due, so the free
     // capacity in rows holds every one that may start now.
     const auto room = static_cast<std::size_t>(concurrency - in_flight(channel));
@@ -203,77 +210,138 @@ Duration Delivery::start_due() {
     spdlog::debug("delivery: attempt {} {} {}", kv("outbox", std::to_string(start.entry.id)),
                   kv("attempt", std::to_string(attempt)), kv("channel", to_string(start.entry.notification.channel)));
     start.route->lane.sender->send(start.message, [this, entry = start.entry, attempt, keep = start.route](
-                                                      Verdict verdict) { finish(entry, attempt, *keep, verdict); });
+                                                      Verdict verdict) { finish(entry, attempt, keep, verdict); });
   }
   // Notifications of a channel without a lane wait (run.cpp says so once).
   if (auto next = store_.next_notification(); next && *next > now) wait = std::min(wait, *next - now);
   return wait;
 }
 
-void Delivery::finish(const OutboxEntry& entry, int attempt, Route& route, const Verdict& verdict) {
-  const long long id = entry.id;
+void Delivery::finish(const OutboxEntry& entry, int attempt, const std::shared_ptr<Route>& route,
+                      const Verdict& verdict) {
   const Timestamp due = entry.notification.at;
-  in_flight_.erase(id);
-  AttemptEnd end{route.lane.config.channel,
-                 entry.notification.rule,
-                 entry.notification.kind,
-                 verdict.kind,
-                 false,
-                 {},
-                 id,
-                 entry.notification.entity,
-                 entry.notification.customer,
-                 {}};
   const Timestamp now = clock_.now();
-  const ChannelConfig& config = route.lane.config;
-  route.breaker.record(verdict.kind != Verdict::kRetry, now);
-  const std::string detail = verdict.reason.substr(0, kMaxDetail);
-  try {
-    switch (verdict.kind) {
-      case Verdict::kDelivered:
-        store_.mark_delivered(id, now, detail);
-        end.latency = now - due;
-        spdlog::info("delivery: delivered {} {} {} {} {}", kv("outbox", std::to_string(id)),
-                     kv("rule", entry.notification.rule), kv("customer", entry.notification.customer),
-                     kv("provider", config.provider), kv("attempt", std::to_string(attempt)));
-        break;
-      case Verdict::kPermanent:
-        store_.record_failure(id, now, detail, std::nullopt);
-        end.dead = true;
-        end.detail = detail;
-        spdlog::warn("delivery: dead letter {} {} {} {} {}", kv("outbox", std::to_string(id)),
-                     kv("rule", entry.notification.rule), kv("customer", entry.notification.customer),
-                     kv("provider", config.provider), kv("answer", detail));
-        break;
-      case Verdict::kRetry: {
-        std::optional<Timestamp> retry_at;
-        std::string why = detail;
-        if (attempt >= config.max_attempts)
-          why += "; gave up after " + std::to_string(attempt) + " attempts";
-        else if (now - due >= config.max_age)
-          why += "; gave up: older than max_age";
-        else
-          retry_at = now + retry_delay(config.backoff, config.max_backoff, attempt,
-                                       std::uniform_real_distribution<double>(0.0, 1.0)(random_), verdict.retry_after);
-        store_.record_failure(id, now, why, retry_at);
-        end.dead = !retry_at;
-        end.detail = why;
-        if (retry_at)
-          spdlog::warn("delivery: retry {} {} {} {}", kv("outbox", std::to_string(id)),
-                       kv("attempt", std::to_string(attempt)), kv("answer", detail),
-                       kv("retry_at", format_rfc3339(*retry_at, "UTC")));
-        else
-          spdlog::warn("delivery: dead letter {} {} {} {}", kv("outbox", std::to_string(id)),
-                       kv("rule", entry.notification.rule), kv("customer", entry.notification.customer),
-                       kv("answer", why));
-        break;
+  const ChannelConfig& config = route->lane.config;
+  route->breaker.record(verdict.kind != Verdict::kRetry, now);
+  Unstored out{entry, route, now, attempt, verdict.reason.substr(0, kMaxDetail), std::nullopt, {}};
+  out.end = AttemptEnd{config.channel,
+                       entry.notification.rule,
+                       entry.notification.kind,
+                       verdict.kind,
+                       false,
+                       {},
+                       entry.id,
+                       entry.notification.entity,
+                       entry.notification.customer,
+                       {}};
+  switch (verdict.kind) {
+    case Verdict::kDelivered:
+      out.end.latency = now - due;
+      break;
+    case Verdict::kPermanent:
+      out.end.dead = true;
+      out.end.detail = out.detail;
+      break;
+    case Verdict::kRetry:
+      if (attempt >= config.max_attempts)
+        out.detail += "; gave up after " + std::to_string(attempt) + " attempts";
+      else if (now - due >= config.max_age)
+        out.detail += "; gave up: older than max_age";
+      else
+        out.retry_at =
+            now + retry_delay(config.backoff, config.max_backoff, attempt,
+                              std::uniform_real_distribution<double>(0.0, 1.0)(random_), verdict.retry_after);
+      out.end.dead = !out.retry_at;
+      out.end.detail = out.detail;
+      break;
+  }
+  // Its entry stays in flight until the verdict is stored: not sent again.
+  unstored_.push_back(std::move(out));
+  wake();  // the next turn stores it, and its capacity is free then
+}
+
+void Delivery::write(const Unstored& verdict) {
+  if (verdict.end.verdict == Verdict::kDelivered)
+    store_.mark_delivered(verdict.entry.id, verdict.at, verdict.detail);
+  else
+    store_.record_failure(verdict.entry.id, verdict.at, verdict.detail, verdict.retry_at);
+}
+
+bool Delivery::store_verdicts() {
+  if (unstored_.empty()) return true;
+  std::vector<Unstored> verdicts = std::move(unstored_);
+  unstored_.clear();
+  std::string error;
+  try {  // all in one transaction: one fsync for the lot
+    auto transaction = store_.begin();
+    for (const Unstored& verdict : verdicts) write(verdict);
+    transaction->commit();
+    for (const Unstored& verdict : verdicts) report(verdict);
+  } catch (const std::exception& e) {  // StoreError, or a bug: one by one, keeping what is refused
+    error = e.what();
+    for (Unstored& verdict : verdicts) {
+      try {
+        auto transaction = store_.begin();
+        write(verdict);
+        transaction->commit();
+        report(verdict);
+      } catch (const std::exception& one) {
+        error = one.what();
+        unstored_.push_back(std::move(verdict));
       }
     }
-  } catch (const std::exception& e) {
-    spdlog::error("delivery: verdict not stored {} {}", kv("outbox", std::to_string(id)), kv("error", e.what()));
   }
-  if (observer_) observer_(end);
-  wake();  // its capacity is free now
+  const Timestamp now = clock_.now();
+  if (unstored_.empty()) {
+    if (refused_since_)
+      spdlog::warn("delivery: verdicts stored again, sending goes on {}",
+                   kv("refused_for_s",
+                      std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - *refused_since_).count())));
+    refused_since_.reset();
+    refusal_logged_.reset();
+    return true;
+  }
+  if (!refused_since_) refused_since_ = now;
+  if (!refusal_logged_ || now - *refusal_logged_ >= kVerdictLogEvery) {
+    refusal_logged_ = now;
+    std::string channels;
+    for (const Unstored& verdict : unstored_) {
+      const std::string name(to_string(verdict.end.channel));
+      if (channels.find(name) == std::string::npos) channels += (channels.empty() ? "" : ",") + name;
+    }
+    spdlog::error(
+        "delivery: verdicts not stored, kept and written again; their channels send nothing meanwhile {} {} {}",
+        kv("verdicts", std::to_string(unstored_.size())), kv("channels", channels), kv("error", error));
+  }
+  return false;
+}
+
+void Delivery::report(const Unstored& verdict) {
+  const long long id = verdict.entry.id;
+  in_flight_.erase(id);
+  const Notification& n = verdict.entry.notification;
+  const std::string& provider = verdict.route->lane.config.provider;
+  switch (verdict.end.verdict) {
+    case Verdict::kDelivered:  // a line per message at debug: at info it costs more than the delivery
+      spdlog::debug("delivery: delivered {} {} {} {} {}", kv("outbox", std::to_string(id)), kv("rule", n.rule),
+                    kv("customer", n.customer), kv("provider", provider),
+                    kv("attempt", std::to_string(verdict.attempt)));
+      break;
+    case Verdict::kPermanent:
+      spdlog::warn("delivery: dead letter {} {} {} {} {}", kv("outbox", std::to_string(id)), kv("rule", n.rule),
+                   kv("customer", n.customer), kv("provider", provider), kv("answer", verdict.detail));
+      break;
+    case Verdict::kRetry:
+      if (verdict.retry_at)
+        spdlog::warn("delivery: retry {} {} {} {}", kv("outbox", std::to_string(id)),
+                     kv("attempt", std::to_string(verdict.attempt)), kv("answer", verdict.detail),
+                     kv("retry_at", format_rfc3339(*verdict.retry_at, "UTC")));
+      else
+        spdlog::warn("delivery: dead letter {} {} {} {}", kv("outbox", std::to_string(id)), kv("rule", n.rule),
+                     kv("customer", n.customer), kv("answer", verdict.detail));
+      break;
+  }
+  if (observer_) observer_(verdict.end);
 }
 
 }  // namespace tactd

@@ -5,6 +5,12 @@
 // off exponentially with full jitter, honouring Retry-After; permanent
 // refusals, too many attempts or too old a message go to the dead letter. A
 // delivered notification becomes contact history.
+//
+// Verdicts are written in groups: those that arrived since the last turn of
+// the loop go into the store in one transaction (one fsync for them all).
+// A verdict the store refuses (disk full, database locked) is kept and
+// written again each turn until it is stored; meanwhile its entry is not
+// sent again and its channel starts no new attempt.
 #pragma once
 
 #include <utility>  // before Boost.Asio: Boost 1.74's awaitable.hpp needs it with C++20
@@ -15,8 +21,10 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "channels/limits.h"
 #include "channels/provider.h"
@@ -89,14 +97,15 @@ class Delivery {
   Delivery(Store& store, const Clock& clock, std::vector<Lane> lanes, Observer observer = {},
            ReleaseCheck release = {});
 
-  // Delivers until start_shutdown(): due entries are started as limits
-  // allow, each claimed in the store before its request leaves (one
-  // transaction per round); it wakes when an attempt ends, when wake() is
-  // called, when the next entry falls due, or after at most kMaxSleep.
-  // First it settles the attempts a previous process left cut off. After
-  // start_shutdown() it starts nothing and returns once no attempt is in
-  // flight or the deadline has passed; attempts cut off then are settled
-  // like those of a crash (settle_interrupted()).
+  // Delivers until start_shutdown(): the verdicts that came since the last
+  // turn are stored, then due entries are started as limits allow, each
+  // claimed in the store before its request leaves (one transaction per
+  // round); it wakes when an attempt ends, when wake() is called, when the
+  // next entry falls due, or after at most kMaxSleep. First it settles the
+  // attempts a previous process left cut off. After start_shutdown() it
+  // starts nothing and returns once no attempt is in flight and every
+  // verdict is stored, or the deadline has passed; attempts cut off then are
+  // settled like those of a crash (settle_interrupted()).
   boost::asio::awaitable<void> run();
 
   // Settles every claimed attempt not in flight in this process (the
@@ -126,11 +135,17 @@ class Delivery {
   };
   std::vector<ChannelState> channels() const;
   std::size_t in_flight() const { return in_flight_.size(); }
+  // Verdicts given but not yet stored.
+  std::size_t unstored() const { return unstored_.size(); }
 
   static constexpr auto kMaxSleep = std::chrono::milliseconds{500};
   // The wait after a round that failed with an exception, logged; delivery goes on.
   static constexpr auto kFailureBackoff = std::chrono::seconds{5};
   static constexpr std::size_t kMaxDetail = 500;  // bytes of a provider's answer kept per attempt
+  // The wait before writing verdicts again after the store refused them.
+  static constexpr auto kVerdictRetry = std::chrono::milliseconds{500};
+  // How often a store that keeps refusing verdicts is logged again.
+  static constexpr auto kVerdictLogEvery = std::chrono::seconds{30};
 
  private:
   struct Route {  // one channel's lane with its limits
@@ -140,7 +155,22 @@ class Delivery {
   };
   // Starts what may start now; returns how long until something else may.
   Duration start_due();
-  void finish(const OutboxEntry& entry, int attempt, Route& route, const Verdict& verdict);
+  // A verdict given, not yet stored: what store_verdicts() writes.
+  struct Unstored {
+    OutboxEntry entry;
+    std::shared_ptr<Route> route;
+    Timestamp at;  // when the verdict came
+    int attempt = 0;
+    std::string detail;                 // the attempt's record (and last error)
+    std::optional<Timestamp> retry_at;  // a failure's next attempt; none: dead letter
+    AttemptEnd end;
+  };
+  void finish(const OutboxEntry& entry, int attempt, const std::shared_ptr<Route>& route, const Verdict& verdict);
+  // Writes the unstored verdicts in one transaction (or, when that fails,
+  // one by one); what the store refuses stays. False when something stayed.
+  bool store_verdicts();
+  void write(const Unstored& verdict);
+  void report(const Unstored& verdict);  // logs and the observer, once stored
   // Attempts of `channel` in flight, on its current lane or one a reload replaced.
   int in_flight(Channel channel) const;
 
@@ -153,7 +183,10 @@ class Delivery {
   // started on even when a reload replaced it.
   std::map<Channel, std::shared_ptr<Route>> routes_;
   std::optional<Timestamp> stop_deadline_;  // set by start_shutdown()
-  std::map<long long, Channel> in_flight_;  // outbox id -> channel
+  std::map<long long, Channel> in_flight_;  // outbox id -> channel, until its verdict is stored
+  std::vector<Unstored> unstored_;          // in the order the verdicts came
+  std::optional<Timestamp> refused_since_;  // the store refuses verdicts since then
+  std::optional<Timestamp> refusal_logged_;
   std::mt19937_64 random_{std::random_device{}()};
   boost::asio::steady_timer* wake_ = nullptr;  // the sleep of run(), while it sleeps
   bool again_ = false;                         // an attempt ended while run() was awake

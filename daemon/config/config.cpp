@@ -310,14 +310,14 @@ void read_channel(const toml::table& table, const std::string& file, const std::
     }
   };
   positive("concurrency", 256, channel.concurrency);
-  positive("burst", 10000, channel.burst);
+  positive("burst", 100000, channel.burst);
   positive("max_attempts", 100, channel.max_attempts);
   positive("max_segments", 10, channel.max_segments);
   if (auto rate = r.number("rate")) {
-    if (*rate > 0 && *rate <= 10000)
+    if (*rate > 0 && *rate <= 100000)
       channel.rate = *rate;
     else
-      r.error("rate", "'rate' must be a number of requests per second above 0 (and at most 10000)");
+      r.error("rate", "'rate' must be a number of requests per second above 0 (and at most 100000)");
   }
   if (auto d = read_duration(r, "timeout", kRequestTimeout)) channel.timeout = *d;
   if (auto d = read_duration(r, "max_age", kMaxAge)) channel.max_age = *d;

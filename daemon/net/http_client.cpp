@@ -26,6 +26,9 @@ class HttpTransfer final : public curl::Transfer {
     }
     curl_slist* list = nullptr;
     for (const auto& [name, value] : request.headers) list = curl_slist_append(list, (name + ": " + value).c_str());
+    // No "Expect: 100-continue" on a large body: waiting for the interim
+    // answer costs a round trip, or a second when the server sends none.
+    list = curl_slist_append(list, "Expect:");
     headers_.reset(list);
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, list);
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout.count()));

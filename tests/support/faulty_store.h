@@ -1,0 +1,150 @@
+// A Store that passes everything to another one and, on demand, refuses
+// what would write the outcome of a delivery attempt, as a full disk or a
+// locked database does: a transaction's commit and the verdict writes throw
+// StoreError. It counts the transactions begun. The inner store must
+// outlive it.
+#pragma once
+
+#include "store/store.h"
+
+namespace tactd {
+
+class FaultyStore final : public Store {
+ public:
+  explicit FaultyStore(Store& inner) : inner_(inner) {}
+
+  bool fail = false;     // refuse commits and verdicts while set
+  int transactions = 0;  // begun
+  int refused = 0;       // writes refused
+
+  Sync sync() const override { return inner_.sync(); }
+  int schema_version() const override { return inner_.schema_version(); }
+
+  std::unique_ptr<Transaction> begin() override {
+    ++transactions;
+    return std::make_unique<Tx>(*this, inner_.begin());
+  }
+
+  std::optional<Entity> entity(const EntityRef& ref) const override { return inner_.entity(ref); }
+  void put_entity(const Entity& entity) override { inner_.put_entity(entity); }
+  std::optional<Entity> latest_child(const EntityRef& parent, EntityType type) const override {
+    return inner_.latest_child(parent, type);
+  }
+  std::size_t count_children(const EntityRef& parent, EntityType type, const std::string& status) const override {
+    return inner_.count_children(parent, type, status);
+  }
+  std::vector<Entity> entities(EntityType type, const std::string& after_id, std::size_t limit) const override {
+    return inner_.entities(type, after_id, limit);
+  }
+
+  using Store::enqueue;
+  bool enqueue(const Notification& notification, const std::string& why) override {
+    return inner_.enqueue(notification, why);
+  }
+  bool has_notification(const std::string& key) const override { return inner_.has_notification(key); }
+  std::vector<Notification> notifications_since(const std::string& customer, Timestamp since) const override {
+    return inner_.notifications_since(customer, since);
+  }
+  std::optional<Timestamp> latest_notification_at(const std::string& customer) const override {
+    return inner_.latest_notification_at(customer);
+  }
+  std::optional<Notification> last_notification(const std::string& rule, const std::string& customer) const override {
+    return inner_.last_notification(rule, customer);
+  }
+  std::vector<OutboxEntry> outbox(std::optional<OutboxStatus> status) const override { return inner_.outbox(status); }
+  std::vector<Kind> kinds_about(const EntityRef& entity) const override { return inner_.kinds_about(entity); }
+  std::vector<OutboxEntry> pending_about(const EntityRef& entity) const override {
+    return inner_.pending_about(entity);
+  }
+  bool drop(long long id) override { return inner_.drop(id); }
+  void mark_delivered(long long id, Timestamp at, const std::string& detail) override {
+    refuse("mark outbox entry " + std::to_string(id) + " delivered");
+    inner_.mark_delivered(id, at, detail);
+  }
+  void record_failure(long long id, Timestamp at, const std::string& detail,
+                      std::optional<Timestamp> retry_at) override {
+    refuse("record a failed delivery of outbox entry " + std::to_string(id));
+    inner_.record_failure(id, at, detail, retry_at);
+  }
+  void claim(const std::vector<long long>& ids, Timestamp at) override {
+    if (ids.empty()) return;  // as the real store: nothing to write
+    refuse("claim " + std::to_string(ids.size()) + " outbox entries");
+    inner_.claim(ids, at);
+  }
+  std::vector<OutboxEntry> interrupted() const override { return inner_.interrupted(); }
+  bool settle_interrupted(long long id, Timestamp at, bool retry, const std::string& detail) override {
+    refuse("settle the cut-off send of outbox entry " + std::to_string(id));
+    return inner_.settle_interrupted(id, at, retry, detail);
+  }
+  bool resolve_delivered(long long id, Timestamp at, const std::string& note) override {
+    return inner_.resolve_delivered(id, at, note);
+  }
+  bool mark_overtaken(long long id, Timestamp at, const std::string& reason) override {
+    return inner_.mark_overtaken(id, at, reason);
+  }
+  void update_message(long long id, const Notification& notification) override {
+    inner_.update_message(id, notification);
+  }
+  void record_decision(long long id, Timestamp at, const std::string& decision, const std::string& reason) override {
+    inner_.record_decision(id, at, decision, reason);
+  }
+  std::vector<OutboxDecision> decisions(long long id) const override { return inner_.decisions(id); }
+  bool retry(long long id, Timestamp now) override { return inner_.retry(id, now); }
+  std::optional<OutboxEntry> outbox_entry(long long id) const override { return inner_.outbox_entry(id); }
+  std::vector<DeliveryAttempt> attempts(long long id) const override { return inner_.attempts(id); }
+
+  void schedule_timer(const Timer& timer) override { inner_.schedule_timer(timer); }
+  void cancel_timer(const std::string& rule, const EntityRef& entity) override { inner_.cancel_timer(rule, entity); }
+  std::vector<Timer> due_timers(Timestamp until, size_t limit) const override {
+    return inner_.due_timers(until, limit);
+  }
+  std::optional<Timestamp> next_timer() const override { return inner_.next_timer(); }
+  void mark_timer_fired(const Timer& timer) override { inner_.mark_timer_fired(timer); }
+  std::size_t cancel_timers(const std::string& rule) override { return inner_.cancel_timers(rule); }
+  std::size_t pending_timers() const override { return inner_.pending_timers(); }
+
+  std::vector<OutboxEntry> due_notifications(Timestamp until, std::optional<Channel> channel,
+                                             std::size_t limit) const override {
+    return inner_.due_notifications(until, channel, limit);
+  }
+  std::optional<Timestamp> next_notification() const override { return inner_.next_notification(); }
+  OutboxDepth outbox_depth(Timestamp now) const override { return inner_.outbox_depth(now); }
+
+  void add_waiting(const WaitingIntent& intent) override { inner_.add_waiting(intent); }
+  std::vector<WaitingIntent> waiting_for(const EntityRef& ref) const override { return inner_.waiting_for(ref); }
+  std::vector<WaitingIntent> expired_waiting(Timestamp now, std::size_t limit) const override {
+    return inner_.expired_waiting(now, limit);
+  }
+  std::optional<Timestamp> next_waiting_expiry() const override { return inner_.next_waiting_expiry(); }
+  void remove_waiting(long long id) override { inner_.remove_waiting(id); }
+
+  std::optional<std::string> cursor(const std::string& source) const override { return inner_.cursor(source); }
+  void set_cursor(const std::string& source, const std::string& value) override { inner_.set_cursor(source, value); }
+
+  void record_contact(const Contact& contact) override { inner_.record_contact(contact); }
+  std::vector<Contact> contacts(const std::string& customer) const override { return inner_.contacts(customer); }
+
+ private:
+  class Tx final : public Transaction {
+   public:
+    Tx(FaultyStore& store, std::unique_ptr<Transaction> inner) : store_(store), inner_(std::move(inner)) {}
+    void commit() override {
+      store_.refuse("commit");
+      inner_->commit();
+    }
+
+   private:
+    FaultyStore& store_;
+    std::unique_ptr<Transaction> inner_;  // rolls back unless committed
+  };
+
+  void refuse(const std::string& what) {
+    if (!fail) return;
+    ++refused;
+    throw StoreError("cannot " + what + ": database or disk is full");
+  }
+
+  Store& inner_;
+};
+
+}  // namespace tactd
