@@ -109,13 +109,29 @@ struct DaemonMetrics {
         outbox_oldest(m.gauge("tactd_outbox_oldest_pending_age_seconds",
                               "How long the oldest notification already due has waited; 0 when none", {})),
         timers_pending(m.gauge("tactd_timers_pending", "Timers (at rules) still to fire", {})),
+        state_writable(m.gauge("tactd_state_writable",
+                               "0 while intake cannot commit to the state (a full disk, a read-only file), else 1",
+                               {})),
+        state_write_failures(m.counter("tactd_state_write_failures_total",
+                                       "Intake batches the state could not commit (refused, kept by their source)",
+                                       {})),
         polls(m.counter("tactd_source_polls_total", "Source polls or scans, by source and result (ok, error)",
                         {"source", "result"})),
         poll_errors(m.counter("tactd_source_poll_errors_total", "Failed source polls, by source", {"source"})),
+        poll_failures(m.counter("tactd_source_poll_failures_total",
+                                "Failed source polls, by source and problem (timeout, too_large, no_answer, status, "
+                                "invalid_json, no_items, redirect, not_committed, error)",
+                                {"source", "problem"})),
         last_success(m.gauge("tactd_source_last_success_timestamp_seconds",
                              "When each source last polled successfully (Unix time)", {"source"})),
         breaker_open(m.gauge("tactd_channel_breaker_open",
                              "1 while a channel's circuit breaker holds its deliveries back", {"channel"})),
+        breaker_state(m.gauge("tactd_channel_breaker_state",
+                              "A channel's circuit breaker: 0 closed, 1 half-open (a probe may go), 2 open",
+                              {"channel"})),
+        breaker_openings(m.counter("tactd_channel_breaker_openings_total",
+                                   "Times a channel's circuit breaker opened, also again after a failed probe",
+                                   {"channel"})),
         in_flight(
             m.gauge("tactd_deliveries_in_flight", "Delivery attempts waiting for the provider's answer", {"channel"})),
         reloads(m.counter("tactd_reloads_total", "Configuration reloads, successful or not", {})),
@@ -134,10 +150,15 @@ struct DaemonMetrics {
   Gauge& outbox_unknown;
   Gauge& outbox_oldest;
   Gauge& timers_pending;
+  Gauge& state_writable;
+  Counter& state_write_failures;
   Counter& polls;
   Counter& poll_errors;
+  Counter& poll_failures;
   Gauge& last_success;
   Gauge& breaker_open;
+  Gauge& breaker_state;
+  Counter& breaker_openings;
   Gauge& in_flight;
   Counter& reloads;
   Counter& reload_failures;
@@ -174,6 +195,7 @@ class Daemon::Impl {
     if (snapshot.config->admin) start_admin(*snapshot.config->admin);
     metric_set_.build_info.set({TACTD_VERSION_STRING}, 1);
     metric_set_.last_reload.set({}, 1);
+    metric_set_.state_writable.set({}, 1);
     metrics_.on_scrape([this] { collect(); });
   }
 
@@ -318,7 +340,35 @@ class Daemon::Impl {
             metric_set_.rejected.add({source, "stale"});
           }
           record(outcome);
-        });
+          state_writes_ok();
+        },
+        [this, source](const std::string& error) { state_write_failed(source, error); });
+  }
+
+  // Intake commits that fail (a full disk, a read-only state file) are said
+  // once when they start and once when they end; meanwhile /readyz is not
+  // ready, the push endpoint answers 503 and sources keep their input.
+  void state_write_failed(const std::string& source, const std::string& error) {
+    metric_set_.state_write_failures.add({});
+    metric_set_.state_writable.set({}, 0);
+    if (!state_failing_since_) {
+      state_failing_since_ = clock_.now();
+      spdlog::error("state: cannot commit; new intake is refused until it can, nothing accepted is lost {} {} {}",
+                    kv("state", pipeline_->snapshot().config->state_path.string()), kv("source", source),
+                    kv("error", error));
+    }
+    state_failure_ = error;
+  }
+
+  void state_writes_ok() {
+    if (!state_failing_since_) return;
+    const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(clock_.now() - *state_failing_since_);
+    spdlog::info("state: commits again; intake resumed {} {}",
+                 kv("state", pipeline_->snapshot().config->state_path.string()),
+                 kv("after_s", std::to_string(seconds.count())));
+    state_failing_since_.reset();
+    state_failure_.clear();
+    metric_set_.state_writable.set({}, 1);
   }
 
   void start_push(const PushConfig& config) {
@@ -436,7 +486,16 @@ class Daemon::Impl {
     metric_set_.outbox_oldest.set({}, depth.oldest_due ? std::max(0.0, seconds(now - *depth.oldest_due)) : 0.0);
     metric_set_.timers_pending.set({}, static_cast<double>(store_->pending_timers()));
     for (const auto& channel : delivery_->channels()) {
-      metric_set_.breaker_open.set({std::string(to_string(channel.channel))}, channel.breaker_open ? 1 : 0);
+      const std::string name(to_string(channel.channel));
+      metric_set_.breaker_open.set({name}, channel.breaker_open ? 1 : 0);
+      metric_set_.breaker_state.set({name}, channel.breaker == CircuitBreaker::State::kOpen       ? 2
+                                            : channel.breaker == CircuitBreaker::State::kHalfOpen ? 1
+                                                                                                  : 0);
+      // The count lives with the channel's breaker, which a reload that changes the channel starts afresh.
+      if (const double more =
+              static_cast<double>(channel.breaker_openings) - metric_set_.breaker_openings.value({name});
+          more > 0)
+        metric_set_.breaker_openings.add({name}, more);
       metric_set_.in_flight.set({std::string(to_string(channel.channel))}, channel.in_flight);
     }
   }
@@ -450,6 +509,10 @@ class Daemon::Impl {
     } catch (const StoreError& e) {
       checks.push_back({"state", false, e.what()});
     }
+    if (state_failing_since_)
+      checks.push_back(
+          {"state writes", false,
+           "intake refused since " + format_rfc3339(*state_failing_since_, "UTC") + ": " + state_failure_});
     checks.push_back({"configuration", true, config_file_.string()});
     if (stopping_) checks.push_back({"running", false, "stopping"});
     for (const auto& [name, run] : sources_) {
@@ -470,7 +533,7 @@ class Daemon::Impl {
     }
     for (const auto& channel : delivery_->channels())
       checks.push_back({"channel " + std::string(to_string(channel.channel)), !channel.breaker_open,
-                        channel.breaker_open ? channel.provider + ": circuit breaker open after repeated failures"
+                        channel.breaker_open ? channel.provider + ": circuit breaker open: " + channel.breaker_why
                                              : channel.provider});
     return checks;
   }
@@ -645,6 +708,7 @@ class Daemon::Impl {
     while (!run->stop) {
       Duration wait = config.interval;
       std::optional<std::string> failure;
+      std::string failure_kind = "error";
       int observations = 0;
       int rejected = 0;
       std::vector<std::string> problems;
@@ -667,6 +731,7 @@ class Daemon::Impl {
           rejected = poll.rejected;
           problems = poll.problems;
           failure = poll.failure;
+          failure_kind = poll.problem;
           wait = http->next_delay(poll, unit(random));
         }
       } catch (const std::exception& e) {
@@ -685,6 +750,7 @@ class Daemon::Impl {
         run->last_failure = *failure;
         metric_set_.polls.add({config.name, "error"});
         metric_set_.poll_errors.add({config.name});
+        metric_set_.poll_failures.add({config.name, failure_kind});
         spdlog::warn("source: poll failed {} {} {}", kv("source", config.name), kv("error", *failure),
                      kv("next_try_s", std::to_string(std::chrono::duration_cast<std::chrono::seconds>(wait).count())));
       } else {
@@ -852,6 +918,8 @@ class Daemon::Impl {
   int exit_status_ = 0;
   int reload_generation_ = 0;
   long long delivered_ = 0;
+  std::optional<Timestamp> state_failing_since_;  // since when intake commits fail
+  std::string state_failure_;                     // the last such failure
 };
 
 Daemon::Daemon(std::filesystem::path config_file, Snapshot snapshot, const Clock& clock)

@@ -55,7 +55,8 @@ std::vector<Delivery::ChannelState> Delivery::channels() const {
   const Timestamp now = clock_.now();
   std::vector<ChannelState> out;
   for (const auto& [channel, route] : routes_)
-    out.push_back({channel, route->lane.config.provider, route->breaker.open(now), in_flight(channel)});
+    out.push_back({channel, route->lane.config.provider, route->breaker.open(now), route->breaker.state(now),
+                   route->breaker.why(), route->openings, in_flight(channel)});
   return out;
 }
 
@@ -222,7 +223,24 @@ void Delivery::finish(const OutboxEntry& entry, int attempt, const std::shared_p
   const Timestamp due = entry.notification.at;
   const Timestamp now = clock_.now();
   const ChannelConfig& config = route->lane.config;
-  route->breaker.record(verdict.kind != Verdict::kRetry, now);
+  // A retry the provider timed (Retry-After, typically a 429) is pacing,
+  // honoured per entry below, not a sign that the endpoint is down.
+  const bool healthy = verdict.kind != Verdict::kRetry || verdict.retry_after.has_value();
+  switch (route->breaker.record(healthy, now)) {
+    case CircuitBreaker::Change::kNone:
+      break;
+    case CircuitBreaker::Change::kOpened:
+    case CircuitBreaker::Change::kProbeFailed:
+      ++route->openings;
+      spdlog::warn("delivery: circuit breaker open {} {} {} {}", kv("channel", to_string(config.channel)),
+                   kv("provider", config.provider), kv("why", route->breaker.why()),
+                   kv("last_answer", verdict.reason.substr(0, kMaxDetail)));
+      break;
+    case CircuitBreaker::Change::kClosed:
+      spdlog::info("delivery: circuit breaker closed {} {} {}", kv("channel", to_string(config.channel)),
+                   kv("provider", config.provider), kv("why", "an attempt succeeded"));
+      break;
+  }
   Unstored out{entry, route, now, attempt, verdict.reason.substr(0, kMaxDetail), std::nullopt, {}};
   out.end = AttemptEnd{config.channel,
                        entry.notification.rule,

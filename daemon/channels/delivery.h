@@ -131,6 +131,9 @@ class Delivery {
     Channel channel = Channel::kEmail;
     std::string provider;
     bool breaker_open = false;
+    CircuitBreaker::State breaker = CircuitBreaker::State::kClosed;
+    std::string breaker_why;         // why it is open (CircuitBreaker::why())
+    long long breaker_openings = 0;  // times it opened (also again after a failed probe) since start
     int in_flight = 0;
   };
   std::vector<ChannelState> channels() const;
@@ -152,6 +155,7 @@ class Delivery {
     Lane lane;
     TokenBucket bucket;
     CircuitBreaker breaker;
+    long long openings = 0;
   };
   // Starts what may start now; returns how long until something else may.
   Duration start_due();

@@ -1,6 +1,7 @@
 #include "channels/limits.h"
 
 #include <algorithm>
+#include <utility>
 
 namespace tactd {
 
@@ -30,27 +31,52 @@ Duration TokenBucket::wait(Timestamp now) {
 
 bool CircuitBreaker::allows(Timestamp now) {
   if (!open_until_) return true;
-  if (now < *open_until_ || trial_in_flight_) return false;
-  trial_in_flight_ = true;  // half-open: one attempt decides
+  if (now < *open_until_ || probe_in_flight_) return false;
+  probe_in_flight_ = true;  // half-open: one attempt decides
   return true;
 }
 
-void CircuitBreaker::record(bool ok, Timestamp now) {
-  const bool trial = trial_in_flight_;
-  trial_in_flight_ = false;
-  if (ok) {
-    failures_ = 0;
-    cooldown_ = kCooldown;
+CircuitBreaker::State CircuitBreaker::state(Timestamp now) const {
+  if (!open_until_) return State::kClosed;
+  return now < *open_until_ ? State::kOpen : State::kHalfOpen;
+}
+
+namespace {
+long long whole_seconds(Duration d) {
+  return std::max<long long>(
+      1, std::chrono::duration_cast<std::chrono::seconds>(d + std::chrono::milliseconds{999}).count());
+}
+}  // namespace
+
+CircuitBreaker::Change CircuitBreaker::record(bool ok, Timestamp now) {
+  const bool probe = std::exchange(probe_in_flight_, false);
+  if (ok && open_until_) {
+    window_.clear();
+    open_for_ = kOpenFor;
+    why_.clear();
     open_until_.reset();
-    return;
+    return Change::kClosed;
   }
-  ++failures_;
-  if (trial) {
-    cooldown_ = std::min(cooldown_ * 2, kMaxCooldown);
-    open_until_ = now + cooldown_;
-  } else if (!open_until_ && failures_ >= kThreshold) {
-    open_until_ = now + cooldown_;
+  if (open_until_) {
+    if (!probe) return Change::kNone;  // an attempt started before it opened
+    open_for_ = std::min(open_for_ * 2, kMaxOpenFor);
+    open_until_ = now + open_for_;
+    why_ = "the probe failed; next probe in " + std::to_string(whole_seconds(open_for_)) + " s";
+    return Change::kProbeFailed;
   }
+  window_.push_back({now, ok});
+  while (static_cast<int>(window_.size()) > kWindow || (!window_.empty() && now - window_.front().at > kWindowAge))
+    window_.pop_front();
+  const auto failures = std::count_if(window_.begin(), window_.end(), [](const Outcome& o) { return !o.ok; });
+  const auto attempts = static_cast<long>(window_.size());
+  if (ok || attempts < kMinAttempts || static_cast<double>(failures) < kOpenRatio * static_cast<double>(attempts))
+    return Change::kNone;
+  open_until_ = now + open_for_;
+  why_ = std::to_string(failures) + " of the last " + std::to_string(attempts) + " attempts within " +
+         std::to_string(whole_seconds(kWindowAge)) + " s failed; next probe in " +
+         std::to_string(whole_seconds(open_for_)) + " s";
+  window_.clear();
+  return Change::kOpened;
 }
 
 Duration retry_delay(Duration base, Duration max, int attempt, double random01, std::optional<Duration> retry_after) {

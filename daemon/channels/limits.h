@@ -3,7 +3,9 @@
 // by the caller's clock, so that tests step them with a VirtualClock.
 #pragma once
 
+#include <deque>
 #include <optional>
+#include <string>
 
 #include "model/time.h"
 
@@ -27,30 +29,53 @@ class TokenBucket {
   Timestamp last_;
 };
 
-// Stops sending to an endpoint that keeps failing: after kThreshold
-// failures in a row it opens for a cooldown, then lets one attempt through
-// (half-open); its success closes it, its failure opens it again for twice
-// as long, up to kMaxCooldown.
+// Stops sending to an endpoint that is down, without stalling one that is
+// up but flaky. Closed, it remembers the outcomes of the last kWindow
+// attempts that ended within kWindowAge; it opens when at least kMinAttempts
+// of them are there and kOpenRatio or more of them failed (a provider that
+// fails four requests in ten almost never trips it). Open, it lets nothing
+// through for kOpenFor; then it is half-open and lets one probe through.
+// The probe's success closes it (the count starts afresh, the open time
+// goes back to kOpenFor); its failure opens it again for twice as long, up
+// to kMaxOpenFor. Any success closes it, also one of an attempt started
+// before it opened: the endpoint answers.
 class CircuitBreaker {
  public:
-  static constexpr int kThreshold = 5;
-  static constexpr Duration kCooldown = std::chrono::seconds{30};
-  static constexpr Duration kMaxCooldown = std::chrono::minutes{10};
+  static constexpr int kWindow = 30;
+  static constexpr Duration kWindowAge = std::chrono::seconds{60};
+  static constexpr int kMinAttempts = 20;
+  static constexpr double kOpenRatio = 0.8;
+  static constexpr Duration kOpenFor = std::chrono::seconds{2};
+  static constexpr Duration kMaxOpenFor = std::chrono::seconds{60};
+
+  enum class State { kClosed, kOpen, kHalfOpen };
+  // What an attempt's end did to the breaker, for the caller's log.
+  enum class Change { kNone, kOpened, kProbeFailed, kClosed };
 
   // Whether an attempt may start now; in half-open state only one at a time.
   bool allows(Timestamp now);
   // The end of an attempt: `ok` when the endpoint answered as a healthy
-  // endpoint does (also a permanent 4xx), false for timeouts and 5xx.
-  void record(bool ok, Timestamp now);
+  // endpoint does (also a permanent 4xx, or a 429 that says when to come
+  // back), false for timeouts and 5xx.
+  Change record(bool ok, Timestamp now);
+  State state(Timestamp now) const;
   bool open(Timestamp now) const { return open_until_ && now < *open_until_; }
   // When it lets an attempt through again, while open.
   std::optional<Timestamp> open_until() const { return open_until_; }
+  // Why it is open, for logs and /readyz: "9 of 10 attempts in the last
+  // 60 s failed" or "the probe failed; next probe in 4 s". Empty while closed.
+  const std::string& why() const { return why_; }
 
  private:
-  int failures_ = 0;
-  Duration cooldown_ = kCooldown;
+  struct Outcome {
+    Timestamp at;
+    bool ok;
+  };
+  std::deque<Outcome> window_;  // at most kWindow, oldest first
+  Duration open_for_ = kOpenFor;
   std::optional<Timestamp> open_until_;
-  bool trial_in_flight_ = false;
+  bool probe_in_flight_ = false;
+  std::string why_;
 };
 
 // The wait before retry number `attempt` + 1 after `attempt` failed

@@ -220,6 +220,12 @@ void read_http_source(TableReader& r, const std::filesystem::path& base, Secrets
   if (auto timeout = read_duration(r, "timeout", kRequestTimeout)) source.timeout = *timeout;
   if (auto backoff = read_duration(r, "max_backoff", kMaxBackoff))
     source.max_backoff = std::max(*backoff, source.interval);
+  if (auto max_response = r.integer("max_response")) {
+    if (*max_response < 1024 || *max_response > (256 << 20))
+      r.error("max_response", "'max_response' must be between 1024 and 268435456 bytes");
+    else
+      source.max_response = static_cast<std::size_t>(*max_response);
+  }
   source.items = r.string("items").value_or("");
   if (!source.items.empty() && !is_pointer(source.items))
     r.error("items", "'" + source.items + "' is not a JSON pointer (like \"/orders\")");

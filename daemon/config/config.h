@@ -153,6 +153,7 @@ struct SourceConfig {
   Duration jitter{};
   Duration timeout = std::chrono::seconds{30};
   Duration max_backoff = std::chrono::minutes{15};  // the longest wait after failures
+  std::size_t max_response = 4 << 20;               // http: bytes of one answer; a larger one fails the poll
   std::vector<std::pair<std::string, std::string>> headers;
   HttpAuth auth;
   std::string items;          // JSON pointer to the array of records; "" is the whole body

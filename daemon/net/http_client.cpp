@@ -14,7 +14,7 @@ namespace {
 class HttpTransfer final : public curl::Transfer {
  public:
   HttpTransfer(HttpClientRequest request, std::function<void(HttpClientResponse)> done)
-      : body_(std::move(request.body)), done_(std::move(done)) {
+      : body_(std::move(request.body)), max_body_(request.max_body), done_(std::move(done)) {
     CURL* easy = this->easy();
     if (!easy) return;
     curl_easy_setopt(easy, CURLOPT_URL, request.url.c_str());
@@ -35,6 +35,7 @@ class HttpTransfer final : public curl::Transfer {
     curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);  // a 3xx is the answer; callers decide (see the header)
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");  // whatever curl can decode
+    curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(max_body_));
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, this);
     curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
@@ -46,8 +47,8 @@ class HttpTransfer final : public curl::Transfer {
       curl_easy_getinfo(easy(), CURLINFO_RESPONSE_CODE, &response_.status);
     } else {
       response_.status = 0;
-      response_.error = too_large_
-                            ? "the response is larger than " + std::to_string(HttpClient::kMaxResponseBody) + " bytes"
+      response_.error = too_large_ || result == CURLE_FILESIZE_EXCEEDED
+                            ? "the response is larger than " + std::to_string(max_body_) + " bytes"
                             : std::string(curl_easy_strerror(result));
     }
     done_(std::move(response_));
@@ -62,7 +63,7 @@ class HttpTransfer final : public curl::Transfer {
  private:
   static size_t on_body(char* data, size_t size, size_t count, void* user) {
     auto* self = static_cast<HttpTransfer*>(user);
-    if (self->response_.body.size() + size * count > HttpClient::kMaxResponseBody) {
+    if (self->response_.body.size() + size * count > self->max_body_) {
       self->too_large_ = true;
       return 0;  // aborts the transfer
     }
@@ -88,6 +89,7 @@ class HttpTransfer final : public curl::Transfer {
   }
 
   std::string body_;  // the request body; curl reads it from here
+  std::size_t max_body_;
   std::unique_ptr<curl_slist, curl::ListDeleter> headers_;
   HttpClientResponse response_;
   std::function<void(HttpClientResponse)> done_;

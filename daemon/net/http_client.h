@@ -19,12 +19,18 @@ class io_context;
 
 namespace tactd {
 
+inline constexpr std::size_t kDefaultMaxResponseBody = std::size_t{16} << 20;
+
 struct HttpClientRequest {
   std::string method = "GET";
   std::string url;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
   std::chrono::milliseconds timeout{30'000};  // the whole transfer
+  // A response body larger than this fails the transfer ("too large")
+  // without being read further: before it starts when its Content-Length
+  // says so, else once this much has arrived.
+  std::size_t max_body = kDefaultMaxResponseBody;
 };
 
 struct HttpClientResponse {
@@ -47,7 +53,7 @@ class HttpClient {
   // requests in flight without calling their `done`.
   virtual void fetch(HttpClientRequest request, std::function<void(HttpClientResponse)> done) = 0;
 
-  static constexpr std::size_t kMaxResponseBody = 16 << 20;  // larger responses fail
+  static constexpr std::size_t kMaxResponseBody = kDefaultMaxResponseBody;  // larger responses fail by default
 };
 
 // The wait a Retry-After header asks for: delay-seconds, or an IMF-fixdate

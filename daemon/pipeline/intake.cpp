@@ -14,6 +14,7 @@ bool PipelineIntake::commit(std::span<const Observation> observations, const Sou
     outcome = pipeline_.apply(said, cursor);
   } catch (const StoreError& e) {
     error = e.what();
+    if (on_failure_) on_failure_(error);
     return false;
   }
   if (on_outcome_) on_outcome_(observations, outcome);

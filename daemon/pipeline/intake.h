@@ -13,12 +13,20 @@ class PipelineIntake final : public Intake {
  public:
   // Told of each committed batch and what it led to (for logs and metrics).
   using OutcomeSink = std::function<void(std::span<const Observation>, const Outcome&)>;
+  // Told of each batch that could not be committed (a full disk, a
+  // read-only state file, a lock held too long), with the store's error.
+  using FailureSink = std::function<void(const std::string& error)>;
 
   // `pipeline` and `store` must outlive the intake. Call on the loop.
   // `partial` is the source's default for observations that do not say
   // whether they are partial (Observation::partial).
-  PipelineIntake(Pipeline& pipeline, const Store& store, bool partial, OutcomeSink on_outcome)
-      : pipeline_(pipeline), store_(store), partial_(partial), on_outcome_(std::move(on_outcome)) {}
+  PipelineIntake(Pipeline& pipeline, const Store& store, bool partial, OutcomeSink on_outcome,
+                 FailureSink on_failure = {})
+      : pipeline_(pipeline),
+        store_(store),
+        partial_(partial),
+        on_outcome_(std::move(on_outcome)),
+        on_failure_(std::move(on_failure)) {}
 
   // A StoreError becomes `false` with its message: the source keeps its
   // input and tries again later.
@@ -30,6 +38,7 @@ class PipelineIntake final : public Intake {
   const Store& store_;
   bool partial_;
   OutcomeSink on_outcome_;
+  FailureSink on_failure_;
 };
 
 }  // namespace tactd

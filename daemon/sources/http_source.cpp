@@ -170,6 +170,7 @@ HttpClientRequest HttpSource::request(const std::string& url) const {
   HttpClientRequest request;
   request.url = url;
   request.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(config_.timeout);
+  request.max_body = config_.max_response;
   request.headers.emplace_back("Accept", "application/json");
   request.headers.emplace_back("User-Agent", "tactd");
   for (const auto& header : config_.headers) request.headers.push_back(header);
@@ -199,7 +200,8 @@ asio::awaitable<HttpSource::Poll> HttpSource::poll() {
   };
   std::string url = page_url();
   const std::string first_url = url;
-  auto fail = [&](std::string why) {
+  auto fail = [&](const char* problem, std::string why) {
+    poll.problem = problem;
     poll.failure = "page " + std::to_string(poll.pages + 1) + " (" + loggable(url) + "): " + std::move(why);
     ++failures_;
   };
@@ -217,19 +219,29 @@ asio::awaitable<HttpSource::Poll> HttpSource::poll() {
       if (location == response.headers.end()) break;  // a 3xx without a target: reported as an answer below
       const std::string target = resolve(location->second, url);
       if (origin(target) != origin(url)) {
-        fail("redirected to " + loggable(target) + ", another origin than " + origin(url) +
-             "; not followed (a source follows redirects within its own scheme, host and port only)");
+        fail("redirect", "redirected to " + loggable(target) + ", another origin than " + origin(url) +
+                             "; not followed (a source follows redirects within its own scheme, host and port only)");
         co_return poll;
       }
       if (hops == kMaxRedirects) {
-        fail("more than " + std::to_string(kMaxRedirects) + " redirects; not followed further");
+        fail("redirect", "more than " + std::to_string(kMaxRedirects) + " redirects; not followed further");
         co_return poll;
       }
       url = target;
       response = co_await fetch(client_, request(url));
     }
     if (!response.error.empty()) {
-      fail(response.error);
+      const bool too_large = response.error.starts_with("the response is larger than");
+      const bool timeout = response.error.starts_with("Timeout was reached");
+      fail(too_large ? "too_large"
+           : timeout ? "timeout"
+                     : "no_answer",
+           too_large
+               ? response.error + " (max_response); not read further: ask for smaller pages, or raise max_response"
+           : timeout ? "no complete answer within " +
+                           std::to_string(std::chrono::duration_cast<std::chrono::seconds>(config_.timeout).count()) +
+                           " s (timeout): " + response.error
+                     : response.error);
       co_return poll;
     }
     if (response.status == 304) {
@@ -241,7 +253,7 @@ asio::awaitable<HttpSource::Poll> HttpSource::poll() {
       return it == response.headers.end() ? std::string() : it->second;
     };
     if (response.status < 200 || response.status > 299) {
-      fail("answered " + std::to_string(response.status) + ": " + response.body.substr(0, kMaxProblemBody));
+      fail("status", "answered " + std::to_string(response.status) + ": " + response.body.substr(0, kMaxProblemBody));
       if (response.status == 429 || response.status == 503)
         poll.retry_after = parse_retry_after(header("retry-after"), clock_.now());
       co_return poll;
@@ -249,12 +261,12 @@ asio::awaitable<HttpSource::Poll> HttpSource::poll() {
     std::string json_error;
     const std::optional<nlohmann::json> body = parse_json_text(response.body, json_error);
     if (!body) {
-      fail("the answer is not usable JSON: " + json_error);
+      fail("invalid_json", "the answer is not usable JSON: " + json_error);
       co_return poll;
     }
     const nlohmann::json* items = at_pointer(*body, config_.items);
     if (!items || !items->is_array()) {
-      fail("the answer has no array at '" + config_.items + "' (items)");
+      fail("no_items", "the answer has no array at '" + config_.items + "' (items)");
       co_return poll;
     }
 
@@ -285,7 +297,7 @@ asio::awaitable<HttpSource::Poll> HttpSource::poll() {
     const SourceCursor committed{config_.name, next_cursor};
     std::string error;
     if ((moved || !observations.empty()) && !intake_.commit(observations, moved ? &committed : nullptr, error)) {
-      fail("not committed, will retry from the last cursor: " + error);
+      fail("not_committed", "not committed, will retry from the last cursor: " + error);
       co_return poll;
     }
     ++poll.pages;

@@ -35,6 +35,9 @@ class HttpSource {
     std::vector<std::string> problems;
     // Why the poll stopped early: the next poll retries after a backoff.
     std::optional<std::string> failure;
+    // With a failure, what kind, for metrics: timeout, too_large, no_answer,
+    // status, invalid_json, no_items, redirect, not_committed.
+    std::string problem;
     std::optional<Duration> retry_after;  // what the API asked for
   };
 

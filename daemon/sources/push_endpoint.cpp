@@ -100,8 +100,11 @@ HttpResponse PushEndpoint::handle(const HttpRequest& request) {
   }
   if (observations.empty()) return answer(400, {{"error", "the body holds no observation"}, {"accepted", 0}});
   std::string error;
-  if (!intake_.commit(observations, nullptr, error))
-    return answer(503, {{"error", "not committed, try again later: " + error}, {"accepted", 0}});
+  if (!intake_.commit(observations, nullptr, error)) {  // the disk full, the state read-only, a lock held long
+    HttpResponse busy = answer(503, {{"error", "not committed, try again later: " + error}, {"accepted", 0}});
+    busy.headers.emplace_back("Retry-After", std::to_string(kUncommittedRetryAfterSeconds));
+    return busy;
+  }
   return answer(202, {{"accepted", observations.size()}});
 }
 

@@ -41,6 +41,9 @@ class PushEndpoint {
   // 503 with Retry-After, and nothing more is committed.
   void stop_intake() { stopping_ = true; }
   static constexpr int kStoppingRetryAfterSeconds = 5;
+  // A batch the state could not commit (the disk full, the state file
+  // read-only): 503 with this Retry-After; nothing of it is kept.
+  static constexpr int kUncommittedRetryAfterSeconds = 5;
 
   // "sha256=<hex>" for `timestamp` and `body` under `secret`; for clients
   // and tests.

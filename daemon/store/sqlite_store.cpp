@@ -1,5 +1,6 @@
 #include <SQLiteCpp/SQLiteCpp.h>
-#include <fcntl.h>   // open
+#include <fcntl.h>  // open
+#include <sqlite3.h>
 #include <stdlib.h>  // mkdtemp
 #include <unistd.h>  // close
 
@@ -972,6 +973,19 @@ class SqliteStore final : public Store {
   }
 
   // Runs `work`, turning SQLite's exceptions into StoreError naming `what`.
+  // " [<path>: <errno text>]" when `e` came from the file system (a full
+  // disk, a read-only file), so that operators see which file and why.
+  std::string system_error(const SQLite::Exception& e) const {
+    const int code = e.getErrorCode();
+    if (code != SQLITE_FULL && code != SQLITE_IOERR && code != SQLITE_READONLY && code != SQLITE_CANTOPEN &&
+        code != SQLITE_PERM)
+      return "";
+    int os_error = sqlite3_system_errno(db_.getHandle());
+    if (code == SQLITE_FULL && os_error == 0) os_error = ENOSPC;  // SQLite keeps no errno for a short write
+    return " [" + db_.getFilename() + (os_error ? ": " + std::generic_category().message(os_error) : std::string()) +
+           "]";
+  }
+
   template <typename F>
   auto guard(const std::string& what, F&& work) const -> decltype(work()) {
     struct Release {
@@ -987,7 +1001,7 @@ class SqliteStore final : public Store {
     try {
       return work();
     } catch (const SQLite::Exception& e) {
-      throw StoreError("cannot " + what + ": " + e.what());
+      throw StoreError("cannot " + what + ": " + e.what() + system_error(e));
     } catch (const CorruptRow& e) {
       throw StoreError("cannot " + what + ": " + e.what());
     } catch (const nlohmann::json::exception& e) {

@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <random>
+
 using namespace tactd;
 using namespace std::chrono_literals;
 
@@ -27,28 +29,82 @@ TEST_CASE("the token bucket lets a burst through, then the rate") {
   CHECK_FALSE(bucket.take(now));
 }
 
-TEST_CASE("the circuit breaker opens after failures in a row, then lets one trial through") {
+TEST_CASE("the circuit breaker opens when most recent attempts fail, then lets one probe through") {
   Timestamp now = at("2026-11-20T10:00:00Z");
   CircuitBreaker breaker;
-  for (int i = 0; i < CircuitBreaker::kThreshold - 1; ++i) {
+  using Change = CircuitBreaker::Change;
+  for (int i = 0; i < CircuitBreaker::kMinAttempts - 1; ++i) {
     CHECK(breaker.allows(now));
-    breaker.record(false, now);
+    CHECK(breaker.record(false, now) == Change::kNone);  // too few to judge
   }
-  breaker.record(true, now);  // a success in between starts the count again
-  for (int i = 0; i < CircuitBreaker::kThreshold; ++i) breaker.record(false, now);
-  CHECK(breaker.open(now));
-  CHECK_FALSE(breaker.allows(now + 29s));
-  now += CircuitBreaker::kCooldown;
-  CHECK(breaker.allows(now));        // the trial
-  CHECK_FALSE(breaker.allows(now));  // only one at a time
-  breaker.record(false, now);        // it failed: open twice as long
-  CHECK(breaker.open(now + 59s));
-  now += 60s;
+  CHECK(breaker.record(false, now) == Change::kOpened);
+  CHECK(breaker.state(now) == CircuitBreaker::State::kOpen);
+  CHECK(breaker.why() == "20 of the last 20 attempts within 60 s failed; next probe in 2 s");
+  CHECK_FALSE(breaker.allows(now + 1s));
+  CHECK(breaker.record(false, now + 1s) == Change::kNone);  // an attempt started before it opened
+  CHECK(breaker.open_until() == now + CircuitBreaker::kOpenFor);
+  now += CircuitBreaker::kOpenFor;
+  CHECK(breaker.state(now) == CircuitBreaker::State::kHalfOpen);
+  CHECK(breaker.allows(now));                                 // the probe
+  CHECK_FALSE(breaker.allows(now));                           // only one at a time
+  CHECK(breaker.record(false, now) == Change::kProbeFailed);  // open twice as long
+  CHECK(breaker.why() == "the probe failed; next probe in 4 s");
+  CHECK(breaker.open(now + 3s));
+  now += 4s;
   CHECK(breaker.allows(now));
-  breaker.record(true, now);
-  CHECK_FALSE(breaker.open(now));
+  CHECK(breaker.record(true, now) == Change::kClosed);
+  CHECK(breaker.state(now) == CircuitBreaker::State::kClosed);
+  CHECK(breaker.why().empty());
   CHECK(breaker.allows(now));
   CHECK(breaker.allows(now));
+  // Closed again, it starts counting afresh and opens for the short time again.
+  for (int i = 0; i < CircuitBreaker::kMinAttempts; ++i) breaker.record(false, now);
+  CHECK(breaker.open_until() == now + CircuitBreaker::kOpenFor);
+}
+
+TEST_CASE("the circuit breaker's open time grows only while probes fail, up to its maximum") {
+  Timestamp now = at("2026-11-20T10:00:00Z");
+  CircuitBreaker breaker;
+  for (int i = 0; i < CircuitBreaker::kMinAttempts; ++i) breaker.record(false, now);
+  Duration open_for = CircuitBreaker::kOpenFor;
+  for (int probe = 0; probe < 10; ++probe) {
+    now = *breaker.open_until();
+    REQUIRE(breaker.allows(now));
+    breaker.record(false, now);
+    open_for = std::min(open_for * 2, CircuitBreaker::kMaxOpenFor);
+    CHECK(*breaker.open_until() - now == open_for);
+  }
+  CHECK(open_for == CircuitBreaker::kMaxOpenFor);
+}
+
+TEST_CASE("a provider that fails four requests in ten does not trip the circuit breaker") {
+  Timestamp now = at("2026-11-20T10:00:00Z");
+  CircuitBreaker breaker;
+  std::mt19937 random(12);
+  std::bernoulli_distribution fails(0.4);
+  for (int i = 0; i < 10'000; ++i) {
+    REQUIRE(breaker.allows(now));
+    REQUIRE(breaker.record(!fails(random), now) == CircuitBreaker::Change::kNone);
+    now += 10ms;
+  }
+}
+
+TEST_CASE("failures spread over a long time do not add up in the circuit breaker") {
+  Timestamp now = at("2026-11-20T10:00:00Z");
+  CircuitBreaker breaker;
+  for (int i = 0; i < 5 * CircuitBreaker::kMinAttempts; ++i) {
+    CHECK(breaker.record(false, now) == CircuitBreaker::Change::kNone);
+    now += CircuitBreaker::kWindowAge / (CircuitBreaker::kMinAttempts - 2);
+  }
+}
+
+TEST_CASE("a success while the circuit breaker is open closes it: the endpoint answers") {
+  Timestamp now = at("2026-11-20T10:00:00Z");
+  CircuitBreaker breaker;
+  for (int i = 0; i < CircuitBreaker::kMinAttempts; ++i) breaker.record(false, now);
+  REQUIRE(breaker.open(now));
+  CHECK(breaker.record(true, now + 1s) == CircuitBreaker::Change::kClosed);
+  CHECK(breaker.allows(now + 1s));
 }
 
 TEST_CASE("retries back off exponentially with full jitter, capped, and never before Retry-After") {
