@@ -51,7 +51,7 @@ constexpr std::size_t kTimersPerTurn = 25;
 // How long one spool batch should hold the loop: the batch size follows
 // the time the last one took, between kMinSpoolBatch and
 // SpoolSource::kBatchLines lines.
-constexpr auto kSpoolBatchTime = std::chrono::milliseconds{100};
+constexpr auto kSpoolBatchTime = std::chrono::milliseconds{50};
 constexpr std::size_t kMinSpoolBatch = 50;
 // Entities rescheduled per transaction after a reload added an `at` rule.
 constexpr std::size_t kRescheduleBatch = 500;
