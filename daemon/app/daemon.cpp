@@ -44,6 +44,15 @@ constexpr auto kMaxTimerSleep = std::chrono::seconds{1};
 constexpr auto kLoopBackoff = std::chrono::seconds{5};
 // How often STATUS= is refreshed for `systemctl status`.
 constexpr auto kStatusInterval = std::chrono::seconds{10};
+// Timers fired (each in its own transaction) before the timer loop yields
+// to the rest of the loop: a burst of thousands due at once must not hold
+// the intake and the deliveries.
+constexpr std::size_t kTimersPerTurn = 25;
+// How long one spool batch should hold the loop: the batch size follows
+// the time the last one took, between kMinSpoolBatch and
+// SpoolSource::kBatchLines lines.
+constexpr auto kSpoolBatchTime = std::chrono::milliseconds{50};
+constexpr std::size_t kMinSpoolBatch = 50;
 // Entities rescheduled per transaction after a reload added an `at` rule.
 constexpr std::size_t kRescheduleBatch = 500;
 // The name the push endpoint's observations are counted under.
@@ -52,6 +61,15 @@ constexpr const char* kPushSource = "push";
 const std::vector<double> kLatencyBuckets{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300};
 
 Duration since(Timestamp earlier, Timestamp now) { return now - earlier; }
+
+// The size of the next spool batch after one of `lines` took `took`.
+std::size_t next_spool_batch(std::size_t lines, std::chrono::steady_clock::duration took) {
+  const double ratio = std::chrono::duration<double>(kSpoolBatchTime).count() /
+                       std::max(std::chrono::duration<double>(took).count(), 1e-6);
+  // Grows at most twofold a step: a quick step (a listing, a move) says little.
+  return std::clamp<std::size_t>(static_cast<std::size_t>(static_cast<double>(lines) * std::min(ratio, 2.0)),
+                                 kMinSpoolBatch, SpoolSource::kBatchLines);
+}
 
 double seconds(Duration d) { return std::chrono::duration<double>(d).count(); }
 
@@ -209,6 +227,9 @@ class Daemon::Impl {
     smtp_.reset();
     signals_.reset();
     hangup_.reset();
+    // A worker still running a query hands its outcome to io_: it ends first.
+    for (const auto& source : sql_sources_)
+      if (auto alive = source.lock()) alive->stop();
     io_.reset();
   }
 
@@ -276,6 +297,8 @@ class Daemon::Impl {
     spdlog::info("stopping: intake stops, deliveries in flight get until {}", format_rfc3339(deadline, "UTC"));
     if (push_) push_->stop_intake();
     for (auto& [name, run] : sources_) stop_source(*run);
+    for (const auto& source : sql_sources_)
+      if (auto alive = source.lock()) alive->interrupt();  // a slow query does not hold the stop
     boost::system::error_code ignored;
     signals_->cancel(ignored);
     hangup_->cancel(ignored);
@@ -592,13 +615,14 @@ class Daemon::Impl {
     slot = nullptr;
   }
 
-  // Fires due timers, then sleeps until the next one (at most kMaxTimerSleep).
+  // Fires due timers, kTimersPerTurn at a time, then sleeps until the next
+  // one (at most kMaxTimerSleep; not at all while more are due).
   asio::awaitable<void> timer_loop() {
     asio::steady_timer sleep(*io_);
     while (!stopping_) {
       auto wait = std::chrono::duration_cast<std::chrono::steady_clock::duration>(kMaxTimerSleep);
       try {
-        record(pipeline_->fire_due());
+        record(pipeline_->fire_due(kTimersPerTurn));
         if (auto next = pipeline_->next_timer()) wait = std::clamp<decltype(wait)>(*next - clock_.now(), {}, wait);
       } catch (const std::exception& e) {
         spdlog::error("timers: failed {} {}", kv("error", e.what()),
@@ -700,7 +724,9 @@ class Daemon::Impl {
   asio::awaitable<void> source_loop(std::shared_ptr<SourceRun> run) {
     asio::steady_timer sleep(*io_);
     const SourceConfig& config = run->config;
-    std::unique_ptr<SqlSource> sql;
+    std::unique_ptr<SpoolSource> spool;
+    std::size_t spool_batch = SpoolSource::kBatchLines;
+    std::shared_ptr<SqlSource> sql;
     std::unique_ptr<HttpSource> http;
     std::mt19937_64 random(std::random_device{}());
     std::uniform_real_distribution<double> unit(0.0, 1.0);
@@ -714,13 +740,26 @@ class Daemon::Impl {
       std::vector<std::string> problems;
       try {
         if (config.type == "spool") {
-          const SpoolSource::Scan scan = SpoolSource(config.path).scan(*run->intake);
+          // A batch at a time, yielding between them: a big file must not
+          // hold the push endpoint, the timers and the deliveries.
+          if (!spool) spool = std::make_unique<SpoolSource>(config.path, "spool:" + config.name);
+          SpoolSource::Scan scan;
+          for (;;) {
+            const auto started = std::chrono::steady_clock::now();
+            if (!spool->step(*run->intake, scan, spool_batch) || run->stop) break;
+            spool_batch = next_spool_batch(spool_batch, std::chrono::steady_clock::now() - started);
+            co_await asio::post(*io_, asio::use_awaitable);
+          }
           observations = scan.observations;
           rejected = scan.rejected;
           problems = scan.problems;
         } else if (config.type == "sqlite") {
-          if (!sql) sql = std::make_unique<SqlSource>(config, SqlDatabase::open_sqlite(config.path));
-          const SqlSource::Poll poll = sql->poll(*run->intake, clock_.now());
+          if (!sql) {
+            sql = std::make_shared<SqlSource>(config, SqlDatabase::open_sqlite(config.path));
+            std::erase_if(sql_sources_, [](const auto& s) { return s.expired(); });
+            sql_sources_.push_back(sql);
+          }
+          const SqlSource::Poll poll = co_await sql->poll(*run->intake, clock_.now());
           observations = poll.observations;
           rejected = poll.rejected;
           problems = poll.problems;
@@ -736,7 +775,8 @@ class Daemon::Impl {
         }
       } catch (const std::exception& e) {
         failure = e.what();
-        sql.reset();  // reconnect on the next round
+        sql.reset();    // reconnect on the next round
+        spool.reset();  // and resume from the committed progress
         wait = std::max<Duration>(wait, kLoopBackoff);
       }
       const Timestamp now = clock_.now();
@@ -909,6 +949,9 @@ class Daemon::Impl {
   std::unique_ptr<AdminEndpoint> admin_;
   std::unique_ptr<HttpServer> admin_server_;
   std::map<std::string, std::shared_ptr<SourceRun>> sources_;
+  // Every SQL source alive, to interrupt their queries when stopping and to
+  // end their worker threads before the loop is destroyed.
+  std::vector<std::weak_ptr<SqlSource>> sql_sources_;
   std::optional<asio::signal_set> signals_;  // SIGINT, SIGTERM
   std::optional<asio::signal_set> hangup_;   // SIGHUP
   asio::steady_timer* timer_sleep_ = nullptr;

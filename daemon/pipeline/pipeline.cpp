@@ -8,7 +8,6 @@
 namespace tactd {
 namespace {
 
-constexpr size_t kTimerBatch = 1000;  // timers fired per fire_due() call
 // How the firing of an `at` rule is named: "at@<due time>".
 constexpr std::string_view kTimerTrigger = "at@";
 
@@ -172,18 +171,22 @@ void Pipeline::apply_one(const Observation& observation, Outcome& outcome) {
     }
 }
 
-Outcome Pipeline::fire_due() {
+Outcome Pipeline::fire_due(std::size_t limit) {
   Outcome outcome;
   const Timestamp now = clock_.now();
-  for (const WaitingIntent& w : store_.expired_waiting(now, kTimerBatch)) {
-    auto transaction = store_.begin();
-    store_.remove_waiting(w.id);
-    outcome.problems.push_back({w.rule, "gave_up_waiting",
-                                w.entity.str() + ": rule '" + w.rule + "' waited since " + format_rfc3339(w.since) +
-                                    " for " + w.waiting_for.str() + " (" + w.reason + "); given up, nothing sent"});
+  const auto expired = store_.expired_waiting(now, limit);
+  if (!expired.empty()) {
+    auto transaction = store_.begin();  // one commit for them all: a burst of ends costs one sync
+    for (const WaitingIntent& w : expired) {
+      store_.remove_waiting(w.id);
+      outcome.problems.push_back({w.rule, "gave_up_waiting",
+                                  w.entity.str() + ": rule '" + w.rule + "' waited since " + format_rfc3339(w.since) +
+                                      " for " + w.waiting_for.str() + " (" + w.reason + "); given up, nothing sent"});
+    }
     transaction->commit();
   }
-  for (const Timer& timer : store_.due_timers(now, kTimerBatch)) {
+  if (expired.size() >= limit) return outcome;
+  for (const Timer& timer : store_.due_timers(now, limit - expired.size())) {
     auto transaction = store_.begin();
     store_.mark_timer_fired(timer);
     const Rule* rule = snapshot_.rules->find(timer.rule);

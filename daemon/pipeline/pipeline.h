@@ -76,9 +76,12 @@ class Pipeline {
   // Fires the timers (`at` rules) due at the clock's current time, earliest
   // first, each in its own transaction. A timer more than the configured
   // grace late is skipped and reported. Gives up the intents whose wait for
-  // linked data is over (reported with code "gave_up_waiting"). Call again
-  // while next_timer() is due; it includes those ends of waiting.
-  Outcome fire_due();
+  // linked data is over (reported with code "gave_up_waiting"). Does at
+  // most `limit` of these (the rest wait for the next call, so that a burst
+  // of thousands can be spread over turns of the loop). Call again while
+  // next_timer() is due; it includes those ends of waiting.
+  Outcome fire_due(std::size_t limit = kFireBatch);
+  static constexpr std::size_t kFireBatch = 1000;
   std::optional<Timestamp> next_timer() const;
 
   // A due outbox entry looked at again just before it is sent (DESIGN.md

@@ -1,8 +1,18 @@
 #include "sources/sqlite_source.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <sqlite3.h>
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <charconv>
+#include <exception>
+#include <functional>
 #include <limits>
 
 #include "sources/mapping.h"
@@ -18,7 +28,7 @@ class SqliteDatabase final : public SqlDatabase {
     db_.setBusyTimeout(kBusyTimeoutMs);
   }
 
-  std::vector<nlohmann::json> rows(const std::string& query, const std::string& cursor) override {
+  std::vector<nlohmann::json> rows(const std::string& query, const std::string& cursor, std::size_t max_rows) override {
     try {
       SQLite::Statement q(db_, query);
       // The cursor keeps its type: SQLite orders every number before every
@@ -31,7 +41,7 @@ class SqliteDatabase final : public SqlDatabase {
       else
         q.bind(":cursor", cursor);
       std::vector<nlohmann::json> out;
-      while (q.executeStep()) {
+      while (out.size() < max_rows && q.executeStep()) {
         nlohmann::json row = nlohmann::json::object();
         for (int i = 0; i < q.getColumnCount(); ++i) {
           const SQLite::Column column = q.getColumn(i);
@@ -57,8 +67,39 @@ class SqliteDatabase final : public SqlDatabase {
   }
 
  private:
+  void interrupt() override { sqlite3_interrupt(db_.getHandle()); }
+
+ private:
   SQLite::Database db_;
 };
+
+namespace asio = boost::asio;
+
+// Runs `job` on `worker` and resumes the awaiting coroutine on its own
+// executor with the result, or the exception `job` threw.
+template <typename T>
+asio::awaitable<T> on_worker(asio::thread_pool& worker, std::function<T()> work) {
+  const auto loop = co_await asio::this_coro::executor;
+  auto initiation = [&worker, loop, job = std::move(work)](auto handler) mutable {
+    // The loop keeps running while the job does.
+    auto tracked = asio::prefer(loop, asio::execution::outstanding_work.tracked);
+    asio::post(worker, [handler = std::move(handler), task = std::move(job), tracked]() mutable {
+      std::exception_ptr failure;
+      T result{};
+      try {
+        result = task();
+      } catch (...) {
+        failure = std::current_exception();
+      }
+      asio::post(tracked, [handler = std::move(handler), failure, result = std::move(result)]() mutable {
+        std::move(handler)(failure, std::move(result));
+      });
+    });
+  };
+  T result = co_await asio::async_initiate<decltype(asio::use_awaitable), void(std::exception_ptr, T)>(
+      std::move(initiation), asio::use_awaitable);
+  co_return result;
+}
 
 std::string cursor_text(const nlohmann::json& value) {
   return value.is_string() ? value.get<std::string>() : value.dump();
@@ -94,18 +135,39 @@ std::unique_ptr<SqlDatabase> SqlDatabase::open_sqlite(const std::filesystem::pat
   }
 }
 
-SqlSource::Poll SqlSource::poll(Intake& intake, Timestamp now) {
+SqlSource::SqlSource(SourceConfig config, std::unique_ptr<SqlDatabase> database)
+    : config_(std::move(config)), database_(std::move(database)) {}
+
+SqlSource::~SqlSource() { stop(); }
+
+void SqlSource::interrupt() {
+  interrupted_ = true;
+  database_->interrupt();
+}
+
+void SqlSource::stop() {
+  interrupt();
+  worker_.join();
+}
+
+asio::awaitable<SqlSource::Poll> SqlSource::poll(Intake& intake, Timestamp now) {
   Poll poll;
+  interrupted_ = false;
   std::string cursor = intake.cursor(config_.name).value_or(config_.cursor_start);
-  for (; poll.pages < kMaxPagesPerPoll; ++poll.pages) {
+  for (; poll.pages < kMaxPagesPerPoll && !interrupted_; ++poll.pages) {
     std::vector<nlohmann::json> rows;
     try {
-      rows = database_->rows(config_.query, cursor);
+      // Named, not a temporary of the co_await expression (GCC 12 destroys
+      // such temporaries twice).
+      std::function<std::vector<nlohmann::json>()> query = [database = database_, text = config_.query, cursor] {
+        return database->rows(text, cursor, kPageRows);
+      };
+      rows = co_await on_worker(worker_, std::move(query));
     } catch (const SqlError& e) {
-      poll.problems.push_back("query failed: " + std::string(e.what()));
-      return poll;
+      if (!interrupted_) poll.problems.push_back("query failed: " + std::string(e.what()));
+      co_return poll;
     }
-    if (rows.empty()) return poll;
+    if (rows.empty()) co_return poll;
     std::vector<Observation> observations;
     for (const auto& row : rows) {
       std::string error = unreadable(row);
@@ -117,23 +179,23 @@ SqlSource::Poll SqlSource::poll(Intake& intake, Timestamp now) {
     if (last == rows.back().end() || last->is_null() || last->is_binary()) {
       poll.problems.push_back("the query returns no '" + config_.cursor_column +
                               "' column (cursor_column); nothing committed");
-      return poll;
+      co_return poll;
     }
     const SourceCursor next{config_.name, cursor_text(*last)};
     if (next.value == cursor) {
       poll.problems.push_back("the cursor did not move past " + cursor +
                               "; the query must return rows after :cursor, in cursor order");
-      return poll;
+      co_return poll;
     }
     std::string error;
     if (!intake.commit(observations, &next, error)) {
       poll.problems.push_back("not committed, will retry from " + cursor + ": " + error);
-      return poll;
+      co_return poll;
     }
     poll.observations += static_cast<int>(observations.size());
     cursor = next.value;
   }
-  return poll;
+  co_return poll;
 }
 
 }  // namespace tactd

@@ -215,3 +215,37 @@ TEST_CASE("pushes while another process writes to the state every 20 ms are all 
   CHECK(db.execAndGet("SELECT COUNT(*) FROM entities WHERE type = 'order'").getInt() == kPushes);
   CHECK(daemon.stop() == 0);
 }
+
+TEST_CASE("a push is answered while a big spool file is still being taken in, batch by batch") {
+  TempDir dir;
+  dir.write("token", kToken + "\n");
+  std::filesystem::create_directories(dir.path() / "spool");
+  const auto config = dir.write(
+      "tactd.toml", "[tactd]\nrules = \"" + (tactd::test::source_dir() / "config/rules").string() +
+                        "\"\ntemplates = \"" + (tactd::test::source_dir() / "templates").string() +
+                        "\"\nstate = \"state.db\"\n[push]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"token\"\n"
+                        "[[source]]\nname = \"drops\"\ntype = \"spool\"\npath = \"spool\"\ninterval = \"1s\"\n");
+  tactd::test::Daemon daemon(config, dir.path() / "log");
+  const int port = tactd::test::logged_port(dir.path() / "log", "push: listening on 127.0.0.1:");
+  REQUIRE(port != 0);
+  constexpr int kLines = 12'000;  // a dozen batches
+  std::string lines;
+  for (int i = 0; i < kLines; ++i)
+    lines += R"({"type":"order","id":"B-)" + std::to_string(i) +
+             R"(","observed_at":"2026-11-20T10:00:00Z","fields":{"status":"placed"}})" + "\n";
+  tactd::test::drop(dir.path() / "spool", "big.jsonl", lines);
+  // The file's first batch is committed, with its progress.
+  const auto progress = [&] {
+    SQLite::Database db((dir.path() / "state.db").string());
+    SQLite::Statement q(db, "SELECT COUNT(*) FROM source_cursors WHERE source = 'spool:drops'");
+    return q.executeStep() && q.getColumn(0).getInt() == 1;
+  };
+  REQUIRE(tactd::test::eventually(progress));
+  const tactd::test::Reply r = post(port, kBatch, {"Authorization: Bearer " + kToken});
+  CHECK(r.status == 202);
+  CHECK(std::filesystem::exists(dir.path() / "spool/big.jsonl"));  // answered before the file is through
+  REQUIRE(tactd::test::eventually([&] { return std::filesystem::exists(dir.path() / "spool/done/big.jsonl"); }));
+  SQLite::Database db((dir.path() / "state.db").string());
+  CHECK(db.execAndGet("SELECT COUNT(*) FROM entities WHERE type = 'order' AND id LIKE 'B-%'").getInt() == kLines);
+  CHECK(daemon.stop() == 0);
+}

@@ -195,6 +195,26 @@ TEST_CASE("a timer found overdue by more than the grace is skipped and reported"
                       "2026-11-20T10:30:00Z, longer ago than [timers] grace allows; skipped"));
 }
 
+TEST_CASE("a burst of due timers is fired a bounded number at a time, the rest on the next call") {
+  Diagnostics errors;
+  auto snapshot = load_snapshot(source_dir() / "config/tactd.toml", errors);
+  REQUIRE(snapshot);
+  auto store = Store::open_temporary();
+  VirtualClock clock(at("2026-11-20T09:00:00+01:00"));
+  Pipeline pipeline(*snapshot, *store, clock);
+  std::string error;
+  pipeline.apply(*parse_observation(kAnna, error));
+  pipeline.apply(*parse_observation(laptop("2026-11-20T09:00:00+01:00", "shipped"), error));
+  clock.advance_to(at("2026-11-20T12:00:00+01:00"));  // the heads-up's and the apology's timers both due
+  const Outcome first = pipeline.fire_due(1);
+  REQUIRE(pipeline.next_timer());
+  CHECK(*pipeline.next_timer() <= clock.now());  // one left for the next turn
+  const Outcome second = pipeline.fire_due(1);
+  REQUIRE(pipeline.next_timer());
+  CHECK(*pipeline.next_timer() > clock.now());  // both fired
+  CHECK(first.notifications.size() + second.notifications.size() >= 1);
+}
+
 TEST_CASE("an observation at the same instant as a timer is applied first, so a cancelled order gets no heads-up") {
   const Run run = simulate_lines({
       kAnna, laptop("2026-11-20T09:00:00+01:00", "shipped"),
