@@ -225,12 +225,13 @@ std::optional<Timestamp> Pipeline::next_timer() const {
   return timer;
 }
 
-std::optional<std::string> Pipeline::overtaken_by(const Notification& n, Timestamp now) const {
+std::optional<std::string> Pipeline::overtaken_by(const Notification& n, Timestamp now,
+                                                   std::optional<Linked>* view) const {
   const Rule* rule = snapshot_.rules->find(n.rule);
   if (!rule) return "rule '" + n.rule + "' no longer exists";
   const auto entity = store_.entity(n.entity);
   if (!entity) return n.entity.str() + " is no longer known";
-  const Linked linked = link(*entity, store_);
+  Linked linked = link(*entity, store_);
   const auto seen = [&](const char* type) -> std::string {
     const auto ref = linked_refs(linked.scope);
     for (const EntityRef& r : ref)
@@ -261,13 +262,15 @@ std::optional<std::string> Pipeline::overtaken_by(const Notification& n, Timesta
       }
     return "its condition no longer holds (" + rule->when->text() + "), as of " + latest;
   }
+  if (view) *view = std::move(linked);
   return std::nullopt;
 }
 
 std::optional<Notification> Pipeline::release(const OutboxEntry& entry, Outcome& outcome) {
   const Notification& n = entry.notification;
   const Timestamp now = clock_.now();
-  if (auto why = overtaken_by(n, now)) {
+  std::optional<Linked> view;
+  if (auto why = overtaken_by(n, now, &view)) {
     if (store_.mark_overtaken(entry.id, now, *why)) {
       outcome.held_back.push_back({n.rule, n.entity, "overtaken", *why});
       reschedule_customer(n.customer);  // what was never sent ends no silence
@@ -277,7 +280,7 @@ std::optional<Notification> Pipeline::release(const OutboxEntry& entry, Outcome&
   // Still right: rendered again with what is known now (a newer ETA, a
   // corrected name), to the customer's current address on the same channel.
   const Rule& rule = *snapshot_.rules->find(n.rule);
-  const Linked linked = link(*store_.entity(n.entity), store_);
+  const Linked& linked = *view;
   MessageContext context = message_context(rule, n.entity, linked, n.event);
   context.locale = n.locale;  // the language it was decided in stays
   std::string error;

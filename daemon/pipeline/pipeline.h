@@ -125,8 +125,10 @@ class Pipeline {
                 const EntityRef& missing, const std::string& reason, Outcome& outcome);
   // Considers again what waited for `arrived`.
   void resume_waiting(const EntityRef& arrived, Outcome& outcome);
-  // Why a waiting notification would be wrong to send now, or nullopt.
-  std::optional<std::string> overtaken_by(const Notification& notification, Timestamp now) const;
+  // Why a waiting notification would be wrong to send now, or nullopt;
+  // then `view`, when given, gets the view of its entity it was judged on.
+  std::optional<std::string> overtaken_by(const Notification& notification, Timestamp now,
+                                          std::optional<Linked>* view = nullptr) const;
   // Schedules, moves or cancels the entity's timers after it changed.
   // `known`, when given, is link(entity) as it is now, to save reading it again.
   void reschedule(const Entity& entity, const Linked* known = nullptr);
