@@ -226,7 +226,7 @@ std::optional<Timestamp> Pipeline::next_timer() const {
 }
 
 std::optional<std::string> Pipeline::overtaken_by(const Notification& n, Timestamp now,
-                                                   std::optional<Linked>* view) const {
+                                                  std::optional<Linked>* view) const {
   const Rule* rule = snapshot_.rules->find(n.rule);
   if (!rule) return "rule '" + n.rule + "' no longer exists";
   const auto entity = store_.entity(n.entity);

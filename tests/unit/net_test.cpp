@@ -204,9 +204,17 @@ TEST_CASE("a request refused on its head is answered at once, its body never rea
 }
 
 TEST_CASE("out of file descriptors, the accept loop backs off and logs once per burst instead of spinning") {
+#ifdef __SANITIZE_ADDRESS__
+  // The sanitizers' own checks open descriptors (a pipe to probe memory) and
+  // report every object as invalid once none is left: the regular build
+  // (.ci/test) runs this test.
+  WARN("skipped under the sanitizers");
+  return;
+#endif
   asio::io_context io;
   tactd::test::CapturedLog log;
   auto server = echo_server(io);
+  const auto port = server->port();
   rlimit original{};
   REQUIRE(getrlimit(RLIMIT_NOFILE, &original) == 0);
   rlimit low = original;
@@ -219,7 +227,7 @@ TEST_CASE("out of file descriptors, the accept loop backs off and logs once per 
   close(held.back());
   held.pop_back();
   asio::ip::tcp::socket socket(io);
-  socket.connect({asio::ip::make_address("127.0.0.1"), server->port()});  // queued; accepting it fails: EMFILE
+  socket.connect({asio::ip::make_address("127.0.0.1"), port});  // queued; accepting it fails: EMFILE
   io.run_for(std::chrono::milliseconds{500});
   const std::string starved = log.text();
   for (int fd : held) close(fd);
