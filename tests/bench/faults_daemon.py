@@ -18,25 +18,18 @@ import json
 import os
 import re
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 
+from procstat import rss_mb
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SINK = os.path.join(ROOT, "tests", "support", "flaky_sink.py")
 CHANNEL = ('timeout = "2s"\nconcurrency = 16\nrate = 1000\nburst = 100\n'
            'backoff = "2s"\nmax_backoff = "30s"\nmax_attempts = 8\n')
-
-
-def rss_mb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def cancellation(n):

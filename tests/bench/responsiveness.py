@@ -15,19 +15,14 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 
+from procstat import free_port
+
 IDLE_PUSHES = 100
 GAP = 0.01  # between pushes
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def percentile(values, p):
