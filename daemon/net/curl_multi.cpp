@@ -9,6 +9,7 @@
 
 #include <map>
 #include <stdexcept>
+#include <vector>
 
 namespace tactd::curl {
 namespace {
@@ -170,9 +171,48 @@ class AsioEngine final : public Engine {
 
 }  // namespace
 
+namespace {
+
+// Easy handles done with, reset to curl's defaults, for the next transfers
+// of this thread (everything of the engine runs on the loop's thread).
+// Bounded: a burst leaves at most kMaxIdle behind.
+class EasyPool {
+ public:
+  static constexpr std::size_t kMaxIdle = 256;
+  ~EasyPool() {
+    for (CURL* easy : idle_) curl_easy_cleanup(easy);
+  }
+  CURL* take() {
+    if (idle_.empty()) return curl_easy_init();
+    CURL* easy = idle_.back();
+    idle_.pop_back();
+    return easy;
+  }
+  void give(CURL* easy) {
+    if (idle_.size() >= kMaxIdle) {
+      curl_easy_cleanup(easy);
+      return;
+    }
+    curl_easy_reset(easy);  // every option back to its default; curl keeps its caches
+    idle_.push_back(easy);
+  }
+
+ private:
+  std::vector<CURL*> idle_;
+};
+
+EasyPool& easy_pool() {
+  thread_local EasyPool pool;
+  return pool;
+}
+
+}  // namespace
+
+void EasyDeleter::operator()(CURL* easy) const { easy_pool().give(easy); }
+
 Transfer::Transfer() {
   init_curl();
-  easy_.reset(curl_easy_init());
+  easy_.reset(easy_pool().take());
 }
 
 std::unique_ptr<Engine> Engine::create(asio::io_context& io) { return std::make_unique<AsioEngine>(io); }
