@@ -455,8 +455,18 @@ class SqliteStore final : public Store {
       q.bind(13, n.time_zone);
       if (!n.event.is_null()) q.bind(14, n.event.dump());
       if (q.exec() != 1) return false;
-      insert_decision(db_.getLastInsertRowid(), n.at, "queued", why);
+      last_enqueued_ = db_.getLastInsertRowid();
+      insert_decision(last_enqueued_, n.at, "queued", why);
       return true;
+    });
+  }
+
+  long long last_enqueued() const override { return last_enqueued_; }
+
+  long long data_version() const override {
+    return guard("read the data version", [&] {
+      SQLite::Statement& q = prepared("PRAGMA data_version");
+      return q.executeStep() ? static_cast<long long>(q.getColumn(0).getInt64()) : 0LL;
     });
   }
 
@@ -963,6 +973,8 @@ class SqliteStore final : public Store {
   // unbound (NULL); the outermost guard() resets it again when it ends, so
   // that no read stays open between calls. Never hold one across a call
   // that may use the same SQL.
+  long long last_enqueued_ = 0;
+
   SQLite::Statement& prepared(const std::string& sql) const {
     auto& statement = statements_[sql];
     if (!statement) statement = std::make_unique<SQLite::Statement>(db_, sql);
