@@ -102,6 +102,16 @@ class Multi : public std::enable_shared_from_this<Multi> {
     auto* self = static_cast<Multi*>(user);
     self->timer_.cancel();
     if (timeout_ms < 0) return 0;
+    if (timeout_ms == 0) {  // at once (a transfer was added): a posted handler, without setting a kernel timer
+      if (std::exchange(self->timeout_posted_, true)) return 0;
+      asio::post(self->io_, [weak = self->weak_from_this()] {
+        auto multi = weak.lock();
+        if (!multi) return;
+        multi->timeout_posted_ = false;
+        multi->act(CURL_SOCKET_TIMEOUT, 0);
+      });
+      return 0;
+    }
     self->timer_.expires_after(std::chrono::milliseconds(timeout_ms));
     self->timer_.async_wait([weak = self->weak_from_this()](const boost::system::error_code& ec) {
       auto multi = weak.lock();
@@ -155,6 +165,7 @@ class Multi : public std::enable_shared_from_this<Multi> {
 
   asio::io_context& io_;
   asio::steady_timer timer_;
+  bool timeout_posted_ = false;  // a handler for curl's "time out now" is on its way
   std::unique_ptr<CURLM, MultiDeleter> multi_;
   std::map<CURL*, std::unique_ptr<Transfer>> transfers_;
   std::map<curl_socket_t, std::unique_ptr<Watch>> watches_;
