@@ -978,13 +978,13 @@ class SqliteStore final : public Store {
     SQLite::Transaction tx_;
   };
 
+  long long last_enqueued_ = 0;  // the outbox id enqueue() added last
+
   // The statement for `sql`, prepared once per store and reused: preparing
   // costs more than running most of these. It comes reset, its parameters
   // unbound (NULL); the outermost guard() resets it again when it ends, so
   // that no read stays open between calls. Never hold one across a call
   // that may use the same SQL.
-  long long last_enqueued_ = 0;
-
   SQLite::Statement& prepared(const std::string& sql) const {
     auto& statement = statements_[sql];
     if (!statement) statement = std::make_unique<SQLite::Statement>(db_, sql);
