@@ -137,13 +137,13 @@ TEST_CASE("a commit by another connection since rendering means a full check") {
   const OutboxEntry entry = bench.apology();
   {
     auto other = Store::open(bench.dir.path() / "state.db");
-    Entity someone{EntityRef{EntityType::kCustomer, "c-99"}, at("2026-11-20T17:56:00+01:00"), {{"name", "Cor"}}};
+    Entity someone{EntityRef{EntityType::kCustomer, "c-99"}, at("2026-11-20T17:56:00+01:00"), {{"name", "Cor"}}, {}};
     other->put_entity(someone);  // an operator's script, say: not seen by the pipeline
   }
   CHECK(bench.released(entry) != kAsStored);
 }
 
-TEST_CASE("a reload that changed what messages read means a full check; one of channels only does not") {
+TEST_CASE("a reload that changed what messages read means a full check, one of channels only does not") {
   Bench bench;
   const OutboxEntry entry = bench.apology();
   SECTION("the same rules, templates and message settings (a channel's rate, say)") {
