@@ -205,7 +205,7 @@ class Daemon::Impl {
     smtp_ = SmtpClient::create(*io_);
     delivery_ = std::make_unique<Delivery>(
         *store_, clock_, lanes(*snapshot.config), [this](const Delivery::AttemptEnd& end) { count(end); },
-        [this](const OutboxEntry& entry) { return release(entry); });
+        [this](const OutboxEntry& entry) { return release(entry); }, [this](bool committed) { released(committed); });
     delivery_->set_interrupt_observer([this](const Delivery::Interrupted& cut) { interrupted(cut); });
     operators_ = std::make_unique<OperatorChannel>(*http_, *smtp_, clock_);
     operators_->configure(snapshot.config->operators, snapshot.config->channel(Channel::kEmail));
@@ -448,14 +448,12 @@ class Daemon::Impl {
     if (!outcome.notifications.empty()) delivery_->wake();
   }
 
-  // The pipeline's look at a due entry just before it is sent.
-  std::optional<Notification> release(const OutboxEntry& entry) {
-    Outcome outcome;
-    auto transaction = store_->begin();
-    auto message = pipeline_->release(entry, outcome);
-    transaction->commit();
-    record(outcome);
-    return message;
+  // The pipeline's look at a due entry just before it is sent, inside the
+  // delivery round's transaction; what it decided is told once that commits.
+  std::optional<Notification> release(const OutboxEntry& entry) { return pipeline_->release(entry, released_); }
+  void released(bool committed) {
+    Outcome outcome = std::exchange(released_, {});
+    if (committed) record(outcome);
   }
 
   void count(const Delivery::AttemptEnd& end) {
@@ -942,6 +940,7 @@ class Daemon::Impl {
   std::unique_ptr<HttpClient> http_;
   std::unique_ptr<SmtpClient> smtp_;
   std::unique_ptr<Delivery> delivery_;
+  Outcome released_;  // what the release checks of the current delivery round decided
   std::unique_ptr<OperatorChannel> operators_;
   std::unique_ptr<PipelineIntake> push_intake_;
   std::unique_ptr<PushEndpoint> push_;

@@ -13,8 +13,13 @@
 namespace tactd {
 namespace asio = boost::asio;
 
-Delivery::Delivery(Store& store, const Clock& clock, std::vector<Lane> lanes, Observer observer, ReleaseCheck release)
-    : store_(store), clock_(clock), observer_(std::move(observer)), release_(std::move(release)) {
+Delivery::Delivery(Store& store, const Clock& clock, std::vector<Lane> lanes, Observer observer, ReleaseCheck release,
+                   RoundEnd round_end)
+    : store_(store),
+      clock_(clock),
+      observer_(std::move(observer)),
+      release_(std::move(release)),
+      round_end_(std::move(round_end)) {
   reconfigure(std::move(lanes));
 }
 
@@ -152,18 +157,37 @@ Duration Delivery::start_due() {
     bool trial = false;  // the half-open breaker's one attempt
   };
   std::vector<Start> starts;
+  // The release checks and the claims of the round share one transaction,
+  // begun at the first check: one begin and one commit for the round.
+  std::unique_ptr<Store::Transaction> round;
+  bool checked = false;  // a release check ran: round_end_ is owed its answer
+  const auto abandon = [&] {
+    for (const Start& start : starts) {
+      in_flight_.erase(start.entry.id);
+      if (start.trial) start.route->breaker.record(false, now);  // frees the half-open trial
+    }
+    round.reset();  // rolls back what the checks wrote
+    if (checked && round_end_) round_end_(false);
+  };
   std::set<Channel> refused;  // a verdict of theirs the store refused: they start nothing
   for (const Unstored& verdict : unstored_) refused.insert(verdict.end.channel);
+  bool failed = false;  // a release check threw: the round's transaction may be undone, stop here
   for (auto& [channel, route_ptr] : routes_) {
+    if (failed) break;
     Route& route = *route_ptr;
     const int concurrency = route.lane.config.concurrency;
     if (refused.count(channel) || in_flight(channel) >= concurrency) continue;
     // Entries in flight are claimed and no longer due, so the free
     // capacity in rows holds every one that may start now.
     const auto room = static_cast<std::size_t>(concurrency - in_flight(channel));
+    int started = in_flight(channel);
     for (const OutboxEntry& entry : store_.due_notifications(now, channel, room)) {
       if (in_flight_.count(entry.id)) continue;
-      if (in_flight(channel) >= concurrency) break;
+      if (started >= concurrency) break;
+      if (auto skip = release_failed_.find(entry.id); skip != release_failed_.end()) {
+        if (now < skip->second) continue;
+        release_failed_.erase(skip);
+      }
       if (route.breaker.open(now)) {
         wait = std::min(wait, *route.breaker.open_until() - now);
         break;
@@ -174,12 +198,28 @@ Duration Delivery::start_due() {
       }
       std::optional<Notification> message = entry.notification;
       if (release_) {
+        if (!round) {
+          try {
+            round = store_.begin();
+          } catch (const StoreError&) {  // nothing started yet this round: tried again after the backoff
+            abandon();
+            throw;
+          }
+        }
         try {
+          checked = true;
           message = release_(entry);
         } catch (const std::exception& e) {
-          spdlog::error("delivery: release check failed {} {}", kv("outbox", std::to_string(entry.id)),
-                        kv("error", e.what()));
-          continue;
+          // What the round's checks wrote may be undone with it: the round
+          // is rolled back and tried again at once without this entry,
+          // which waits kFailureBackoff.
+          spdlog::error("delivery: release check failed {} {} {}", kv("outbox", std::to_string(entry.id)),
+                        kv("error", e.what()),
+                        kv("next_try_s",
+                           std::to_string(std::chrono::duration_cast<std::chrono::seconds>(kFailureBackoff).count())));
+          release_failed_[entry.id] = now + kFailureBackoff;
+          failed = true;
+          break;
         }
         if (!message) {
           again_ = true;  // its place this round is free for the next one
@@ -190,22 +230,29 @@ Duration Delivery::start_due() {
       if (!route.breaker.allows(now)) break;  // half-open, its trial still out
       route.bucket.take(now);
       in_flight_.emplace(entry.id, channel);
+      ++started;
       starts.push_back(Start{entry, std::move(*message), route_ptr, trial});
     }
   }
-  // The claims first, in one transaction: a crash from here on leaves each
-  // entry marked as sent-or-not, never as plainly pending.
+  if (failed) {
+    abandon();
+    again_ = true;
+    return wait;
+  }
+  // The claims first, in the round's transaction: a crash from here on
+  // leaves each entry marked as sent-or-not, never as plainly pending.
   std::vector<long long> ids;
+  ids.reserve(starts.size());
   for (const Start& start : starts) ids.push_back(start.entry.id);
   try {
     store_.claim(ids, now);
+    if (round) round->commit();
   } catch (const StoreError&) {  // nothing is sent unclaimed; the round is tried again
-    for (const Start& start : starts) {
-      in_flight_.erase(start.entry.id);
-      if (start.trial) start.route->breaker.record(false, now);  // frees the half-open trial
-    }
+    abandon();
     throw;
   }
+  round.reset();
+  if (checked && round_end_) round_end_(true);
   for (Start& start : starts) {
     const int attempt = start.entry.attempts + 1;
     spdlog::debug("delivery: attempt {} {} {}", kv("outbox", std::to_string(start.entry.id)),

@@ -81,7 +81,14 @@ class Delivery {
   // invariant 8): returns the notification to send, rendered with current
   // data, or nullopt when the world has overtaken it (the check records
   // that itself). May throw StoreError: the entry is then tried later.
+  // The checks of a round run inside one store transaction that also
+  // holds the round's claims (one begin and commit per round, not per
+  // entry): a check must not begin one of its own.
   using ReleaseCheck = std::function<std::optional<Notification>(const OutboxEntry&)>;
+  // Told after the release checks of a round whether what they wrote was
+  // committed (true) or rolled back (false), so that what they decided is
+  // reported only once it is stored.
+  using RoundEnd = std::function<void(bool committed)>;
   // An attempt cut off by a crash or a stop, as settle_interrupted() dealt
   // with it: sent again (`retried`) or set aside as an unknown outcome.
   struct Interrupted {
@@ -94,8 +101,8 @@ class Delivery {
   // `store` and `clock` must outlive the Delivery; so must the clients the
   // senders use, or be destroyed first (they then drop their callbacks).
   // `observer` (may be empty) is called on the loop after each attempt.
-  Delivery(Store& store, const Clock& clock, std::vector<Lane> lanes, Observer observer = {},
-           ReleaseCheck release = {});
+  Delivery(Store& store, const Clock& clock, std::vector<Lane> lanes, Observer observer = {}, ReleaseCheck release = {},
+           RoundEnd round_end = {});
 
   // Delivers until start_shutdown(): the verdicts that came since the last
   // turn are stored, then due entries are started as limits allow, each
@@ -182,14 +189,16 @@ class Delivery {
   const Clock& clock_;
   Observer observer_;
   ReleaseCheck release_;
+  RoundEnd round_end_;
   InterruptObserver interrupted_;
   // Shared with the attempts in flight, which finish on the route they
   // started on even when a reload replaced it.
   std::map<Channel, std::shared_ptr<Route>> routes_;
-  std::optional<Timestamp> stop_deadline_;  // set by start_shutdown()
-  std::map<long long, Channel> in_flight_;  // outbox id -> channel, until its verdict is stored
-  std::vector<Unstored> unstored_;          // in the order the verdicts came
-  std::optional<Timestamp> refused_since_;  // the store refuses verdicts since then
+  std::optional<Timestamp> stop_deadline_;         // set by start_shutdown()
+  std::map<long long, Channel> in_flight_;         // outbox id -> channel, until its verdict is stored
+  std::vector<Unstored> unstored_;                 // in the order the verdicts came
+  std::map<long long, Timestamp> release_failed_;  // outbox id -> when its release check may run again
+  std::optional<Timestamp> refused_since_;         // the store refuses verdicts since then
   std::optional<Timestamp> refusal_logged_;
   std::mt19937_64 random_{std::random_device{}()};
   boost::asio::steady_timer* wake_ = nullptr;  // the sleep of run(), while it sleeps

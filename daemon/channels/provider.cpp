@@ -31,6 +31,92 @@ constexpr std::string_view kForm = "application/x-www-form-urlencoded";
 // JSON text of `value`; invalid UTF-8 becomes U+FFFD instead of throwing.
 std::string dump(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
 
+bool valid_utf8(std::string_view text);
+
+}  // namespace
+
+// A JSON string literal of `text`, exactly as dump() writes one.
+void append_json_string(std::string& out, std::string_view text) {
+  if (!valid_utf8(text)) {  // dump() replaces what is not UTF-8 with U+FFFD; rare, so it does it
+    out += dump(json(std::string(text)));
+    return;
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += '"';
+  std::size_t plain = 0;  // the start of the bytes not written yet
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(text.data() + plain, i - plain);
+    plain = i + 1;
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        out += "\\u00";
+        out += kHex[c >> 4];
+        out += kHex[c & 0xf];
+    }
+  }
+  out.append(text.data() + plain, text.size() - plain);
+  out += '"';
+}
+
+namespace {
+
+// Whether `text` is well-formed UTF-8 (no overlong forms, surrogates or
+// code points past U+10FFFF), as nlohmann::json's serialiser decides.
+bool valid_utf8(std::string_view text) {
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const auto* end = p + text.size();
+  while (p < end) {
+    const unsigned char c = *p;
+    if (c < 0x80) {
+      ++p;
+      continue;
+    }
+    std::size_t length = 0;
+    unsigned char low = 0x80, high = 0xBF;  // the allowed range of the second byte
+    if (c >= 0xC2 && c <= 0xDF) {
+      length = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      length = 3;
+      if (c == 0xE0) low = 0xA0;
+      if (c == 0xED) high = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      length = 4;
+      if (c == 0xF0) low = 0x90;
+      if (c == 0xF4) high = 0x8F;
+    } else {
+      return false;
+    }
+    if (static_cast<std::size_t>(end - p) < length || p[1] < low || p[1] > high) return false;
+    for (std::size_t i = 2; i < length; ++i)
+      if (p[i] < 0x80 || p[i] > 0xBF) return false;
+    p += length;
+  }
+  return true;
+}
+
 // application/x-www-form-urlencoded: unreserved bytes stay, space is '+',
 // every other byte (UTF-8 included) is %XX.
 std::string form_encode(std::string_view text) {
@@ -215,26 +301,35 @@ std::optional<ProviderRequest> messagebird(const ChannelConfig& channel, const N
 std::optional<ProviderRequest> webhook(const ChannelConfig& channel, const Notification& n, Timestamp now,
                                        std::string& error) {
   if (error = missing(channel, true, false, false); !error.empty()) return std::nullopt;
-  json body = {
-      {"idempotency_key", n.idempotency_key},
-      {"channel", to_string(n.channel)},
-      {"to", n.to},
-      {"body", n.body},
-      {"rule", n.rule},
-      {"kind", to_string(n.kind)},
-      {"customer", n.customer},
-      {"entity", n.entity.str()},
-      {"locale", n.locale},
-      {"due_at", format_rfc3339(n.at)},
-  };
-  if (!channel.from.empty()) body["from"] = channel.from;
-  if (!n.time_zone.empty()) body["time_zone"] = n.time_zone;
-  if (n.channel == Channel::kEmail) {
-    body["subject"] = *n.subject;
-    body["html"] = html_body(n.body);
-  }
   ProviderRequest request{post(channel, channel.url, kJson, n), {}};
-  request.http.body = dump(body);
+  // Written straight out, keys in the order nlohmann::json sorts them, as
+  // dump() of that object would: building the object costs more than the
+  // rest of the request.
+  std::string& body = request.http.body;
+  body.reserve(256 + n.body.size() * (n.channel == Channel::kEmail ? 3 : 1));
+  bool first = true;
+  const auto field = [&](std::string_view key, std::string_view value) {
+    body += first ? "{\"" : ",\"";
+    first = false;
+    body += key;
+    body += "\":";
+    append_json_string(body, value);
+  };
+  field("body", n.body);
+  field("channel", to_string(n.channel));
+  field("customer", n.customer);
+  field("due_at", format_rfc3339(n.at));
+  field("entity", n.entity.str());
+  if (!channel.from.empty()) field("from", channel.from);
+  if (n.channel == Channel::kEmail) field("html", html_body(n.body));
+  field("idempotency_key", n.idempotency_key);
+  field("kind", to_string(n.kind));
+  field("locale", n.locale);
+  field("rule", n.rule);
+  if (n.channel == Channel::kEmail) field("subject", *n.subject);
+  if (!n.time_zone.empty()) field("time_zone", n.time_zone);
+  field("to", n.to);
+  body += '}';
   const std::string timestamp =
       std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count());
   request.http.headers.emplace_back("X-Tactd-Timestamp", timestamp);

@@ -34,6 +34,10 @@ struct ProviderRequest {
   std::vector<std::string> secrets;  // as configured; never empty strings
 };
 
+// Appends `text` as a JSON string literal, byte for byte as nlohmann::json's
+// dump() writes it (no ASCII escaping; what is not UTF-8 becomes U+FFFD).
+void append_json_string(std::string& out, std::string_view text);
+
 // Builds the request for `notification` on `channel`; `now` stamps webhook
 // signatures (X-Tactd-Timestamp) and nothing else. Returns nullopt with
 // `error` set when the notification cannot be sent this way at all, which

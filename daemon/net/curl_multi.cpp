@@ -9,6 +9,7 @@
 
 #include <map>
 #include <stdexcept>
+#include <vector>
 
 namespace tactd::curl {
 namespace {
@@ -101,6 +102,16 @@ class Multi : public std::enable_shared_from_this<Multi> {
     auto* self = static_cast<Multi*>(user);
     self->timer_.cancel();
     if (timeout_ms < 0) return 0;
+    if (timeout_ms == 0) {  // at once (a transfer was added): a posted handler, without setting a kernel timer
+      if (std::exchange(self->timeout_posted_, true)) return 0;
+      asio::post(self->io_, [weak = self->weak_from_this()] {
+        auto multi = weak.lock();
+        if (!multi) return;
+        multi->timeout_posted_ = false;
+        multi->act(CURL_SOCKET_TIMEOUT, 0);
+      });
+      return 0;
+    }
     self->timer_.expires_after(std::chrono::milliseconds(timeout_ms));
     self->timer_.async_wait([weak = self->weak_from_this()](const boost::system::error_code& ec) {
       auto multi = weak.lock();
@@ -154,6 +165,7 @@ class Multi : public std::enable_shared_from_this<Multi> {
 
   asio::io_context& io_;
   asio::steady_timer timer_;
+  bool timeout_posted_ = false;  // a handler for curl's "time out now" is on its way
   std::unique_ptr<CURLM, MultiDeleter> multi_;
   std::map<CURL*, std::unique_ptr<Transfer>> transfers_;
   std::map<curl_socket_t, std::unique_ptr<Watch>> watches_;
@@ -170,9 +182,48 @@ class AsioEngine final : public Engine {
 
 }  // namespace
 
+namespace {
+
+// Easy handles done with, reset to curl's defaults, for the next transfers
+// of this thread (everything of the engine runs on the loop's thread).
+// Bounded: a burst leaves at most kMaxIdle behind.
+class EasyPool {
+ public:
+  static constexpr std::size_t kMaxIdle = 256;
+  ~EasyPool() {
+    for (CURL* easy : idle_) curl_easy_cleanup(easy);
+  }
+  CURL* take() {
+    if (idle_.empty()) return curl_easy_init();
+    CURL* easy = idle_.back();
+    idle_.pop_back();
+    return easy;
+  }
+  void give(CURL* easy) {
+    if (idle_.size() >= kMaxIdle) {
+      curl_easy_cleanup(easy);
+      return;
+    }
+    curl_easy_reset(easy);  // every option back to its default; curl keeps its caches
+    idle_.push_back(easy);
+  }
+
+ private:
+  std::vector<CURL*> idle_;
+};
+
+EasyPool& easy_pool() {
+  thread_local EasyPool pool;
+  return pool;
+}
+
+}  // namespace
+
+void EasyDeleter::operator()(CURL* easy) const { easy_pool().give(easy); }
+
 Transfer::Transfer() {
   init_curl();
-  easy_.reset(curl_easy_init());
+  easy_.reset(easy_pool().take());
 }
 
 std::unique_ptr<Engine> Engine::create(asio::io_context& io) { return std::make_unique<AsioEngine>(io); }

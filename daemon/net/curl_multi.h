@@ -15,8 +15,11 @@ class io_context;
 
 namespace tactd::curl {
 
+// Gives an easy handle back for reuse (curl_easy_reset, kept in a small
+// pool of the thread's) instead of creating one per transfer: a new handle
+// costs several allocations and its defaults set up again.
 struct EasyDeleter {
-  void operator()(CURL* easy) const { curl_easy_cleanup(easy); }
+  void operator()(CURL* easy) const;
 };
 struct ListDeleter {
   void operator()(curl_slist* list) const { curl_slist_free_all(list); }
@@ -26,7 +29,7 @@ struct ListDeleter {
 // which lives as long as the transfer.
 class Transfer {
  public:
-  Transfer();  // creates the easy handle; easy() is null if curl could not
+  Transfer();  // takes an easy handle from the pool or creates one; easy() is null if curl could not
   virtual ~Transfer() = default;
   Transfer(const Transfer&) = delete;
   Transfer& operator=(const Transfer&) = delete;

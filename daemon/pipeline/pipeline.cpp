@@ -1,6 +1,9 @@
 #include "pipeline/pipeline.h"
 
 #include <algorithm>
+#include <array>
+#include <functional>
+#include <string_view>
 
 #include "pipeline/linked.h"
 #include "rules/policy.h"
@@ -135,10 +138,12 @@ void Pipeline::apply_one(const Observation& observation, Outcome& outcome) {
   if (!entity.first_seen) entity.first_seen = clock_.now();
   const std::vector<Event> events = diff(previous ? &*previous : nullptr, observation);
   outcome.events.insert(outcome.events.end(), events.begin(), events.end());
-  if (previous && events.empty() && entity.fields == previous->fields)
-    store_.touch_entity(entity.ref, entity.observed_at);  // seen again, unchanged
-  else
+  if (previous && events.empty() && entity.fields == previous->fields) {
+    store_.touch_entity(entity.ref, entity.observed_at);  // seen again, unchanged: nothing a message reads
+  } else {
     store_.put_entity(entity);
+    entity_written(entity, previous ? &*previous : nullptr);
+  }
   // What waited for this entity (or for this customer's address) may go now.
   if (!events.empty() || !previous) resume_waiting(entity.ref, outcome);
   if (events.empty()) return;
@@ -271,6 +276,7 @@ std::optional<std::string> Pipeline::overtaken_by(const Notification& n, Timesta
 
 std::optional<Notification> Pipeline::release(const OutboxEntry& entry, Outcome& outcome) {
   const Notification& n = entry.notification;
+  if (unchanged_since_rendered(entry)) return n;  // the slow way would come to the same message
   const Timestamp now = clock_.now();
   std::optional<Linked> view;
   if (auto why = overtaken_by(n, now, &view)) {
@@ -485,9 +491,127 @@ bool Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& li
     }
   }
   if (!decision.code.empty()) outcome.deferred.push_back({rule.id, entity.ref, decision.code, why});
+  remember_rendered(rule, notification, linked);
   outcome.notifications.push_back(std::move(notification));
   reschedule_customer(linked.customer);  // a contact ends the customer's silence: their timers move
   return false;
+}
+
+void Pipeline::set_snapshot(Snapshot snapshot) {
+  // What the release check and its rendering read of a snapshot: each
+  // rule's definition, the templates' sources, and the settings that pick
+  // a message's language, time zone and merchant.
+  const auto alike = [](const Snapshot& a, const Snapshot& b) {
+    const Config& x = *a.config;
+    const Config& y = *b.config;
+    if (x.merchant != y.merchant || x.default_locale != y.default_locale || x.locales != y.locales ||
+        x.default_time_zone != y.default_time_zone)
+      return false;
+    if (a.rules->rules().size() != b.rules->rules().size()) return false;
+    for (const Rule& rule : a.rules->rules()) {
+      const Rule* other = b.rules->find(rule.id);
+      if (!other || other->definition != rule.definition) return false;
+    }
+    return a.templates->same_sources(*b.templates);
+  };
+  if (!alike(snapshot_, snapshot)) changed_everything();
+  snapshot_ = std::move(snapshot);
+}
+
+void Pipeline::changed(const std::string& customer) {
+  if (customer_changed_.size() >= kMaxChanged) {
+    // What changed before the oldest rendering still remembered matters no more.
+    std::uint64_t oldest = generation_ + 1;
+    for (std::size_t i = rendered_head_; i < rendered_.size(); ++i)
+      if (rendered_[i].second != 0) oldest = std::min(oldest, rendered_[i].second);
+    std::erase_if(customer_changed_, [&](const auto& change) { return change.second < oldest; });
+    if (customer_changed_.size() >= kMaxChanged / 2) {  // still too many: forget them, and every shortcut with them
+      customer_changed_.clear();
+      changed_everything();
+    }
+  }
+  customer_changed_[std::hash<std::string>{}(customer)] = ++generation_;
+}
+
+void Pipeline::entity_written(const Entity& entity, const Entity* previous) {
+  // Its links moved (another parent or customer): whose messages saw it
+  // before is not known here.
+  if (previous && (previous->parent() != entity.parent() || previous->customer_id() != entity.customer_id())) {
+    changed_everything();
+    return;
+  }
+  // The messages that see this entity are about it, its parent (an order
+  // sees its latest shipment; a customer counts their delivered orders) or
+  // its children, all of one customer (remember_rendered() makes sure):
+  // the customer it names, or its parents' (a shipment names its order).
+  if (entity.ref.type == EntityType::kCustomer) return changed(entity.ref.id);
+  if (auto customer = entity.customer_id()) return changed(*customer);
+  auto parent = entity.parent();
+  for (int depth = 0; parent && depth < 4; ++depth) {  // as deep as link() looks
+    if (parent->type == EntityType::kCustomer) return changed(parent->id);
+    const auto known = store_.entity(*parent);
+    if (!known) break;
+    if (auto customer = known->customer_id()) return changed(*customer);
+    parent = known->parent();
+  }
+  changed_everything();  // no customer found: it may yet be linked to anyone's
+}
+
+void Pipeline::remember_rendered(const Rule& rule, const Notification& n, const Linked& linked) {
+  // What the release check reads of the outbox changes with this very
+  // enqueue (`sent`, last_contact_at) or with deliveries (`history`);
+  // partials and changed delimiters may hide such a name.
+  static constexpr std::array<std::string_view, 6> kOutboxNames = {"sent", "last_contact_at", "history", "{{>", "{{ >",
+                                                                   "{{="};
+  const auto mentions = [](std::string_view text) {
+    return std::any_of(kOutboxNames.begin(), kOutboxNames.end(),
+                       [&](std::string_view name) { return text.find(name) != std::string_view::npos; });
+  };
+  if (rule.when && mentions(rule.when->text())) return;
+  if (rule.trigger && mentions(rule.trigger->field)) return;
+  const TemplateSet::Template* source = snapshot_.templates->find(n.locale, rule.template_name, n.channel);
+  if (!source || mentions(source->subject) || mentions(source->body)) return;
+  // Every entity it sees names its customer, or none: a change of any of
+  // them marks that customer (entity_written()).
+  for (const auto& [type, fields] : linked.scope.items()) {
+    if (!fields.is_object()) return;
+    const auto named = fields.find(type == "customer" ? "id" : "customer");
+    if (named != fields.end() && (!named->is_string() || named->get<std::string>() != n.customer)) return;
+  }
+  // The release check takes the customer's current address: the same one.
+  if (const auto customer = linked.scope.find("customer"); customer != linked.scope.end()) {
+    const std::string to = text_field(*customer, n.channel == Channel::kEmail ? "email" : "phone");
+    if (!to.empty() && to != n.to) return;
+  }
+  if (!data_version_) data_version_ = store_.data_version();
+  const long long id = store_.last_enqueued();
+  if (!rendered_.empty() && rendered_.back().first >= id) return;
+  if (rendered_.size() >= kMaxRendered) {  // drop the released ones; when all are waiting, remember no more
+    std::erase_if(rendered_, [](const auto& entry) { return entry.second == 0; });
+    rendered_head_ = 0;
+    if (rendered_.size() >= kMaxRendered) return;
+  }
+  rendered_.emplace_back(id, generation_);
+}
+
+bool Pipeline::unchanged_since_rendered(const OutboxEntry& entry) {
+  const auto first = rendered_.begin() + static_cast<std::ptrdiff_t>(rendered_head_);
+  const auto found = std::lower_bound(first, rendered_.end(), entry.id,
+                                      [](const auto& rendered, long long id) { return rendered.first < id; });
+  if (found == rendered_.end() || found->first != entry.id || found->second == 0) return false;
+  const std::uint64_t at = std::exchange(found->second, 0);  // released: a second look reads everything
+  while (rendered_head_ < rendered_.size() && rendered_[rendered_head_].second == 0) ++rendered_head_;
+  if (rendered_head_ == rendered_.size()) {
+    rendered_.clear();
+    rendered_head_ = 0;
+  }
+  if (const long long version = store_.data_version(); version != data_version_) {
+    data_version_ = version;  // someone else wrote: whatever, whoever
+    changed_everything();
+  }
+  if (at < everything_changed_at_) return false;
+  const auto change = customer_changed_.find(std::hash<std::string>{}(entry.notification.customer));
+  return change == customer_changed_.end() || change->second <= at;
 }
 
 bool Pipeline::wait_for(const Rule& rule, const Entity& entity, const std::string& trigger, const nlohmann::json& event,

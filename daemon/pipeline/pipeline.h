@@ -2,11 +2,14 @@
 // events -> rules -> intents -> policy -> render -> outbox.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "config/config.h"
@@ -92,6 +95,15 @@ class Pipeline {
   // "overtaken") and nullopt is returned. Otherwise it is rendered again
   // with the current data, keeping its idempotency key, channel and
   // language; a change is stored with the decision "re-rendered".
+  //
+  // A notification this Pipeline rendered itself is returned as rendered,
+  // without reading anything, when nothing the check and its rendering
+  // read has changed since: no entity of its customer was written (the
+  // Pipeline sees every write of an entity), no other connection committed
+  // to the store (Store::data_version()) and no snapshot was set since. Only
+  // a rule and template that read nothing of the outbox (`sent`,
+  // `last_contact_at`, `history`; no partials) get this shortcut, and only
+  // when everything its message sees names the same customer.
   std::optional<Notification> release(const OutboxEntry& entry, Outcome& outcome);
 
   // A message to `customer` went to the dead letter: it is no contact, so
@@ -101,7 +113,10 @@ class Pipeline {
   // The snapshot in force. A reload swaps in a new one between two calls;
   // what is in the store stays (see Daemon::reload for the timers).
   const Snapshot& snapshot() const { return snapshot_; }
-  void set_snapshot(Snapshot snapshot) { snapshot_ = std::move(snapshot); }
+  // A snapshot whose rules, templates and message settings differ (not a
+  // reload that changed channels or sources only) ends every shortcut of
+  // release().
+  void set_snapshot(Snapshot snapshot);
 
   // Reschedules the timers of up to `limit` known entities of `type` with
   // an id after `after_id`, in one transaction: after a reload added or
@@ -140,9 +155,34 @@ class Pipeline {
   bool consider(const Rule& rule, const Entity& entity, const Linked& linked, const std::string& trigger,
                 const nlohmann::json& event, Outcome& outcome);
 
+  // --- the release check's shortcut (see release()) ---
+  // The customers whose messages may read `entity` (written now, or before
+  // as `previous`) are marked changed; everything is, when its links moved.
+  void entity_written(const Entity& entity, const Entity* previous);
+  void changed(const std::string& customer);
+  void changed_everything() { everything_changed_at_ = ++generation_; }
+  // Whether `notification`, just enqueued as rendered from `linked`, may
+  // take the shortcut at its release; then it is remembered.
+  void remember_rendered(const Rule& rule, const Notification& notification, const Linked& linked);
+  // Whether the entry was rendered here and nothing it reads changed since.
+  bool unchanged_since_rendered(const OutboxEntry& entry);
+
   Snapshot snapshot_;
   Store& store_;
   const Clock& clock_;
+
+  static constexpr std::size_t kMaxRendered = std::size_t{1} << 17;  // 2 MiB at most
+  static constexpr std::size_t kMaxChanged = std::size_t{1} << 16;   // customers remembered, about 3 MiB at most
+  std::uint64_t generation_ = 1;                                     // counts changes
+  std::uint64_t everything_changed_at_ = 1;
+  // By a hash of the customer (a clash only costs a full check): the
+  // generation of their last change. Only changes newer than the oldest
+  // remembered rendering matter; the rest is forgotten when it grows.
+  std::unordered_map<std::uint64_t, std::uint64_t> customer_changed_;
+  // Outbox id and the generation it was rendered at, ids ascending; 0 once released.
+  std::vector<std::pair<long long, std::uint64_t>> rendered_;
+  std::size_t rendered_head_ = 0;  // before it every entry is released
+  std::optional<long long> data_version_;
 };
 
 }  // namespace tactd

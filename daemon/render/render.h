@@ -11,6 +11,7 @@
 // snapshot; a TemplateSet is immutable and may be shared.
 #pragma once
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -91,6 +92,14 @@ class TemplateSet {
     int body_line = 1;    // line of the body's first line in the file
     std::shared_ptr<Compiled> compiled;
   };
+  // Whether `other` holds the same templates with the same sources.
+  bool same_sources(const TemplateSet& other) const {
+    return std::equal(templates_.begin(), templates_.end(), other.templates_.begin(), other.templates_.end(),
+                      [](const auto& a, const auto& b) {
+                        return a.first == b.first && a.second.subject == b.second.subject &&
+                               a.second.body == b.second.body;
+                      });
+  }
   // The loaded template, or nullptr; valid as long as this TemplateSet.
   const Template* find(std::string_view locale, std::string_view name, Channel channel) const {
     auto it = templates_.find(std::make_tuple(std::string(locale), std::string(name), channel));

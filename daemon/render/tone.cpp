@@ -1,6 +1,7 @@
 #include "render/tone.h"
 
 #include <algorithm>
+#include <array>
 #include <set>
 
 #include "config/toml_reader.h"
@@ -61,6 +62,16 @@ int gsm_septets(char32_t c) {
       U"@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
       U"¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
   static constexpr std::u32string_view kExtension = U"\f^{}\\[~]|€";
+  // ASCII, nearly every character of a message, from a table made once.
+  static const std::array<unsigned char, 128> kAscii = [] {
+    std::array<unsigned char, 128> table{};
+    for (char32_t a = 0; a < 128; ++a)
+      table[a] = kBasic.find(a) != std::u32string_view::npos       ? 1
+                 : kExtension.find(a) != std::u32string_view::npos ? 2
+                                                                   : 0;
+    return table;
+  }();
+  if (c < 128) return kAscii[c];
   if (kBasic.find(c) != std::u32string_view::npos) return 1;
   if (kExtension.find(c) != std::u32string_view::npos) return 2;
   return 0;
@@ -369,6 +380,8 @@ void read_kind(const toml::table& table, const std::string& file, const std::str
 SmsLength sms_length(std::string_view utf8) {
   std::vector<int> gsm;
   std::vector<int> ucs;
+  gsm.reserve(utf8.size());
+  ucs.reserve(utf8.size());
   int gsm_total = 0;
   int ucs_total = 0;
   bool unicode = false;

@@ -465,8 +465,18 @@ class SqliteStore final : public Store {
       q.bind(13, n.time_zone);
       if (!n.event.is_null()) q.bind(14, n.event.dump());
       if (q.exec() != 1) return false;
-      insert_decision(db_.getLastInsertRowid(), n.at, "queued", why);
+      last_enqueued_ = db_.getLastInsertRowid();
+      insert_decision(last_enqueued_, n.at, "queued", why);
       return true;
+    });
+  }
+
+  long long last_enqueued() const override { return last_enqueued_; }
+
+  long long data_version() const override {
+    return guard("read the data version", [&] {
+      SQLite::Statement& q = prepared("PRAGMA data_version");
+      return q.executeStep() ? static_cast<long long>(q.getColumn(0).getInt64()) : 0LL;
     });
   }
 
@@ -967,6 +977,8 @@ class SqliteStore final : public Store {
     SqliteStore& store_;
     SQLite::Transaction tx_;
   };
+
+  long long last_enqueued_ = 0;  // the outbox id enqueue() added last
 
   // The statement for `sql`, prepared once per store and reused: preparing
   // costs more than running most of these. It comes reset, its parameters

@@ -158,6 +158,13 @@ class Store {
   // nothing, when a notification with the same idempotency key exists.
   virtual bool enqueue(const Notification& notification, const std::string& why) = 0;
   bool enqueue(const Notification& notification) { return enqueue(notification, {}); }
+  // The outbox id of the last notification enqueue() added through this
+  // Store (0 before the first).
+  virtual long long last_enqueued() const = 0;
+  // Changes when another connection (an operator's `tactd outbox ...`, a
+  // script) committed to the database since the last call; this Store's
+  // own commits leave it as it is (SQLite's PRAGMA data_version).
+  virtual long long data_version() const = 0;
   virtual bool has_notification(const std::string& idempotency_key) const = 0;
   // Notifications for `customer` created at or after `since`, except
   // dropped ones, oldest first.

@@ -42,6 +42,8 @@ class FaultyStore final : public Store {
   bool enqueue(const Notification& notification, const std::string& why) override {
     return inner_.enqueue(notification, why);
   }
+  long long last_enqueued() const override { return inner_.last_enqueued(); }
+  long long data_version() const override { return inner_.data_version(); }
   bool has_notification(const std::string& key) const override { return inner_.has_notification(key); }
   std::vector<Notification> notifications_since(const std::string& customer, Timestamp since) const override {
     return inner_.notifications_since(customer, since);

@@ -288,6 +288,57 @@ TEST_CASE("an email webhook is tactd's JSON, signed over timestamp and body") {
   CHECK(body["due_at"] == "2026-11-20T16:31:00Z");
 }
 
+TEST_CASE("a webhook body is byte for byte what nlohmann::json writes for the same object") {
+  for (const Channel which : {Channel::kEmail, Channel::kSms}) {
+    Notification n = which == Channel::kEmail ? email() : sms();
+    n.body = "quote \" back\\slash\ttab\x01\x1f\x7f caf\xc3\xa9 bad\xff\xc3 end";
+    n.time_zone = which == Channel::kEmail ? "Europe/Amsterdam" : "";
+    ChannelConfig c = channel(which, "webhook", "http://127.0.0.1:9/hook");
+    c.from = which == Channel::kEmail ? "Shop <shop@example.nl>" : "";
+    const ProviderRequest request = build(c, n);
+    json expected = {
+        {"idempotency_key", n.idempotency_key},
+        {"channel", to_string(n.channel)},
+        {"to", n.to},
+        {"body", n.body},
+        {"rule", n.rule},
+        {"kind", to_string(n.kind)},
+        {"customer", n.customer},
+        {"entity", n.entity.str()},
+        {"locale", n.locale},
+        {"due_at", format_rfc3339(n.at)},
+    };
+    if (!c.from.empty()) expected["from"] = c.from;
+    if (!n.time_zone.empty()) expected["time_zone"] = n.time_zone;
+    if (which == Channel::kEmail) {
+      expected["subject"] = *n.subject;
+      expected["html"] = html_body(n.body);
+    }
+    CHECK(request.http.body == expected.dump(-1, ' ', false, json::error_handler_t::replace));
+  }
+}
+
+TEST_CASE("a JSON string is written as nlohmann::json writes it, invalid UTF-8 replaced") {
+  const std::vector<std::string> texts = {
+      "",
+      "plain",
+      std::string("nul\0inside", 10),
+      "\b\f\n\r\t\x0b\"\\/",
+      "Zo\xc3\xab \xe2\x82\xac \xf0\x9f\x98\x80",  // 2, 3 and 4 byte characters
+      "\xc0\xaf",                                  // overlong
+      "\xed\xa0\x80",                              // a surrogate
+      "\xf4\x90\x80\x80",                          // past U+10FFFF
+      "\xe2\x82",                                  // cut short
+      "\x80 lone continuation",
+      "\xf0\x9f\x98",  // cut short at the end
+  };
+  for (const std::string& text : texts) {
+    std::string out = "x";
+    append_json_string(out, text);
+    CHECK(out == "x" + json(text).dump(-1, ' ', false, json::error_handler_t::replace));
+  }
+}
+
 TEST_CASE("an SMS webhook without a secret is unsigned and has no subject or HTML") {
   ChannelConfig c = channel(Channel::kSms, "webhook", "http://127.0.0.1:9/sms");
   c.secret.clear();
