@@ -115,6 +115,17 @@ TEST_CASE("a change of the order itself, or a shipment naming only its order, me
   }
 }
 
+TEST_CASE("a shipment seen again unchanged becomes its order's latest: a full check") {
+  // Only its time moves (the store's touch), yet the order now sees it
+  // instead of the other shipment.
+  Bench bench;
+  bench.apply(obs("shipment", "S-1", "2026-11-20T16:50:00+01:00", {{"order", "A-1"}, {"status", "packed"}}));
+  bench.apply(obs("shipment", "S-2", "2026-11-20T16:55:00+01:00", {{"order", "A-1"}, {"status", "packed"}}));
+  const OutboxEntry entry = bench.apology();
+  bench.apply(obs("shipment", "S-1", "2026-11-20T17:40:00+01:00", {{"order", "A-1"}, {"status", "packed"}}));
+  CHECK(bench.released(entry) != kAsStored);
+}
+
 TEST_CASE("a change of another customer's data leaves the shortcut open") {
   Bench bench;
   const OutboxEntry entry = bench.apology();
