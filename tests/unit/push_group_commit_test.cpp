@@ -122,7 +122,7 @@ TEST_CASE("a malformed push in a group gets its own 400 at once and the others a
   CHECK(f.answers[3].status == 202);
 }
 
-TEST_CASE("a push that makes the commit throw gets 500 alone; the rest of its group is committed") {
+TEST_CASE("a push that makes the commit throw gets 500 alone, and the rest of its group is committed") {
   ThrowingIntake intake;
   Fixture f(intake);
   f.send(1, observation("A-1"));
@@ -152,7 +152,7 @@ TEST_CASE("when intake stops during a group nothing of it is committed and all o
   CHECK(intake.batches.empty());
 }
 
-TEST_CASE("a group holds at most kMaxGroupObservations; the next ones wait for a group of their own") {
+TEST_CASE("a group holds at most kMaxGroupObservations, and the next ones wait for a group of their own") {
   RecordingIntake intake;
   Fixture f(intake);
   std::string big;
