@@ -18,8 +18,10 @@ void PushGroupCommit::handle(HttpRequest request, HttpResponder respond) {
   if (groups_.empty() || (!groups_.back().observations.empty() &&
                           groups_.back().observations.size() + observations.size() > kMaxGroupObservations))
     groups_.emplace_back();
-  if (groups_.size() == 1) arrived_ = true;
   Group& group = groups_.back();
+  // One joining a group that waits for its commit: the group waits a turn
+  // more. The request that opens a group does not make it wait.
+  if (groups_.size() == 1 && !group.pushes.empty()) arrived_ = true;
   group.pushes.push_back(Push{group.observations.size(), observations.size(), std::move(respond)});
   group.observations.insert(group.observations.end(), std::make_move_iterator(observations.begin()),
                             std::make_move_iterator(observations.end()));

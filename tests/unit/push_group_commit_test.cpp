@@ -181,3 +181,14 @@ TEST_CASE("flush commits and answers a waiting group at once") {
   f.io.run();  // the look posted before finds nothing
   CHECK(intake.batches.size() == 1);
 }
+
+TEST_CASE("a push alone is committed in the loop's next turn, without waiting a turn for others") {
+  RecordingIntake intake;
+  Fixture f(intake);
+  f.send(1, observation("A-1"));
+  std::size_t committed_by_then = 0;
+  boost::asio::post(f.io, [&] { committed_by_then = intake.batches.size(); });  // the turn after
+  f.io.run();
+  CHECK(committed_by_then == 1);
+  CHECK(f.answers[1].status == 202);
+}
