@@ -28,6 +28,7 @@
 #include "pipeline/pipeline.h"
 #include "sources/http_source.h"
 #include "sources/push_endpoint.h"
+#include "sources/push_group_commit.h"
 #include "sources/spool_source.h"
 #include "sources/sqlite_source.h"
 #include "store/store.h"
@@ -397,12 +398,15 @@ class Daemon::Impl {
   void start_push(const PushConfig& config) {
     push_intake_ = intake_for(kPushSource, config.partial);
     push_ = std::make_unique<PushEndpoint>(config, *push_intake_, clock_);
+    push_group_ = std::make_unique<PushGroupCommit>(*io_, *push_);
     HttpServerLimits limits;
     limits.max_body = config.max_body;
     try {
       push_server_ = HttpServer::start(
           *io_, config.address, config.port, limits,
-          [this](const HttpRequest& request) { return push_->handle(request); },
+          [this](HttpRequest request, HttpResponder respond) {
+            push_group_->handle(std::move(request), std::move(respond));
+          },
           [this](const HttpRequest& head) { return push_->screen(head); });
     } catch (const std::runtime_error& e) {
       throw StartupError(std::string("push: ") + e.what());
@@ -902,6 +906,8 @@ class Daemon::Impl {
     if (old_config.push != new_config.push) {
       if (push_server_) push_server_->stop();
       push_server_.reset();
+      if (push_group_) push_group_->flush();  // what it took in is answered by the old endpoint
+      push_group_.reset();
       push_.reset();
       if (new_config.push) {
         try {
@@ -944,6 +950,7 @@ class Daemon::Impl {
   std::unique_ptr<OperatorChannel> operators_;
   std::unique_ptr<PipelineIntake> push_intake_;
   std::unique_ptr<PushEndpoint> push_;
+  std::unique_ptr<PushGroupCommit> push_group_;
   std::unique_ptr<HttpServer> push_server_;
   std::unique_ptr<AdminEndpoint> admin_;
   std::unique_ptr<HttpServer> admin_server_;

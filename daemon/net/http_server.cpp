@@ -28,7 +28,7 @@ using tcp = asio::ip::tcp;
 
 struct Shared {
   HttpServerLimits limits;
-  HttpHandler handler;
+  HttpAsyncHandler handler;
   HttpScreen screen;
 };
 
@@ -47,6 +47,45 @@ std::string lower(std::string_view text) {
   std::string out(text);
   std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
   return out;
+}
+
+// One request's answer from the handler: the session waits on `ready` until
+// `response` is set.
+struct Answer {
+  explicit Answer(const asio::any_io_executor& executor) : ready(executor) {
+    ready.expires_at(asio::steady_timer::time_point::max());
+  }
+  std::optional<HttpResponse> response;
+  asio::steady_timer ready;
+};
+
+// Behind an HttpResponder: gives the answer once, 500 when destroyed
+// without one.
+class Responder {
+ public:
+  explicit Responder(std::weak_ptr<Answer> answer) : answer_(std::move(answer)) {}
+  Responder(const Responder&) = delete;
+  Responder& operator=(const Responder&) = delete;
+  ~Responder() {
+    if (!answered_) give(error_response(500, "internal error; nothing was accepted"));
+  }
+  void give(HttpResponse response) {
+    if (std::exchange(answered_, true)) return;
+    if (auto answer = answer_.lock()) {
+      answer->response = std::move(response);
+      answer->ready.cancel();  // the session goes on in its own turn of the loop
+    }
+  }
+
+ private:
+  std::weak_ptr<Answer> answer_;
+  bool answered_ = false;
+};
+
+HttpResponder responder(const std::shared_ptr<Answer>& answer) {
+  return [responder = std::make_shared<Responder>(answer)](HttpResponse response) {
+    responder->give(std::move(response));
+  };
 }
 
 // The response for a request that could not be read, or nothing (close).
@@ -122,16 +161,18 @@ asio::awaitable<void> session(tcp::socket socket, std::shared_ptr<const Shared> 
       break;
     }
     const auto& message = parser.get();
-    request.body = message.body();
-    HttpResponse response;
-    try {
-      response = shared->handler(request);
-    } catch (const std::exception& e) {
-      spdlog::error("http: {} {}: {}", request.method, request.target, e.what());
-      response = error_response(500, "internal error; nothing was accepted");
-    }
+    request.body = std::move(parser.get().body());
     stream.expires_never();
-    co_await write(stream, message.version(), message.keep_alive() && !connections->stopped, response);
+    const std::string what = request.method + " " + request.target;
+    auto answer = std::make_shared<Answer>(stream.get_executor());
+    try {
+      shared->handler(std::move(request), responder(answer));
+    } catch (const std::exception& e) {
+      spdlog::error("http: {}: {}", what, e.what());
+      if (!answer->response) answer->response = error_response(500, "internal error; nothing was accepted");
+    }
+    if (!answer->response) co_await answer->ready.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_await write(stream, message.version(), message.keep_alive() && !connections->stopped, *answer->response);
     if (!message.keep_alive() || connections->stopped) break;
   }
   boost::system::error_code ignored;
@@ -210,6 +251,14 @@ class BeastServer final : public HttpServer {
 
 std::unique_ptr<HttpServer> HttpServer::start(asio::io_context& io, const std::string& address, unsigned short port,
                                               HttpServerLimits limits, HttpHandler handler, HttpScreen screen) {
+  return start(
+      io, address, port, limits,
+      [handler = std::move(handler)](HttpRequest request, HttpResponder respond) { respond(handler(request)); },
+      std::move(screen));
+}
+
+std::unique_ptr<HttpServer> HttpServer::start(asio::io_context& io, const std::string& address, unsigned short port,
+                                              HttpServerLimits limits, HttpAsyncHandler handler, HttpScreen screen) {
   boost::system::error_code ec;
   const auto ip = asio::ip::make_address(address, ec);
   if (ec) throw std::runtime_error("'" + address + "' is not an IP address");

@@ -34,6 +34,16 @@ struct HttpResponse {
 
 // Called on the loop for every complete request; must not block.
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+// Answers one request; call it once, on the loop, now or later. A responder
+// destroyed without being called answers 500 ("internal error"), so that no
+// connection waits for ever; one called after its connection was closed
+// does nothing.
+using HttpResponder = std::function<void(HttpResponse)>;
+// The asynchronous form of HttpHandler, for answers that wait for something
+// (a group commit): called on the loop for every complete request, must not
+// block, and answers through `respond`. The connection reads no further
+// request until it has answered.
+using HttpAsyncHandler = std::function<void(HttpRequest, HttpResponder respond)>;
 // Called on the loop with a request's method, target and headers (the body
 // still empty) before its body is read; must not block. A response it
 // returns (a refusal: 401, 404, ...) is sent at once and the connection
@@ -58,6 +68,9 @@ class HttpServer {
   // kAcceptBackoffMin doubling to kAcceptBackoffMax, and logs once per burst.
   static std::unique_ptr<HttpServer> start(boost::asio::io_context& io, const std::string& address, unsigned short port,
                                            HttpServerLimits limits, HttpHandler handler, HttpScreen screen = {});
+  // The same with an asynchronous handler.
+  static std::unique_ptr<HttpServer> start(boost::asio::io_context& io, const std::string& address, unsigned short port,
+                                           HttpServerLimits limits, HttpAsyncHandler handler, HttpScreen screen = {});
   static constexpr auto kAcceptBackoffMin = std::chrono::milliseconds{10};
   static constexpr auto kAcceptBackoffMax = std::chrono::seconds{1};
   virtual unsigned short port() const = 0;

@@ -74,14 +74,10 @@ std::optional<HttpResponse> PushEndpoint::screen(const HttpRequest& head) const 
   return std::nullopt;
 }
 
-HttpResponse PushEndpoint::handle(const HttpRequest& request) {
+std::variant<HttpResponse, std::vector<Observation>> PushEndpoint::accept(const HttpRequest& request) const {
   if (auto refusal = screen(request)) return *refusal;
   if (std::string why = refuse(request, true); !why.empty()) return answer(401, {{"error", why}});
-  if (stopping_) {
-    HttpResponse busy = answer(503, {{"error", "tactd is stopping; send again shortly"}, {"accepted", 0}});
-    busy.headers.emplace_back("Retry-After", std::to_string(kStoppingRetryAfterSeconds));
-    return busy;
-  }
+  if (stopping_) return stopping_answer();
 
   std::vector<Observation> observations;
   size_t start = 0;
@@ -99,13 +95,31 @@ HttpResponse PushEndpoint::handle(const HttpRequest& request) {
     observations.push_back(std::move(*observation));
   }
   if (observations.empty()) return answer(400, {{"error", "the body holds no observation"}, {"accepted", 0}});
+  return observations;
+}
+
+HttpResponse PushEndpoint::committed(std::size_t count) { return answer(202, {{"accepted", count}}); }
+
+HttpResponse PushEndpoint::not_committed(const std::string& error) {
+  HttpResponse busy = answer(503, {{"error", "not committed, try again later: " + error}, {"accepted", 0}});
+  busy.headers.emplace_back("Retry-After", std::to_string(kUncommittedRetryAfterSeconds));
+  return busy;
+}
+
+HttpResponse PushEndpoint::stopping_answer() {
+  HttpResponse busy = answer(503, {{"error", "tactd is stopping; send again shortly"}, {"accepted", 0}});
+  busy.headers.emplace_back("Retry-After", std::to_string(kStoppingRetryAfterSeconds));
+  return busy;
+}
+
+HttpResponse PushEndpoint::handle(const HttpRequest& request) {
+  auto accepted = accept(request);
+  if (auto* response = std::get_if<HttpResponse>(&accepted)) return std::move(*response);
+  const auto& observations = std::get<std::vector<Observation>>(accepted);
   std::string error;
-  if (!intake_.commit(observations, nullptr, error)) {  // the disk full, the state read-only, a lock held long
-    HttpResponse busy = answer(503, {{"error", "not committed, try again later: " + error}, {"accepted", 0}});
-    busy.headers.emplace_back("Retry-After", std::to_string(kUncommittedRetryAfterSeconds));
-    return busy;
-  }
-  return answer(202, {{"accepted", observations.size()}});
+  if (!intake_.commit(observations, nullptr, error))  // the disk full, the state read-only, a lock held long
+    return not_committed(error);
+  return committed(observations.size());
 }
 
 }  // namespace tactd

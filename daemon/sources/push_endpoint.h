@@ -21,6 +21,9 @@
 #include "net/http_server.h"
 #include "sources/source.h"
 
+#include <variant>
+#include <vector>
+
 namespace tactd {
 
 class PushEndpoint {
@@ -34,12 +37,28 @@ class PushEndpoint {
   // bearer token is checked in full here, a signature for its form and
   // timestamp only (it covers the body). For HttpServer's HttpScreen.
   std::optional<HttpResponse> screen(const HttpRequest& head) const;
-  // The answer to a whole request; screens it again first.
+  // The answer to a whole request; screens it again first. Commits the
+  // request's observations in a transaction of their own.
   HttpResponse handle(const HttpRequest& request);
+
+  // handle() in two halves, for a group commit that commits the
+  // observations of several requests in one transaction (PushGroupCommit):
+  // the observations to commit, or the answer now (a refusal, 400 naming
+  // the line, 503 while stopping). Screens the request again first.
+  std::variant<HttpResponse, std::vector<Observation>> accept(const HttpRequest& request) const;
+  // The answer to a request once its `count` observations are committed.
+  static HttpResponse committed(std::size_t count);
+  // The answer to a request whose observations could not be committed
+  // (the store's `error`): 503 with Retry-After.
+  static HttpResponse not_committed(const std::string& error);
+  // The answer to every authenticated request once intake stopped.
+  static HttpResponse stopping_answer();
 
   // Intake stops (SIGTERM): from now on every authenticated request gets
   // 503 with Retry-After, and nothing more is committed.
   void stop_intake() { stopping_ = true; }
+  bool stopping() const { return stopping_; }
+  Intake& intake() const { return intake_; }
   static constexpr int kStoppingRetryAfterSeconds = 5;
   // A batch the state could not commit (the disk full, the state file
   // read-only): 503 with this Retry-After; nothing of it is kept.

@@ -249,3 +249,40 @@ TEST_CASE("a push is answered while a big spool file is still being taken in, ba
   CHECK(db.execAndGet("SELECT COUNT(*) FROM entities WHERE type = 'order' AND id LIKE 'B-%'").getInt() == kLines);
   CHECK(daemon.stop() == 0);
 }
+
+TEST_CASE("concurrent pushes, one of them malformed, are each answered for themselves and all valid ones kept") {
+  TempDir dir;
+  PushDaemon daemon(dir);
+  constexpr int kThreads = 8;
+  constexpr int kEach = 10;
+  std::vector<std::vector<int>> statuses(kThreads);
+  std::vector<std::thread> pushers;
+  for (int t = 0; t < kThreads; ++t)
+    pushers.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        const std::string n = std::to_string(t * kEach + i);
+        // Thread 0's fifth push lacks observed_at: 400 for it alone.
+        const std::string stamp = t == 0 && i == 5 ? "" : R"("observed_at":"2026-11-20T10:00:00Z",)";
+        const auto r = post(
+            daemon.port(),
+            R"({"type":"order","id":"G-)" + n + R"(",)" + stamp + R"("fields":{"customer":"c-1","status":"placed"}})",
+            {"Authorization: Bearer " + kToken});
+        statuses[static_cast<std::size_t>(t)].push_back(r.status);
+      }
+    });
+  for (auto& pusher : pushers) pusher.join();
+  int accepted = 0;
+  for (int t = 0; t < kThreads; ++t)
+    for (int i = 0; i < kEach; ++i) {
+      const int status = statuses[static_cast<std::size_t>(t)][static_cast<std::size_t>(i)];
+      if (t == 0 && i == 5)
+        CHECK(status == 400);
+      else
+        accepted += status == 202;
+    }
+  CHECK(accepted == kThreads * kEach - 1);
+  SQLite::Database db((dir.path() / "state.db").string());
+  CHECK(db.execAndGet("SELECT COUNT(*) FROM entities WHERE type = 'order' AND id LIKE 'G-%'").getInt() ==
+        kThreads * kEach - 1);
+  CHECK(daemon.stop() == 0);
+}

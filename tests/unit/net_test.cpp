@@ -263,3 +263,36 @@ TEST_CASE("the client follows no redirect: a 3xx is the answer, with its Locatio
   CHECK(got.headers.at("location") == "/elsewhere");
   CHECK(requests == 1);
 }
+
+TEST_CASE("an asynchronous handler answers later, and one that drops its responder answers 500") {
+  asio::io_context io;
+  std::vector<HttpResponder> waiting;
+  auto server = HttpServer::start(io, "127.0.0.1", 0, {}, [&](HttpRequest request, HttpResponder respond) {
+    if (request.target == "/drop") return;  // the responder goes unanswered
+    waiting.push_back(std::move(respond));
+    if (waiting.size() < 3) return;
+    // Answered only once all three are in, in reverse order.
+    for (std::size_t i = waiting.size(); i-- > 0;)
+      waiting[i](HttpResponse{200, "answer " + std::to_string(i), "text/plain", {}});
+    waiting.clear();
+  });
+  auto client = HttpClient::create(io);
+  std::vector<std::string> bodies(3);
+  int answered = 0;
+  HttpClientResponse dropped;
+  for (int i = 0; i < 3; ++i)
+    client->fetch({"GET", url(*server, "/n"), {}, "", std::chrono::seconds{5}}, [&, i](HttpClientResponse r) {
+      bodies[static_cast<std::size_t>(i)] = std::to_string(r.status) + " " + r.body;
+      if (++answered == 4) io.stop();
+    });
+  client->fetch({"GET", url(*server, "/drop"), {}, "", std::chrono::seconds{5}}, [&](HttpClientResponse r) {
+    dropped = std::move(r);
+    if (++answered == 4) io.stop();
+  });
+  io.run_for(std::chrono::seconds{10});
+  CHECK(answered == 4);
+  std::sort(bodies.begin(), bodies.end());
+  CHECK(bodies == std::vector<std::string>{"200 answer 0", "200 answer 1", "200 answer 2"});
+  CHECK(dropped.status == 500);
+  CHECK_THAT(dropped.body, Catch::Contains("internal error"));
+}

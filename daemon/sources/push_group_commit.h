@@ -1,0 +1,88 @@
+// Group commit for the push endpoint: the pushes that arrive together share
+// one transaction, and so one sync of the state, instead of one each.
+//
+// A request is authenticated and parsed at once (PushEndpoint::accept());
+// a refusal, a 400 naming the line or the 503 of a stopping daemon is
+// answered at once and never touches a group. The observations of a valid
+// request join the open group; the group is committed once the loop has
+// taken in what arrived with it (no timer: the loop turns that read the
+// other requests are all it waits for), and every request in it is answered
+// then: 202 with its own count after the commit that holds it, 503 with
+// Retry-After for all of them when that commit fails (nothing of the group
+// is kept). A group whose commit throws anything but a store failure (a
+// bug) is committed again request by request, so that only the request
+// that causes it gets 500.
+#pragma once
+
+#include <cstddef>
+#include <deque>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "net/http_server.h"
+#include "sources/push_endpoint.h"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace tactd {
+
+class PushGroupCommit {
+ public:
+  // `io` and `endpoint` must outlive this. Call on `io`'s loop only.
+  PushGroupCommit(boost::asio::io_context& io, PushEndpoint& endpoint) : io_(io), endpoint_(endpoint) {}
+  PushGroupCommit(const PushGroupCommit&) = delete;
+  PushGroupCommit& operator=(const PushGroupCommit&) = delete;
+
+  // HttpServer's HttpAsyncHandler for the push endpoint.
+  void handle(HttpRequest request, HttpResponder respond);
+  // Commits and answers every waiting group now: before the endpoint or
+  // its intake is replaced (a reload). Requests still waiting when this is
+  // destroyed are answered 500 by their responders, uncommitted.
+  void flush();
+
+  // A group takes requests until it holds this many observations (one
+  // request may bring more): a commit holds the loop for about 150 µs an
+  // observation, and the next group is taken in after it.
+  static constexpr std::size_t kMaxGroupObservations = 1000;
+  // The turns of the loop a group waits at most for requests still
+  // arriving (it is committed as soon as a turn brings none).
+  static constexpr int kMaxGatherTurns = 4;
+
+  // Commits so far and the requests they held, for tests and logs.
+  std::size_t commits() const { return commits_; }
+  std::size_t requests() const { return requests_; }
+
+ private:
+  struct Push {
+    std::size_t first = 0;  // its observations in the group's
+    std::size_t count = 0;
+    HttpResponder respond;
+  };
+  struct Group {
+    std::vector<Observation> observations;  // of all its pushes, in the order they came
+    std::vector<Push> pushes;
+  };
+
+  // Posts the next look at the first group, unless one is posted.
+  void schedule();
+  // Commits the first group once the last turn brought no request to it.
+  void look();
+  // Commits `observations` for `pushes` and answers them.
+  void commit(std::span<const Observation> observations, std::span<Push> pushes);
+
+  boost::asio::io_context& io_;
+  PushEndpoint& endpoint_;
+  std::deque<Group> groups_;  // the first one is committed next
+  bool scheduled_ = false;
+  bool arrived_ = false;  // a request joined the first group since the last look
+  int turns_ = 0;         // looks at the first group so far
+  std::size_t commits_ = 0;
+  std::size_t requests_ = 0;
+  // A posted look holds it weakly: one that runs after this is gone does nothing.
+  std::shared_ptr<const int> alive_ = std::make_shared<const int>(0);
+};
+
+}  // namespace tactd
