@@ -22,6 +22,10 @@
 
 namespace tactd {
 
+// Outbox entries whose rule starts with this are tactd's own (an opt-out's
+// confirmation): released as they are, whatever rules, opt-outs and pauses say.
+inline constexpr std::string_view kOwnRulePrefix = "tactd:";
+
 struct Linked;  // an entity with the entities it links to; private (linked.h)
 
 // What applying one observation led to.
@@ -87,9 +91,12 @@ class Pipeline {
   // A due outbox entry looked at again just before it is sent (DESIGN.md
   // invariant 8). When the world has overtaken it -- its rule's `when` no
   // longer holds, its trigger was undone (the cancellation was reverted),
-  // the customer opted out, the rule or entity is gone -- it is marked
+  // the customer opted out (their `opt_out` field, or a STOP reply on its
+  // channel), the rule or entity is gone -- it is marked
   // overtaken with the reason (also in `outcome.held_back`, code
-  // "overtaken") and nullopt is returned. Otherwise it is rendered again
+  // "overtaken") and nullopt is returned. When its entity is paused (the
+  // customer replied) it waits until the pause ends (decision "held back",
+  // `outcome.deferred` code "paused") and nullopt is returned. Otherwise it is rendered again
   // with the current data, keeping its idempotency key, channel and
   // language; a change is stored with the decision "re-rendered".
   std::optional<Notification> release(const OutboxEntry& entry, Outcome& outcome);
