@@ -281,7 +281,8 @@ TEST_CASE("an email reply is matched by the Message-ID tactd sent, whatever addr
   CHECK_THAT(text, Contains("Customer c-7") && Contains("Could you call me?") && Contains("order-cancelled, apology"));
 }
 
-TEST_CASE("a reply nobody can match is recorded and waits for support, not lost; a provider's repeat is kept once") {
+TEST_CASE(
+    "a reply nobody can match is recorded and waits for support, not lost, and a provider's repeat is kept once") {
   Desk d;
   d.anna_apology();
   const ReplyOutcome stranger = d.receive(sms("+4915112345678", "Wer ist da?", "sm-1"), "2026-11-20T18:00:00+01:00");

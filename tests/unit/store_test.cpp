@@ -752,7 +752,7 @@ TEST_CASE("an unknown outcome can be retried or dropped") {
   CHECK(store->due_notifications(at("2026-11-20T12:00:00Z")).size() == 1);
 }
 
-TEST_CASE("the latest message to an address is found by its digits; an email by the local part of its Message-ID") {
+TEST_CASE("the latest message to an address is found by its digits, an email by the local part of its Message-ID") {
   auto store = Store::open_temporary();
   Notification sms = notification("k-sms", "c-1", at("2026-11-20T10:00:00Z"));
   sms.to = "+31 6 0000 0000";
@@ -775,7 +775,7 @@ TEST_CASE("the latest message to an address is found by its digits; an email by 
   CHECK_FALSE(store->latest_notification_to(Channel::kEmail, "anna@example.nl"));
 }
 
-TEST_CASE("opt-outs are found by customer or address; a pause only grows and ends at its time") {
+TEST_CASE("opt-outs are found by customer or address, and a pause only grows and ends at its time") {
   auto store = Store::open_temporary();
   const Timestamp now = at("2026-11-20T10:00:00Z");
   CHECK(store->add_opt_out(OptOut{"c-1", Channel::kSms, "31600000000", now, 0}));
