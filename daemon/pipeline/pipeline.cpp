@@ -135,7 +135,10 @@ void Pipeline::apply_one(const Observation& observation, Outcome& outcome) {
   if (!entity.first_seen) entity.first_seen = clock_.now();
   const std::vector<Event> events = diff(previous ? &*previous : nullptr, observation);
   outcome.events.insert(outcome.events.end(), events.begin(), events.end());
-  store_.put_entity(entity);
+  if (previous && events.empty() && entity.fields == previous->fields)
+    store_.touch_entity(entity.ref, entity.observed_at);  // seen again, unchanged
+  else
+    store_.put_entity(entity);
   // What waited for this entity (or for this customer's address) may go now.
   if (!events.empty() || !previous) resume_waiting(entity.ref, outcome);
   if (events.empty()) return;

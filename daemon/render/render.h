@@ -83,11 +83,14 @@ class TemplateSet {
   std::optional<Rendered> render(std::string_view locale, std::string_view name, Channel channel,
                                  const nlohmann::json& data, std::string& error) const;
 
+  // A template parsed once, when the set is loaded (template_set.cpp).
+  struct Compiled;
   struct Template {
     std::filesystem::path path;
     std::string subject;  // mustache source; empty for SMS
     std::string body;     // mustache source
     int body_line = 1;    // line of the body's first line in the file
+    std::shared_ptr<Compiled> compiled;
   };
   // The loaded template, or nullptr; valid as long as this TemplateSet.
   const Template* find(std::string_view locale, std::string_view name, Channel channel) const {

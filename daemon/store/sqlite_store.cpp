@@ -483,6 +483,16 @@ class SqliteStore final : public Store {
     });
   }
 
+  void touch_entity(const EntityRef& ref, Timestamp observed_at) override {
+    guard("store entity " + ref.str(), [&] {
+      SQLite::Statement& q = prepared("UPDATE entities SET observed_at = ? WHERE type = ? AND id = ?");
+      q.bind(1, static_cast<int64_t>(millis(observed_at)));
+      q.bind(2, std::string(to_string(ref.type)));
+      q.bind(3, ref.id);
+      q.exec();
+    });
+  }
+
   std::optional<Entity> latest_child(const EntityRef& parent, EntityType type) const override {
     return guard("read the latest " + std::string(to_string(type)) + " of " + parent.str(),
                  [&]() -> std::optional<Entity> {

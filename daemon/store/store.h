@@ -183,6 +183,9 @@ class Store {
   // recorded when the entity is new (unset: its observed_at) and kept
   // afterwards.
   virtual void put_entity(const Entity& entity) = 0;
+  // The snapshot was observed again, unchanged, at `observed_at`: only its
+  // time moves (a re-observation; cheaper than rewriting the whole row).
+  virtual void touch_entity(const EntityRef& ref, Timestamp observed_at) = 0;
   // Of the entities of `type` whose parent is `parent` (an order's
   // shipments), the one observed last (on a tie, the greatest id).
   virtual std::optional<Entity> latest_child(const EntityRef& parent, EntityType type) const = 0;

@@ -60,6 +60,23 @@ TEST_CASE("a stale order status after the cancellation sends nothing wrong and u
   CHECK_THAT(run.text, Contains("kitchen overloaded"));
 }
 
+TEST_CASE("an unchanged re-observation moves the entity's time: an older page after it is stale") {
+  // The feed repeats the cancellation at 17:45; a cached page of 17:40 that
+  // still says "preparing" is older than what is known and changes nothing.
+  const Run run = simulate_text({
+      kBen,
+      order("A-1", "c-7", "2026-11-20T17:00:00+01:00", "preparing"),
+      order("A-1", "c-7", "2026-11-20T17:30:00+01:00", "cancelled", {{"cancel_reason", "kitchen overloaded"}}),
+      order("A-1", "c-7", "2026-11-20T17:45:00+01:00", "cancelled", {{"cancel_reason", "kitchen overloaded"}}),
+      order("A-1", "c-7", "2026-11-20T17:40:00+01:00", "preparing"),
+      order("A-1", "c-7", "2026-11-20T17:50:00+01:00", "cancelled", {{"cancel_reason", "kitchen overloaded"}}),
+  });
+  INFO(run.err);
+  CHECK_THAT(run.text, Contains("order/A-1  stale: observed 2026-11-20T16:40:00Z, older than what is known "
+                                "(observed 2026-11-20T16:45:00Z); ignored"));
+  CHECK(run.text.find("apology (", run.text.find("apology (") + 1) == std::string::npos);
+}
+
 TEST_CASE("two records of the same moment: the one that arrived last decides, either way round") {
   const std::string first = anna_with_phone("2026-11-20T12:00:00+01:00", "+31611111111");
   const std::string second = anna_with_phone("2026-11-20T12:00:00+01:00", "+31622222222");

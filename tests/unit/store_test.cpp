@@ -200,6 +200,30 @@ TEST_CASE("children are found through their parent: an order's latest shipment, 
   CHECK_FALSE(store->latest_child(EntityRef{EntityType::kOrder, "D"}, EntityType::kShipment));
 }
 
+TEST_CASE("an entity observed again unchanged keeps its snapshot and moves its time") {
+  auto store = Store::open_temporary();
+  auto shipment = [](const char* id, const char* when) {
+    Entity e = entity(EntityType::kShipment, id, {{"order", "A"}, {"eta", "2026-11-25"}});
+    e.observed_at = at(when);
+    return e;
+  };
+  store->put_entity(shipment("S1", "2026-11-21T10:00:00Z"));
+  store->put_entity(shipment("S2", "2026-11-22T10:00:00Z"));
+  const EntityRef order{EntityType::kOrder, "A"};
+  CHECK(store->latest_child(order, EntityType::kShipment)->ref.id == "S2");
+
+  store->touch_entity(EntityRef{EntityType::kShipment, "S1"}, at("2026-11-23T10:00:00Z"));
+  const auto s1 = store->entity(EntityRef{EntityType::kShipment, "S1"});
+  REQUIRE(s1);
+  CHECK(s1->observed_at == at("2026-11-23T10:00:00Z"));
+  CHECK(s1->fields == nlohmann::json{{"order", "A"}, {"eta", "2026-11-25"}});
+  CHECK(s1->first_seen == at("2026-11-21T10:00:00Z"));
+  CHECK(store->latest_child(order, EntityType::kShipment)->ref.id == "S1");
+  // Touching an entity never stored stores nothing.
+  store->touch_entity(EntityRef{EntityType::kShipment, "S9"}, at("2026-11-23T10:00:00Z"));
+  CHECK_FALSE(store->entity(EntityRef{EntityType::kShipment, "S9"}));
+}
+
 TEST_CASE("a transaction rolls back unless committed") {
   auto store = Store::open_temporary();
   {
