@@ -17,6 +17,8 @@
 
 #include "channels/delivery.h"
 #include "channels/operator_digest.h"
+#include "inbound/inbound_endpoint.h"
+#include "inbound/reply_forwarder.h"
 #include "net/http_client.h"
 #include "net/http_server.h"
 #include "net/smtp_client.h"
@@ -113,10 +115,11 @@ struct DaemonMetrics {
                                 "Notifications by rule, kind, channel and outcome (queued, sent, retry, dead, "
                                 "interrupted_retry, interrupted_unknown)",
                                 {"rule", "kind", "channel", "outcome"})),
-        held_back(m.counter("tactd_notifications_held_back_total",
-                            "Messages not sent or sent later, by rule and reason (opt_out, duplicate, cooldown, "
-                            "superseded, quiet_hours, daily_cap, no_channel, unknown_customer, short_notice, ...)",
-                            {"rule", "reason"})),
+        held_back(
+            m.counter("tactd_notifications_held_back_total",
+                      "Messages not sent or sent later, by rule and reason (opt_out, duplicate, cooldown, "
+                      "superseded, quiet_hours, daily_cap, paused, no_channel, unknown_customer, short_notice, ...)",
+                      {"rule", "reason"})),
         latency(m.histogram("tactd_delivery_latency_seconds",
                             "From the time a notification was due to its acceptance by the provider, by channel",
                             {"channel"}, kLatencyBuckets)),
@@ -157,7 +160,11 @@ struct DaemonMetrics {
         reload_failures(
             m.counter("tactd_reload_failures_total", "Reloads refused because the new configuration had problems", {})),
         last_reload(m.gauge("tactd_last_reload_success", "1 when the last reload succeeded (or none was tried)", {})),
-        build_info(m.gauge("tactd_build_info", "The running tactd; the value is always 1", {"version"})) {}
+        build_info(m.gauge("tactd_build_info", "The running tactd; the value is always 1", {"version"})),
+        replies(m.counter("tactd_replies_total",
+                          "Replies received, by channel, what they were (stop, reply) and how they were matched "
+                          "(message-id, sender, unmatched)",
+                          {"channel", "what", "matched_by"})) {}
 
   Counter& observations;
   Counter& events;
@@ -183,6 +190,7 @@ struct DaemonMetrics {
   Counter& reload_failures;
   Gauge& last_reload;
   Gauge& build_info;
+  Counter& replies;
 };
 
 class Daemon::Impl {
@@ -212,6 +220,9 @@ class Daemon::Impl {
     operators_->configure(snapshot.config->operators, snapshot.config->channel(Channel::kEmail));
     if (snapshot.config->push) start_push(*snapshot.config->push);
     if (snapshot.config->admin) start_admin(*snapshot.config->admin);
+    forwarder_ = std::make_unique<ReplyForwarder>(*io_, *store_, *http_, *smtp_, clock_);
+    forwarder_->configure(snapshot.config->inbound, snapshot.config->channel(Channel::kEmail));
+    if (snapshot.config->inbound) start_inbound(*snapshot.config->inbound);
     metric_set_.build_info.set({TACTD_VERSION_STRING}, 1);
     metric_set_.last_reload.set({}, 1);
     metric_set_.state_writable.set({}, 1);
@@ -224,6 +235,8 @@ class Daemon::Impl {
     // finished, while everything they refer to is still alive.
     push_server_.reset();
     admin_server_.reset();
+    inbound_server_.reset();
+    forwarder_.reset();
     http_.reset();
     smtp_.reset();
     signals_.reset();
@@ -245,6 +258,7 @@ class Daemon::Impl {
     spawn("timers", timer_loop());
     spawn("delivery", delivery_loop());
     spawn("operators", operators_->run());
+    forwarder_->wake();  // what was not forwarded before a stop
     for (const auto& source : pipeline_->snapshot().config->sources) start_source(source);
     spawn("watchdog", watchdog_loop());
     spawn("status", status_loop());
@@ -281,6 +295,8 @@ class Daemon::Impl {
     reload_rules(*old.rules, *next->rules);
     reload_channels(*old.config, *next->config);
     operators_->configure(next->config->operators, next->config->channel(Channel::kEmail));
+    forwarder_->configure(next->config->inbound, next->config->channel(Channel::kEmail));
+    forwarder_->wake();
     reload_sources(*old.config, *next->config);
     reload_endpoints(*old.config, *next->config);
     spdlog::info("reload: done; {} rules, {} sources, {} channels", next->rules->rules().size(),
@@ -297,6 +313,8 @@ class Daemon::Impl {
     const Timestamp deadline = clock_.now() + pipeline_->snapshot().config->stop_grace;
     spdlog::info("stopping: intake stops, deliveries in flight get until {}", format_rfc3339(deadline, "UTC"));
     if (push_) push_->stop_intake();
+    if (inbound_) inbound_->stop_intake();
+    forwarder_->stop();
     for (auto& [name, run] : sources_) stop_source(*run);
     for (const auto& source : sql_sources_)
       if (auto alive = source.lock()) alive->interrupt();  // a slow query does not hold the stop
@@ -412,6 +430,58 @@ class Daemon::Impl {
       throw StartupError(std::string("push: ") + e.what());
     }
     spdlog::info("push: listening on {}:{}", config.address, push_server_->port());
+  }
+
+  // The inbound endpoint reads the configuration in force at each request;
+  // its listener is set at start (a changed `listen` needs a restart).
+  void start_inbound(const InboundConfig& config) {
+    inbound_ = std::make_unique<InboundEndpoint>([this] { return pipeline_->snapshot().config; }, *store_, clock_,
+                                                 [this](const ReplyOutcome& outcome) { received(outcome); });
+    HttpServerLimits limits;
+    limits.max_body = config.max_body;
+    try {
+      inbound_server_ = HttpServer::start(
+          *io_, config.address, config.port, limits,
+          [this](const HttpRequest& request) { return inbound_->handle(request); },
+          [this](const HttpRequest& head) { return inbound_->screen(head); });
+    } catch (const std::exception& e) {
+      throw StartupError(std::string("inbound: ") + e.what());
+    }
+    spdlog::info("inbound: listening on {}:{}", config.address, inbound_server_->port());
+  }
+
+  // A reply recorded: logged (without its text), counted, and acted on.
+  void received(const ReplyOutcome& outcome) {
+    const Reply& r = outcome.reply;
+    if (r.id == 0) {
+      spdlog::info("inbound: a reply sent again by {}, recorded before {}", r.provider, kv("id", r.provider_id));
+      return;
+    }
+    // An opt-out, a pause and `received` are read by the release check.
+    pipeline_->changed_outside(r.customer);
+    metric_set_.replies.add({std::string(to_string(r.channel)), r.stop ? "stop" : "reply",
+                             r.matched_by.empty() ? "unmatched" : r.matched_by});
+    spdlog::info("inbound: reply {} {} {} {} {} {}", r.id, kv("channel", to_string(r.channel)),
+                 kv("customer", r.customer), kv("entity", r.entity ? r.entity->str() : std::string()),
+                 kv("matched_by", r.matched_by), kv("stop", r.stop ? "yes" : "no"));
+    if (outcome.opted_out)
+      spdlog::info("inbound: opted out of {} {}", to_string(r.channel),
+                   kv("customer", r.customer.empty() ? std::string("(unmatched)") : r.customer));
+    if (outcome.pause)
+      spdlog::info("inbound: automated messages about {} paused until {}", r.entity ? r.entity->str() : "",
+                   format_rfc3339(outcome.pause->until, "UTC"));
+    // Without a support destination a person must still hear of it.
+    const auto& inbound = pipeline_->snapshot().config->inbound;
+    if (!r.stop && inbound && inbound->forward_email.empty() && inbound->forward_webhook.empty())
+      operators_->report(
+          Finding{"reply",
+                  "",
+                  "reply " + std::to_string(r.id) + " by " + std::string(to_string(r.channel)) +
+                      (r.customer.empty() ? " (not matched to a customer)" : " from customer " + r.customer) +
+                      " goes to no support desk ([inbound] has no forward_email or forward_webhook)",
+                  {}});
+    if (outcome.confirmation_queued) delivery_->wake();
+    forwarder_->wake();
   }
 
   void start_admin(const AdminConfig& config) {
@@ -642,6 +712,7 @@ class Daemon::Impl {
     // Delivery is the last to finish: stop the rest, then the loop.
     if (push_server_) push_server_->stop();
     if (admin_server_) admin_server_->stop();
+    if (inbound_server_) inbound_server_->stop();
     io_->stop();
   }
 
@@ -954,6 +1025,9 @@ class Daemon::Impl {
   std::unique_ptr<HttpServer> push_server_;
   std::unique_ptr<AdminEndpoint> admin_;
   std::unique_ptr<HttpServer> admin_server_;
+  std::unique_ptr<ReplyForwarder> forwarder_;
+  std::unique_ptr<InboundEndpoint> inbound_;
+  std::unique_ptr<HttpServer> inbound_server_;
   std::map<std::string, std::shared_ptr<SourceRun>> sources_;
   // Every SQL source alive, to interrupt their queries when stopping and to
   // end their worker threads before the loop is destroyed.

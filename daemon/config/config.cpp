@@ -193,6 +193,7 @@ constexpr DurationRange kTimerGrace{Duration::zero(), days{30}, "between 0s and 
 constexpr DurationRange kSourceInterval{seconds{1}, days{1}, "between 1s and 1d; a source is polled, not spun on"};
 constexpr DurationRange kStopGrace{Duration{1}, minutes{5}, "more than 0s and at most 5m"};
 constexpr DurationRange kWaitForLinks{Duration{1}, days{30}, "more than 0s and at most 30d"};
+constexpr DurationRange kPause{Duration::zero(), days{30}, "between 0s (no pause) and 30d"};
 constexpr DurationRange kDigest{seconds{1}, days{1}, "between 1s and 1d: at most one digest is sent per this long"};
 
 // A duration like "30s" within `range`; nullopt (with the problem reported
@@ -390,6 +391,54 @@ void read_operators(const toml::table& table, const std::string& file, const std
   config.operators = std::move(operators);
 }
 
+// The [inbound] table; after the channels, which a forwarded email goes through.
+void read_inbound(const toml::table& table, const std::string& file, const std::filesystem::path& base, Secrets secrets,
+                  Diagnostics& errors, Config& config) {
+  TableReader r(table, file, "[inbound]", errors);
+  InboundConfig inbound;
+  read_listen(r, inbound.address, inbound.port);
+  inbound.public_url = r.string("public_url").value_or("");
+  while (!inbound.public_url.empty() && inbound.public_url.back() == '/') inbound.public_url.pop_back();
+  inbound.twilio_token = read_secret(r, "twilio_token", base, secrets);
+  inbound.messagebird_key = read_secret(r, "messagebird_key", base, secrets);
+  inbound.hmac_secret = read_secret(r, "hmac_secret", base, secrets);
+  if (inbound.twilio_token.empty() && inbound.messagebird_key.empty() && inbound.hmac_secret.empty())
+    r.error("listen",
+            "[inbound] needs at least one of 'twilio_token_*', 'messagebird_key_*' and 'hmac_secret_*' (each as "
+            "_file, _env or _credential): the endpoint never accepts unauthenticated requests");
+  if ((!inbound.twilio_token.empty() || !inbound.messagebird_key.empty()) &&
+      inbound.public_url.rfind("https://", 0) != 0 && inbound.public_url.rfind("http://", 0) != 0)
+    r.error("public_url",
+            "'public_url' must be the https:// URL the provider posts to (\"https://shop.example/tactd\"): Twilio "
+            "and MessageBird sign it");
+  if (auto max_body = r.integer("max_body")) {
+    if (*max_body < 1024 || *max_body > (16 << 20))
+      r.error("max_body", "'max_body' must be between 1024 and 16777216 bytes");
+    else
+      inbound.max_body = static_cast<std::size_t>(*max_body);
+  }
+  if (auto skew = read_duration(r, "max_skew", kMaxSkew)) inbound.max_skew = *skew;
+  if (auto pause = read_duration(r, "pause", kPause)) inbound.pause = *pause;
+  inbound.forward_email = r.string("forward_email").value_or("");
+  inbound.forward_webhook = r.string("forward_webhook").value_or("");
+  if (!inbound.forward_email.empty() && !inbound.forward_webhook.empty())
+    r.error("forward_webhook", "give one of 'forward_email' and 'forward_webhook', not both");
+  if (!inbound.forward_email.empty()) {
+    if (!parse_mailbox(inbound.forward_email))
+      r.error("forward_email", "'forward_email' must be an email address, like \"support@shop.example\"");
+    else if (!config.channel(Channel::kEmail))
+      r.error("forward_email", "'forward_email' is sent over the email [[channel]], and there is none");
+  }
+  if (!inbound.forward_webhook.empty() && inbound.forward_webhook.rfind("https://", 0) != 0 &&
+      inbound.forward_webhook.rfind("http://", 0) != 0)
+    r.error("forward_webhook", "'forward_webhook' must start with https:// (or http://)");
+  inbound.forward_secret = read_secret(r, "forward_secret", base, secrets);
+  if (!inbound.forward_secret.empty() && inbound.forward_webhook.empty())
+    r.error("forward_secret", "'forward_secret' signs the 'forward_webhook' posts; there is no forward_webhook");
+  r.finish();
+  config.inbound = std::move(inbound);
+}
+
 }  // namespace
 
 std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Diagnostics& errors, Secrets secrets) {
@@ -576,6 +625,7 @@ std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Dia
     for (const auto& node : *channels) read_channel(*node.as_table(), name, base, secrets, errors, *config);
   if (const toml::table* section = top.table("operators"))
     read_operators(*section, name, base, secrets, errors, *config);
+  if (const toml::table* section = top.table("inbound")) read_inbound(*section, name, base, secrets, errors, *config);
   top.finish();
   if (errors.size() != errors_before) return nullptr;
   return config;

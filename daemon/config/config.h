@@ -81,7 +81,18 @@
 //   max_body        = 1048576
 //   max_skew        = "5m"
 //
-// The full reference is docs/configuration.md.
+//   [inbound]                        # replies: POST /v1/inbound/{twilio,messagebird,sms,email}
+//   listen     = "127.0.0.1:8426"
+//   public_url = "https://shop.example/tactd"    # what providers post to, as they sign it
+//   twilio_token_credential = "twilio-token"     # X-Twilio-Signature; or _file, _env
+//   messagebird_key_file    = "messagebird-key"  # MessageBird-Signature-JWT
+//   hmac_secret_env         = "TACTD_INBOUND_SECRET"   # X-Tactd-Signature (sms, email)
+//   pause      = "48h"                # automated messages about the entity wait this long after a reply
+//   forward_email   = "support@shop.example"     # over the email [[channel]]; or:
+//   forward_webhook = "https://desk.example/hooks/tactd"
+//   forward_secret_file = "desk-secret"          # forward_webhook: X-Tactd-Signature
+//
+// The full reference is docs/configuration.md; replies: docs/replies.md.
 #pragma once
 
 #include <filesystem>
@@ -225,6 +236,33 @@ struct PushConfig {
   bool operator==(const PushConfig&) const = default;
 };
 
+// Replies (`tactd run`): the inbound endpoint, where providers and inbound
+// email services post what customers send back. Only with an [inbound] table.
+struct InboundConfig {
+  std::string address = "127.0.0.1";
+  unsigned short port = 8426;
+  // The base URL the providers post to (behind a proxy, not tactd's own):
+  // the request's target is appended to it for the signatures that cover
+  // the URL (Twilio, MessageBird). No trailing '/'.
+  std::string public_url;
+  std::string twilio_token;     // Twilio's auth token; empty: /v1/inbound/twilio refused. Never logged.
+  std::string messagebird_key;  // MessageBird's signing key; empty: refused. Never logged.
+  std::string hmac_secret;      // the generic webhooks' HMAC-SHA256 key; empty: refused. Never logged.
+  std::size_t max_body = 256 << 10;
+  Duration max_skew = std::chrono::minutes{5};  // signed requests older or newer are refused
+  // After a reply other than STOP, automated messages about the entity it
+  // answers wait this long (a person is talking now). Zero: no pause.
+  Duration pause = std::chrono::hours{48};
+  // Where replies are forwarded with the conversation so far: an email
+  // address (over the email [[channel]]) or a webhook (JSON, signed with
+  // `forward_secret` when given). Neither: replies are only recorded.
+  std::string forward_email;
+  std::string forward_webhook;
+  std::string forward_secret;  // never logged
+
+  bool operator==(const InboundConfig&) const = default;
+};
+
 // The admin endpoint of `tactd run`: GET /healthz, /readyz and /metrics.
 // Served only when the configuration has an [admin] table.
 struct AdminConfig {
@@ -295,6 +333,7 @@ struct Config {
   std::optional<AdminConfig> admin;
   std::vector<ChannelConfig> channels;  // at most one per Channel
   std::optional<OperatorsConfig> operators;
+  std::optional<InboundConfig> inbound;
 
   // The channel configured for `channel`, or nullptr.
   const ChannelConfig* channel(Channel channel) const;

@@ -1,6 +1,7 @@
 #include "model/notification.h"
 
 #include <array>
+#include <cctype>
 
 namespace tactd {
 namespace {
@@ -45,6 +46,23 @@ std::string idempotency_key(const Intent& intent, bool once) {
   std::string key = intent.rule + ":" + intent.entity.str();
   if (!once) key += ":" + intent.trigger;
   return key;
+}
+
+std::string address_key(Channel channel, std::string_view address) {
+  std::string out;
+  if (channel == Channel::kSms) {
+    for (const char c : address)
+      if (std::isdigit(static_cast<unsigned char>(c))) out += c;
+    return out;
+  }
+  if (const auto open = address.rfind('<'); open != std::string_view::npos) {
+    const auto close = address.find('>', open);
+    address = address.substr(open + 1, close == std::string_view::npos ? std::string_view::npos : close - open - 1);
+  }
+  for (const char c : address)
+    if (!std::isspace(static_cast<unsigned char>(c)))
+      out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
 }
 
 }  // namespace tactd

@@ -40,6 +40,12 @@ struct Intent {
 // unique per rule and entity.
 std::string idempotency_key(const Intent& intent, bool once);
 
+// An address as replies and opt-outs compare it: for email the address
+// itself (the part in <...> when there is one), trimmed and in lower case;
+// for SMS the number's digits only ("+31 6-1234 5678" -> "31612345678"):
+// providers post numbers with and without the '+'.
+std::string address_key(Channel channel, std::string_view address);
+
 // A rendered message, ready for the outbox.
 struct Notification {
   std::string idempotency_key;

@@ -5,14 +5,25 @@ namespace {
 
 constexpr int kMaxLinkDepth = 4;  // shipment -> order -> customer, with room to spare
 
-// An entity's fields as rules and templates see them: with its `id` and
-// `sent`, the kinds of message already sent about it.
+// An entity's fields as rules and templates see them: with its `id`,
+// `sent`, the kinds of message already sent about it, and `received` and
+// `replied_at`, what the customer sent back about it.
 nlohmann::json scope_fields(const Entity& entity, const Store& store) {
   nlohmann::json fields = entity.fields;
   if (!fields.contains("id")) fields["id"] = entity.ref.id;
   nlohmann::json sent = nlohmann::json::array();
   for (Kind kind : store.kinds_about(entity.ref)) sent.push_back(std::string(to_string(kind)));
   fields["sent"] = std::move(sent);
+  // What came back: "replied" for any reply about it (for a customer, any
+  // of theirs), "stop" for a STOP; and when the last one came.
+  nlohmann::json received = nlohmann::json::array();
+  fields["replied_at"] = nullptr;
+  if (const RepliesAbout replies = store.replies_about(entity.ref); replies.count > 0) {
+    received.push_back("replied");
+    if (replies.stop) received.push_back("stop");
+    if (replies.last) fields["replied_at"] = format_rfc3339(*replies.last);
+  }
+  fields["received"] = std::move(received);
   return fields;
 }
 

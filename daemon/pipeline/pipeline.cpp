@@ -253,6 +253,9 @@ std::optional<std::string> Pipeline::overtaken_by(const Notification& n, Timesta
     if (auto opt_out = customer->find("opt_out"); opt_out != customer->end() && *opt_out == true)
       return "the customer opted out" + seen("customer");
   }
+  if (auto o = store_.opt_out(n.customer, n.channel, address_key(n.channel, n.to)))
+    return "the customer opted out of " + std::string(to_string(n.channel)) + " (replied STOP at " +
+           format_rfc3339(o->at, n.time_zone) + ")";
   if (rule->trigger && rule->trigger->target == Trigger::Target::kValues) {
     const std::string type(to_string(rule->trigger->entity));
     nlohmann::json value;
@@ -280,12 +283,22 @@ std::optional<Notification> Pipeline::release(const OutboxEntry& entry, Outcome&
   const Notification& n = entry.notification;
   if (unchanged_since_rendered(entry)) return n;  // the slow way would come to the same message
   const Timestamp now = clock_.now();
+  // tactd's own messages (an opt-out's confirmation) follow no rule.
+  if (n.rule.starts_with(kOwnRulePrefix)) return n;
   std::optional<Linked> view;
   if (auto why = overtaken_by(n, now, &view)) {
     if (store_.mark_overtaken(entry.id, now, *why)) {
       outcome.held_back.push_back({n.rule, n.entity, "overtaken", *why});
       reschedule_customer(n.customer);  // what was never sent ends no silence
     }
+    return std::nullopt;
+  }
+  // A person is talking with the customer about it (they replied): it
+  // waits until the pause ends, and is looked at again then.
+  if (auto pause = store_.paused(n.entity, now)) {
+    const std::string why = "waits until " + format_rfc3339(pause->until, n.time_zone) + " (paused): " + pause->reason;
+    if (store_.postpone(entry.id, now, pause->until, why))
+      outcome.deferred.push_back({n.rule, n.entity, "paused", why});
     return std::nullopt;
   }
   // Still right: rendered again with what is known now (a newer ETA, a
@@ -473,9 +486,10 @@ bool Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& li
                             context.locale,
                             context.time_zone,
                             event};
-  const std::string why = decision.code.empty() ? std::string()
-                                                : "waits until " + format_rfc3339(decision.send_at, context.time_zone) +
-                                                      " (" + decision.code + ")";
+  const std::string why = decision.code.empty()
+                              ? std::string()
+                              : "waits until " + format_rfc3339(decision.send_at, context.time_zone) + " (" +
+                                    decision.code + ")" + (decision.reason.empty() ? "" : ": " + decision.reason);
   if (!store_.enqueue(notification, why)) {
     outcome.held_back.push_back({rule.id, entity.ref, "duplicate", "already in the outbox"});
     return false;

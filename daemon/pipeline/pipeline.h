@@ -25,6 +25,10 @@
 
 namespace tactd {
 
+// Outbox entries whose rule starts with this are tactd's own (an opt-out's
+// confirmation): released as they are, whatever rules, opt-outs and pauses say.
+inline constexpr std::string_view kOwnRulePrefix = "tactd:";
+
 struct Linked;  // an entity with the entities it links to; private (linked.h)
 
 // What applying one observation led to.
@@ -90,9 +94,12 @@ class Pipeline {
   // A due outbox entry looked at again just before it is sent (DESIGN.md
   // invariant 8). When the world has overtaken it -- its rule's `when` no
   // longer holds, its trigger was undone (the cancellation was reverted),
-  // the customer opted out, the rule or entity is gone -- it is marked
+  // the customer opted out (their `opt_out` field, or a STOP reply on its
+  // channel), the rule or entity is gone -- it is marked
   // overtaken with the reason (also in `outcome.held_back`, code
-  // "overtaken") and nullopt is returned. Otherwise it is rendered again
+  // "overtaken") and nullopt is returned. When its entity is paused (the
+  // customer replied) it waits until the pause ends (decision "held back",
+  // `outcome.deferred` code "paused") and nullopt is returned. Otherwise it is rendered again
   // with the current data, keeping its idempotency key, channel and
   // language; a change is stored with the decision "re-rendered".
   //
@@ -105,6 +112,13 @@ class Pipeline {
   // `last_contact_at`, `history`; no partials) get this shortcut, and only
   // when everything its message sees names the same customer.
   std::optional<Notification> release(const OutboxEntry& entry, Outcome& outcome);
+  // What the release check reads changed outside the pipeline's own writes
+  // (a reply, a STOP, a pause) for `customer`, or for anyone when empty:
+  // their messages are checked in full again.
+  void changed_outside(const std::string& customer) {
+    if (customer.empty()) return changed_everything();
+    changed(customer);
+  }
 
   // A message to `customer` went to the dead letter: it is no contact, so
   // the customer's silence timers are set again. In a transaction of its own.

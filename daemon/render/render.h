@@ -64,7 +64,8 @@ std::set<std::string> unguarded_names(std::string_view source);
 // when it shows none that a source provides: `subscription.price` and
 // `subscription.raw.price` show subscription.price, `customer.first_name`
 // shows customer.name, `order.items.0` shows order.items; `merchant`,
-// `history.*` and an entity's `id` and `sent` (always there) show none.
+// `history.*` and an entity's `id`, `sent`, `received` and `replied_at` (always
+// there, derived) show none.
 std::string entity_field_of(std::string_view name);
 
 class TemplateSet {

@@ -321,7 +321,9 @@ std::string entity_field_of(std::string_view name) {
   std::string_view rest = name.substr(dot + 1);
   if (rest.starts_with("raw.")) rest.remove_prefix(4);
   const std::string_view field = rest.substr(0, rest.find('.'));
-  if (field.empty() || field == "id" || field == "sent" || field == "raw") return "";
+  if (field.empty() || field == "id" || field == "sent" || field == "received" || field == "replied_at" ||
+      field == "raw")
+    return "";  // always there, derived (pipeline/linked.cpp)
   if (type == "customer" && field == "first_name") return "customer.name";
   return std::string(type) + "." + std::string(field);
 }

@@ -51,11 +51,22 @@ Decision Policy::decide(const Rule& rule, const Intent& intent, const nlohmann::
     auto it = std::find(order.begin(), order.end(), *prefers);
     if (it != order.end()) std::rotate(order.begin(), it, it + 1);
   }
+  // A reply to a message about this entity: a person is talking now.
+  std::string paused_why;
+  if (auto pause = store_.paused(intent.entity, now); pause && pause->until > earliest) {
+    earliest = pause->until;
+    paused_why = pause->reason;
+  }
+  std::optional<OptOut> opted_out;  // of a channel that could have reached the customer
   for (Channel channel : order) {
     std::string to = contact_detail(customer, channel);
     if (to.empty()) continue;
+    if (auto o = store_.opt_out(intent.customer, channel, address_key(channel, to))) {
+      if (!opted_out) opted_out = o;
+      continue;
+    }
     Timestamp send_at = earliest;
-    std::string code = earliest > now ? "daily_cap" : "";
+    std::string code = !paused_why.empty() ? "paused" : earliest > now ? "daily_cap" : "";
     if (config_.quiet_hours && !rule.urgent) {
       const std::string zone = customer_time_zone(customer, config_);
       const LocalTime local = to_local(send_at, zone);
@@ -64,8 +75,16 @@ Decision Policy::decide(const Rule& rule, const Intent& intent, const nlohmann::
         code = "quiet_hours";
       }
     }
-    return Decision{Decision::Verdict::kSend, {}, std::move(code), channel, std::move(to), send_at};
+    return Decision{Decision::Verdict::kSend,
+                    code == "paused" ? paused_why : std::string(),
+                    std::move(code),
+                    channel,
+                    std::move(to),
+                    send_at};
   }
+  if (opted_out)
+    return held_back("opt_out", "the customer opted out of " + std::string(to_string(opted_out->channel)) +
+                                    " (replied STOP at " + format_rfc3339(opted_out->at) + ")");
   std::string missing;
   for (Channel channel : rule.channels)
     missing += std::string(missing.empty() ? "" : ", ") +

@@ -1,12 +1,15 @@
 // Policy: whether, and over which channel, an intent becomes a notification.
 //
 // In order: an unknown customer cannot be reached; an opted-out customer
-// gets nothing; a notification with the same idempotency key is never made
+// (their `opt_out` field) gets nothing; a notification with the same idempotency key is never made
 // twice (`once` makes that key per rule and entity); a rule's cooldown per
 // customer; the daily cap per customer across all rules (rolling 24 hours),
 // which delays a message until it fits rather than dropping it;
-// then the channel: the customer's `prefers` first when the rule allows it,
-// then the rule's order, skipping channels without a contact detail; last
+// a pause of the entity (a reply: ReplyDesk) delays the message until it
+// ends; then the channel: the customer's `prefers` first when the rule
+// allows it, then the rule's order, skipping channels without a contact
+// detail and channels the customer opted out of by replying STOP (held back
+// "opt_out" when that leaves none); last
 // the time: a non-urgent message decided during quiet hours (in the
 // customer's time zone) waits until they end.
 #pragma once
@@ -32,7 +35,8 @@ struct Decision {
   std::string reason;
   // A fixed word for metrics: held back "opt_out", "duplicate", "cooldown";
   // unreachable "unknown_customer", "no_channel"; sent later "daily_cap" or
-  // "quiet_hours" (empty when sent now).
+  // "quiet_hours" or "paused" (empty when sent now). A send "paused" has the
+  // pause's reason in `reason`.
   std::string code;
   Channel channel = Channel::kEmail;
   std::string to;

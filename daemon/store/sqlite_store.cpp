@@ -1,5 +1,6 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <fcntl.h>  // open
+#include <openssl/evp.h>
 #include <sqlite3.h>
 #include <stdlib.h>  // mkdtemp
 #include <unistd.h>  // close
@@ -183,6 +184,55 @@ BEGIN
     AND type = old.type AND status = old.status;
 END;
 )sql"},
+    // Replies: what customers send back, their opt-outs (kept apart from the
+    // customer's snapshot, so that no source undoes them) and the pauses of
+    // automated messages they cause; and the keys that match a reply to the
+    // notification it answers. Rows enqueued before have no message_ref.
+    Migration{10, "replies, opt-outs and pauses", R"sql(
+ALTER TABLE outbox ADD COLUMN message_ref TEXT;    -- local part of the email Message-ID
+ALTER TABLE outbox ADD COLUMN recipient_key TEXT;  -- address_key() of the recipient
+UPDATE outbox SET recipient_key = CASE channel WHEN 'email' THEN lower(trim(recipient))
+  ELSE replace(replace(replace(replace(replace(replace(recipient, ' ', ''), '-', ''), '(', ''), ')', ''), '.', ''), '+', '')
+  END;
+CREATE INDEX outbox_message_ref ON outbox (message_ref) WHERE message_ref IS NOT NULL;
+CREATE INDEX outbox_recipient_key ON outbox (channel, recipient_key, due_at);
+CREATE TABLE replies (
+  id           INTEGER PRIMARY KEY,
+  at           INTEGER NOT NULL,      -- ms since the epoch
+  channel      TEXT NOT NULL,
+  provider     TEXT NOT NULL,
+  provider_id  TEXT NOT NULL,         -- '' when the provider gave none
+  sender       TEXT NOT NULL,
+  recipient    TEXT NOT NULL,
+  subject      TEXT,
+  text         TEXT NOT NULL,
+  stop         INTEGER NOT NULL,
+  customer     TEXT NOT NULL,         -- '' when not matched
+  notification TEXT NOT NULL,         -- idempotency key; '' when not matched
+  entity       TEXT,
+  matched_by   TEXT NOT NULL,
+  forwarded_at INTEGER
+);
+CREATE UNIQUE INDEX replies_provider_id ON replies (provider, provider_id) WHERE provider_id != '';
+CREATE INDEX replies_customer ON replies (customer, at);
+CREATE INDEX replies_entity ON replies (entity, at) WHERE entity IS NOT NULL;
+CREATE INDEX replies_unforwarded ON replies (id) WHERE forwarded_at IS NULL;
+CREATE TABLE opt_outs (
+  id       INTEGER PRIMARY KEY,
+  customer TEXT NOT NULL,             -- '' when only the address is known
+  channel  TEXT NOT NULL,
+  address  TEXT NOT NULL,
+  at       INTEGER NOT NULL,
+  reply_id INTEGER
+);
+CREATE INDEX opt_outs_customer ON opt_outs (customer, channel) WHERE customer != '';
+CREATE INDEX opt_outs_address ON opt_outs (address, channel) WHERE address != '';
+CREATE TABLE pauses (
+  entity TEXT PRIMARY KEY,
+  until  INTEGER NOT NULL,
+  reason TEXT NOT NULL
+);
+)sql"},
 };
 
 // Versions run 1, 2, 3, ... in order, so "the highest applied" is the schema.
@@ -235,6 +285,45 @@ EntityRef ref_from(const std::string& text) { return decode(parse_entity_ref(tex
 EntityType type_from(const std::string& text) { return decode(parse_entity_type(text), "entity type", text); }
 Kind kind_from(const std::string& text) { return decode(parse_kind(text), "message kind", text); }
 Channel channel_from(const std::string& text) { return decode(parse_channel(text), "channel", text); }
+
+// The local part of the Message-ID channels/mime.cpp gives the email of
+// `key`: the first 32 hex digits of its SHA-256.
+std::string message_ref(const std::string& key) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(key.data(), key.size(), digest, &length, EVP_sha256(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < length && out.size() < 32; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 0xf];
+  }
+  return out;
+}
+
+constexpr const char* kReplyColumns =
+    "id, at, channel, provider, provider_id, sender, recipient, subject, text, stop, customer, notification, entity, "
+    "matched_by, forwarded_at";
+
+Reply read_reply(SQLite::Statement& q) {
+  Reply r;
+  r.id = q.getColumn(0).getInt64();
+  r.at = from_millis(q.getColumn(1).getInt64());
+  r.channel = channel_from(q.getColumn(2).getString());
+  r.provider = q.getColumn(3).getString();
+  r.provider_id = q.getColumn(4).getString();
+  r.from = q.getColumn(5).getString();
+  r.to = q.getColumn(6).getString();
+  if (!q.getColumn(7).isNull()) r.subject = q.getColumn(7).getString();
+  r.text = q.getColumn(8).getString();
+  r.stop = q.getColumn(9).getInt() != 0;
+  r.customer = q.getColumn(10).getString();
+  r.notification = q.getColumn(11).getString();
+  if (!q.getColumn(12).isNull()) r.entity = ref_from(q.getColumn(12).getString());
+  r.matched_by = q.getColumn(13).getString();
+  if (!q.getColumn(14).isNull()) r.forwarded_at = from_millis(q.getColumn(14).getInt64());
+  return r;
+}
 
 constexpr const char* kNotificationColumns =
     "id, idempotency_key, due_at, rule, kind, customer, entity, channel, recipient, subject, body, locale, "
@@ -447,8 +536,8 @@ class SqliteStore final : public Store {
     return guard("enqueue " + n.idempotency_key, [&] {
       SQLite::Statement& q = prepared(
           "INSERT INTO outbox (idempotency_key, created_at, due_at, rule, kind, customer, entity, "
-          "channel, recipient, subject, body, locale, time_zone, event, status) "
-          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending') "
+          "channel, recipient, subject, body, locale, time_zone, event, message_ref, recipient_key, status) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending') "
           "ON CONFLICT (idempotency_key) DO NOTHING");
       q.bind(1, n.idempotency_key);
       q.bind(2, static_cast<int64_t>(millis(n.at)));
@@ -464,6 +553,8 @@ class SqliteStore final : public Store {
       q.bind(12, n.locale);
       q.bind(13, n.time_zone);
       if (!n.event.is_null()) q.bind(14, n.event.dump());
+      if (n.channel == Channel::kEmail) q.bind(15, message_ref(n.idempotency_key));
+      q.bind(16, address_key(n.channel, n.to));
       if (q.exec() != 1) return false;
       last_enqueued_ = db_.getLastInsertRowid();
       insert_decision(last_enqueued_, n.at, "queued", why);
@@ -587,14 +678,16 @@ class SqliteStore final : public Store {
 
   void update_message(long long outbox_id, const Notification& n) override {
     guard("update the message of outbox entry " + std::to_string(outbox_id), [&] {
-      SQLite::Statement& q =
-          prepared("UPDATE outbox SET recipient = ?, subject = ?, body = ?, locale = ?, time_zone = ? WHERE id = ?");
+      SQLite::Statement& q = prepared(
+          "UPDATE outbox SET recipient = ?, subject = ?, body = ?, locale = ?, time_zone = ?, "
+          "recipient_key = ? WHERE id = ?");
       q.bind(1, n.to);
       if (n.subject) q.bind(2, *n.subject);
       q.bind(3, n.body);
       q.bind(4, n.locale);
       q.bind(5, n.time_zone);
-      q.bind(6, static_cast<int64_t>(outbox_id));
+      q.bind(6, address_key(n.channel, n.to));
+      q.bind(7, static_cast<int64_t>(outbox_id));
       q.exec();
     });
   }
@@ -940,6 +1033,168 @@ class SqliteStore final : public Store {
       q.bind(1, source);
       q.bind(2, value);
       q.exec();
+    });
+  }
+
+  long long add_reply(const Reply& r) override {
+    return guard("record a reply from " + r.from, [&]() -> long long {
+      SQLite::Statement& q = prepared(
+          "INSERT INTO replies (at, channel, provider, provider_id, sender, recipient, subject, text, stop, customer, "
+          "notification, entity, matched_by, forwarded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+          "ON CONFLICT DO NOTHING");
+      q.bind(1, static_cast<int64_t>(millis(r.at)));
+      q.bind(2, std::string(to_string(r.channel)));
+      q.bind(3, r.provider);
+      q.bind(4, r.provider_id);
+      q.bind(5, r.from);
+      q.bind(6, r.to);
+      if (r.subject) q.bind(7, *r.subject);
+      q.bind(8, r.text);
+      q.bind(9, r.stop ? 1 : 0);
+      q.bind(10, r.customer);
+      q.bind(11, r.notification);
+      if (r.entity) q.bind(12, r.entity->str());
+      q.bind(13, r.matched_by);
+      if (r.forwarded_at) q.bind(14, static_cast<int64_t>(millis(*r.forwarded_at)));
+      if (q.exec() != 1) return 0;
+      return db_.getLastInsertRowid();
+    });
+  }
+
+  std::vector<Reply> replies(const std::string& customer) const override {
+    return guard("read the replies of " + customer, [&] {
+      SQLite::Statement& q =
+          prepared(std::string("SELECT ") + kReplyColumns + " FROM replies WHERE customer = ? ORDER BY at, id");
+      q.bind(1, customer);
+      std::vector<Reply> out;
+      while (q.executeStep()) out.push_back(read_reply(q));
+      return out;
+    });
+  }
+
+  std::vector<Reply> unforwarded_replies(std::size_t limit) const override {
+    return guard("read the replies not forwarded", [&] {
+      SQLite::Statement& q = prepared(std::string("SELECT ") + kReplyColumns +
+                                      " FROM replies WHERE forwarded_at IS NULL ORDER BY id LIMIT ?");
+      q.bind(1, static_cast<int64_t>(limit));
+      std::vector<Reply> out;
+      while (q.executeStep()) out.push_back(read_reply(q));
+      return out;
+    });
+  }
+
+  void mark_forwarded(long long reply_id, Timestamp at) override {
+    guard("mark reply " + std::to_string(reply_id) + " forwarded", [&] {
+      SQLite::Statement& q = prepared("UPDATE replies SET forwarded_at = ? WHERE id = ?");
+      q.bind(1, static_cast<int64_t>(millis(at)));
+      q.bind(2, static_cast<int64_t>(reply_id));
+      q.exec();
+    });
+  }
+
+  RepliesAbout replies_about(const EntityRef& entity) const override {
+    return guard("read the replies about " + entity.str(), [&] {
+      const bool customer = entity.type == EntityType::kCustomer;
+      SQLite::Statement& q = prepared(customer ? "SELECT COUNT(*), MAX(stop), MAX(at) FROM replies WHERE customer = ?"
+                                               : "SELECT COUNT(*), MAX(stop), MAX(at) FROM replies WHERE entity = ?");
+      q.bind(1, customer ? entity.id : entity.str());
+      RepliesAbout out;
+      if (q.executeStep() && q.getColumn(0).getInt64() > 0) {
+        out.count = static_cast<std::size_t>(q.getColumn(0).getInt64());
+        out.stop = q.getColumn(1).getInt() != 0;
+        out.last = from_millis(q.getColumn(2).getInt64());
+      }
+      return out;
+    });
+  }
+
+  bool add_opt_out(const OptOut& o) override {
+    return guard("record an opt-out of " + std::string(to_string(o.channel)), [&] {
+      if (opt_out(o.customer, o.channel, o.customer.empty() ? o.address : std::string{})) return false;
+      SQLite::Statement& q =
+          prepared("INSERT INTO opt_outs (customer, channel, address, at, reply_id) VALUES (?, ?, ?, ?, ?)");
+      q.bind(1, o.customer);
+      q.bind(2, std::string(to_string(o.channel)));
+      q.bind(3, o.address);
+      q.bind(4, static_cast<int64_t>(millis(o.at)));
+      if (o.reply_id) q.bind(5, static_cast<int64_t>(o.reply_id));
+      q.exec();
+      return true;
+    });
+  }
+
+  std::optional<OptOut> opt_out(const std::string& customer, Channel channel,
+                                const std::string& address) const override {
+    return guard("read the opt-outs of " + customer, [&]() -> std::optional<OptOut> {
+      if (customer.empty() && address.empty()) return std::nullopt;
+      SQLite::Statement& q = prepared(
+          "SELECT customer, address, at, reply_id FROM opt_outs WHERE channel = ?1 AND customer = ?2 AND ?2 != '' "
+          "UNION ALL SELECT customer, address, at, reply_id FROM opt_outs WHERE channel = ?1 AND address = ?3 "
+          "AND ?3 != '' LIMIT 1");
+      q.bind(1, std::string(to_string(channel)));
+      q.bind(2, customer);
+      q.bind(3, address);
+      if (!q.executeStep()) return std::nullopt;
+      return OptOut{q.getColumn(0).getString(), channel, q.getColumn(1).getString(),
+                    from_millis(q.getColumn(2).getInt64()), q.getColumn(3).isNull() ? 0 : q.getColumn(3).getInt64()};
+    });
+  }
+
+  void pause(const EntityRef& entity, Timestamp until, const std::string& reason) override {
+    guard("pause " + entity.str(), [&] {
+      SQLite::Statement& q = prepared(
+          "INSERT INTO pauses (entity, until, reason) VALUES (?, ?, ?) ON CONFLICT (entity) DO UPDATE SET "
+          "until = excluded.until, reason = excluded.reason WHERE excluded.until > pauses.until");
+      q.bind(1, entity.str());
+      q.bind(2, static_cast<int64_t>(millis(until)));
+      q.bind(3, reason);
+      q.exec();
+    });
+  }
+
+  std::optional<Pause> paused(const EntityRef& entity, Timestamp now) const override {
+    return guard("read the pause of " + entity.str(), [&]() -> std::optional<Pause> {
+      SQLite::Statement& q = prepared("SELECT until, reason FROM pauses WHERE entity = ? AND until > ?");
+      q.bind(1, entity.str());
+      q.bind(2, static_cast<int64_t>(millis(now)));
+      if (!q.executeStep()) return std::nullopt;
+      return Pause{from_millis(q.getColumn(0).getInt64()), q.getColumn(1).getString()};
+    });
+  }
+
+  std::optional<Notification> notification_by_message_ref(const std::string& ref) const override {
+    return guard("find the notification of Message-ID " + ref, [&]() -> std::optional<Notification> {
+      SQLite::Statement& q =
+          prepared(std::string("SELECT ") + kNotificationColumns + " FROM outbox WHERE message_ref = ? LIMIT 1");
+      q.bind(1, ref);
+      auto entries = read_entries(q, false);
+      if (entries.empty()) return std::nullopt;
+      return std::move(entries.front().notification);
+    });
+  }
+
+  std::optional<Notification> latest_notification_to(Channel channel, const std::string& address) const override {
+    return guard("find the latest notification to " + address, [&]() -> std::optional<Notification> {
+      SQLite::Statement& q = prepared(
+          std::string("SELECT ") + kNotificationColumns +
+          " FROM outbox WHERE channel = ? AND recipient_key = ? AND status IN ('delivered', 'pending', 'unknown') "
+          "ORDER BY due_at DESC, id DESC LIMIT 1");
+      q.bind(1, std::string(to_string(channel)));
+      q.bind(2, address);
+      auto entries = read_entries(q, false);
+      if (entries.empty()) return std::nullopt;
+      return std::move(entries.front().notification);
+    });
+  }
+
+  bool postpone(long long outbox_id, Timestamp now, Timestamp until, const std::string& reason) override {
+    return guard("hold back outbox entry " + std::to_string(outbox_id), [&] {
+      SQLite::Statement& q = prepared("UPDATE outbox SET next_attempt_at = ? WHERE id = ? AND status = 'pending'");
+      q.bind(1, static_cast<int64_t>(millis(until)));
+      q.bind(2, static_cast<int64_t>(outbox_id));
+      const bool changed = q.exec() == 1;
+      if (changed) insert_decision(outbox_id, now, "held back", reason);
+      return changed;
     });
   }
 

@@ -126,6 +126,31 @@ class FaultyStore final : public Store {
 
   void record_contact(const Contact& contact) override { inner_.record_contact(contact); }
   std::vector<Contact> contacts(const std::string& customer) const override { return inner_.contacts(customer); }
+  long long add_reply(const Reply& reply) override { return inner_.add_reply(reply); }
+  std::vector<Reply> replies(const std::string& customer) const override { return inner_.replies(customer); }
+  std::vector<Reply> unforwarded_replies(std::size_t limit) const override { return inner_.unforwarded_replies(limit); }
+  void mark_forwarded(long long reply_id, Timestamp at) override { inner_.mark_forwarded(reply_id, at); }
+  RepliesAbout replies_about(const EntityRef& entity) const override { return inner_.replies_about(entity); }
+  bool add_opt_out(const OptOut& opt_out) override { return inner_.add_opt_out(opt_out); }
+  std::optional<OptOut> opt_out(const std::string& customer, Channel channel,
+                                const std::string& address) const override {
+    return inner_.opt_out(customer, channel, address);
+  }
+  void pause(const EntityRef& entity, Timestamp until, const std::string& reason) override {
+    inner_.pause(entity, until, reason);
+  }
+  std::optional<Pause> paused(const EntityRef& entity, Timestamp now) const override {
+    return inner_.paused(entity, now);
+  }
+  std::optional<Notification> notification_by_message_ref(const std::string& message_ref) const override {
+    return inner_.notification_by_message_ref(message_ref);
+  }
+  std::optional<Notification> latest_notification_to(Channel channel, const std::string& address) const override {
+    return inner_.latest_notification_to(channel, address);
+  }
+  bool postpone(long long outbox_id, Timestamp now, Timestamp until, const std::string& reason) override {
+    return inner_.postpone(outbox_id, now, until, reason);
+  }
 
  private:
   class Tx final : public Transaction {

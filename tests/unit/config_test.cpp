@@ -651,3 +651,45 @@ backoff = "40d"
   CHECK_THAT(text, Catch::Contains(":22:11: 'max_age' must be between 1m and 30d"));
   CHECK_THAT(text, Catch::Contains(":23:11: 'backoff' must be between 1s and 1d"));
 }
+
+TEST_CASE("[inbound] reads its listener, public URL, secrets, pause and support destination, and mistakes") {
+  TempDir dir;
+  const std::string head = "[tactd]\nrules = \"rules\"\ntemplates = \"templates\"\n";
+  dir.write("twilio-token", "tw-s3cret\n");
+  setenv("TACTD_TEST_INBOUND", "in-s3cret", 1);
+  Diagnostics errors;
+  auto config = load_config(
+      write_config(dir, head + "[inbound]\nlisten = \"127.0.0.1:0\"\npublic_url = \"https://shop.example/tactd/\"\n"
+                               "twilio_token_file = \"twilio-token\"\nhmac_secret_env = \"TACTD_TEST_INBOUND\"\n"
+                               "pause = \"2d\"\nforward_webhook = \"https://desk.example/h\"\n"),
+      errors);
+  INFO(all(errors));
+  REQUIRE(config);
+  REQUIRE(config->inbound);
+  CHECK(config->inbound->port == 0);
+  CHECK(config->inbound->public_url == "https://shop.example/tactd");  // without the trailing '/'
+  CHECK(config->inbound->twilio_token == "tw-s3cret");
+  CHECK(config->inbound->hmac_secret == "in-s3cret");
+  CHECK(config->inbound->messagebird_key.empty());
+  CHECK(config->inbound->pause == std::chrono::hours{48});
+  CHECK(config->inbound->forward_webhook == "https://desk.example/h");
+  unsetenv("TACTD_TEST_INBOUND");
+
+  auto mistakes = [&](const std::string& text) {
+    Diagnostics found;
+    CHECK_FALSE(load_config(write_config(dir, head + text), found));
+    return all(found);
+  };
+  CHECK_THAT(mistakes("[inbound]\nlisten = \"127.0.0.1:0\"\n"),
+             Catch::Contains("[inbound] needs at least one of 'twilio_token_*'"));
+  CHECK_THAT(mistakes("[inbound]\ntwilio_token_file = \"twilio-token\"\n"),
+             Catch::Contains("'public_url' must be the https:// URL the provider posts to"));
+  CHECK_THAT(mistakes("[inbound]\ntwilio_token_file = \"twilio-token\"\npublic_url = \"https://x\"\npause = \"40d\"\n"),
+             Catch::Contains("'pause' must be between 0s (no pause) and 30d"));
+  CHECK_THAT(mistakes("[inbound]\ntwilio_token_file = \"twilio-token\"\npublic_url = \"https://x\"\n"
+                      "forward_email = \"support@shop.example\"\n"),
+             Catch::Contains("'forward_email' is sent over the email [[channel]], and there is none"));
+  CHECK_THAT(mistakes("[inbound]\ntwilio_token_file = \"twilio-token\"\npublic_url = \"https://x\"\n"
+                      "forward_webhook = \"desk.example\"\n"),
+             Catch::Contains("'forward_webhook' must start with https://"));
+}

@@ -17,7 +17,7 @@ using namespace std::chrono_literals;
 namespace {
 
 // The schema version a new database gets: the number of migrations.
-constexpr int kLatest = 9;
+constexpr int kLatest = 10;
 
 Timestamp at(const char* text) { return *parse_rfc3339(text); }
 
@@ -76,6 +76,9 @@ TEST_CASE("a database at an older schema version gets only the missing migration
   }
   {  // wind the file back to version 1, as an older tactd left it
     SQLite::Database db(path.string(), SQLite::OPEN_READWRITE);
+    db.exec("DROP TABLE replies; DROP TABLE opt_outs; DROP TABLE pauses; DROP INDEX outbox_message_ref;");
+    db.exec("DROP INDEX outbox_recipient_key; ALTER TABLE outbox DROP COLUMN message_ref;");
+    db.exec("ALTER TABLE outbox DROP COLUMN recipient_key;");
     db.exec("DROP TRIGGER child_counts_added; DROP TRIGGER child_counts_moved; DROP TRIGGER child_counts_removed;");
     db.exec("DROP TABLE child_counts; ALTER TABLE entities DROP COLUMN status;");
     db.exec("DROP TABLE timers; DROP INDEX outbox_due; DROP INDEX outbox_entity; DROP TABLE source_cursors;");
@@ -771,4 +774,48 @@ TEST_CASE("an unknown outcome can be retried or dropped") {
   CHECK(store->outbox_entry(due[0].id)->status == OutboxStatus::kPending);
   CHECK(store->outbox_entry(due[1].id)->status == OutboxStatus::kDropped);
   CHECK(store->due_notifications(at("2026-11-20T12:00:00Z")).size() == 1);
+}
+
+TEST_CASE("the latest message to an address is found by its digits, an email by the local part of its Message-ID") {
+  auto store = Store::open_temporary();
+  Notification sms = notification("k-sms", "c-1", at("2026-11-20T10:00:00Z"));
+  sms.to = "+31 6 0000 0000";
+  REQUIRE(store->enqueue(sms));
+  Notification email = notification("k-email", "c-1", at("2026-11-20T11:00:00Z"));
+  email.channel = Channel::kEmail;
+  email.to = "Anna@Example.nl";
+  email.subject = "Sorry";
+  REQUIRE(store->enqueue(email));
+  CHECK(store->latest_notification_to(Channel::kSms, address_key(Channel::kSms, "31600000000"))->idempotency_key ==
+        "k-sms");
+  CHECK_FALSE(store->latest_notification_to(Channel::kEmail, address_key(Channel::kSms, "31600000000")));
+  CHECK(store->latest_notification_to(Channel::kEmail, "anna@example.nl")->idempotency_key == "k-email");
+  // channels/mime.cpp: the first 32 hex digits of SHA-256 of the key.
+  REQUIRE(store->notification_by_message_ref("d9a8dd4489a3ceed011519a26b0b9aeb"));
+  CHECK(store->notification_by_message_ref("d9a8dd4489a3ceed011519a26b0b9aeb")->idempotency_key == "k-email");
+  CHECK_FALSE(store->notification_by_message_ref("00000000000000000000000000000000"));
+  const auto dropped = store->outbox().back();
+  store->drop(dropped.id);
+  CHECK_FALSE(store->latest_notification_to(Channel::kEmail, "anna@example.nl"));
+}
+
+TEST_CASE("opt-outs are found by customer or address, and a pause only grows and ends at its time") {
+  auto store = Store::open_temporary();
+  const Timestamp now = at("2026-11-20T10:00:00Z");
+  CHECK(store->add_opt_out(OptOut{"c-1", Channel::kSms, "31600000000", now, 0}));
+  CHECK_FALSE(store->add_opt_out(OptOut{"c-1", Channel::kSms, "31611111111", now, 0}));  // already out
+  CHECK(store->opt_out("c-1", Channel::kSms, ""));
+  CHECK(store->opt_out("", Channel::kSms, "31600000000"));
+  CHECK(store->opt_out("c-2", Channel::kSms, "31600000000"));  // the number stopped, whoever has it now
+  CHECK_FALSE(store->opt_out("c-1", Channel::kEmail, "anna@example.nl"));
+  CHECK_FALSE(store->opt_out("", Channel::kSms, ""));
+
+  const EntityRef order{EntityType::kOrder, "A"};
+  store->pause(order, now + std::chrono::hours{48}, "replied");
+  store->pause(order, now + std::chrono::hours{1}, "an earlier end changes nothing");
+  REQUIRE(store->paused(order, now));
+  CHECK(store->paused(order, now)->until == now + std::chrono::hours{48});
+  CHECK(store->paused(order, now)->reason == "replied");
+  CHECK_FALSE(store->paused(order, now + std::chrono::hours{48}));
+  CHECK_FALSE(store->paused(EntityRef{EntityType::kOrder, "B"}, now));
 }

@@ -1,0 +1,53 @@
+// What a message received does (issue 14, "Replies come back"): it is
+// matched to the notification it answers -- an email by the Message-ID in
+// its In-Reply-To or References, else any message by its sender and the
+// latest notification sent to that address -- and recorded as a Reply in
+// the customer's history. A STOP word alone opts the sender out of that
+// channel at once, kept in the store whatever sources observe later, and is
+// confirmed once (a short message on that channel). Any other reply holds
+// back automated messages about the entity it answers for [inbound] pause,
+// and waits to be forwarded to support (ReplyForwarder).
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "config/config.h"
+#include "inbound/inbound_request.h"
+#include "model/clock.h"
+#include "store/store.h"
+
+namespace tactd {
+
+// The rule name of the opt-out confirmations tactd queues itself. The
+// pipeline releases such entries as they are (no rule, opt-out or pause
+// applies to them).
+inline constexpr std::string_view kOptOutRule = "tactd:opt-out";
+
+struct ReplyOutcome {
+  Reply reply;                       // as recorded; id 0: a repeat, recorded before, nothing done
+  bool opted_out = false;            // a STOP that opted out now
+  bool confirmation_queued = false;  // its confirmation is in the outbox
+  std::optional<Pause> pause;        // the pause it started
+};
+
+class ReplyDesk {
+ public:
+  // `store` and `clock` must outlive the desk. Call from the loop.
+  ReplyDesk(Store& store, const Clock& clock) : store_(store), clock_(clock) {}
+
+  // Matches, records and acts on `message` under `config` (its [inbound]
+  // table, merchant and locales), in the caller's transaction. Throws
+  // StoreError when the store fails (nothing is then kept).
+  ReplyOutcome receive(const InboundMessage& message, const Config& config);
+
+  // The short confirmation of an opt-out of `channel`, in `locale` ("nl",
+  // else English), signed by `merchant`.
+  static std::string confirmation(Channel channel, const std::string& locale, const std::string& merchant);
+
+ private:
+  Store& store_;
+  const Clock& clock_;
+};
+
+}  // namespace tactd

@@ -1,0 +1,237 @@
+// Replies come back, end to end: the real `tactd run` with an [inbound]
+// endpoint on loopback, providers' requests signed and not, a STOP
+// confirmed over a loopback SMS webhook, and replies forwarded to a loopback
+// support webhook with the conversation so far.
+#include <catch2/catch.hpp>
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <chrono>
+#include <thread>
+
+#include "inbound/inbound_request.h"
+#include "support/daemon.h"
+#include "support/http.h"
+#include "support/scripted_server.h"
+#include "support/temp_dir.h"
+
+using Catch::Contains;
+using tactd::test::eventually;
+using tactd::test::TempDir;
+
+namespace {
+
+const std::string kPushToken = "push-token-for-tests";
+const std::string kTwilioToken = "twilio-token-for-tests";
+const std::string kBirdKey = "messagebird-key-for-tests";
+const std::string kSecret = "inbound-secret-for-tests";
+const std::string kPublic = "https://shop.example/tactd";
+
+std::string now_seconds() {
+  return std::to_string(
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+}
+
+class InboundDaemon {
+ public:
+  explicit InboundDaemon(const TempDir& dir)
+      : dir_(dir), sink_(dir), daemon_(write_config(dir, sink_.base()), dir.path() / "log", kEnv) {
+    push_ = tactd::test::logged_port(dir.path() / "log", "push: listening on 127.0.0.1:");
+    inbound_ = tactd::test::logged_port(dir.path() / "log", "inbound: listening on 127.0.0.1:");
+    REQUIRE(push_ != 0);
+    REQUIRE(inbound_ != 0);
+  }
+
+  tactd::test::Reply push(const std::string& lines) const {
+    return tactd::test::http("POST", "http://127.0.0.1:" + std::to_string(push_) + "/v1/observations", lines,
+                             {"Authorization: Bearer " + kPushToken});
+  }
+  tactd::test::Reply post(const std::string& path, const std::string& body,
+                          const std::vector<std::string>& headers) const {
+    return tactd::test::http("POST", "http://127.0.0.1:" + std::to_string(inbound_) + path, body, headers);
+  }
+  tactd::test::Reply twilio(const std::string& body, bool good = true) const {
+    std::string error;
+    const std::string sig = tactd::twilio_signature(good ? kTwilioToken : "wrong", kPublic + "/v1/inbound/twilio",
+                                                    *tactd::parse_form(body, error));
+    return post("/v1/inbound/twilio", body,
+                {"X-Twilio-Signature: " + sig, "Content-Type: application/x-www-form-urlencoded"});
+  }
+  tactd::test::Reply messagebird(const std::string& body, bool good = true) const {
+    const std::string jwt = tactd::messagebird_signature(
+        good ? kBirdKey : "wrong", kPublic + "/v1/inbound/messagebird", body,
+        tactd::Timestamp{
+            std::chrono::duration_cast<tactd::Duration>(std::chrono::system_clock::now().time_since_epoch())});
+    return post("/v1/inbound/messagebird", body,
+                {"MessageBird-Signature-JWT: " + jwt, "Content-Type: application/x-www-form-urlencoded"});
+  }
+  tactd::test::Reply json(const std::string& path, const std::string& body, bool good = true) const {
+    const std::string ts = now_seconds();
+    return post(
+        path, body,
+        {"X-Tactd-Timestamp: " + ts, "X-Tactd-Signature: " + tactd::tactd_signature(good ? kSecret : "wrong", ts, body),
+         "Content-Type: application/json"});
+  }
+
+  // Requests the sink received on `path` ("/sms", "/support").
+  std::vector<nlohmann::json> at(const std::string& path) const {
+    std::vector<nlohmann::json> out;
+    for (auto& r : sink_.requests())
+      if (r["path"] == path) out.push_back(r);
+    return out;
+  }
+  int count(const std::string& sql) const {
+    SQLite::Database db((dir_.path() / "state.db").string());
+    return db.execAndGet(sql).getInt();
+  }
+  int stop() { return daemon_.stop(); }
+  std::string log() const { return tactd::test::slurp(dir_.path() / "log"); }
+
+ private:
+  inline static const tactd::test::Environment kEnv{{"TACTD_TEST_BIRD_KEY", kBirdKey},
+                                                    {"TACTD_TEST_INBOUND_SECRET", kSecret}};
+
+  static std::filesystem::path write_config(const TempDir& dir, const std::string& sink) {
+    dir.write("push-token", kPushToken + "\n");
+    dir.write("twilio-token", kTwilioToken + "\n");
+    return dir.write("tactd.toml",
+                     "[tactd]\nrules = \"" + (tactd::test::source_dir() / "config/rules").string() +
+                         "\"\ntemplates = \"" + (tactd::test::source_dir() / "templates").string() +
+                         "\"\nstate = \"state.db\"\nmerchant = \"Bakkerij Bol\"\n"
+                         "[push]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"push-token\"\n"
+                         "[[channel]]\nchannel = \"sms\"\nprovider = \"webhook\"\nurl = \"" +
+                         sink + "/sms\"\nbackoff = \"1s\"\n" + "[inbound]\nlisten = \"127.0.0.1:0\"\npublic_url = \"" +
+                         kPublic +
+                         "/\"\ntwilio_token_file = \"twilio-token\"\nmessagebird_key_env = \"TACTD_TEST_BIRD_KEY\"\n"
+                         "hmac_secret_env = \"TACTD_TEST_INBOUND_SECRET\"\npause = \"48h\"\nforward_webhook = \"" +
+                         sink + "/support\"\nmax_body = 4096\n");
+  }
+
+  const TempDir& dir_;
+  tactd::test::Provider sink_;
+  tactd::test::Daemon daemon_;
+  int push_ = 0;
+  int inbound_ = 0;
+};
+
+std::string observations(const std::string& now) {
+  return R"({"type":"customer","id":"c-1","observed_at":")" + now +
+         R"(","fields":{"name":"Anna","phone":"+31612345678","locale":"nl","prefers":"sms"}}
+{"type":"order","id":"A-1","observed_at":")" +
+         now + R"(","fields":{"customer":"c-1","status":"placed"}}
+)";
+}
+
+std::string cancelled(const std::string& now) {
+  return R"({"type":"order","id":"A-1","observed_at":")" + now +
+         R"(","fields":{"customer":"c-1","status":"cancelled","cancel_reason":"te druk"}})";
+}
+
+std::string iso_now(int offset_seconds = 0) {
+  const auto t = std::chrono::system_clock::now() + std::chrono::seconds{offset_seconds};
+  return tactd::format_rfc3339(tactd::Timestamp{std::chrono::duration_cast<tactd::Duration>(t.time_since_epoch())},
+                               "UTC");
+}
+
+}  // namespace
+
+TEST_CASE("a Twilio STOP reply opts out, is confirmed once over SMS, and is not forwarded") {
+  TempDir dir;
+  InboundDaemon d(dir);
+  REQUIRE(d.push(observations(iso_now(-60))).status == 202);
+  REQUIRE(d.push(cancelled(iso_now(-30))).status == 202);
+  REQUIRE(eventually([&] { return d.at("/sms").size() == 1; }));  // the apology
+
+  const auto stop = d.twilio("From=%2B31612345678&To=%2B3197010203040&Body=STOP&MessageSid=SM1");
+  CHECK(stop.status == 200);
+  CHECK_THAT(stop.body, Contains("<Response></Response>"));
+  REQUIRE(eventually([&] { return d.at("/sms").size() == 2; }));  // the confirmation
+  CHECK_THAT(d.at("/sms")[1]["body"].dump(), Contains("afgemeld"));
+  CHECK(d.count("SELECT COUNT(*) FROM opt_outs WHERE customer = 'c-1' AND channel = 'sms'") == 1);
+
+  // Twilio retries the same message; then a second STOP: no second confirmation.
+  CHECK(d.twilio("From=%2B31612345678&To=%2B3197010203040&Body=STOP&MessageSid=SM1").status == 200);
+  CHECK(d.twilio("From=%2B31612345678&To=%2B3197010203040&Body=Stop&MessageSid=SM2").status == 200);
+  CHECK(d.count("SELECT COUNT(*) FROM replies") == 2);
+  std::this_thread::sleep_for(std::chrono::milliseconds{1500});  // a wrong second confirmation would be out by now
+  CHECK(d.at("/sms").size() == 2);
+  CHECK(d.at("/support").empty());
+  CHECK(d.stop() == 0);
+}
+
+TEST_CASE("each provider's request with a bad signature is refused with 401 and nothing is recorded") {
+  TempDir dir;
+  InboundDaemon d(dir);
+  const auto twilio = d.twilio("From=%2B31612345678&Body=hi", false);
+  CHECK(twilio.status == 401);
+  CHECK_THAT(twilio.body, Contains("X-Twilio-Signature"));
+  const auto bird = d.messagebird("originator=31612345678&body=hi", false);
+  CHECK(bird.status == 401);
+  CHECK_THAT(bird.body, Contains("MessageBird-Signature-JWT"));
+  CHECK(d.json("/v1/inbound/sms", R"({"from":"+31612345678","text":"hi"})", false).status == 401);
+  CHECK(d.json("/v1/inbound/email", R"({"from":"a@example.com","text":"hi"})", false).status == 401);
+  CHECK(d.post("/v1/inbound/sms", R"({"from":"+31612345678","text":"hi"})", {}).status == 401);
+  CHECK(d.count("SELECT COUNT(*) FROM replies") == 0);
+  CHECK(d.stop() == 0);
+}
+
+TEST_CASE("malformed inbound requests get 400 with where and what, and the daemon keeps running") {
+  TempDir dir;
+  InboundDaemon d(dir);
+  auto r = d.json("/v1/inbound/sms", R"({"from":"+31612345678"})");
+  CHECK(r.status == 400);
+  CHECK_THAT(r.body, Contains("'text' is missing"));
+  r = d.json("/v1/inbound/email", "{\"from\": ");
+  CHECK(r.status == 400);
+  CHECK_THAT(r.body, Contains("not JSON") && Contains("byte"));
+  r = d.twilio("To=%2B3197010203040&Body=hi");
+  CHECK(r.status == 400);
+  CHECK_THAT(r.body, Contains("'From'"));
+  r = d.messagebird("recipient=3197010203040&body=hi");
+  CHECK(r.status == 400);
+  CHECK_THAT(r.body, Contains("'originator'"));
+  CHECK(d.post("/v1/inbound/nowhere", "", {}).status == 404);
+  CHECK(d.post("/v1/inbound/sms", std::string(8000, 'x'), {"X-Tactd-Timestamp: 1", "X-Tactd-Signature: x"}).status ==
+        413);
+  // Still answering.
+  CHECK(d.json("/v1/inbound/sms", R"({"from":"+31600000000","text":"hallo"})").status == 200);
+  CHECK(d.stop() == 0);
+}
+
+TEST_CASE("a MessageBird reply is recorded, pauses the order, and reaches the support webhook with the conversation") {
+  TempDir dir;
+  InboundDaemon d(dir);
+  REQUIRE(d.push(observations(iso_now(-60))).status == 202);
+  REQUIRE(d.push(cancelled(iso_now(-30))).status == 202);
+  REQUIRE(eventually([&] { return d.at("/sms").size() == 1; }));
+
+  const auto reply =
+      d.messagebird("id=mb-7&originator=31612345678&recipient=3197010203040&body=Waar+blijft+mijn+geld%3F");
+  CHECK(reply.status == 200);
+  CHECK_THAT(reply.body, Contains("\"customer\":\"c-1\"") && Contains("\"matched_by\":\"sender\""));
+  REQUIRE(eventually([&] { return d.at("/support").size() == 1; }));
+  const nlohmann::json support = nlohmann::json::parse(d.at("/support")[0]["body"].get<std::string>());
+  CHECK(support["reply"]["text"] == "Waar blijft mijn geld?");
+  CHECK(support["reply"]["entity"] == "order/A-1");
+  REQUIRE(support["conversation"].size() == 2);
+  CHECK(support["conversation"][0]["from"] == "tactd");
+  CHECK(support["conversation"][1]["from"] == "customer");
+  CHECK_THAT(support["text"].get<std::string>(), Contains("Customer c-1"));
+  CHECK(d.count("SELECT COUNT(*) FROM pauses WHERE entity = 'order/A-1'") == 1);
+  REQUIRE(eventually([&] { return d.count("SELECT COUNT(*) FROM replies WHERE forwarded_at IS NOT NULL") == 1; }));
+  CHECK(d.stop() == 0);
+}
+
+TEST_CASE("an email reply nobody can match is recorded and forwarded, not lost") {
+  TempDir dir;
+  InboundDaemon d(dir);
+  const auto r = d.json("/v1/inbound/email", R"({"from":"Someone <someone@example.org>","to":"shop@example.com",
+      "subject":"Vraag","text":"Hebben jullie dit ook in het blauw?","in_reply_to":"<nothing@shop.example>"})");
+  CHECK(r.status == 200);
+  CHECK_THAT(r.body, Contains("\"customer\":null"));
+  REQUIRE(eventually([&] { return d.at("/support").size() == 1; }));
+  const nlohmann::json support = nlohmann::json::parse(d.at("/support")[0]["body"].get<std::string>());
+  CHECK(support["reply"]["from"] == "Someone <someone@example.org>");
+  CHECK_THAT(support["text"].get<std::string>(), Contains("could not match"));
+  CHECK(d.stop() == 0);
+}

@@ -1,0 +1,302 @@
+// Replies come back (issue 14): a customer's answer is matched to what
+// tactd sent, STOP opts them out of that channel for good, and any other
+// reply holds automated messages about the matter back while a person
+// talks with them. The shipped configuration, a virtual clock.
+#include <catch2/catch.hpp>
+
+#include "channels/mime.h"
+#include "inbound/reply_desk.h"
+#include "inbound/reply_forwarder.h"
+#include "model/clock.h"
+#include "pipeline/linked.h"
+#include "pipeline/pipeline.h"
+#include "rules/expression.h"
+#include "scenario/scenario.h"
+#include "support/temp_dir.h"
+
+using namespace tactd;
+using namespace tactd::test;
+using Catch::Contains;
+
+namespace {
+
+Timestamp at(const char* text) { return *parse_rfc3339(text); }
+
+InboundMessage sms(const std::string& from, const std::string& text, const std::string& id = {}) {
+  return InboundMessage{Channel::kSms, "json", id, from, "+3197010203040", std::nullopt, text, {}};
+}
+
+class Desk {
+ public:
+  Desk() : clock(at("2026-11-20T09:00:00+01:00")) {
+    Diagnostics errors;
+    auto loaded = load_snapshot(source_dir() / "config/tactd.toml", errors);
+    REQUIRE(loaded);
+    Config with_inbound = *loaded->config;
+    with_inbound.inbound = InboundConfig{};
+    with_inbound.inbound->pause = std::chrono::hours{48};
+    config = std::make_shared<const Config>(std::move(with_inbound));
+    loaded->config = config;
+    snapshot = std::move(*loaded);
+    store = Store::open_temporary();
+    pipeline = std::make_unique<Pipeline>(snapshot, *store, clock);
+    desk = std::make_unique<ReplyDesk>(*store, clock);
+  }
+
+  Outcome observe(const std::string& line, const char* when) {
+    clock.advance_to(at(when));
+    std::string error;
+    auto observation = parse_observation(line, error);
+    REQUIRE(observation);
+    return pipeline->apply(*observation);
+  }
+
+  ReplyOutcome receive(const InboundMessage& message, const char* when) {
+    clock.advance_to(at(when));
+    auto transaction = store->begin();
+    ReplyOutcome out = desk->receive(message, *config);
+    transaction->commit();
+    if (out.reply.id != 0) pipeline->changed_outside(out.reply.customer);  // as the daemon does (received())
+    return out;
+  }
+
+  std::optional<Notification> release(const OutboxEntry& entry, Outcome& outcome) {
+    auto transaction = store->begin();
+    auto out = pipeline->release(entry, outcome);
+    transaction->commit();
+    return out;
+  }
+
+  std::vector<OutboxEntry> outbox_of(std::string_view rule) const {
+    std::vector<OutboxEntry> out;
+    for (auto& e : store->outbox())
+      if (e.notification.rule == rule) out.push_back(e);
+    return out;
+  }
+
+  // Anna's order A-1 cancelled: the apology by SMS, delivered.
+  void anna_apology(bool delivered = true) {
+    observe(kAnna, "2026-11-20T09:00:00+01:00");
+    observe(order("A-1", "c-42", "2026-11-20T17:00:00+01:00", "placed"), "2026-11-20T17:00:00+01:00");
+    const Outcome cancelled = observe(
+        order("A-1", "c-42", "2026-11-20T17:30:00+01:00", "cancelled", {{"cancel_reason", "kitchen overloaded"}}),
+        "2026-11-20T17:30:00+01:00");
+    REQUIRE(cancelled.notifications.size() == 1);
+    REQUIRE(cancelled.notifications[0].channel == Channel::kSms);
+    if (delivered) store->mark_delivered(store->outbox().front().id, clock.now());
+  }
+
+  VirtualClock clock;
+  std::shared_ptr<const Config> config;
+  Snapshot snapshot;
+  std::unique_ptr<Store> store;
+  std::unique_ptr<Pipeline> pipeline;
+  std::unique_ptr<ReplyDesk> desk;
+};
+
+}  // namespace
+
+TEST_CASE("STOP by SMS opts Anna out of SMS at once, is confirmed once, and later messages go by email") {
+  Desk d;
+  d.anna_apology();
+  const ReplyOutcome stop = d.receive(sms("+31 6 1234 5678", "STOP"), "2026-11-20T17:40:00+01:00");
+  CHECK(stop.reply.id != 0);
+  CHECK(stop.reply.stop);
+  CHECK(stop.reply.customer == "c-42");
+  CHECK(stop.reply.matched_by == "sender");
+  CHECK(stop.reply.entity == EntityRef{EntityType::kOrder, "A-1"});
+  CHECK(stop.opted_out);
+  CHECK(stop.confirmation_queued);
+  CHECK_FALSE(stop.pause);  // a STOP is not a conversation
+  auto confirmations = d.outbox_of(kOptOutRule);
+  REQUIRE(confirmations.size() == 1);
+  CHECK(confirmations[0].notification.channel == Channel::kSms);
+  CHECK(confirmations[0].notification.to == "+31 6 1234 5678");
+  CHECK_THAT(confirmations[0].notification.body, Contains("afgemeld") && Contains("sms"));  // Anna reads Dutch
+  // Released as it is: no rule, opt-out or pause applies to it.
+  Outcome outcome;
+  CHECK(d.release(confirmations[0], outcome));
+
+  // A second STOP changes nothing and is not confirmed again.
+  const ReplyOutcome again = d.receive(sms("+31612345678", "stop"), "2026-11-20T17:41:00+01:00");
+  CHECK(again.reply.id != 0);
+  CHECK_FALSE(again.opted_out);
+  CHECK_FALSE(again.confirmation_queued);
+  CHECK(d.outbox_of(kOptOutRule).size() == 1);
+
+  // Her next cancelled order is told by email, which she did not stop.
+  d.observe(order("A-2", "c-42", "2026-11-21T12:00:00+01:00", "placed"), "2026-11-21T12:00:00+01:00");
+  const Outcome next =
+      d.observe(order("A-2", "c-42", "2026-11-21T12:30:00+01:00", "cancelled"), "2026-11-21T12:30:00+01:00");
+  REQUIRE(next.notifications.size() == 1);
+  CHECK(next.notifications[0].channel == Channel::kEmail);
+  CHECK(next.notifications[0].to == "anna@example.nl");
+}
+
+TEST_CASE("STOP in Dutch and English opts out") {
+  for (const char* word : {"STOP", "Stopp", "stoppen", "AFMELDEN", "uitschrijven", "Unsubscribe", "CANCEL", "quit"}) {
+    INFO(word);
+    Desk d;
+    d.anna_apology();
+    const ReplyOutcome out = d.receive(sms("+31612345678", word), "2026-11-20T17:40:00+01:00");
+    CHECK(out.reply.stop);
+    CHECK(out.opted_out);
+    CHECK(d.store->opt_out("c-42", Channel::kSms, ""));
+    CHECK_FALSE(d.store->opt_out("c-42", Channel::kEmail, ""));
+  }
+}
+
+TEST_CASE("an opt-out is kept when the source observes the customer again without the flag") {
+  Desk d;
+  d.anna_apology();
+  d.receive(sms("+31612345678", "STOP"), "2026-11-20T17:40:00+01:00");
+  // The shop's customer record, again, with opt_out false and SMS preferred.
+  nlohmann::json anna = anna_at("2026-11-21T08:00:00+01:00");
+  anna["fields"]["opt_out"] = false;
+  anna["fields"]["email"] = nullptr;  // SMS is all that could reach her
+  d.observe(anna.dump(), "2026-11-21T08:00:00+01:00");
+  d.observe(order("A-2", "c-42", "2026-11-21T12:00:00+01:00", "placed"), "2026-11-21T12:00:00+01:00");
+  const Outcome next =
+      d.observe(order("A-2", "c-42", "2026-11-21T12:30:00+01:00", "cancelled"), "2026-11-21T12:30:00+01:00");
+  CHECK(next.notifications.empty());
+  REQUIRE(next.held_back.size() == 1);
+  CHECK(next.held_back[0].code == "opt_out");
+  CHECK_THAT(next.held_back[0].reason, Contains("opted out of sms") && Contains("replied STOP"));
+}
+
+TEST_CASE("an SMS queued before a STOP is held back when it is due, with the reason") {
+  Desk d;
+  d.anna_apology(false);  // still in the outbox
+  const OutboxEntry queued = d.store->outbox().front();
+  d.receive(sms("+31612345678", "Afmelden"), "2026-11-20T17:31:00+01:00");
+  Outcome outcome;
+  CHECK_FALSE(d.release(queued, outcome));
+  const auto entry = d.store->outbox_entry(queued.id);
+  CHECK(entry->status == OutboxStatus::kOvertaken);
+  CHECK_THAT(entry->last_error, Contains("opted out of sms (replied STOP at 2026-11-20T17:31:00+01:00)"));
+}
+
+TEST_CASE("a reply pauses automated messages about the matter for 48 hours, then they go out") {
+  Desk d;
+  d.observe(kAnna, "2026-11-20T09:00:00+01:00");
+  d.observe(
+      order("A-1", "c-42", "2026-11-20T10:00:00+01:00", "shipped", {{"promised_by", "2026-11-20T18:00:00+01:00"}}),
+      "2026-11-20T10:00:00+01:00");
+  const Outcome late =
+      d.observe(obs("shipment", "S-1", "2026-11-20T11:00:00+01:00",
+                    {{"order", "A-1"}, {"status", "in_transit"}, {"eta", "2026-11-20T19:30:00+01:00"}}),
+                "2026-11-20T11:00:00+01:00");
+  REQUIRE(late.notifications.size() == 1);  // the heads-up
+  d.store->mark_delivered(d.store->outbox().back().id, d.clock.now());
+
+  const ReplyOutcome reply = d.receive(sms("+31612345678", "Kan het ook morgen?"), "2026-11-20T11:30:00+01:00");
+  CHECK_FALSE(reply.reply.stop);
+  CHECK(reply.reply.entity == EntityRef{EntityType::kShipment, "S-1"});
+  REQUIRE(reply.pause);
+  const Timestamp until = at("2026-11-22T11:30:00+01:00");
+  CHECK(reply.pause->until == until);
+  CHECK_FALSE(reply.reply.forwarded_at);  // support is still to hear of it
+  CHECK(d.store->unforwarded_replies(10).size() == 1);
+
+  // Rules and templates see that she wrote.
+  const Linked linked = link(*d.store->entity(EntityRef{EntityType::kOrder, "A-1"}), *d.store);
+  Diagnostics errors;
+  auto replied = Expression::parse("'replied' in shipment.received && 'replied' in customer.received", {}, errors);
+  REQUIRE(replied);
+  CHECK(replied->test(linked.scope));
+  CHECK(linked.scope["shipment"]["replied_at"] == "2026-11-20T10:30:00Z");
+
+  // The order arrives while she talks with us: the follow-up waits.
+  const Outcome delivered =
+      d.observe(order("A-1", "c-42", "2026-11-20T20:00:00+01:00", "delivered"), "2026-11-20T20:00:00+01:00");
+  REQUIRE(delivered.notifications.size() == 1);
+  CHECK(delivered.notifications[0].rule == "delivery-follow-up");
+  CHECK(delivered.notifications[0].at == until);
+  REQUIRE(delivered.deferred.size() == 1);
+  CHECK(delivered.deferred[0].code == "paused");
+  CHECK_THAT(delivered.deferred[0].reason, Contains("the customer replied") && Contains("a person is talking"));
+  const auto entries = d.outbox_of("delivery-follow-up");
+  REQUIRE(entries.size() == 1);
+  CHECK(d.store->due_notifications(until - std::chrono::minutes{1}).empty());
+  d.clock.advance_to(until);
+  REQUIRE(d.store->due_notifications(until).size() == 1);
+  Outcome outcome;
+  CHECK(d.release(entries[0], outcome));
+}
+
+TEST_CASE("a message already queued when the customer writes waits until the pause ends, visibly") {
+  Desk d;
+  d.anna_apology(false);
+  const OutboxEntry queued = d.store->outbox().front();
+  const ReplyOutcome reply = d.receive(sms("+31612345678", "Wat is er gebeurd?"), "2026-11-20T17:31:00+01:00");
+  REQUIRE(reply.pause);
+  Outcome outcome;
+  CHECK_FALSE(d.release(queued, outcome));
+  REQUIRE(outcome.deferred.size() == 1);
+  CHECK(outcome.deferred[0].code == "paused");
+  const auto entry = d.store->outbox_entry(queued.id);
+  CHECK(entry->status == OutboxStatus::kPending);
+  CHECK(entry->next_attempt == reply.pause->until);
+  const auto decisions = d.store->decisions(queued.id);
+  CHECK(decisions.back().decision == "held back");
+  CHECK_THAT(decisions.back().reason, Contains("paused") && Contains("the customer replied"));
+}
+
+TEST_CASE("an email reply is matched by the Message-ID tactd sent, whatever address it comes from") {
+  Desk d;
+  d.observe(kBen, "2026-11-20T09:00:00+01:00");
+  d.observe(order("B-1", "c-7", "2026-11-20T12:00:00+01:00", "placed"), "2026-11-20T12:00:00+01:00");
+  const Outcome cancelled =
+      d.observe(order("B-1", "c-7", "2026-11-20T12:30:00+01:00", "cancelled"), "2026-11-20T12:30:00+01:00");
+  REQUIRE(cancelled.notifications.size() == 1);
+  REQUIRE(cancelled.notifications[0].channel == Channel::kEmail);
+  d.store->mark_delivered(d.store->outbox().front().id, d.clock.now());
+  const std::string id = message_id(cancelled.notifications[0].idempotency_key, "shop.example");
+  InboundMessage email{Channel::kEmail,
+                       "json",
+                       "",
+                       "Ben at work <b.carter@work.example>",
+                       "shop@shop.example",
+                       "Re: your order",
+                       "Could you call me?\n\n> Sorry",
+                       {"unrelated@elsewhere", id}};
+  const ReplyOutcome reply = d.receive(email, "2026-11-20T13:00:00+01:00");
+  CHECK(reply.reply.matched_by == "message-id");
+  CHECK(reply.reply.customer == "c-7");
+  CHECK(reply.reply.notification == cancelled.notifications[0].idempotency_key);
+  CHECK(reply.pause);
+  // Without the Message-ID, the sender's address finds the latest email to it.
+  email.references.clear();
+  email.from = "BEN@example.com";
+  CHECK(d.receive(email, "2026-11-20T13:05:00+01:00").reply.matched_by == "sender");
+
+  // The conversation support gets: what tactd sent, then what Ben wrote.
+  const auto replies = d.store->replies("c-7");
+  REQUIRE(replies.size() == 2);
+  const auto lines =
+      conversation(replies[0], d.store->notifications_since("c-7", d.clock.now() - std::chrono::days{90}), replies);
+  REQUIRE(lines.size() == 2);
+  CHECK_FALSE(lines[0].from_customer);
+  CHECK(lines[1].text == replies[0].text);
+  const std::string text = forward_text(replies[0], lines, "UTC");
+  CHECK_THAT(text, Contains("Customer c-7") && Contains("Could you call me?") && Contains("order-cancelled, apology"));
+}
+
+TEST_CASE(
+    "a reply nobody can match is recorded and waits for support, not lost, and a provider's repeat is kept once") {
+  Desk d;
+  d.anna_apology();
+  const ReplyOutcome stranger = d.receive(sms("+4915112345678", "Wer ist da?", "sm-1"), "2026-11-20T18:00:00+01:00");
+  CHECK(stranger.reply.id != 0);
+  CHECK(stranger.reply.customer.empty());
+  CHECK(stranger.reply.matched_by.empty());
+  CHECK_FALSE(stranger.pause);
+  REQUIRE(d.store->unforwarded_replies(10).size() == 1);
+  CHECK(d.store->unforwarded_replies(10)[0].text == "Wer ist da?");
+  CHECK(d.receive(sms("+4915112345678", "Wer ist da?", "sm-1"), "2026-11-20T18:00:05+01:00").reply.id == 0);
+  CHECK(d.store->unforwarded_replies(10).size() == 1);
+  // A STOP from an unknown number still stops that number.
+  const ReplyOutcome stop = d.receive(sms("+4915112345678", "STOP"), "2026-11-20T18:01:00+01:00");
+  CHECK(stop.opted_out);
+  CHECK(d.store->opt_out("", Channel::kSms, "4915112345678"));
+}
