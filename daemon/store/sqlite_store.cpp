@@ -233,6 +233,14 @@ CREATE TABLE pauses (
   reason TEXT NOT NULL
 );
 )sql"},
+    // Due notifications per channel: each channel's delivery round asks for
+    // its own, and with only (status, due) indexed the email channel's
+    // query walked the whole SMS backlog to find none (55% of the CPU of a
+    // 30,000 drain). Only what waits to be sent is in it.
+    Migration{11, "due notifications by channel", R"sql(
+CREATE INDEX outbox_due_by_channel ON outbox (channel, COALESCE(next_attempt_at, due_at))
+  WHERE status = 'pending' AND sending_since IS NULL;
+)sql"},
 };
 
 // Versions run 1, 2, 3, ... in order, so "the highest applied" is the schema.
@@ -924,11 +932,16 @@ class SqliteStore final : public Store {
   std::vector<OutboxEntry> due_notifications(Timestamp until, std::optional<Channel> channel,
                                              std::size_t limit) const override {
     return guard("read due notifications", [&] {
-      SQLite::Statement& q =
-          prepared(std::string("SELECT ") + kNotificationColumns +
-                   " FROM outbox WHERE status = 'pending' AND COALESCE(next_attempt_at, due_at) <= ?1 "
-                   "AND (?2 IS NULL OR channel = ?2) AND sending_since IS NULL "
-                   "ORDER BY COALESCE(next_attempt_at, due_at), id LIMIT ?3");
+      // Two forms, so that one channel's query uses outbox_due_by_channel.
+      static const std::string kAll = std::string("SELECT ") + kNotificationColumns +
+                                      " FROM outbox WHERE status = 'pending' AND sending_since IS NULL "
+                                      "AND COALESCE(next_attempt_at, due_at) <= ?1 "
+                                      "ORDER BY COALESCE(next_attempt_at, due_at), id LIMIT ?3";
+      static const std::string kOfChannel = std::string("SELECT ") + kNotificationColumns +
+                                            " FROM outbox WHERE status = 'pending' AND sending_since IS NULL "
+                                            "AND channel = ?2 AND COALESCE(next_attempt_at, due_at) <= ?1 "
+                                            "ORDER BY COALESCE(next_attempt_at, due_at), id LIMIT ?3";
+      SQLite::Statement& q = prepared(channel ? kOfChannel : kAll);
       q.bind(1, static_cast<int64_t>(millis(until)));
       if (channel) q.bind(2, std::string(to_string(*channel)));
       q.bind(3, limit == kNoLimit ? int64_t{-1} : static_cast<int64_t>(limit));
