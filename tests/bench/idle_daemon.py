@@ -14,13 +14,12 @@ resident memory (VmRSS) and peak (VmHWM):
             used meanwhile, the figure that must stay near zero.
 """
 import os
-import shutil
 import socket
 import subprocess
 import sys
 import time
 
-from procstat import free_port, cpu_seconds, rss_mb
+from procstat import prepare_run, cpu_seconds, rss_mb
 
 BATCH = 1000
 
@@ -31,20 +30,6 @@ def peak_mb(pid):
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     return 0.0
-
-
-def prepare(base, run, state):
-    shutil.rmtree(run, ignore_errors=True)
-    os.makedirs(os.path.join(run, "spool"))
-    if state:
-        shutil.copy(os.path.join(base, "state.db"), run)
-    shutil.copy(os.path.join(base, "token"), run)
-    port = free_port()
-    with open(os.path.join(base, "tactd.toml")) as f:
-        config = f.read().replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{port}"')
-    with open(os.path.join(run, "tactd.toml"), "w") as f:
-        f.write(config)
-    return port
 
 
 def start(tactd, run, port):
@@ -74,14 +59,13 @@ def main():
     with open(os.path.join(base, "stream.jsonl")) as f:
         lines = f.readlines()
 
-    run = os.path.join(base, "run-idle-empty")
-    daemon = start(tactd, run, prepare(base, run, state=False))
+    run, port = prepare_run(base, "run-idle-empty", state=False)
+    daemon = start(tactd, run, port)
     time.sleep(1)
     print(f"start     empty state:               RSS {rss_mb(daemon.pid):5.1f} MB, peak {peak_mb(daemon.pid):5.1f} MB")
     stop(daemon)
 
-    run = os.path.join(base, "run-idle")
-    port = prepare(base, run, state=True)
+    run, port = prepare_run(base, "run-idle")
     daemon = start(tactd, run, port)
     try:
         time.sleep(1)

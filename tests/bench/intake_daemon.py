@@ -12,28 +12,18 @@ CPU per observation and its resident memory at the end.
 """
 import http.client
 import os
-import shutil
 import subprocess
 import sys
 import time
 
-from procstat import free_port, cpu_seconds, rss_mb
+from procstat import prepare_run, cpu_seconds, rss_mb
 
 BATCH = 1000
 
 
 def main():
     tactd, base, mode = sys.argv[1], sys.argv[2], sys.argv[3]
-    run = os.path.join(base, "run-" + mode)
-    shutil.rmtree(run, ignore_errors=True)
-    os.makedirs(os.path.join(run, "spool"))
-    shutil.copy(os.path.join(base, "state.db"), run)
-    shutil.copy(os.path.join(base, "token"), run)
-    port = free_port()
-    with open(os.path.join(base, "tactd.toml")) as f:
-        config = f.read().replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{port}"')
-    with open(os.path.join(run, "tactd.toml"), "w") as f:
-        f.write(config)
+    run, port = prepare_run(base, "run-" + mode)
     with open(os.path.join(base, "stream.jsonl")) as f:
         lines = f.readlines()
     batches = [lines[i:i + BATCH] for i in range(0, len(lines), BATCH)]

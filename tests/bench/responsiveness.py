@@ -14,12 +14,11 @@ trip (p50, p99, max) in both phases and how long the file took.
 import http.client
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 
-from procstat import free_port
+from procstat import prepare_run
 
 IDLE_PUSHES = 100
 GAP = 0.01  # between pushes
@@ -38,17 +37,8 @@ def describe(name, rtts):
 
 def main():
     tactd, base = sys.argv[1], sys.argv[2]
-    run = os.path.join(base, "run-responsiveness")
-    shutil.rmtree(run, ignore_errors=True)
+    run, port = prepare_run(base, "run-responsiveness")
     spool = os.path.join(run, "spool")
-    os.makedirs(spool)
-    shutil.copy(os.path.join(base, "state.db"), run)
-    shutil.copy(os.path.join(base, "token"), run)
-    port = free_port()
-    with open(os.path.join(base, "tactd.toml")) as f:
-        config = f.read().replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{port}"')
-    with open(os.path.join(run, "tactd.toml"), "w") as f:
-        f.write(config)
     with open(os.path.join(base, "stream.jsonl")) as f:
         stream = f.read()
     lines = stream.count("\n")

@@ -16,7 +16,7 @@
 #include <cstdint>
 #include <cstdio>
 
-#include "fuzz_support.h"
+#include "fuzz_request.h"
 #include "inbound/inbound_request.h"
 
 namespace {
@@ -30,19 +30,7 @@ void fail(const char* what) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace tactd;
-  auto [head, body] = fuzz::split(fuzz::text_of(data, size), "\n\n");
-  HttpRequest request;
-  auto [start, headers] = fuzz::split(head, "\n");
-  auto [method, target] = fuzz::split(start, " ");
-  request.method = method;
-  request.target = target;
-  while (!headers.empty()) {
-    auto [line, after] = fuzz::split(headers, "\n");
-    headers = after;
-    auto [name, value] = fuzz::split(line, ": ");
-    request.headers[std::string(name)] = value;
-  }
-  request.body = body;
+  HttpRequest request = fuzz::request_of(fuzz::text_of(data, size));
 
   InboundConfig config;
   config.public_url = "https://shop.example/tactd";

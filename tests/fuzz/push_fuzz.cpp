@@ -15,7 +15,7 @@
 #include <cstdint>
 #include <cstdio>
 
-#include "fuzz_support.h"
+#include "fuzz_request.h"
 #include "model/clock.h"
 #include "sources/push_endpoint.h"
 
@@ -40,19 +40,7 @@ void fail(const char* what) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace tactd;
-  auto [head, body] = fuzz::split(fuzz::text_of(data, size), "\n\n");
-  HttpRequest request;
-  auto [start, headers] = fuzz::split(head, "\n");
-  auto [method, target] = fuzz::split(start, " ");
-  request.method = method;
-  request.target = target;
-  while (!headers.empty()) {
-    auto [line, after] = fuzz::split(headers, "\n");
-    headers = after;
-    auto [name, value] = fuzz::split(line, ": ");
-    request.headers[std::string(name)] = value;
-  }
-  request.body = body;
+  HttpRequest request = fuzz::request_of(fuzz::text_of(data, size));
   PushConfig config;
   config.token = "fuzz-token";
   config.hmac_secret = "fuzz-secret";
