@@ -1,12 +1,10 @@
 #include "channels/mime.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <array>
 #include <ctime>
 
-#include "channels/signature.h"
+#include "signing/signing.h"
 
 namespace tactd {
 namespace {
@@ -160,15 +158,6 @@ std::string message_id(std::string_view idempotency_key, std::string_view domain
     if (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-') host += c;
   if (host.empty()) host = "tactd.invalid";
   return sha256_hex(idempotency_key).substr(0, 32) + "@" + host;
-}
-
-std::string base64(std::string_view bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  const int length =
-      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                      reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
-  out.resize(static_cast<std::size_t>(length));
-  return out;
 }
 
 }  // namespace tactd

@@ -34,7 +34,4 @@ std::string mime_message(const MailMessage& message);
 // 32 hex digits of SHA-256(idempotency key) "@" domain.
 std::string message_id(std::string_view idempotency_key, std::string_view domain);
 
-// Standard base64 (RFC 4648) on one line, as in Basic auth.
-std::string base64(std::string_view bytes);
-
 }  // namespace tactd

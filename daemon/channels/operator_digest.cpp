@@ -14,9 +14,9 @@
 #include <nlohmann/json.hpp>
 
 #include "channels/delivery.h"
-#include "channels/signature.h"
 #include "net/http_client.h"
 #include "ops/logging.h"
+#include "signing/signing.h"
 
 namespace tactd {
 namespace {

@@ -13,9 +13,9 @@
 
 #include "channels/html.h"
 #include "channels/mime.h"
-#include "channels/signature.h"
 #include "model/mailbox.h"
 #include "render/tone.h"
+#include "signing/signing.h"
 
 namespace tactd {
 namespace {

@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "signing/signing.h"
+
 namespace tactd {
 namespace {
 
@@ -36,32 +38,6 @@ std::string hmac(const EVP_MD* md, std::string_view key, std::string_view messag
   HMAC(md, key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(message.data()),
        message.size(), digest, &length);
   return std::string(reinterpret_cast<const char*>(digest), length);
-}
-
-std::string hex(std::string_view bytes) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (const unsigned char c : bytes) {
-    out += kHex[c >> 4];
-    out += kHex[c & 0xf];
-  }
-  return out;
-}
-
-std::string sha256(std::string_view bytes) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr);
-  return std::string(reinterpret_cast<const char*>(digest), length);
-}
-
-std::string base64(std::string_view bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  const int length =
-      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                      reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
-  out.resize(static_cast<std::size_t>(length));
-  return out;
 }
 
 std::string base64url(std::string_view bytes) {
@@ -375,8 +351,8 @@ std::string messagebird_signature(const std::string& key, const std::string& url
                                   const std::string& jti) {
   const long long seconds = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
   nlohmann::json claims{
-      {"iss", "MessageBird"}, {"nbf", seconds}, {"exp", seconds + 300}, {"jti", jti}, {"url_hash", hex(sha256(url))}};
-  if (!body.empty()) claims["payload_hash"] = hex(sha256(body));
+      {"iss", "MessageBird"}, {"nbf", seconds}, {"exp", seconds + 300}, {"jti", jti}, {"url_hash", sha256_hex(url)}};
+  if (!body.empty()) claims["payload_hash"] = sha256_hex(body);
   const std::string signing =
       base64url(nlohmann::json{{"alg", "HS256"}, {"typ", "JWT"}}.dump()) + "." + base64url(claims.dump());
   return signing + "." + base64url(hmac(EVP_sha256(), key, signing));
@@ -411,19 +387,17 @@ std::string check_messagebird_signature(const std::string& key, const std::strin
     return "nbf and exp must be Unix seconds";
   if (nbf->get<long long>() > now_s + skew_s) return "not valid yet (nbf is in the future)";
   if (exp->get<long long>() < now_s - skew_s) return "expired (exp has passed)";
-  if (claims.value("url_hash", "") != hex(sha256(url)))
+  if (claims.value("url_hash", "") != sha256_hex(url))
     return "url_hash does not match " + url + " (is [inbound] public_url the URL MessageBird posts to?)";
   const auto payload = claims.find("payload_hash");
   if (body.empty() ? payload != claims.end() && !payload->is_null()
-                   : payload == claims.end() || !payload->is_string() || *payload != hex(sha256(body)))
+                   : payload == claims.end() || !payload->is_string() || *payload != sha256_hex(body))
     return "payload_hash does not match the body";
   return "";
 }
 
 std::string tactd_signature(const std::string& secret, const std::string& timestamp, std::string_view body) {
-  std::string message = timestamp + ".";
-  message += body;
-  return "sha256=" + hex(hmac(EVP_sha256(), secret, message));
+  return webhook_signature(secret, timestamp, body);
 }
 
 std::string written_part(std::string_view text, Channel channel) {

@@ -10,9 +10,9 @@
 #include <algorithm>
 
 #include "channels/delivery.h"
-#include "channels/signature.h"
 #include "net/http_client.h"
 #include "ops/logging.h"
+#include "signing/signing.h"
 
 namespace tactd {
 

@@ -1,11 +1,10 @@
 #include "sources/push_endpoint.h"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include <charconv>
-#include <cstdio>
+
+#include "signing/signing.h"
 
 namespace tactd {
 namespace {
@@ -31,18 +30,7 @@ const std::string* header(const HttpRequest& request, const char* name) {
 }  // namespace
 
 std::string PushEndpoint::signature(const std::string& secret, const std::string& timestamp, const std::string& body) {
-  const std::string message = timestamp + "." + body;
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
-       reinterpret_cast<const unsigned char*>(message.data()), message.size(), digest, &length);
-  std::string hex = "sha256=";
-  char byte[3];
-  for (unsigned int i = 0; i < length; ++i) {
-    std::snprintf(byte, sizeof byte, "%02x", digest[i]);
-    hex += byte;
-  }
-  return hex;
+  return webhook_signature(secret, timestamp, body);
 }
 
 std::string PushEndpoint::refuse(const HttpRequest& request, bool body_read) const {

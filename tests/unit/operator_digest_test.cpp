@@ -4,7 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "channels/signature.h"
+#include "signing/signing.h"
 
 using namespace tactd;
 using namespace std::chrono_literals;

@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "channels/html.h"
-#include "channels/signature.h"
+#include "signing/signing.h"
 
 using namespace tactd;
 using namespace std::chrono_literals;

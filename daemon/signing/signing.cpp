@@ -1,4 +1,4 @@
-#include "channels/signature.h"
+#include "signing/signing.h"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -40,6 +40,15 @@ std::string webhook_signature(std::string_view secret, std::string_view timestam
   message.reserve(timestamp.size() + 1 + body.size());
   message.append(timestamp).append(".").append(body);
   return "sha256=" + hmac_sha256_hex(secret, message);
+}
+
+std::string base64(std::string_view bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+  const int length =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                      reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+  out.resize(static_cast<std::size_t>(length));
+  return out;
 }
 
 }  // namespace tactd

@@ -1,7 +1,7 @@
-// SHA-256 digests for the channels: the HMAC-SHA256 signatures of outgoing
-// webhooks, in the scheme the push endpoint (daemon/sources/push_endpoint.cpp)
-// checks on incoming requests, so that one tactd can post to another; and
-// plain SHA-256 for Message-IDs.
+// Digests for the channels and endpoints: the HMAC-SHA256 signatures of
+// outgoing webhooks, in the scheme the push and inbound endpoints check on
+// incoming requests, so that one tactd can post to another; plain SHA-256
+// for Message-IDs; and base64 (MIME, Basic authentication, Twilio).
 #pragma once
 
 #include <string>
@@ -19,5 +19,8 @@ std::string sha256_hex(std::string_view bytes);
 // hmac_sha256_hex(secret, timestamp + "." + body), where `timestamp` is the
 // X-Tactd-Timestamp value (Unix seconds, as sent).
 std::string webhook_signature(std::string_view secret, std::string_view timestamp, std::string_view body);
+
+// Standard base64 (RFC 4648, with padding).
+std::string base64(std::string_view bytes);
 
 }  // namespace tactd
