@@ -198,7 +198,7 @@ Outcome Pipeline::fire_due(std::size_t limit) {
   if (expired.size() >= limit) return outcome;
   for (const Timer& timer : store_.due_timers(now, limit - expired.size())) {
     auto transaction = store_.begin();
-    store_.mark_timer_fired(timer);
+    if (!store_.mark_timer_fired(timer)) continue;  // fired or set again since it was read: not this one
     const Rule* rule = snapshot_.rules->find(timer.rule);
     auto entity = store_.entity(timer.entity);
     if (!rule || !rule->deadline || !entity) {

@@ -919,13 +919,14 @@ class SqliteStore final : public Store {
     });
   }
 
-  void mark_timer_fired(const Timer& t) override {
-    guard("mark timer " + t.rule + " for " + t.entity.str() + " fired", [&] {
-      SQLite::Statement& q = prepared("UPDATE timers SET fired = 1 WHERE rule = ? AND entity = ? AND due_at = ?");
+  bool mark_timer_fired(const Timer& t) override {
+    return guard("mark timer " + t.rule + " for " + t.entity.str() + " fired", [&] {
+      SQLite::Statement& q =
+          prepared("UPDATE timers SET fired = 1 WHERE rule = ? AND entity = ? AND due_at = ? AND fired = 0");
       q.bind(1, t.rule);
       q.bind(2, t.entity.str());
       q.bind(3, static_cast<int64_t>(millis(t.due)));
-      q.exec();
+      return q.exec() == 1;
     });
   }
 

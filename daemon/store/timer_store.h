@@ -46,7 +46,11 @@ class TimerStore {
   virtual std::vector<Timer> due_timers(Timestamp until, size_t limit) const = 0;
   // The earliest unfired timer's due time.
   virtual std::optional<Timestamp> next_timer() const = 0;
-  virtual void mark_timer_fired(const Timer& timer) = 0;
+  // Fires the timer scheduled for exactly `timer.due`, as a compare-and-set:
+  // true for the one caller that turned it from unfired to fired; false,
+  // changing nothing, when it already fired or was set to another time
+  // since it was read (due_timers()), so that no schedule fires twice.
+  virtual bool mark_timer_fired(const Timer& timer) = 0;
   // Removes every timer of `rule` (a rule removed by a reload); returns how
   // many were still to fire.
   virtual std::size_t cancel_timers(const std::string& rule) = 0;

@@ -102,7 +102,7 @@ class FaultyStore final : public Store {
     return inner_.due_timers(until, limit);
   }
   std::optional<Timestamp> next_timer() const override { return inner_.next_timer(); }
-  void mark_timer_fired(const Timer& timer) override { inner_.mark_timer_fired(timer); }
+  bool mark_timer_fired(const Timer& timer) override { return inner_.mark_timer_fired(timer); }
   std::size_t cancel_timers(const std::string& rule) override { return inner_.cancel_timers(rule); }
   std::size_t pending_timers() const override { return inner_.pending_timers(); }
 

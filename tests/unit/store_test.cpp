@@ -499,7 +499,8 @@ TEST_CASE("timers fire in due order, each schedule at most once, and move when r
   CHECK(due[1].entity == a);
   CHECK(store->due_timers(at("2026-11-20T12:00:00Z"), 1).size() == 1);
 
-  store->mark_timer_fired(due[0]);
+  CHECK(store->mark_timer_fired(due[0]));
+  CHECK_FALSE(store->mark_timer_fired(due[0]));  // a compare-and-set: fired once, by one caller
   store->schedule_timer(Timer{"heads-up", b, at("2026-11-20T11:00:00Z")});  // same schedule: stays fired
   CHECK(store->due_timers(at("2026-11-20T12:00:00Z"), 10).size() == 1);
   store->schedule_timer(Timer{"heads-up", b, at("2026-11-20T11:45:00Z")});  // moved: fires again
@@ -509,7 +510,11 @@ TEST_CASE("timers fire in due order, each schedule at most once, and move when r
   due = store->due_timers(at("2026-11-20T12:00:00Z"), 10);
   REQUIRE(due.size() == 1);
   CHECK(due[0].due == at("2026-11-20T11:45:00Z"));
-  store->mark_timer_fired(due[0]);
+  // Read, then set again by someone else before it fired: the stale read fires nothing.
+  store->schedule_timer(Timer{"heads-up", b, at("2026-11-20T11:50:00Z")});
+  CHECK_FALSE(store->mark_timer_fired(due[0]));
+  CHECK(store->next_timer() == at("2026-11-20T11:50:00Z"));
+  CHECK(store->mark_timer_fired(Timer{"heads-up", b, at("2026-11-20T11:50:00Z")}));
   CHECK_FALSE(store->next_timer());
 }
 
