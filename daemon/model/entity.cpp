@@ -170,7 +170,7 @@ std::vector<Event> diff(const Entity* previous, const Observation& observation) 
 Entity merge(const Entity* previous, const Observation& observation) {
   Entity out{observation.ref, observation.observed_at,
              previous && observation.is_partial() ? previous->fields : Fields::object(),
-             previous ? previous->first_seen : std::nullopt};
+             previous ? previous->first_seen : std::nullopt, previous ? previous->version : 0};
   for (auto it = observation.fields.begin(); it != observation.fields.end(); ++it) {
     if (it.value().is_null())
       out.fields.erase(it.key());

@@ -69,6 +69,11 @@ struct Entity {
   // When tactd first stored the entity (not the source's observed_at); unset
   // for one not stored yet.
   std::optional<Timestamp> first_seen;
+  // The store's version of the snapshot this one was read as or derived
+  // from (merge() keeps it): 0 for an entity not stored yet. Writing it
+  // back checks the stored one is still that version (EntityStore), so
+  // that two writers cannot both build on the same snapshot.
+  long long version = 0;
 
   // The value of `field`, or null when absent.
   const nlohmann::json& field(std::string_view name) const;

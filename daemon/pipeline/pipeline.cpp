@@ -139,7 +139,7 @@ void Pipeline::apply_one(const Observation& observation, Outcome& outcome) {
   const std::vector<Event> events = diff(previous ? &*previous : nullptr, observation);
   outcome.events.insert(outcome.events.end(), events.begin(), events.end());
   if (previous && events.empty() && entity.fields == previous->fields) {
-    store_.touch_entity(entity.ref, entity.observed_at);  // seen again, unchanged
+    store_.touch_entity(*previous, entity.observed_at);  // seen again, unchanged
     // Its parent now sees it as its latest child (an order its shipment).
     if (entity.parent()) entity_written(entity, &*previous);
   } else {

@@ -15,14 +15,20 @@ namespace tactd {
 class EntityStore {
  public:
   virtual std::optional<Entity> entity(const EntityRef& ref) const = 0;
-  // Inserts or replaces the snapshot; records its parent (Entity::parent())
-  // so that latest_child() and count_children() can find it. `first_seen` is
-  // recorded when the entity is new (unset: its observed_at) and kept
-  // afterwards.
+  // Inserts or replaces the snapshot, as a compare-and-set on its version:
+  // with `entity.version` 0 it must not be stored yet; else the stored one
+  // must still be that version. Otherwise another writer stored it since it
+  // was read, and StoreError says so, writing nothing (the transaction is
+  // to be run again from a fresh read). The stored version is then one
+  // higher. Records its parent (Entity::parent()) so that latest_child()
+  // and count_children() can find it. `first_seen` is recorded when the
+  // entity is new (unset: its observed_at) and kept afterwards.
   virtual void put_entity(const Entity& entity) = 0;
-  // The snapshot was observed again, unchanged, at `observed_at`: only its
-  // time moves (a re-observation; cheaper than rewriting the whole row).
-  virtual void touch_entity(const EntityRef& ref, Timestamp observed_at) = 0;
+  // The snapshot `entity` (as read) was observed again, unchanged, at
+  // `observed_at`: only its time moves (a re-observation; cheaper than
+  // rewriting the whole row). A compare-and-set on the version like
+  // put_entity(), which it leaves as it is.
+  virtual void touch_entity(const Entity& entity, Timestamp observed_at) = 0;
   // Of the entities of `type` whose parent is `parent` (an order's
   // shipments), the one observed last (on a tie, the greatest id).
   virtual std::optional<Entity> latest_child(const EntityRef& parent, EntityType type) const = 0;

@@ -241,6 +241,10 @@ CREATE TABLE pauses (
 CREATE INDEX outbox_due_by_channel ON outbox (channel, COALESCE(next_attempt_at, due_at))
   WHERE status = 'pending' AND sending_since IS NULL;
 )sql"},
+    // A version per snapshot, for put_entity()'s compare-and-set.
+    Migration{12, "entity versions", R"sql(
+ALTER TABLE entities ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+)sql"},
 };
 
 // Versions run 1, 2, 3, ... in order, so "the highest applied" is the schema.
@@ -371,13 +375,14 @@ OutboxEntry read_entry(SQLite::Statement& q) {
 // The text an outbox row set aside keeps as its last error.
 std::string set_aside_reason(const std::string& why) { return "unreadable, set aside: " + why; }
 
-constexpr const char* kEntityColumns = "type, id, fields, observed_at, first_seen_at";
+constexpr const char* kEntityColumns = "type, id, fields, observed_at, first_seen_at, version";
 
 Entity read_entity(SQLite::Statement& q) {
   std::optional<Timestamp> first_seen;
   if (!q.getColumn(4).isNull()) first_seen = from_millis(q.getColumn(4).getInt64());
   return Entity{EntityRef{type_from(q.getColumn(0).getString()), q.getColumn(1).getString()},
-                from_millis(q.getColumn(3).getInt64()), nlohmann::json::parse(q.getColumn(2).getString()), first_seen};
+                from_millis(q.getColumn(3).getInt64()), nlohmann::json::parse(q.getColumn(2).getString()), first_seen,
+                q.getColumn(5).getInt64()};
 }
 
 constexpr const char* kWaitingColumns = "id, rule, entity, trigger, event, waiting_for, since, until, reason";
@@ -470,12 +475,16 @@ class SqliteStore final : public Store {
 
   void put_entity(const Entity& entity) override {
     guard("store entity " + entity.ref.str(), [&] {
+      // One statement for both: a new entity is inserted (version 1); a
+      // stored one is updated only from the version it was read at. A row
+      // neither inserted nor updated is the conflict.
       SQLite::Statement& q = prepared(
-          "INSERT INTO entities (type, id, fields, observed_at, parent_type, parent_id, first_seen_at, status) "
-          "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (type, id) DO UPDATE SET fields = excluded.fields, "
+          "INSERT INTO entities (type, id, fields, observed_at, parent_type, parent_id, first_seen_at, status, "
+          "version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1) ON CONFLICT (type, id) DO UPDATE SET fields = excluded.fields, "
           "observed_at = excluded.observed_at, parent_type = excluded.parent_type, "
           "parent_id = excluded.parent_id, first_seen_at = COALESCE(entities.first_seen_at, excluded.first_seen_at), "
-          "status = excluded.status");
+          "status = excluded.status, version = entities.version + 1 WHERE entities.version = ?9");
+      q.bind(9, static_cast<int64_t>(entity.version));
       q.bind(1, std::string(to_string(entity.ref.type)));
       q.bind(2, entity.ref.id);
       q.bind(3, entity.fields.dump());
@@ -487,18 +496,25 @@ class SqliteStore final : public Store {
       q.bind(7, static_cast<int64_t>(millis(entity.first_seen.value_or(entity.observed_at))));
       if (const auto status = entity.fields.find("status"); status != entity.fields.end() && status->is_string())
         q.bind(8, status->get_ref<const std::string&>());
-      q.exec();
+      if (q.exec() != 1) throw_written_meanwhile(entity);
     });
   }
 
-  void touch_entity(const EntityRef& ref, Timestamp observed_at) override {
-    guard("store entity " + ref.str(), [&] {
-      SQLite::Statement& q = prepared("UPDATE entities SET observed_at = ? WHERE type = ? AND id = ?");
+  void touch_entity(const Entity& entity, Timestamp observed_at) override {
+    guard("store entity " + entity.ref.str(), [&] {
+      SQLite::Statement& q = prepared("UPDATE entities SET observed_at = ? WHERE type = ? AND id = ? AND version = ?");
       q.bind(1, static_cast<int64_t>(millis(observed_at)));
-      q.bind(2, std::string(to_string(ref.type)));
-      q.bind(3, ref.id);
-      q.exec();
+      q.bind(2, std::string(to_string(entity.ref.type)));
+      q.bind(3, entity.ref.id);
+      q.bind(4, static_cast<int64_t>(entity.version));
+      if (q.exec() != 1) throw_written_meanwhile(entity);
     });
+  }
+
+  [[noreturn]] static void throw_written_meanwhile(const Entity& entity) {
+    throw StoreError("cannot store entity " + entity.ref.str() + ": another writer stored it since it was read" +
+                     (entity.version ? " at version " + std::to_string(entity.version) : " as new") +
+                     "; run the transaction again from a fresh read");
   }
 
   std::optional<Entity> latest_child(const EntityRef& parent, EntityType type) const override {

@@ -27,7 +27,7 @@ class FaultyStore final : public Store {
 
   std::optional<Entity> entity(const EntityRef& ref) const override { return inner_.entity(ref); }
   void put_entity(const Entity& entity) override { inner_.put_entity(entity); }
-  void touch_entity(const EntityRef& ref, Timestamp observed_at) override { inner_.touch_entity(ref, observed_at); }
+  void touch_entity(const Entity& entity, Timestamp observed_at) override { inner_.touch_entity(entity, observed_at); }
   std::optional<Entity> latest_child(const EntityRef& parent, EntityType type) const override {
     return inner_.latest_child(parent, type);
   }

@@ -17,12 +17,20 @@ using namespace std::chrono_literals;
 namespace {
 
 // The schema version a new database gets: the number of migrations.
-constexpr int kLatest = 11;
+constexpr int kLatest = 12;
 
 Timestamp at(const char* text) { return *parse_rfc3339(text); }
 
 Entity entity(EntityType type, const char* id, nlohmann::json fields) {
   return Entity{EntityRef{type, id}, at("2026-11-20T10:00:00Z"), std::move(fields), std::nullopt};
+}
+
+// Stores `e` over what is stored of it, as a writer that read it first
+// (put_entity() is a compare-and-set on the version read).
+void put_over(Store& store, Entity e) {
+  const auto stored = store.entity(e.ref);
+  e.version = stored ? stored->version : 0;
+  store.put_entity(e);
 }
 
 Notification notification(const char* key, const char* customer, Timestamp when, const char* rule = "r") {
@@ -76,6 +84,7 @@ TEST_CASE("a database at an older schema version gets only the missing migration
   }
   {  // wind the file back to version 1, as an older tactd left it
     SQLite::Database db(path.string(), SQLite::OPEN_READWRITE);
+    db.exec("ALTER TABLE entities DROP COLUMN version;");
     db.exec("DROP INDEX outbox_due_by_channel;");
     db.exec("DROP TABLE replies; DROP TABLE opt_outs; DROP TABLE pauses; DROP INDEX outbox_message_ref;");
     db.exec("DROP INDEX outbox_recipient_key; ALTER TABLE outbox DROP COLUMN message_ref;");
@@ -163,7 +172,7 @@ TEST_CASE("entities round-trip with nested fields, lists and unicode") {
   CHECK(back->fields == fields);
   CHECK(back->observed_at == at("2026-11-20T10:00:00Z"));
   CHECK_FALSE(store->entity(EntityRef{EntityType::kCustomer, "nobody"}));
-  store->put_entity(entity(EntityType::kCustomer, "c-1", {{"name", "Zoë"}}));
+  put_over(*store, entity(EntityType::kCustomer, "c-1", {{"name", "Zoë"}}));
   CHECK(store->entity(EntityRef{EntityType::kCustomer, "c-1"})->fields == nlohmann::json{{"name", "Zoë"}});
 }
 
@@ -187,10 +196,10 @@ TEST_CASE("children are found through their parent: an order's latest shipment, 
   CHECK(store->count_children(EntityRef{EntityType::kCustomer, "nobody"}, EntityType::kOrder, "delivered") == 0);
   // Counts follow a child that changes status, moves to another parent or is
   // stored again unchanged.
-  store->put_entity(entity(EntityType::kOrder, "D", {{"customer", "c-1"}, {"status", "delivered"}}));
-  store->put_entity(entity(EntityType::kOrder, "D", {{"customer", "c-1"}, {"status", "delivered"}}));
-  store->put_entity(entity(EntityType::kOrder, "C", {{"customer", "c-1"}, {"status", "delivered"}}));
-  store->put_entity(entity(EntityType::kOrder, "B", {{"customer", "c-1"}, {"status", 3}}));
+  put_over(*store, entity(EntityType::kOrder, "D", {{"customer", "c-1"}, {"status", "delivered"}}));
+  put_over(*store, entity(EntityType::kOrder, "D", {{"customer", "c-1"}, {"status", "delivered"}}));
+  put_over(*store, entity(EntityType::kOrder, "C", {{"customer", "c-1"}, {"status", "delivered"}}));
+  put_over(*store, entity(EntityType::kOrder, "B", {{"customer", "c-1"}, {"status", 3}}));
   CHECK(store->count_children(customer, EntityType::kOrder, "delivered") == 3);
   CHECK(store->count_children(customer, EntityType::kOrder, "placed") == 0);
   CHECK(store->count_children(EntityRef{EntityType::kCustomer, "c-2"}, EntityType::kOrder, "delivered") == 0);
@@ -213,16 +222,49 @@ TEST_CASE("an entity observed again unchanged keeps its snapshot and moves its t
   const EntityRef order{EntityType::kOrder, "A"};
   CHECK(store->latest_child(order, EntityType::kShipment)->ref.id == "S2");
 
-  store->touch_entity(EntityRef{EntityType::kShipment, "S1"}, at("2026-11-23T10:00:00Z"));
+  store->touch_entity(*store->entity(EntityRef{EntityType::kShipment, "S1"}), at("2026-11-23T10:00:00Z"));
   const auto s1 = store->entity(EntityRef{EntityType::kShipment, "S1"});
   REQUIRE(s1);
   CHECK(s1->observed_at == at("2026-11-23T10:00:00Z"));
   CHECK(s1->fields == nlohmann::json{{"order", "A"}, {"eta", "2026-11-25"}});
   CHECK(s1->first_seen == at("2026-11-21T10:00:00Z"));
   CHECK(store->latest_child(order, EntityType::kShipment)->ref.id == "S1");
-  // Touching an entity never stored stores nothing.
-  store->touch_entity(EntityRef{EntityType::kShipment, "S9"}, at("2026-11-23T10:00:00Z"));
+  CHECK(s1->version == 1);  // only its time moved
+  // Touching an entity never stored is refused and stores nothing.
+  CHECK_THROWS_AS(store->touch_entity(shipment("S9", "2026-11-21T10:00:00Z"), at("2026-11-23T10:00:00Z")), StoreError);
   CHECK_FALSE(store->entity(EntityRef{EntityType::kShipment, "S9"}));
+}
+
+TEST_CASE("a snapshot is written back only over the version it was read at: no writer loses another's update") {
+  auto store = Store::open_temporary();
+  const EntityRef ref{EntityType::kOrder, "A"};
+  store->put_entity(entity(EntityType::kOrder, "A", {{"status", "placed"}}));
+  const Entity read_by_one = *store->entity(ref);
+  const Entity read_by_other = *store->entity(ref);
+  CHECK(read_by_one.version == 1);
+
+  Entity shipped = read_by_one;
+  shipped.fields["status"] = "shipped";
+  store->put_entity(shipped);
+  CHECK(store->entity(ref)->version == 2);
+
+  // The other writer built on version 1: its write and its touch are refused.
+  Entity cancelled = read_by_other;
+  cancelled.fields["status"] = "cancelled";
+  CHECK_THROWS_WITH(store->put_entity(cancelled),
+                    Catch::Contains("another writer stored it since it was read at version 1"));
+  CHECK_THROWS_AS(store->touch_entity(read_by_other, at("2026-11-23T10:00:00Z")), StoreError);
+  CHECK(store->entity(ref)->field("status") == "shipped");
+  CHECK(store->entity(ref)->version == 2);
+
+  // Two writers that both saw it absent: the second insert is refused.
+  CHECK_THROWS_WITH(store->put_entity(entity(EntityType::kOrder, "A", {{"status", "placed"}})),
+                    Catch::Contains("as new"));
+  // From a fresh read it goes through.
+  Entity again = *store->entity(ref);
+  again.fields["status"] = "delivered";
+  store->put_entity(again);
+  CHECK(store->entity(ref)->version == 3);
 }
 
 TEST_CASE("a transaction rolls back unless committed") {
@@ -557,7 +599,7 @@ TEST_CASE("an entity's first sighting is kept when it is stored again") {
   store->put_entity(anna);
   anna.observed_at = at("2026-11-21T10:00:00Z");
   anna.first_seen = at("2026-11-21T10:00:00Z");
-  store->put_entity(anna);
+  put_over(*store, anna);
   const auto stored = store->entity(anna.ref);
   REQUIRE(stored);
   CHECK(stored->observed_at == at("2026-11-21T10:00:00Z"));
