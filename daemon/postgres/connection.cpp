@@ -485,7 +485,7 @@ Transaction::Transaction(Transaction&& other) noexcept
 
 Transaction& Transaction::operator=(Transaction&& other) noexcept {
   if (this != &other) {
-    this->~Transaction();
+    abandon();
     state_ = std::move(other.state_);
     id_ = other.id_;
     error_ = std::move(other.error_);
@@ -493,9 +493,11 @@ Transaction& Transaction::operator=(Transaction&& other) noexcept {
   return *this;
 }
 
-Transaction::~Transaction() {
+Transaction::~Transaction() { abandon(); }
+
+void Transaction::abandon() {
   // Still open: roll back, without waiting for it (the connection runs it next).
-  if (state_) state_->submit(Request{"ROLLBACK", {}, id_, Request::Role::end, {}});
+  if (auto state = std::move(state_)) state->submit(Request{"ROLLBACK", {}, id_, Request::Role::end, {}});
 }
 
 asio::awaitable<Result> Transaction::query(std::string sql, Params params) {

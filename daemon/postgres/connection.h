@@ -88,6 +88,7 @@ class Transaction {
   friend class Connection;
   Transaction(std::shared_ptr<detail::ConnectionState> state, std::uint64_t id, std::optional<Error> error);
   boost::asio::awaitable<Result> end(const char* statement);
+  void abandon();  // ROLLBACK if still open, without waiting for it
 
   std::shared_ptr<detail::ConnectionState> state_;  // null once ended, failed or moved from
   std::uint64_t id_ = 0;
