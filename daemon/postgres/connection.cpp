@@ -248,18 +248,19 @@ class ConnectionState : public std::enable_shared_from_this<ConnectionState> {
   }
 
   // What every new connection needs before the first statement: the
-  // statement timeout and the channels listened to.
+  // timeouts (milliseconds; 0 turns them off) and the channels listened to.
   asio::awaitable<std::optional<Error>> prepare() {
-    if (options_.statement_timeout.count() > 0) {
-      const std::string sql = "SELECT pg_catalog.set_config('statement_timeout', $1, false)";
-      const Params params(std::to_string(options_.statement_timeout.count()));
-      Result set = co_await execute(sql, params);
-      if (set.error) co_return set.error;
-    }
+    const std::string sql =
+        "SELECT pg_catalog.set_config('statement_timeout', $1, false), "
+        "pg_catalog.set_config('idle_in_transaction_session_timeout', $2, false)";
+    const Params params(std::to_string(options_.statement_timeout.count()),
+                        std::to_string(options_.idle_in_transaction_timeout.count()));
+    Result set = co_await execute(sql, params);
+    if (set.error) co_return set.error;
     for (const auto& channel : channels_) {
-      const std::string sql = "LISTEN \"" + channel + "\"";
+      const std::string listen = "LISTEN \"" + channel + "\"";
       const Params none;
-      Result listened = co_await execute(sql, none);
+      Result listened = co_await execute(listen, none);
       if (listened.error) co_return listened.error;
     }
     co_return std::nullopt;

@@ -47,6 +47,11 @@ struct ConnectionOptions {
   std::string conninfo;  // libpq keywords ("host=... dbname=...") or a postgresql:// URI; never logged
   std::chrono::milliseconds connect_timeout{10'000};    // one attempt, from PQconnectStart to ready
   std::chrono::milliseconds statement_timeout{30'000};  // the server's statement_timeout; 0: none
+  // The server's idle_in_transaction_session_timeout: a transaction left
+  // open that long without a statement (a stuck caller) is ended by the
+  // server, which drops the connection, so it cannot hold rows locked and
+  // the connection taken forever. 0: none.
+  std::chrono::milliseconds idle_in_transaction_timeout{60'000};
   // Waiting for a statement's answer longer than this (statement_timeout
   // plus a grace, when there is one) takes the connection for lost.
   std::chrono::milliseconds answer_grace{10'000};
@@ -66,8 +71,10 @@ class ConnectionState;  // connection.cpp: libpq's connection and the loop's sid
 }
 
 // A transaction from Connection::begin: statements run inside it, and no
-// other statement of the connection runs until commit() or rollback().
-// Destroying an open transaction rolls it back. Move-only.
+// other statement of the connection runs until commit() or rollback(), so
+// a coroutine holding one must not await Connection::query on the same
+// connection (it would wait for itself). Destroying an open transaction
+// rolls it back. Move-only.
 class Transaction {
  public:
   Transaction(Transaction&& other) noexcept;

@@ -269,6 +269,51 @@ TEST_CASE("statements outside a transaction wait for it, and an abandoned transa
   }());
 }
 
+TEST_CASE("many coroutines share one connection: each statement runs once and transactions never interleave") {
+  test::PgDatabase db;
+  asio::io_context io;
+  auto conn = pg::Connection::open(io, options_for(db));
+  constexpr int kWriters = 40;
+  int finished = 0;
+  std::vector<std::string> problems;
+  run(io, [&]() -> asio::awaitable<void> {
+    auto created = co_await conn->query("CREATE TABLE ledger (writer int, step int)");
+    REQUIRE(created.ok());
+    for (int writer = 0; writer < kWriters; ++writer) {
+      asio::co_spawn(
+          io,
+          [&, writer]() -> asio::awaitable<void> {
+            if (writer % 2 == 0) {  // a plain insert
+              auto r = co_await conn->query("INSERT INTO ledger VALUES ($1, 0)", pg::Params(writer));
+              if (!r.ok()) problems.push_back(describe(r));
+            } else {  // a transaction of two inserts that must see only its own rows in between
+              auto txn = co_await conn->begin(pg::Isolation::serializable);
+              if (!txn.ok()) problems.push_back(txn.error()->message);
+              for (int step = 0; step < 2 && txn.ok(); ++step) {
+                auto r = co_await txn.query("INSERT INTO ledger VALUES ($1, $2)", pg::Params(writer, step));
+                if (!r.ok()) problems.push_back(describe(r));
+              }
+              auto mine = co_await txn.query("SELECT count(*) FROM ledger WHERE writer = $1", pg::Params(writer));
+              if (!mine.ok() || mine.rows.at(0).integer(0) != 2) problems.push_back("writer " + std::to_string(writer));
+              auto committed = co_await txn.commit();
+              if (!committed.ok()) problems.push_back(describe(committed));
+            }
+            ++finished;
+          },
+          [](std::exception_ptr e) {
+            if (e) std::rethrow_exception(e);
+          });
+    }
+    const bool all = co_await eventually([&] { return finished == kWriters; });
+    CHECK(all);
+    CHECK(problems.empty());
+    auto total = co_await conn->query("SELECT count(*), count(DISTINCT (writer, step)) FROM ledger");
+    REQUIRE(total.ok());
+    CHECK(total.rows[0].integer(0) == kWriters / 2 + kWriters);  // 20 single rows, 20 transactions of two
+    CHECK(total.rows[0].integer(1) == total.rows[0].integer(0));
+  }());
+}
+
 TEST_CASE("a NOTIFY reaches the handler of the connection that listens") {
   test::PgDatabase db;
   std::vector<pg::Notification> received;
