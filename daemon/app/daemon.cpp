@@ -486,6 +486,7 @@ class Daemon::Impl {
 
   void start_admin(const AdminConfig& config) {
     if (!admin_) admin_ = std::make_unique<AdminEndpoint>(metrics_, [this] { return readiness(); });
+    admin_->set_token(config.token);
     try {
       admin_server_ = HttpServer::start(*io_, config.address, config.port, HttpServerLimits{},
                                         [this](const HttpRequest& request) { return admin_->handle(request); });
@@ -493,6 +494,10 @@ class Daemon::Impl {
       throw StartupError(std::string("admin: ") + e.what());
     }
     spdlog::info("admin: /healthz, /readyz and /metrics on {}:{}", config.address, admin_server_->port());
+    if (config.token.empty())
+      spdlog::warn(
+          "admin: the /v1/ routes (the customer timeline) answer 403: [admin] has no token_file, "
+          "token_credential or token_env");
   }
 
   // --- what happened: logs and metrics ---
