@@ -34,6 +34,7 @@
 #include "sources/spool_source.h"
 #include "sources/sqlite_source.h"
 #include "store/store.h"
+#include "timeline/timeline.h"
 
 namespace tactd {
 namespace {
@@ -485,7 +486,12 @@ class Daemon::Impl {
   }
 
   void start_admin(const AdminConfig& config) {
-    if (!admin_) admin_ = std::make_unique<AdminEndpoint>(metrics_, [this] { return readiness(); });
+    if (!admin_) {
+      admin_ = std::make_unique<AdminEndpoint>(metrics_, [this] { return readiness(); });
+      admin_->add_route(std::string(kTimelineRoutePrefix), [this](const HttpRequest& request) {
+        return timeline_route(*store_, request, clock_.now(), pipeline_->snapshot().config->default_time_zone);
+      });
+    }
     admin_->set_token(config.token);
     try {
       admin_server_ = HttpServer::start(*io_, config.address, config.port, HttpServerLimits{},

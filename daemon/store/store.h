@@ -378,6 +378,21 @@ class Store {
   virtual void record_contact(const Contact& contact) = 0;
   // The customer's contacts, oldest first.
   virtual std::vector<Contact> contacts(const std::string& customer) const = 0;
+
+  // --- a customer's history (the support desk's timeline) ---
+  // Each reads at most `limit` rows, the newest, through an index on the
+  // customer, so that its cost follows `limit`, not the length of the history.
+  // The customer's own entity and the entities linked to it (its orders,
+  // subscriptions and payments, and those orders' shipments), the most
+  // recently observed first.
+  virtual std::vector<Entity> customer_entities(const std::string& customer, std::size_t limit) const = 0;
+  // The customer's outbox entries in every status, the latest due first;
+  // unreadable rows are set aside and returned flagged, as outbox() does.
+  virtual std::vector<OutboxEntry> customer_outbox(const std::string& customer, std::size_t limit) const = 0;
+  // The customer's replies, the newest first.
+  virtual std::vector<Reply> customer_replies(const std::string& customer, std::size_t limit) const = 0;
+  // The customer's opt-outs (at most one per channel), oldest first.
+  virtual std::vector<OptOut> customer_opt_outs(const std::string& customer) const = 0;
 };
 
 }  // namespace tactd
