@@ -6,6 +6,7 @@
 // configuration.
 #pragma once
 
+#include <cstddef>
 #include <filesystem>
 #include <iosfwd>
 #include <optional>
@@ -64,6 +65,19 @@ struct OutboxOptions {
 // state database, which a daemon may be using at the same time. Each change
 // is one write transaction that waits out the daemon's (busy timeout).
 int outbox(const OutboxOptions& options, std::ostream& out, std::ostream& err);
+
+struct TimelineOptions {
+  std::filesystem::path config;
+  std::string customer;
+  bool json = false;        // --json: the admin endpoint's JSON instead of text for people
+  std::size_t limit = 500;  // --limit: the newest events kept (1..10000)
+  Timestamp now;            // pauses in force at this time
+};
+
+// Prints one customer's timeline (timeline/timeline.h) from the configured
+// state database, which a daemon may be using at the same time: times in the
+// configured time zone ([locale] time_zone). Exit 1 for an unknown customer.
+int timeline(const TimelineOptions& options, std::ostream& out, std::ostream& err);
 
 // Loads and validates configuration, rules and templates.
 int check(const std::filesystem::path& config, std::ostream& out, std::ostream& err);

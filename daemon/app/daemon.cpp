@@ -34,6 +34,7 @@
 #include "sources/spool_source.h"
 #include "sources/sqlite_source.h"
 #include "store/store.h"
+#include "timeline/timeline.h"
 
 namespace tactd {
 namespace {
@@ -485,7 +486,13 @@ class Daemon::Impl {
   }
 
   void start_admin(const AdminConfig& config) {
-    if (!admin_) admin_ = std::make_unique<AdminEndpoint>(metrics_, [this] { return readiness(); });
+    if (!admin_) {
+      admin_ = std::make_unique<AdminEndpoint>(metrics_, [this] { return readiness(); });
+      admin_->add_route(std::string(kTimelineRoutePrefix), [this](const HttpRequest& request) {
+        return timeline_route(*store_, request, clock_.now(), pipeline_->snapshot().config->default_time_zone);
+      });
+    }
+    admin_->set_token(config.token);
     try {
       admin_server_ = HttpServer::start(*io_, config.address, config.port, HttpServerLimits{},
                                         [this](const HttpRequest& request) { return admin_->handle(request); });
@@ -493,6 +500,10 @@ class Daemon::Impl {
       throw StartupError(std::string("admin: ") + e.what());
     }
     spdlog::info("admin: /healthz, /readyz and /metrics on {}:{}", config.address, admin_server_->port());
+    if (config.token.empty())
+      spdlog::warn(
+          "admin: the /v1/ routes (the customer timeline) answer 403: [admin] has no token_file, "
+          "token_credential or token_env");
   }
 
   // --- what happened: logs and metrics ---

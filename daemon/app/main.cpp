@@ -33,6 +33,12 @@ Usage:
       its delivery attempts, send a dead one again now, or drop one unsent;
       resolve one whose send was cut off (status unknown) by what the
       provider's log says.
+  tactd timeline CUSTOMER [--config FILE] [--json] [--limit N]
+      What the state database knows of one customer, in time order: what was
+      observed, every message decided, held back, sent (each attempt) or not
+      sent and why, with the text the customer got; their replies and
+      opt-outs. For the support desk. The newest N events (default 500).
+      --config defaults to /etc/tactd/tactd.toml.
   tactd check --config FILE
       Validate configuration, rules and templates; exit 1 with file:line:column
       messages when something is wrong.
@@ -142,6 +148,28 @@ int main(int argc, char** argv) {
     outbox.status = options["status"];
     outbox.now = tactd::SystemClock().now();
     return tactd::outbox(outbox, std::cout, std::cerr);
+  }
+  if (verb == "timeline") {
+    tactd::TimelineOptions timeline;
+    if (args.empty() || args.front().starts_with("--")) {
+      std::cerr << "tactd: timeline needs the customer's id\n" << kUsage;
+      return tactd::kExitUnusable;
+    }
+    timeline.customer = args.front();
+    args.erase(args.begin());
+    timeline.json = std::erase(args, "--json") > 0;
+    if (!parse_options(args, {"config", "limit"}, options)) return tactd::kExitUnusable;
+    timeline.config = options.count("config") ? options["config"] : "/etc/tactd/tactd.toml";
+    if (options.count("limit")) {
+      const std::string& text = options["limit"];
+      auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), timeline.limit);
+      if (ec != std::errc{} || end != text.data() + text.size() || timeline.limit < 1 || timeline.limit > 10000) {
+        std::cerr << "tactd: --limit must be a number from 1 to 10000, not '" << text << "'\n";
+        return tactd::kExitUnusable;
+      }
+    }
+    timeline.now = tactd::SystemClock().now();
+    return tactd::timeline(timeline, std::cout, std::cerr);
   }
   if (verb == "simulate") {
     if (!parse_options(args, {"config", "observations", "until", "format"}, options) || !require(options, "config") ||

@@ -607,6 +607,7 @@ std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Dia
     TableReader r(*section, name, "[admin]", errors);
     AdminConfig admin;
     read_listen(r, admin.address, admin.port);
+    admin.token = read_secret(r, "token", base, secrets);
     r.finish();
     config->admin = admin;
   }

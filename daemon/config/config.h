@@ -61,8 +61,9 @@
 //   secret_file = "/run/credentials/tactd.service/shop-token"   # or secret_env
 //   [[source.mapping]] ...           # one or more, as above
 //
-//   [admin]                          # GET /healthz, /readyz, /metrics
+//   [admin]                          # GET /healthz, /readyz, /metrics (open) and /v1/... (token)
 //   listen = "127.0.0.1:9425"
+//   token_credential = "admin-token"  # Authorization: Bearer; or token_file, token_env
 //
 //   [log]
 //   level = "info"                   # trace, debug, info, warn, error; a reload applies it
@@ -263,11 +264,13 @@ struct InboundConfig {
   bool operator==(const InboundConfig&) const = default;
 };
 
-// The admin endpoint of `tactd run`: GET /healthz, /readyz and /metrics.
-// Served only when the configuration has an [admin] table.
+// The admin endpoint of `tactd run`: GET /healthz, /readyz and /metrics, and
+// the /v1/ routes for holders of `token`. Served only when the configuration
+// has an [admin] table.
 struct AdminConfig {
   std::string address = "127.0.0.1";
   unsigned short port = 9425;
+  std::string token;  // Bearer token of the /v1/ routes; empty: they answer 403. Never logged.
   bool operator==(const AdminConfig&) const = default;
 };
 

@@ -1,5 +1,6 @@
 #include "ops/admin_endpoint.h"
 
+#include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
@@ -13,16 +14,61 @@ HttpResponse text(int status, std::string body) {
   return HttpResponse{status, std::move(body), "text/plain; charset=utf-8", {}};
 }
 
+// A JSON error; it may quote the request's own bytes, which need not be UTF-8.
+HttpResponse error(int status, const std::string& what) {
+  const nlohmann::json body{{"error", what}};
+  return HttpResponse{
+      status, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", "application/json", {}};
+}
+
+// Compares without leaking where the first difference is.
+bool same_secret(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
 }  // namespace
 
-AdminEndpoint::AdminEndpoint(Metrics& metrics, ReadinessProbe readiness)
-    : metrics_(metrics), readiness_(std::move(readiness)) {}
+AdminEndpoint::AdminEndpoint(Metrics& metrics, ReadinessProbe readiness, std::string token)
+    : metrics_(metrics), readiness_(std::move(readiness)), token_(std::move(token)) {}
+
+void AdminEndpoint::set_token(std::string token) { token_ = std::move(token); }
+
+void AdminEndpoint::add_route(std::string prefix, HttpHandler route) {
+  routes_.emplace_back(std::move(prefix), std::move(route));
+}
+
+HttpResponse AdminEndpoint::route(const HttpRequest& request, std::string_view path) {
+  if (token_.empty())
+    return error(403,
+                 "the admin API needs a token and none is configured: put one in a file readable by tactd and "
+                 "name it in [admin] token_file (or token_credential, token_env), then reload");
+  const auto authorization = request.headers.find("authorization");
+  if (authorization == request.headers.end() || !same_secret(authorization->second, "Bearer " + token_)) {
+    HttpResponse refused = error(401, authorization == request.headers.end()
+                                          ? "authenticate with 'Authorization: Bearer <token>' ([admin] token_file)"
+                                          : "the bearer token is not valid");
+    refused.headers.emplace_back("WWW-Authenticate", std::string(kRealm));
+    return refused;
+  }
+  for (const auto& [prefix, handler] : routes_) {
+    if (!path.starts_with(prefix)) continue;
+    try {
+      return handler(request);
+    } catch (const std::exception& e) {
+      spdlog::error("admin: {} {} failed: {}", request.method, path, e.what());
+      return error(500, std::string("internal error: ") + e.what());
+    }
+  }
+  return error(404, "no such route: " + std::string(path));
+}
 
 HttpResponse AdminEndpoint::handle(const HttpRequest& request) {
   const std::string_view target = request.target;
   const std::string_view path = target.substr(0, target.find('?'));
   HttpResponse response;
-  if (path != "/healthz" && path != "/readyz" && path != "/metrics") {
+  if (path.starts_with(kRoutePrefix)) {
+    response = route(request, path);
+  } else if (path != "/healthz" && path != "/readyz" && path != "/metrics") {
     response = text(404, "not found; try /healthz, /readyz or /metrics\n");
   } else if (request.method != "GET" && request.method != "HEAD") {
     response = text(405, "method not allowed; use GET or HEAD\n");

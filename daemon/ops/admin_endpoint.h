@@ -7,9 +7,21 @@
 //                 is {"ready": bool, "checks": [{"name", "ok", "detail"}]}.
 //   GET /metrics  200 Metrics::render(), text/plain; version=0.0.4.
 //
+// Those three stay open (probes and Prometheus). Every path under /v1/ is for
+// people and tools holding the admin token, and is answered by the route
+// added for it (add_route()) only after the request is authenticated:
+//
+//   no token configured        403 {"error": "...how to configure one..."}:
+//                              never open by default
+//   no or another bearer token 401 with `WWW-Authenticate: Bearer realm="tactd admin"`
+//   no route for the path      404 {"error": ...}
+//
+// The token is compared in constant time and never logged.
+//
 // HEAD is answered like GET without a body; other methods get 405 with
-// `Allow: GET, HEAD`, other paths 404. The query string plays no part in
-// routing. Every answer carries `Cache-Control: no-store`.
+// `Allow: GET, HEAD` on the three open paths (a route answers methods
+// itself), other paths 404. The query string plays no part in routing.
+// Every answer carries `Cache-Control: no-store`.
 #pragma once
 
 #include <functional>
@@ -36,10 +48,22 @@ using ReadinessProbe = std::function<std::vector<ReadinessCheck>()>;
 class AdminEndpoint {
  public:
   static constexpr std::string_view kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
+  static constexpr std::string_view kRoutePrefix = "/v1/";
+  static constexpr std::string_view kRealm = "Bearer realm=\"tactd admin\"";
 
   // `metrics` must outlive this endpoint; `readiness` and what it refers to
-  // must too. Call handle() on the loop only.
-  AdminEndpoint(Metrics& metrics, ReadinessProbe readiness);
+  // must too. `token` is the bearer token of the /v1/ routes; empty: none
+  // configured, and they answer 403. Call every member on the loop only.
+  AdminEndpoint(Metrics& metrics, ReadinessProbe readiness, std::string token = {});
+
+  // Replaces the bearer token (a reload); empty: the /v1/ routes answer 403.
+  void set_token(std::string token);
+
+  // Answers authenticated requests whose path starts with `prefix` (which
+  // starts with kRoutePrefix, e.g. "/v1/customers/") with `route`; the first
+  // route added whose prefix matches answers. What `route` refers to must
+  // outlive this endpoint. An exception from it is a 500 that is logged.
+  void add_route(std::string prefix, HttpHandler route);
 
   // An HttpHandler: `[&](const HttpRequest& r) { return admin.handle(r); }`.
   // A failing readiness probe is an answer too (503), not an exception.
@@ -48,9 +72,12 @@ class AdminEndpoint {
  private:
   HttpResponse readiness();
   HttpResponse metrics();
+  HttpResponse route(const HttpRequest& request, std::string_view path);
 
   Metrics& metrics_;
   ReadinessProbe readiness_;
+  std::string token_;  // never logged
+  std::vector<std::pair<std::string, HttpHandler>> routes_;
 };
 
 }  // namespace tactd

@@ -93,6 +93,12 @@ class ContactStore {
   // The pause of `entity` in force at `now`, or nullopt.
   virtual std::optional<Pause> paused(const EntityRef& entity, Timestamp now) const = 0;
 
+  // The customer's replies, the newest first, at most `limit` through an
+  // index on the customer.
+  virtual std::vector<Reply> customer_replies(const std::string& customer, std::size_t limit) const = 0;
+  // The customer's opt-outs (at most one per channel), oldest first.
+  virtual std::vector<OptOut> customer_opt_outs(const std::string& customer) const = 0;
+
  protected:
   ~ContactStore() = default;
 };

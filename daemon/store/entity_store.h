@@ -40,6 +40,12 @@ class EntityStore {
   // order: a page of all of them (a reload schedules a new rule's timers).
   virtual std::vector<Entity> entities(EntityType type, const std::string& after_id, std::size_t limit) const = 0;
 
+  // The customer's own entity and the entities linked to it (its orders,
+  // subscriptions and payments, and those orders' shipments), the most
+  // recently observed first: at most `limit`, the newest, through an index
+  // on the customer, so that the cost follows `limit`, not the history.
+  virtual std::vector<Entity> customer_entities(const std::string& customer, std::size_t limit) const = 0;
+
  protected:
   ~EntityStore() = default;
 };

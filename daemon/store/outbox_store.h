@@ -169,6 +169,11 @@ class OutboxStore {
   // with `reason` is recorded at `now`. Returns false when it was not pending.
   virtual bool postpone(long long outbox_id, Timestamp now, Timestamp until, const std::string& reason) = 0;
 
+  // The customer's outbox entries in every status, the latest due first, at
+  // most `limit` through an index on the customer; unreadable rows are set
+  // aside and returned flagged, as outbox() does.
+  virtual std::vector<OutboxEntry> customer_outbox(const std::string& customer, std::size_t limit) const = 0;
+
  protected:
   ~OutboxStore() = default;
 };

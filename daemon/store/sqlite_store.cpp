@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -1230,6 +1231,58 @@ class SqliteStore final : public Store {
 
   void record_contact(const Contact& contact) override {
     guard("record contact with " + contact.customer, [&] { insert_contact(contact); });
+  }
+
+  std::vector<Entity> customer_entities(const std::string& customer, std::size_t limit) const override {
+    return guard("read the entities of " + customer, [&] {
+      const std::string columns = std::string("SELECT ") + kEntityColumns + " FROM entities ";
+      SQLite::Statement& q = prepared(
+          columns + "WHERE type = 'customer' AND id = ?1 UNION ALL " + columns +
+          "WHERE parent_type = 'customer' AND parent_id = ?1 UNION ALL " + columns +
+          "WHERE parent_type = 'order' AND parent_id IN (SELECT id FROM entities WHERE parent_type = 'customer' "
+          "AND parent_id = ?1 AND type = 'order') ORDER BY observed_at DESC, type, id LIMIT ?2");
+      q.bind(1, customer);
+      q.bind(2, static_cast<int64_t>(std::min<std::size_t>(limit, std::numeric_limits<int64_t>::max())));
+      std::vector<Entity> out;
+      while (q.executeStep()) out.push_back(read_entity(q));
+      return out;
+    });
+  }
+
+  std::vector<OutboxEntry> customer_outbox(const std::string& customer, std::size_t limit) const override {
+    return guard("read the outbox of " + customer, [&] {
+      SQLite::Statement& q = prepared(std::string("SELECT ") + kNotificationColumns +
+                                      " FROM outbox WHERE customer = ? ORDER BY due_at DESC, id DESC LIMIT ?");
+      q.bind(1, customer);
+      q.bind(2, static_cast<int64_t>(std::min<std::size_t>(limit, std::numeric_limits<int64_t>::max())));
+      return read_entries(q, true);
+    });
+  }
+
+  std::vector<Reply> customer_replies(const std::string& customer, std::size_t limit) const override {
+    return guard("read the replies of " + customer, [&] {
+      SQLite::Statement& q = prepared(std::string("SELECT ") + kReplyColumns +
+                                      " FROM replies WHERE customer = ? ORDER BY at DESC, id DESC LIMIT ?");
+      q.bind(1, customer);
+      q.bind(2, static_cast<int64_t>(std::min<std::size_t>(limit, std::numeric_limits<int64_t>::max())));
+      std::vector<Reply> out;
+      while (q.executeStep()) out.push_back(read_reply(q));
+      return out;
+    });
+  }
+
+  std::vector<OptOut> customer_opt_outs(const std::string& customer) const override {
+    return guard("read the opt-outs of " + customer, [&] {
+      SQLite::Statement& q = prepared(
+          "SELECT channel, address, at, reply_id FROM opt_outs WHERE customer = ? AND customer != '' ORDER BY at, id");
+      q.bind(1, customer);
+      std::vector<OptOut> out;
+      while (q.executeStep())
+        out.push_back(OptOut{customer, channel_from(q.getColumn(0).getString()), q.getColumn(1).getString(),
+                             from_millis(q.getColumn(2).getInt64()),
+                             q.getColumn(3).isNull() ? 0 : q.getColumn(3).getInt64()});
+      return out;
+    });
   }
 
   std::vector<Contact> contacts(const std::string& customer) const override {

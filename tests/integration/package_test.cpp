@@ -169,8 +169,9 @@ TEST_CASE("tactd(8) renders without warnings and names every command") {
   INFO(man.output);
   REQUIRE(man.status == 0);
   CHECK(slurp(dir.path() / "warnings").empty());
-  for (const char* synopsis : {"tactd run --config", "tactd check --config", "tactd simulate --config",
-                               "tactd preview --config", "tactd outbox list --config", "tactd outbox show|retry|drop"})
+  for (const char* synopsis :
+       {"tactd run --config", "tactd check --config", "tactd simulate --config", "tactd preview --config",
+        "tactd outbox list --config", "tactd outbox show|retry|drop", "tactd timeline customer"})
     CHECK_THAT(man.output, Contains(synopsis));
   for (const char* section : {"SIGNALS", "SIGHUP", "SIGTERM", "FILES", "EXIT STATUS", "SEE ALSO"})
     CHECK_THAT(man.output, Contains(section));

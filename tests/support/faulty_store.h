@@ -126,6 +126,18 @@ class FaultyStore final : public Store {
 
   void record_contact(const Contact& contact) override { inner_.record_contact(contact); }
   std::vector<Contact> contacts(const std::string& customer) const override { return inner_.contacts(customer); }
+  std::vector<Entity> customer_entities(const std::string& customer, std::size_t limit) const override {
+    return inner_.customer_entities(customer, limit);
+  }
+  std::vector<OutboxEntry> customer_outbox(const std::string& customer, std::size_t limit) const override {
+    return inner_.customer_outbox(customer, limit);
+  }
+  std::vector<Reply> customer_replies(const std::string& customer, std::size_t limit) const override {
+    return inner_.customer_replies(customer, limit);
+  }
+  std::vector<OptOut> customer_opt_outs(const std::string& customer) const override {
+    return inner_.customer_opt_outs(customer);
+  }
   long long add_reply(const Reply& reply) override { return inner_.add_reply(reply); }
   std::vector<Reply> replies(const std::string& customer) const override { return inner_.replies(customer); }
   std::vector<Reply> unforwarded_replies(std::size_t limit) const override { return inner_.unforwarded_replies(limit); }

@@ -519,6 +519,37 @@ TEST_CASE("the admin endpoint, the log level, the stop grace and sync are read, 
   CHECK_THAT(text, Catch::Contains("'level' must be one of trace, debug, info, warn, error; not 'loud'"));
 }
 
+TEST_CASE("the admin token comes from a file or a systemd credential and is absent without one") {
+  TempDir dir;
+  dir.write("admin-token", "t0ken\n");
+  std::filesystem::create_directories(dir.path() / "credentials");
+  dir.write("credentials/admin-token", "from-systemd\n");
+  const std::string head = "[tactd]\nrules = \"rules\"\ntemplates = \"templates\"\n[admin]\nlisten = \"127.0.0.1:0\"\n";
+  Diagnostics errors;
+  auto config = load_config(write_config(dir, head + "token_file = \"admin-token\"\n"), errors);
+  INFO(all(errors));
+  REQUIRE(config);
+  CHECK(config->admin->token == "t0ken");
+
+  setenv("CREDENTIALS_DIRECTORY", (dir.path() / "credentials").c_str(), 1);
+  config = load_config(write_config(dir, head + "token_credential = \"admin-token\"\n"), errors);
+  unsetenv("CREDENTIALS_DIRECTORY");
+  REQUIRE(config);
+  CHECK(config->admin->token == "from-systemd");
+
+  config = load_config(write_config(dir, head), errors);
+  REQUIRE(config);
+  CHECK(config->admin->token.empty());  // the /v1/ routes answer 403
+
+  config = load_config(write_config(dir, head + "token_file = \"admin-token\"\n"), errors, Secrets::kSkip);
+  REQUIRE(config);
+  CHECK(config->admin->token == kUnreadSecret);
+
+  errors.clear();
+  CHECK_FALSE(load_config(write_config(dir, head + "token_file = \"absent\"\n"), errors));
+  CHECK_THAT(all(errors), Catch::Contains("tactd.toml:6:") && Catch::Contains("cannot read"));
+}
+
 TEST_CASE("a secret can come from a systemd credential, and a missing one is named") {
   TempDir dir;
   std::filesystem::create_directories(dir.path() / "credentials");

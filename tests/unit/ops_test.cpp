@@ -349,10 +349,67 @@ TEST_CASE("the admin routes answer over a real loopback HTTP server") {
   CHECK(test::http("GET", base + "/").status == 404);
   CHECK(test::http("GET", base + "/metrics/extra").status == 404);
   CHECK(test::http("GET", base + "/healthzz").status == 404);
-  CHECK(test::http("POST", base + "/v1/observations").status == 404);
+  CHECK(test::http("POST", base + "/v1/observations").status == 403);  // /v1/ needs a token, and none is configured
 
   io.stop();
   loop.join();
+}
+
+TEST_CASE("the /v1 routes need the admin bearer token while the probes and metrics stay open") {
+  Metrics metrics;
+  AdminEndpoint admin(
+      metrics, [] { return std::vector<ReadinessCheck>{}; }, "s3cret");
+  int calls = 0;
+  admin.add_route("/v1/customers/", [&](const HttpRequest& r) {
+    ++calls;
+    return HttpResponse{200, "{\"target\": \"" + r.target + "\"}\n", "application/json", {}};
+  });
+  admin.add_route("/v1/broken", [](const HttpRequest&) -> HttpResponse { throw std::runtime_error("store gone"); });
+  auto get = [&](const std::string& target, std::map<std::string, std::string> headers = {}) {
+    return admin.handle({"GET", target, std::move(headers), ""});
+  };
+  const auto header = [](const HttpResponse& r, const std::string& name) {
+    for (const auto& [n, v] : r.headers)
+      if (n == name) return v;
+    return std::string();
+  };
+
+  const HttpResponse anonymous = get("/v1/customers/c-1/timeline");
+  CHECK(anonymous.status == 401);
+  CHECK(header(anonymous, "WWW-Authenticate") == "Bearer realm=\"tactd admin\"");
+  CHECK_THAT(nlohmann::json::parse(anonymous.body)["error"].get<std::string>(),
+             Catch::Contains("Authorization: Bearer"));
+  const HttpResponse wrong = get("/v1/customers/c-1/timeline", {{"authorization", "Bearer s3cre"}});
+  CHECK(wrong.status == 401);
+  CHECK(header(wrong, "WWW-Authenticate") == "Bearer realm=\"tactd admin\"");
+  CHECK(get("/v1/customers/c-1/timeline", {{"authorization", "Basic s3cret"}}).status == 401);
+  CHECK(get("/v1/customers/c-1/timeline", {{"authorization", "Bearer s3cret2"}}).status == 401);
+  CHECK(get("/v1/nothing-here").status == 401);  // what exists is not told before authentication
+  CHECK(calls == 0);
+
+  const HttpResponse ok = get("/v1/customers/c-1/timeline?limit=5", {{"authorization", "Bearer s3cret"}});
+  CHECK(ok.status == 200);
+  CHECK(calls == 1);
+  CHECK(nlohmann::json::parse(ok.body)["target"] == "/v1/customers/c-1/timeline?limit=5");
+  CHECK(header(ok, "Cache-Control") == "no-store");
+  CHECK(get("/v1/nothing-here", {{"authorization", "Bearer s3cret"}}).status == 404);
+  CapturedLog log;
+  const HttpResponse broken = get("/v1/broken", {{"authorization", "Bearer s3cret"}});
+  CHECK(broken.status == 500);
+  CHECK_THAT(log.text(), Catch::Contains("store gone"));
+  CHECK_THAT(log.text(), !Catch::Contains("s3cret"));
+
+  CHECK(get("/healthz").status == 200);
+  CHECK(get("/readyz").status == 200);
+  CHECK(get("/metrics").status == 200);
+
+  // Without a token configured the routes are closed, and say how to open them.
+  admin.set_token("");
+  const HttpResponse closed = get("/v1/customers/c-1/timeline", {{"authorization", "Bearer "}});
+  CHECK(closed.status == 403);
+  CHECK_THAT(nlohmann::json::parse(closed.body)["error"].get<std::string>(), Catch::Contains("[admin] token_file"));
+  CHECK(calls == 1);
+  CHECK(get("/healthz").status == 200);
 }
 
 TEST_CASE("a readiness probe that throws makes the daemon not ready and says why") {

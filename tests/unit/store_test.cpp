@@ -867,3 +867,58 @@ TEST_CASE("opt-outs are found by customer or address, and a pause only grows and
   CHECK_FALSE(store->paused(order, now + std::chrono::hours{48}));
   CHECK_FALSE(store->paused(EntityRef{EntityType::kOrder, "B"}, now));
 }
+
+TEST_CASE("a customer's history is read newest first and bounded: entities, outbox, replies, opt-outs") {
+  auto store = Store::open_temporary();
+  auto observed = [](Entity e, const char* when) {
+    e.observed_at = at(when);
+    return e;
+  };
+  store->put_entity(observed(entity(EntityType::kCustomer, "c-1", {{"name", "Mia"}}), "2026-11-20T09:00:00Z"));
+  store->put_entity(observed(entity(EntityType::kOrder, "A", {{"customer", "c-1"}}), "2026-11-20T10:00:00Z"));
+  store->put_entity(observed(entity(EntityType::kShipment, "S1", {{"order", "A"}}), "2026-11-20T12:00:00Z"));
+  store->put_entity(observed(entity(EntityType::kSubscription, "P", {{"customer", "c-1"}}), "2026-11-20T11:00:00Z"));
+  store->put_entity(observed(entity(EntityType::kOrder, "B", {{"customer", "c-2"}}), "2026-11-20T13:00:00Z"));
+  store->put_entity(observed(entity(EntityType::kShipment, "S2", {{"order", "B"}}), "2026-11-20T14:00:00Z"));
+  std::vector<std::string> refs;
+  for (const auto& e : store->customer_entities("c-1", 10)) refs.push_back(e.ref.str());
+  CHECK(refs == std::vector<std::string>{"shipment/S1", "subscription/P", "order/A", "customer/c-1"});
+  CHECK(store->customer_entities("c-1", 2).size() == 2);
+  CHECK(store->customer_entities("nobody", 10).empty());
+
+  REQUIRE(store->enqueue(notification("k1", "c-1", at("2026-11-20T10:00:00Z"))));
+  REQUIRE(store->enqueue(notification("k2", "c-1", at("2026-11-20T11:00:00Z"))));
+  REQUIRE(store->enqueue(notification("k3", "c-2", at("2026-11-20T12:00:00Z"))));
+  REQUIRE(store->drop(1));
+  const auto outbox = store->customer_outbox("c-1", 10);
+  REQUIRE(outbox.size() == 2);
+  CHECK(outbox[0].notification.idempotency_key == "k2");
+  CHECK(outbox[1].status == OutboxStatus::kDropped);  // every status
+  CHECK(store->customer_outbox("c-1", 1).size() == 1);
+
+  Reply reply;
+  reply.at = at("2026-11-20T10:05:00Z");
+  reply.provider = "json";
+  reply.from = "+31600000000";
+  reply.text = "STOP";
+  reply.stop = true;
+  reply.customer = "c-1";
+  const long long first = store->add_reply(reply);
+  reply.at = at("2026-11-20T10:06:00Z");
+  reply.text = "sorry, I meant: thanks";
+  reply.stop = false;
+  const long long second = store->add_reply(reply);
+  const auto replies = store->customer_replies("c-1", 10);
+  REQUIRE(replies.size() == 2);
+  CHECK(replies[0].id == second);
+  CHECK(store->customer_replies("c-1", 1).size() == 1);
+  CHECK(store->customer_replies("c-2", 10).empty());
+
+  REQUIRE(store->add_opt_out(OptOut{"c-1", Channel::kSms, "31600000000", at("2026-11-20T10:05:00Z"), first}));
+  REQUIRE(store->add_opt_out(OptOut{"", Channel::kEmail, "x@example.com", at("2026-11-20T10:05:00Z"), 0}));
+  const auto opt_outs = store->customer_opt_outs("c-1");
+  REQUIRE(opt_outs.size() == 1);
+  CHECK(opt_outs[0].channel == Channel::kSms);
+  CHECK(opt_outs[0].reply_id == first);
+  CHECK(store->customer_opt_outs("").empty());  // an address without a customer belongs to no one
+}
