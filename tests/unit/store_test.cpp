@@ -17,7 +17,7 @@ using namespace std::chrono_literals;
 namespace {
 
 // The schema version a new database gets: the number of migrations.
-constexpr int kLatest = 11;
+constexpr int kLatest = 12;
 
 Timestamp at(const char* text) { return *parse_rfc3339(text); }
 
@@ -819,4 +819,49 @@ TEST_CASE("opt-outs are found by customer or address, and a pause only grows and
   CHECK(store->paused(order, now)->reason == "replied");
   CHECK_FALSE(store->paused(order, now + std::chrono::hours{48}));
   CHECK_FALSE(store->paused(EntityRef{EntityType::kOrder, "B"}, now));
+}
+
+TEST_CASE("an entry whose action is pending is not due for delivery until its answer is stored with it") {
+  auto store = Store::open_temporary();
+  const Timestamp t = at("2026-11-20T10:00:00Z");
+  Notification voucher = notification("k-action", "c1", t);
+  voucher.action = "voucher";
+  REQUIRE(store->enqueue(voucher));
+  const long long id = store->last_enqueued();
+  REQUIRE(store->enqueue(notification("k-plain", "c1", t)));
+  // Only the plain one may be sent; the other waits for its action.
+  auto due = store->due_notifications(t + 1min);
+  REQUIRE(due.size() == 1);
+  CHECK(due[0].notification.idempotency_key == "k-plain");
+  auto actions = store->due_actions(t + 1min, 10);
+  REQUIRE(actions.size() == 1);
+  CHECK(actions[0].id == id);
+  CHECK(actions[0].action_state == ActionState::kPending);
+  CHECK(store->next_action() == t);
+  CHECK(store->due_actions(t - 1min, 10).empty());
+
+  // A retry waits until its time, and stays out of delivery.
+  CHECK(store->record_action(id, t + 1s, ActionState::kPending, nullptr, t + 1min, "voucher: HTTP 503"));
+  CHECK(store->due_actions(t + 30s, 10).empty());
+  CHECK(store->due_actions(t + 1min, 10).size() == 1);
+  CHECK(store->due_notifications(t + 2min).size() == 1);
+
+  CHECK(store->record_action(id, t + 1min, ActionState::kDone, {{"code", "SORRY-1"}}, std::nullopt,
+                             "voucher: HTTP 201, answered code"));
+  CHECK_FALSE(store->record_action(id, t + 1min, ActionState::kFailed, nullptr, std::nullopt, "twice"));
+  CHECK(store->due_actions(t + 2min, 10).empty());
+  CHECK_FALSE(store->next_action());
+  due = store->due_notifications(t + 2min);
+  REQUIRE(due.size() == 2);
+  const auto entry = store->outbox_entry(id);
+  REQUIRE(entry);
+  CHECK(entry->notification.action == "voucher");
+  CHECK(entry->notification.action_answer == nlohmann::json{{"code", "SORRY-1"}});
+  CHECK(entry->action_state == ActionState::kDone);
+  CHECK(entry->action_attempts == 2);
+  CHECK(entry->action_detail == "voucher: HTTP 201, answered code");
+  const auto decisions = store->decisions(id);
+  REQUIRE(decisions.size() == 3);  // queued, and an action decision per attempt
+  CHECK(decisions[1].decision == "action");
+  CHECK(decisions[2].reason == "voucher: HTTP 201, answered code");
 }
