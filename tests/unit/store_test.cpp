@@ -76,6 +76,11 @@ TEST_CASE("a database at an older schema version gets only the missing migration
   }
   {  // wind the file back to version 1, as an older tactd left it
     SQLite::Database db(path.string(), SQLite::OPEN_READWRITE);
+    db.exec(
+        "DROP INDEX outbox_action_due; ALTER TABLE outbox DROP COLUMN action; ALTER TABLE outbox DROP COLUMN "
+        "action_state;");
+    db.exec("ALTER TABLE outbox DROP COLUMN action_answer; ALTER TABLE outbox DROP COLUMN action_attempts;");
+    db.exec("ALTER TABLE outbox DROP COLUMN action_next_at; ALTER TABLE outbox DROP COLUMN action_detail;");
     db.exec("DROP INDEX outbox_due_by_channel;");
     db.exec("DROP TABLE replies; DROP TABLE opt_outs; DROP TABLE pauses; DROP INDEX outbox_message_ref;");
     db.exec("DROP INDEX outbox_recipient_key; ALTER TABLE outbox DROP COLUMN message_ref;");
