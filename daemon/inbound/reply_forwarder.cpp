@@ -131,9 +131,15 @@ Notification forward_email(const InboundConfig& config, const Reply& reply,
   return n;
 }
 
-ReplyForwarder::ReplyForwarder(boost::asio::io_context& io, Store& store, HttpClient& http, SmtpClient& smtp,
-                               const Clock& clock)
-    : io_(io), store_(store), http_(http), smtp_(smtp), clock_(clock), timer_(std::make_unique<Timer>(io)) {}
+ReplyForwarder::ReplyForwarder(boost::asio::io_context& io, ContactStore& contacts, const OutboxStore& outbox,
+                               HttpClient& http, SmtpClient& smtp, const Clock& clock)
+    : io_(io),
+      contacts_(contacts),
+      outbox_(outbox),
+      http_(http),
+      smtp_(smtp),
+      clock_(clock),
+      timer_(std::make_unique<Timer>(io)) {}
 
 ReplyForwarder::~ReplyForwarder() { stop(); }
 
@@ -154,7 +160,7 @@ void ReplyForwarder::wake() {
   if (!config_ || (config_->forward_email.empty() && config_->forward_webhook.empty())) return;
   std::vector<Reply> waiting;
   try {
-    waiting = store_.unforwarded_replies(kBatch);
+    waiting = contacts_.unforwarded_replies(kBatch);
   } catch (const std::exception& e) {
     spdlog::error("inbound: cannot read the replies to forward {}", kv("error", e.what()));
     retry_later();
@@ -170,9 +176,9 @@ void ReplyForwarder::forward(const Reply& reply) {
     std::vector<Notification> sent;
     std::vector<Reply> replies;
     if (!reply.customer.empty()) {
-      sent = store_.notifications_since(reply.customer, reply.at - kHistory);
+      sent = outbox_.notifications_since(reply.customer, reply.at - kHistory);
       std::erase_if(sent, [&](const Notification& n) { return n.at > reply.at || n.rule.starts_with("tactd:"); });
-      replies = store_.replies(reply.customer);
+      replies = contacts_.replies(reply.customer);
     }
     lines = conversation(reply, sent, replies);
   } catch (const std::exception& e) {
@@ -200,7 +206,7 @@ void ReplyForwarder::settle(long long reply_id, const Verdict& verdict) {
   in_flight_.erase(reply_id);
   if (verdict.kind == Verdict::kDelivered) {
     try {
-      store_.mark_forwarded(reply_id, clock_.now());
+      contacts_.mark_forwarded(reply_id, clock_.now());
     } catch (const std::exception& e) {
       spdlog::error("inbound: reply {} forwarded but not marked so {}", reply_id, kv("error", e.what()));
     }

@@ -14,7 +14,8 @@
 #include "channels/provider.h"
 #include "config/config.h"
 #include "model/clock.h"
-#include "store/store.h"
+#include "store/contact_store.h"
+#include "store/outbox_store.h"
 
 namespace boost::asio {
 class io_context;
@@ -57,9 +58,11 @@ class ReplyForwarder {
   static constexpr std::size_t kBatch = 20;                          // replies read and sent at once
   static constexpr Duration kHistory = std::chrono::hours{24 * 90};  // how far back the conversation goes
 
-  // `io`, `store`, `http`, `smtp` and `clock` must outlive the forwarder.
-  // Call everything on the loop.
-  ReplyForwarder(boost::asio::io_context& io, Store& store, HttpClient& http, SmtpClient& smtp, const Clock& clock);
+  // `io`, `contacts` (the replies), `outbox` (the conversation's messages),
+  // `http`, `smtp` and `clock` must outlive the forwarder. Call everything
+  // on the loop.
+  ReplyForwarder(boost::asio::io_context& io, ContactStore& contacts, const OutboxStore& outbox, HttpClient& http,
+                 SmtpClient& smtp, const Clock& clock);
   ~ReplyForwarder();
   ReplyForwarder(const ReplyForwarder&) = delete;
   ReplyForwarder& operator=(const ReplyForwarder&) = delete;
@@ -80,7 +83,8 @@ class ReplyForwarder {
 
   struct Timer;
   boost::asio::io_context& io_;
-  Store& store_;
+  ContactStore& contacts_;
+  const OutboxStore& outbox_;
   HttpClient& http_;
   SmtpClient& smtp_;
   const Clock& clock_;

@@ -17,13 +17,13 @@ class PipelineIntake final : public Intake {
   // read-only state file, a lock held too long), with the store's error.
   using FailureSink = std::function<void(const std::string& error)>;
 
-  // `pipeline` and `store` must outlive the intake. Call on the loop.
+  // `pipeline` and `cursors` must outlive the intake. Call on the loop.
   // `partial` is the source's default for observations that do not say
   // whether they are partial (Observation::partial).
-  PipelineIntake(Pipeline& pipeline, const Store& store, bool partial, OutcomeSink on_outcome,
+  PipelineIntake(Pipeline& pipeline, const CursorStore& cursors, bool partial, OutcomeSink on_outcome,
                  FailureSink on_failure = {})
       : pipeline_(pipeline),
-        store_(store),
+        cursors_(cursors),
         partial_(partial),
         on_outcome_(std::move(on_outcome)),
         on_failure_(std::move(on_failure)) {}
@@ -31,11 +31,11 @@ class PipelineIntake final : public Intake {
   // A StoreError becomes `false` with its message: the source keeps its
   // input and tries again later.
   bool commit(std::span<const Observation> observations, const SourceCursor* cursor, std::string& error) override;
-  std::optional<std::string> cursor(const std::string& source) override { return store_.cursor(source); }
+  std::optional<std::string> cursor(const std::string& source) override { return cursors_.cursor(source); }
 
  private:
   Pipeline& pipeline_;
-  const Store& store_;
+  const CursorStore& cursors_;
   bool partial_;
   OutcomeSink on_outcome_;
   FailureSink on_failure_;

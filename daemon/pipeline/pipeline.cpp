@@ -447,7 +447,7 @@ bool Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& li
   const nlohmann::json null;
   const nlohmann::json& customer = linked.scope.contains("customer") ? linked.scope["customer"] : null;
   const Intent intent{rule.id, rule.kind, entity.ref, linked.customer, trigger, now};
-  const Decision decision = Policy(config, store_).decide(rule, intent, customer, now);
+  const Decision decision = Policy(config, store_, store_).decide(rule, intent, customer, now);
   if (decision.verdict == Decision::Verdict::kHeldBack) {
     outcome.held_back.push_back({rule.id, entity.ref, decision.code, decision.reason});
     return false;

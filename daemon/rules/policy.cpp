@@ -32,17 +32,17 @@ Decision Policy::decide(const Rule& rule, const Intent& intent, const nlohmann::
                        "customer '" + intent.customer + "' is unknown: no observation of that customer has been seen");
   if (auto opt_out = customer.find("opt_out"); opt_out != customer.end() && *opt_out == true)
     return held_back("opt_out", "the customer opted out");
-  if (store_.has_notification(idempotency_key(intent, rule.once)))
+  if (outbox_.has_notification(idempotency_key(intent, rule.once)))
     return held_back("duplicate",
                      rule.once ? "already sent once for " + intent.entity.str() : "already sent for this change");
   if (rule.cooldown > Duration::zero()) {
-    if (auto last = store_.last_notification(rule.id, intent.customer); last && now - last->at < rule.cooldown)
+    if (auto last = outbox_.last_notification(rule.id, intent.customer); last && now - last->at < rule.cooldown)
       return held_back("cooldown", "in cooldown: this rule last wrote to the customer at " + format_rfc3339(last->at));
   }
   // The daily cap delays rather than drops: the message waits until it fits
   // in the rolling 24 hours (the list includes messages already waiting).
   Timestamp earliest = now;
-  const auto recent = store_.notifications_since(intent.customer, now - kCapWindow);
+  const auto recent = outbox_.notifications_since(intent.customer, now - kCapWindow);
   const auto cap = static_cast<size_t>(config_.max_per_customer_per_day);
   if (recent.size() >= cap) earliest = std::max(now, recent[recent.size() - cap].at + kCapWindow);
 
@@ -53,7 +53,7 @@ Decision Policy::decide(const Rule& rule, const Intent& intent, const nlohmann::
   }
   // A reply to a message about this entity: a person is talking now.
   std::string paused_why;
-  if (auto pause = store_.paused(intent.entity, now); pause && pause->until > earliest) {
+  if (auto pause = contacts_.paused(intent.entity, now); pause && pause->until > earliest) {
     earliest = pause->until;
     paused_why = pause->reason;
   }
@@ -61,7 +61,7 @@ Decision Policy::decide(const Rule& rule, const Intent& intent, const nlohmann::
   for (Channel channel : order) {
     std::string to = contact_detail(customer, channel);
     if (to.empty()) continue;
-    if (auto o = store_.opt_out(intent.customer, channel, address_key(channel, to))) {
+    if (auto o = contacts_.opt_out(intent.customer, channel, address_key(channel, to))) {
       if (!opted_out) opted_out = o;
       continue;
     }

@@ -21,7 +21,8 @@
 #include "config/config.h"
 #include "model/notification.h"
 #include "rules/rule_set.h"
-#include "store/store.h"
+#include "store/contact_store.h"
+#include "store/outbox_store.h"
 
 namespace tactd {
 
@@ -49,8 +50,9 @@ std::string customer_time_zone(const nlohmann::json& customer, const Config& con
 
 class Policy {
  public:
-  // `config` and `store` must outlive the Policy.
-  Policy(const Config& config, const Store& store) : config_(config), store_(store) {}
+  // `config`, `outbox` and `contacts` must outlive the Policy.
+  Policy(const Config& config, const OutboxStore& outbox, const ContactStore& contacts)
+      : config_(config), outbox_(outbox), contacts_(contacts) {}
 
   // `customer` holds the customer's fields, or null when the customer has
   // never been observed. Reads the store; changes nothing.
@@ -58,7 +60,8 @@ class Policy {
 
  private:
   const Config& config_;
-  const Store& store_;
+  const OutboxStore& outbox_;
+  const ContactStore& contacts_;
 };
 
 }  // namespace tactd

@@ -207,7 +207,7 @@ TEST_CASE("a voucher API that does not answer in time is tried max_attempts time
   CHECK(metric(dir.path() / "log", R"(tactd_actions_total{action="voucher",outcome="failed"})") == 1);
 }
 
-TEST_CASE("without an [[action]] the shipped apology goes out at once, offering no voucher") {
+TEST_CASE("without an action configured the shipped apology goes out at once, offering no voucher") {
   TempDir dir;
   Provider sms(dir, "sms");
   Daemon daemon(write_config(dir, sms, nullptr), dir.path() / "log", kSecrets);

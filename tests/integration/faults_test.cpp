@@ -132,6 +132,19 @@ TEST_CASE("against a flaky sink every notification ends delivered or dead, with 
   bool done = false;
   while (!(done = settled()) && std::chrono::steady_clock::now() - start < std::chrono::seconds{50})
     std::this_thread::sleep_for(std::chrono::milliseconds{100});
+  // What the outbox and the sink saw, shown with any failure below (once, a
+  // CI run found all settled in a second with nothing at the sink).
+  std::string story = "after " +
+                      std::to_string(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()) +
+                      " s; outbox by status and answer:";
+  for (const auto& row : tactd::test::column(
+           state,
+           "SELECT o.status || ' ' || COALESCE(a.detail, '-') || ' x' || COUNT(*) FROM outbox o LEFT JOIN "
+           "delivery_attempts a ON a.outbox_id = o.id GROUP BY o.status, a.detail ORDER BY COUNT(*) DESC LIMIT 12"))
+    story += "\n  " + row;
+  story += "\nsink arrivals: " + std::to_string(sink.arrivals().size()) + "; daemon log:\n" +
+           slurp(dir.path() / "log").substr(0, 4000);
+  INFO(story);
   REQUIRE(done);
   const long rss_at_end = rss_kb(daemon.pid());
 

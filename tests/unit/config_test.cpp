@@ -694,7 +694,7 @@ TEST_CASE("[inbound] reads its listener, public URL, secrets, pause and support 
              Catch::Contains("'forward_webhook' must start with https://"));
 }
 
-TEST_CASE("[[action]] tables read their endpoint, signing key, timeout and attempts, and mistakes are reported") {
+TEST_CASE("action tables read their endpoint, signing key, timeout and attempts, and mistakes are reported") {
   TempDir dir;
   dir.write("voucher-key", "v-secret\n");
   Diagnostics errors;

@@ -1,4 +1,5 @@
 #include "rules/policy.h"
+#include "store/store.h"
 
 #include <catch2/catch.hpp>
 
@@ -43,7 +44,7 @@ const nlohmann::json kCustomer = {{"email", "a@example.com"}, {"phone", "+316000
 struct Fixture {
   Config config;
   std::unique_ptr<Store> store = Store::open_temporary();
-  Policy policy{config, *store};
+  Policy policy{config, *store, *store};
 };
 
 }  // namespace

@@ -503,7 +503,7 @@ channels = ["email"]
   CHECK_FALSE(set->reads(EntityType::kCustomer, "name"));
 }
 
-TEST_CASE("a rule's action must be a configured [[action]], unless it is optional; the error says where") {
+TEST_CASE("a rule's action must name a configured action unless it is optional, and the error says where") {
   TempDir dir;
   dir.write("voucher-key", "k\n");
   const std::string base = "[tactd]\nrules = \"rules\"\ntemplates = \"templates\"\n[locale]\nsupported = [\"en\"]\n";

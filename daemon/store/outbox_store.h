@@ -1,0 +1,202 @@
+// The outbox role of the store: every notification decided, its status,
+// its attempts and the decisions about it; what is due and what is under way.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/notification.h"
+
+namespace tactd {
+
+// kOvertaken: not sent because the world moved on while it waited (the
+// reason is kept); like kDropped it counts for no cap, cooldown or contact.
+// kUnknown: an attempt was cut off (a crash, a stop whose grace ended) on a
+// channel whose provider does not deduplicate on the idempotency key, so
+// whether it reached the customer is unknown: it is not sent again until an
+// operator resolves it (delivered, retry or drop). It counts like pending.
+enum class OutboxStatus { kPending, kDelivered, kDead, kDropped, kOvertaken, kUnknown };
+std::string_view to_string(OutboxStatus status);
+
+// Where an entry's action (Notification::action) stands. kPending: still to
+// be taken; the entry is not due for delivery (due_notifications(),
+// next_notification()) until it is done or failed. kDone: its answer is in
+// Notification::action_answer. kFailed: failed for good; the message goes
+// without it.
+enum class ActionState { kNone, kPending, kDone, kFailed };
+std::string_view to_string(ActionState state);
+
+struct OutboxEntry {
+  long long id = 0;
+  Notification notification;
+  OutboxStatus status = OutboxStatus::kPending;
+  int attempts = 0;
+  std::optional<Timestamp> next_attempt;  // a retry's time; unset: notification.at
+  std::string last_error;                 // the last failed attempt's answer
+  // Set while an attempt is under way: when it was claimed (claim()). Found
+  // set when no attempt is under way, the process died or stopped during
+  // the send and the outcome is unknown (settle_interrupted()).
+  std::optional<Timestamp> sending_since;
+  ActionState action_state = ActionState::kNone;
+  int action_attempts = 0;
+  std::optional<Timestamp> action_next;  // a retry's time; unset: notification.at
+  std::string action_detail;             // the last attempt's outcome, for people
+  // Set when the row cannot be read (an unknown kind or channel, an event
+  // that is not JSON): the row was set aside to the dead letter with this
+  // reason, and only id, status and last_error hold.
+  std::string unreadable;
+};
+
+// One try to deliver an outbox entry.
+struct DeliveryAttempt {
+  int number = 0;  // 1, 2, ...
+  Timestamp at;
+  // "delivered", "retry", "dead", or "interrupted" (cut off by a crash or
+  // a stop; the detail says what became of the entry)
+  std::string outcome;
+  std::string detail;  // the provider's answer or the transport error
+};
+
+// What was decided about an outbox entry and why: "queued" (with why it
+// waits, if it does), "re-rendered", "overtaken". Attempts are kept apart.
+struct OutboxDecision {
+  Timestamp at;
+  std::string decision;
+  std::string reason;
+};
+
+// Implementations throw StoreError (store_error.h).
+class OutboxStore {
+ public:
+  // Every reader of outbox rows sets a row it cannot read aside, to the dead
+  // letter with the reason (OutboxEntry::unreadable): outbox() and
+  // outbox_entry() return it flagged, the others leave it out.
+  // Adds the notification as pending and records the decision "queued"
+  // with `why` (empty when it goes out now). Returns false, changing
+  // nothing, when a notification with the same idempotency key exists.
+  virtual bool enqueue(const Notification& notification, const std::string& why) = 0;
+  bool enqueue(const Notification& notification) { return enqueue(notification, {}); }
+  // The outbox id of the last notification enqueue() added through this
+  // Store (0 before the first).
+  virtual long long last_enqueued() const = 0;
+  virtual bool has_notification(const std::string& idempotency_key) const = 0;
+  // Notifications for `customer` created at or after `since`, except
+  // dropped ones, oldest first.
+  virtual std::vector<Notification> notifications_since(const std::string& customer, Timestamp since) const = 0;
+  // The latest due time of the customer's notifications that reached them
+  // or are on their way (pending or delivered: not dead, dropped or
+  // overtaken); one indexed lookup, however long the history.
+  virtual std::optional<Timestamp> latest_notification_at(const std::string& customer) const = 0;
+  // The newest notification of `rule` for `customer` (any status but
+  // dropped), for cooldowns.
+  virtual std::optional<Notification> last_notification(const std::string& rule, const std::string& customer) const = 0;
+  virtual std::vector<OutboxEntry> outbox(std::optional<OutboxStatus> status = std::nullopt) const = 0;
+  // The kinds of the notifications about `entity` (any status but
+  // dropped), oldest first.
+  virtual std::vector<Kind> kinds_about(const EntityRef& entity) const = 0;
+  // Pending notifications about `entity`, oldest first.
+  virtual std::vector<OutboxEntry> pending_about(const EntityRef& entity) const = 0;
+  // Marks a pending, dead or unknown-outcome entry dropped: it will not be
+  // sent, and no longer counts for caps and cooldowns. Returns false when
+  // it was none of these.
+  virtual bool drop(long long outbox_id) = 0;
+  // Marks an entry delivered, records the attempt, and records it as
+  // contact history, atomically: within the open Transaction when there is
+  // one (so it commits or rolls back with it), else in a transaction of its
+  // own. Throws StoreError for an unknown id.
+  virtual void mark_delivered(long long outbox_id, Timestamp at, const std::string& detail = {}) = 0;
+  // Records a failed attempt: the entry stays pending until `retry_at`, or,
+  // without one, goes to the dead letter with `detail`. An entry dropped
+  // meanwhile stays dropped. Atomic like mark_delivered; throws StoreError
+  // for an unknown id.
+  virtual void record_failure(long long outbox_id, Timestamp at, const std::string& detail,
+                              std::optional<Timestamp> retry_at) = 0;
+  // A pending entry the world has overtaken: it will not be sent; `reason`
+  // is kept as its last error and as the decision "overtaken". Returns
+  // false when it was not pending. Atomic like mark_delivered.
+  virtual bool mark_overtaken(long long outbox_id, Timestamp at, const std::string& reason) = 0;
+  // Replaces the recipient, subject, body, locale and time zone of an entry
+  // re-rendered with current data; the idempotency key stays.
+  virtual void update_message(long long outbox_id, const Notification& notification) = 0;
+  virtual void record_decision(long long outbox_id, Timestamp at, const std::string& decision,
+                               const std::string& reason) = 0;
+  // The decisions about an entry, oldest first.
+  virtual std::vector<OutboxDecision> decisions(long long outbox_id) const = 0;
+  // An operator's retry: a dead, pending or unknown-outcome entry is due
+  // again at `now`. Returns false when the entry is delivered, dropped,
+  // overtaken or unknown.
+  virtual bool retry(long long outbox_id, Timestamp now) = 0;
+  // An operator's answer to an unknown outcome: the provider did deliver it
+  // (its log says so). The entry becomes delivered and contact history, with
+  // the decision "resolved" and `note`. Returns false, changing nothing,
+  // when the entry's outcome is not unknown.
+  virtual bool resolve_delivered(long long outbox_id, Timestamp at, const std::string& note) = 0;
+
+  // --- attempts under way ---
+  // Records, before sending, that attempts of these pending entries start
+  // at `at`, all in one transaction (one commit for a delivery round): the
+  // open Transaction when there is one, else one that begins as a writer.
+  // mark_delivered() and record_failure() end the claim. A claimed entry is
+  // not due (due_notifications(), next_notification()) until then.
+  virtual void claim(const std::vector<long long>& outbox_ids, Timestamp at) = 0;
+  // Entries claimed and never given a verdict: the process died or stopped
+  // during their send. Oldest claim first.
+  virtual std::vector<OutboxEntry> interrupted() const = 0;
+  // Ends the claim of an interrupted entry, recording the attempt as
+  // "interrupted" with `detail`: with `retry`, the entry is due again at
+  // `at` (the same idempotency key goes out again); without, its outcome is
+  // unknown (OutboxStatus::kUnknown) until an operator resolves it. Atomic
+  // like mark_delivered. Returns false when the entry was not claimed.
+  virtual bool settle_interrupted(long long outbox_id, Timestamp at, bool retry, const std::string& detail) = 0;
+  virtual std::optional<OutboxEntry> outbox_entry(long long outbox_id) const = 0;
+  // The entry's attempts, oldest first.
+  virtual std::vector<DeliveryAttempt> attempts(long long outbox_id) const = 0;
+
+  // --- actions taken before sending ---
+  // Pending entries whose action is still to be taken and due at or before
+  // `until` (their due time, or a retry's), earliest first, at most `limit`.
+  virtual std::vector<OutboxEntry> due_actions(Timestamp until, std::size_t limit) const = 0;
+  // The earliest such due time.
+  virtual std::optional<Timestamp> next_action() const = 0;
+  // Records an attempt of the entry's action at `at`: kDone with its
+  // `answer` (a JSON object), kPending to try again at `retry_at`, or
+  // kFailed (the message goes without it). The decision "action" with
+  // `detail` is recorded with it. Atomic like mark_delivered. Returns false,
+  // changing nothing, when the entry's action was not pending any more.
+  virtual bool record_action(long long outbox_id, Timestamp at, ActionState state, const nlohmann::json& answer,
+                             std::optional<Timestamp> retry_at, const std::string& detail) = 0;
+
+  // Pending notifications due (or due for a retry) at or before `until`,
+  // earliest first: at most `limit`, and only `channel`'s when given.
+  virtual std::vector<OutboxEntry> due_notifications(Timestamp until, std::optional<Channel> channel = std::nullopt,
+                                                     std::size_t limit = kNoLimit) const = 0;
+  static constexpr std::size_t kNoLimit = static_cast<std::size_t>(-1);
+  // The earliest due (or retry) time of a pending notification.
+  virtual std::optional<Timestamp> next_notification() const = 0;
+  // How many notifications are pending, and the earliest due time among
+  // those already due at `now` (for the age of the oldest waiting entry).
+  struct OutboxDepth {
+    std::size_t pending = 0;
+    std::optional<Timestamp> oldest_due;
+    std::size_t unknown = 0;  // entries whose outcome an operator must resolve
+  };
+  virtual OutboxDepth outbox_depth(Timestamp now) const = 0;
+
+  // The notification whose email carried the Message-ID with local part
+  // `message_ref`: the first 32 hex digits of SHA-256 of its idempotency key
+  // (channels/mime.h message_id()).
+  virtual std::optional<Notification> notification_by_message_ref(const std::string& message_ref) const = 0;
+  // The latest notification on `channel` to `address` (address_key()) that
+  // was delivered or is on its way, or nullopt.
+  virtual std::optional<Notification> latest_notification_to(Channel channel, const std::string& address) const = 0;
+  // A pending entry waits until `until` (a pause): the decision "held back"
+  // with `reason` is recorded at `now`. Returns false when it was not pending.
+  virtual bool postpone(long long outbox_id, Timestamp now, Timestamp until, const std::string& reason) = 0;
+
+ protected:
+  ~OutboxStore() = default;
+};
+
+}  // namespace tactd
