@@ -15,6 +15,7 @@
 #include <random>
 #include <set>
 
+#include "channels/actions.h"
 #include "channels/delivery.h"
 #include "channels/operator_digest.h"
 #include "inbound/inbound_endpoint.h"
@@ -165,7 +166,11 @@ struct DaemonMetrics {
         replies(m.counter("tactd_replies_total",
                           "Replies received, by channel, what they were (stop, reply) and how they were matched "
                           "(message-id, sender, unmatched)",
-                          {"channel", "what", "matched_by"})) {}
+                          {"channel", "what", "matched_by"})),
+        actions(m.counter("tactd_actions_total",
+                          "Attempts of actions taken before sending (a voucher), by action and outcome (ok, retry, "
+                          "failed: the message went without it)",
+                          {"action", "outcome"})) {}
 
   Counter& observations;
   Counter& events;
@@ -192,6 +197,7 @@ struct DaemonMetrics {
   Gauge& last_reload;
   Gauge& build_info;
   Counter& replies;
+  Counter& actions;
 };
 
 class Daemon::Impl {
@@ -217,6 +223,8 @@ class Daemon::Impl {
         *store_, clock_, lanes(*snapshot.config), [this](const Delivery::AttemptEnd& end) { count(end); },
         [this](const OutboxEntry& entry) { return release(entry); }, [this](bool committed) { released(committed); });
     delivery_->set_interrupt_observer([this](const Delivery::Interrupted& cut) { interrupted(cut); });
+    actions_ = std::make_unique<Actions>(*store_, clock_, *http_, snapshot.config->actions,
+                                         [this](const Actions::Taken& taken) { action_taken(taken); });
     operators_ = std::make_unique<OperatorChannel>(*http_, *smtp_, clock_);
     operators_->configure(snapshot.config->operators, snapshot.config->channel(Channel::kEmail));
     if (snapshot.config->push) start_push(*snapshot.config->push);
@@ -258,6 +266,7 @@ class Daemon::Impl {
     wait_for_hangup();
     spawn("timers", timer_loop());
     spawn("delivery", delivery_loop());
+    spawn("actions", actions_->run());
     spawn("operators", operators_->run());
     forwarder_->wake();  // what was not forwarded before a stop
     for (const auto& source : pipeline_->snapshot().config->sources) start_source(source);
@@ -295,6 +304,10 @@ class Daemon::Impl {
     if (auto level = parse_log_level(next->config->log_level)) spdlog::set_level(*level);
     reload_rules(*old.rules, *next->rules);
     reload_channels(*old.config, *next->config);
+    if (old.config->actions != next->config->actions) {
+      spdlog::info("reload: actions reconfigured {}", kv("actions", std::to_string(next->config->actions.size())));
+      actions_->reconfigure(next->config->actions);
+    }
     operators_->configure(next->config->operators, next->config->channel(Channel::kEmail));
     forwarder_->configure(next->config->inbound, next->config->channel(Channel::kEmail));
     forwarder_->wake();
@@ -325,6 +338,7 @@ class Daemon::Impl {
     wake(timer_sleep_);
     wake(watchdog_sleep_);
     wake(status_sleep_);
+    actions_->start_shutdown();
     delivery_->start_shutdown(deadline);
     operators_->start_shutdown(deadline);
   }
@@ -530,7 +544,10 @@ class Daemon::Impl {
       metric_set_.held_back.add({p.rule, p.code});
       operators_->report(Finding{p.code, p.rule, p.text, {}});
     }
-    if (!outcome.notifications.empty()) delivery_->wake();
+    if (!outcome.notifications.empty()) {
+      actions_->wake();
+      delivery_->wake();
+    }
   }
 
   // The pipeline's look at a due entry just before it is sent, inside the
@@ -548,6 +565,21 @@ class Daemon::Impl {
     if (end.verdict == Verdict::kDelivered) metric_set_.latency.observe({channel}, seconds(end.latency));
     if (end.verdict == Verdict::kDelivered) ++delivered_;
     if (end.dead) message_died(end);
+  }
+
+  // An attempt of an action: counted; once it is settled (taken, or
+  // failed for good) the message may go; a failure reaches the operators.
+  void action_taken(const Actions::Taken& taken) {
+    metric_set_.actions.add({taken.action, taken.outcome});
+    if (taken.outcome == "retry") return;
+    delivery_->wake();
+    if (taken.outcome != "failed") return;
+    operators_->report(Finding{"action_failed",
+                               taken.rule,
+                               taken.entity.str() + ": rule '" + taken.rule + "': action '" + taken.action +
+                                   "' for customer " + taken.customer + " (outbox entry " +
+                                   std::to_string(taken.outbox) + ") failed: " + taken.detail,
+                               {}});
   }
 
   // A send cut off by a crash or a stop; one held for an operator reaches them.
@@ -1028,7 +1060,8 @@ class Daemon::Impl {
   std::unique_ptr<HttpClient> http_;
   std::unique_ptr<SmtpClient> smtp_;
   std::unique_ptr<Delivery> delivery_;
-  Outcome released_;  // what the release checks of the current delivery round decided
+  std::unique_ptr<Actions> actions_;  // before delivery: a notification's action is taken first
+  Outcome released_;                  // what the release checks of the current delivery round decided
   std::unique_ptr<OperatorChannel> operators_;
   std::unique_ptr<PipelineIntake> push_intake_;
   std::unique_ptr<PushEndpoint> push_;

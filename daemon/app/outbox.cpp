@@ -58,6 +58,15 @@ void print_entry(const OutboxEntry& e, const std::vector<OutboxDecision>& decisi
     out << "outcome:         unknown: its send was cut off and " << to_string(n.channel)
         << "'s provider does not deduplicate; check the provider's log, then tactd outbox resolve " << e.id
         << " delivered|retry|drop\n";
+  if (!n.action.empty()) {
+    out << "action:          " << n.action << ", " << to_string(e.action_state) << " after " << e.action_attempts
+        << (e.action_attempts == 1 ? " attempt" : " attempts");
+    if (e.action_state == ActionState::kPending && e.action_next)
+      out << ", next " << format_rfc3339(*e.action_next, n.time_zone);
+    if (e.action_state == ActionState::kPending) out << " (the message waits for it)";
+    if (e.action_state == ActionState::kFailed) out << " (the message goes without it)";
+    out << "\n";
+  }
   if (n.subject) out << "subject:         " << *n.subject << "\n";
   out << "\n" << n.body << (n.body.empty() || n.body.back() != '\n' ? "\n" : "") << "\n";
   out << "decisions:       " << (decisions.empty() ? "none recorded" : "") << "\n";

@@ -34,7 +34,7 @@ struct KindMeaning {
   std::string_view kind;
   std::string_view meaning;
 };
-constexpr std::array<KindMeaning, 10> kKinds{{
+constexpr std::array<KindMeaning, 11> kKinds{{
     {"short_notice", "a change takes effect sooner than the rule's minimum notice; not sent"},
     {"missing_field", "the message lacks a field it cannot go without; not sent"},
     {"no_channel", "no contact detail reaches the customer; not sent"},
@@ -46,6 +46,7 @@ constexpr std::array<KindMeaning, 10> kKinds{{
     {"dead_letter", "the provider refused the message, or its retries ran out; given up"},
     {"unknown_outcome",
      "a send was cut off by a crash or a stop, and the provider does not deduplicate; held until resolved"},
+    {"action_failed", "a rule's action (a voucher) failed for good; the message went without it"},
 }};
 
 // Position of `kind` in kKinds; unknown kinds after the known ones.

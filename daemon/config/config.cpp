@@ -271,6 +271,48 @@ void read_http_source(TableReader& r, const std::filesystem::path& base, Secrets
   }
 }
 
+constexpr DurationRange kActionTimeout{seconds{1}, minutes{2}, "between 1s and 2m"};
+
+// One [[action]] table, appended to config.actions when it is sound.
+void read_action(const toml::table& table, const std::string& file, const std::filesystem::path& base, Secrets secrets,
+                 Diagnostics& errors, Config& config) {
+  const auto action_name = table["name"].value<std::string>();
+  TableReader r(table, file, action_name ? "action '" + *action_name + "'" : "an [[action]]", errors);
+  ActionConfig action;
+  action.name = r.string("name", true).value_or("");
+  if (action_name) {
+    if (action.name.empty() ||
+        action.name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
+            std::string::npos)
+      r.error("name", "an action's 'name' may only use letters, digits, '_' and '-', like \"voucher\"");
+    if (config.action(action.name)) r.error("name", "action '" + action.name + "' is configured twice");
+  }
+  action.url = r.string("url", true).value_or("");
+  if (!action.url.empty() && action.url.rfind("http://", 0) != 0 && action.url.rfind("https://", 0) != 0)
+    r.error("url", "'url' must start with https:// (or http://)");
+  const bool inline_secret = r.string("secret").has_value();
+  if (inline_secret)
+    r.error("secret",
+            "the key stays out of the configuration: give it in 'secret_file', 'secret_env' or "
+            "'secret_credential'");
+  action.secret = read_secret(r, "secret", base, secrets);
+  if (action.secret.empty() && !inline_secret)
+    r.error("url",
+            "an action is signed (X-Tactd-Signature): give its key in 'secret_file', 'secret_env' or "
+            "'secret_credential'");
+  if (auto v = r.integer("max_attempts")) {
+    if (*v < 1 || *v > 20)
+      r.error("max_attempts", "'max_attempts' must be between 1 and 20");
+    else
+      action.max_attempts = static_cast<int>(*v);
+  }
+  if (auto d = read_duration(r, "timeout", kActionTimeout)) action.timeout = *d;
+  if (auto d = read_duration(r, "backoff", kBackoff)) action.backoff = *d;
+  if (auto d = read_duration(r, "max_backoff", kMaxBackoff)) action.max_backoff = *d;
+  r.finish();
+  config.actions.push_back(std::move(action));
+}
+
 // One [[channel]] table, appended to config.channels when it is sound.
 void read_channel(const toml::table& table, const std::string& file, const std::filesystem::path& base, Secrets secrets,
                   Diagnostics& errors, Config& config) {
@@ -627,6 +669,8 @@ std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Dia
   if (const toml::table* section = top.table("operators"))
     read_operators(*section, name, base, secrets, errors, *config);
   if (const toml::table* section = top.table("inbound")) read_inbound(*section, name, base, secrets, errors, *config);
+  if (const toml::array* actions = top.tables("action"))
+    for (const auto& node : *actions) read_action(*node.as_table(), name, base, secrets, errors, *config);
   top.finish();
   if (errors.size() != errors_before) return nullptr;
   return config;
@@ -635,6 +679,12 @@ std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Dia
 const ChannelConfig* Config::channel(Channel wanted) const {
   for (const auto& c : channels)
     if (c.channel == wanted) return &c;
+  return nullptr;
+}
+
+const ActionConfig* Config::action(std::string_view name) const {
+  for (const auto& a : actions)
+    if (a.name == name) return &a;
   return nullptr;
 }
 

@@ -93,7 +93,15 @@
 //   forward_webhook = "https://desk.example/hooks/tactd"
 //   forward_secret_file = "desk-secret"          # forward_webhook: X-Tactd-Signature
 //
-// The full reference is docs/configuration.md; replies: docs/replies.md.
+//   [[action]]                       # taken before a rule's message is sent
+//   name        = "voucher"          # rules say action = "voucher"
+//   url         = "https://shop.example/api/vouchers"
+//   secret_file = "voucher-secret"   # X-Tactd-Signature; or secret_env, secret_credential
+//   timeout     = "5s"
+//   max_attempts = 3
+//
+// The full reference is docs/configuration.md; replies: docs/replies.md;
+// actions: docs/actions.md.
 #pragma once
 
 #include <filesystem>
@@ -295,6 +303,24 @@ struct OperatorsConfig {
   bool operator==(const OperatorsConfig&) const = default;
 };
 
+// An action a rule takes before its message is sent ([[action]]): a POST of
+// the entity's fields to the shop's API (a voucher, a refund), HMAC-signed
+// like the webhooks, whose JSON answer the template shows as {{action.*}}.
+// docs/actions.md.
+struct ActionConfig {
+  std::string name;  // what rules name in `action = "..."`
+  std::string url;   // https:// (or http://)
+  // The HMAC-SHA256 key of X-Tactd-Signature, from secret_file, _env or
+  // _credential. Never logged.
+  std::string secret;
+  Duration timeout = std::chrono::seconds{5};      // one attempt
+  int max_attempts = 3;                            // then the message goes without
+  Duration backoff = std::chrono::seconds{2};      // the first retry's ceiling; doubles
+  Duration max_backoff = std::chrono::minutes{5};  // the ceiling of the ceilings
+
+  bool operator==(const ActionConfig&) const = default;
+};
+
 struct Config {
   std::filesystem::path file;  // the tactd.toml it was read from
   std::filesystem::path rules_dir;
@@ -337,9 +363,12 @@ struct Config {
   std::vector<ChannelConfig> channels;  // at most one per Channel
   std::optional<OperatorsConfig> operators;
   std::optional<InboundConfig> inbound;
+  std::vector<ActionConfig> actions;  // names unique
 
   // The channel configured for `channel`, or nullptr.
   const ChannelConfig* channel(Channel channel) const;
+  // The [[action]] named `name`, or nullptr.
+  const ActionConfig* action(std::string_view name) const;
 };
 
 // Whether load_config reads the secrets' files and environment variables.

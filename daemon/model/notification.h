@@ -63,6 +63,13 @@ struct Notification {
   // The change that triggered it ({"field", "old", "new"}), so that it can
   // be rendered again when it is released; null for timers.
   nlohmann::json event;
+  // The [[action]] its rule takes before it is sent (a voucher's API); empty:
+  // none. The delivery side takes it once, stores the answer with the outbox
+  // row, and renders the message again with it.
+  std::string action;
+  // What the action answered (a JSON object), once taken; null while it is
+  // still to be taken, when it failed for good, or without an action.
+  nlohmann::json action_answer;
 };
 
 // One contact with a customer: the memory that policies and templates use.

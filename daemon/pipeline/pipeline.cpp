@@ -281,7 +281,8 @@ std::optional<std::string> Pipeline::overtaken_by(const Notification& n, Timesta
 
 std::optional<Notification> Pipeline::release(const OutboxEntry& entry, Outcome& outcome) {
   const Notification& n = entry.notification;
-  if (unchanged_since_rendered(entry)) return n;  // the slow way would come to the same message
+  // A message with an action was rendered before its answer came: always rendered again.
+  if (n.action.empty() && unchanged_since_rendered(entry)) return n;  // the slow way would come to the same message
   const Timestamp now = clock_.now();
   // tactd's own messages (an opt-out's confirmation) follow no rule.
   if (n.rule.starts_with(kOwnRulePrefix)) return n;
@@ -306,7 +307,8 @@ std::optional<Notification> Pipeline::release(const OutboxEntry& entry, Outcome&
   const Rule& rule = *snapshot_.rules->find(n.rule);
   const Linked& linked = *view;
   MessageContext context = message_context(rule, n.entity, linked, n.event);
-  context.locale = n.locale;  // the language it was decided in stays
+  context.locale = n.locale;         // the language it was decided in stays
+  context.action = n.action_answer;  // what its action answered, stored with the row
   std::string error;
   auto rendered =
       snapshot_.templates->render(context.locale, rule.template_name, n.channel, template_data(context), error);
@@ -473,19 +475,12 @@ bool Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& li
     outcome.problems.push_back({rule.id, "render_failed", entity.ref.str() + ": rule '" + rule.id + "': " + error});
     return false;
   }
-  Notification notification{idempotency_key(intent, rule.once),
-                            decision.send_at,
-                            rule.id,
-                            rule.kind,
-                            linked.customer,
-                            entity.ref,
-                            decision.channel,
-                            decision.to,
-                            rendered->subject,
-                            rendered->body,
-                            context.locale,
-                            context.time_zone,
-                            event};
+  Notification notification{idempotency_key(intent, rule.once), decision.send_at, rule.id, rule.kind, linked.customer,
+                            entity.ref, decision.channel, decision.to, rendered->subject, rendered->body,
+                            context.locale, context.time_zone, event,
+                            // Its action is taken by the delivery side when it falls due; until
+                            // then it is rendered without one (an optional action not configured: never).
+                            config.action(rule.action) ? rule.action : std::string(), nullptr};
   const std::string why = decision.code.empty()
                               ? std::string()
                               : "waits until " + format_rfc3339(decision.send_at, context.time_zone) + " (" +
@@ -574,6 +569,7 @@ void Pipeline::entity_written(const Entity& entity, const Entity* previous) {
 }
 
 void Pipeline::remember_rendered(const Rule& rule, const Notification& n, const Linked& linked) {
+  if (!n.action.empty()) return;  // rendered again with its action's answer in any case
   // What the release check reads of the outbox changes with this very
   // enqueue (`sent`, last_contact_at) or with deliveries (`history`);
   // partials and changed delimiters may hide such a name.

@@ -57,6 +57,16 @@ std::optional<Snapshot> load_snapshot(const std::filesystem::path& config_file, 
       }
     }
   }
+  for (const auto& rule : snapshot.rules->rules()) {
+    if (rule.action.empty() || rule.action_optional || snapshot.config->action(rule.action)) continue;
+    std::string known;
+    for (const auto& action : snapshot.config->actions) known += (known.empty() ? "" : ", ") + action.name;
+    errors.push_back(Diagnostic{
+        rule.file, rule.action_line, rule.action_column,
+        "rule '" + rule.id + "' takes action '" + rule.action + "', which " + snapshot.config->file.string() +
+            " does not configure (" + (known.empty() ? std::string("it has no [[action]]") : "its actions: " + known) +
+            "); add an [[action]] named '" + rule.action + "', or say action_optional = true to send without it"});
+  }
   if (errors.size() != errors_before) return std::nullopt;
   snapshot.rules = snapshot.rules->with_derived_requirements(
       [&](const Rule& rule) { return derive_requirements(rule, *snapshot.templates, snapshot.config->locales); });

@@ -41,12 +41,16 @@ struct MessageContext {
   std::string locale;            // e.g. "nl"
   std::string time_zone;         // IANA zone of the customer
   std::string merchant;          // who signs: the entity's merchant or the configured one
+  // What the rule's action answered (a JSON object), or null: none taken
+  // (yet), or it failed.
+  nlohmann::json action;
 };
 
 // The data a template sees (documented in docs/templates.md): each entity's
 // fields ready for display (money in the entity's currency, times in the
 // customer's zone, both in the locale's style), the raw values under `raw`,
-// `merchant`, `kind`, `rule`, `event` and `history`.
+// `merchant`, `kind`, `rule`, `event`, `history` and, when the rule's action
+// answered, `action` (its JSON object as given).
 nlohmann::json template_data(const MessageContext& context);
 
 struct Rendered {

@@ -124,6 +124,9 @@ nlohmann::json template_data(const MessageContext& c) {
   data["history"] = {{"count", c.history.size()}, {"any", !c.history.empty()}, {"first", c.history.empty()}};
   if (!list.empty()) data["history"]["last"] = list.back();
   data["history"]["list"] = std::move(list);
+  // The answer of the rule's action, as the endpoint gave it; absent when
+  // there is none, so that {{^action}} says something without it.
+  if (c.action.is_object() && !c.action.empty()) data["action"] = c.action;
   return data;
 }
 

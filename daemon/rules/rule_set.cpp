@@ -252,6 +252,20 @@ std::optional<Rule> read_rule(const toml::table& table, const std::string& file,
     else
       rule.cooldown = *d;
   }
+  if (auto action = r.string("action")) {
+    rule.action = *action;
+    rule.action_line = r.line("action");
+    rule.action_column = r.column("action");
+    if (rule.action.empty() ||
+        rule.action.find_first_not_of("abcdefghijklmnopqrstuvwxyz"
+                                      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != std::string::npos)
+      r.error("action", "'action' names an [[action]] of the configuration (letters, digits, '_' and '-'), not '" +
+                            rule.action + "'");
+  }
+  if (auto optional = r.boolean("action_optional")) {
+    rule.action_optional = *optional;
+    if (rule.action.empty()) r.error("action_optional", "'action_optional' is only for a rule with an 'action'");
+  }
   (void)r.string("description");
   r.finish();
   if (errors.size() != errors_before) return std::nullopt;

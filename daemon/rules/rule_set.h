@@ -11,6 +11,8 @@
 //   once     = true
 //   cooldown = "1h"
 //   requires = ["order.cancel_reason"]         # fields the message cannot go without
+//   action   = "voucher"                       # an [[action]] taken before sending
+//   action_optional = true                     # no such [[action]] configured: send without
 //
 // The rule language is documented in docs/rules.md.
 #pragma once
@@ -109,6 +111,14 @@ struct Rule {
   std::vector<FieldRef> required;
   bool required_written = false;  // `requires` was given
   bool required_derived = false;
+  // The [[action]] of the configuration taken before the message is sent
+  // (a voucher from the shop's API, usable in the template as {{action.*}});
+  // empty: none. A name no [[action]] has is a configuration error, unless
+  // `action_optional`: then the rule sends without one (load_snapshot).
+  std::string action;
+  bool action_optional = false;
+  int action_line = 0;  // where `action` was written
+  int action_column = 0;
   std::string file;  // where it was defined, for messages
   int line = 0;
   // The rule's TOML table as written back by the parser: two rules with the

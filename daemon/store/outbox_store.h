@@ -20,6 +20,14 @@ namespace tactd {
 enum class OutboxStatus { kPending, kDelivered, kDead, kDropped, kOvertaken, kUnknown };
 std::string_view to_string(OutboxStatus status);
 
+// Where an entry's action (Notification::action) stands. kPending: still to
+// be taken; the entry is not due for delivery (due_notifications(),
+// next_notification()) until it is done or failed. kDone: its answer is in
+// Notification::action_answer. kFailed: failed for good; the message goes
+// without it.
+enum class ActionState { kNone, kPending, kDone, kFailed };
+std::string_view to_string(ActionState state);
+
 struct OutboxEntry {
   long long id = 0;
   Notification notification;
@@ -31,6 +39,10 @@ struct OutboxEntry {
   // set when no attempt is under way, the process died or stopped during
   // the send and the outcome is unknown (settle_interrupted()).
   std::optional<Timestamp> sending_since;
+  ActionState action_state = ActionState::kNone;
+  int action_attempts = 0;
+  std::optional<Timestamp> action_next;  // a retry's time; unset: notification.at
+  std::string action_detail;             // the last attempt's outcome, for people
   // Set when the row cannot be read (an unknown kind or channel, an event
   // that is not JSON): the row was set aside to the dead letter with this
   // reason, and only id, status and last_error hold.
@@ -141,6 +153,20 @@ class OutboxStore {
   virtual std::optional<OutboxEntry> outbox_entry(long long outbox_id) const = 0;
   // The entry's attempts, oldest first.
   virtual std::vector<DeliveryAttempt> attempts(long long outbox_id) const = 0;
+
+  // --- actions taken before sending ---
+  // Pending entries whose action is still to be taken and due at or before
+  // `until` (their due time, or a retry's), earliest first, at most `limit`.
+  virtual std::vector<OutboxEntry> due_actions(Timestamp until, std::size_t limit) const = 0;
+  // The earliest such due time.
+  virtual std::optional<Timestamp> next_action() const = 0;
+  // Records an attempt of the entry's action at `at`: kDone with its
+  // `answer` (a JSON object), kPending to try again at `retry_at`, or
+  // kFailed (the message goes without it). The decision "action" with
+  // `detail` is recorded with it. Atomic like mark_delivered. Returns false,
+  // changing nothing, when the entry's action was not pending any more.
+  virtual bool record_action(long long outbox_id, Timestamp at, ActionState state, const nlohmann::json& answer,
+                             std::optional<Timestamp> retry_at, const std::string& detail) = 0;
 
   // Pending notifications due (or due for a retry) at or before `until`,
   // earliest first: at most `limit`, and only `channel`'s when given.

@@ -246,6 +246,19 @@ CREATE INDEX outbox_due_by_channel ON outbox (channel, COALESCE(next_attempt_at,
     Migration{12, "entity versions", R"sql(
 ALTER TABLE entities ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
 )sql"},
+    // A rule's action (a voucher from the shop's API) is taken before its
+    // message is sent, and its answer kept with the row, so that a restart
+    // between the action and the send reuses it instead of asking again.
+    Migration{13, "actions before sending", R"sql(
+ALTER TABLE outbox ADD COLUMN action TEXT;           -- the rule's [[action]]; NULL: none
+ALTER TABLE outbox ADD COLUMN action_state TEXT;     -- 'pending', 'done', 'failed'; NULL: no action
+ALTER TABLE outbox ADD COLUMN action_answer TEXT;    -- JSON object the endpoint answered ('done')
+ALTER TABLE outbox ADD COLUMN action_attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE outbox ADD COLUMN action_next_at INTEGER;  -- ms since the epoch; a retry's time
+ALTER TABLE outbox ADD COLUMN action_detail TEXT;      -- the last attempt's outcome
+CREATE INDEX outbox_action_due ON outbox (COALESCE(action_next_at, due_at))
+  WHERE status = 'pending' AND action_state = 'pending';
+)sql"},
 };
 
 // Versions run 1, 2, 3, ... in order, so "the highest applied" is the schema.
@@ -340,7 +353,11 @@ Reply read_reply(SQLite::Statement& q) {
 
 constexpr const char* kNotificationColumns =
     "id, idempotency_key, due_at, rule, kind, customer, entity, channel, recipient, subject, body, locale, "
-    "time_zone, status, attempts, next_attempt_at, last_error, event, sending_since";
+    "time_zone, status, attempts, next_attempt_at, last_error, event, sending_since, action, action_state, "
+    "action_answer, action_attempts, action_next_at, action_detail";
+
+constexpr std::array<std::pair<ActionState, std::string_view>, 3> kActionStates{
+    {{ActionState::kPending, "pending"}, {ActionState::kDone, "done"}, {ActionState::kFailed, "failed"}}};
 
 OutboxEntry read_entry(SQLite::Statement& q) {
   OutboxEntry e;
@@ -370,6 +387,24 @@ OutboxEntry read_entry(SQLite::Statement& q) {
     }
   }
   if (!q.getColumn(18).isNull()) e.sending_since = from_millis(q.getColumn(18).getInt64());
+  if (!q.getColumn(19).isNull()) n.action = q.getColumn(19).getString();
+  if (!q.getColumn(20).isNull()) {
+    const std::string state = q.getColumn(20).getString();
+    const auto known = std::find_if(kActionStates.begin(), kActionStates.end(),
+                                    [&](const auto& entry) { return entry.second == state; });
+    if (known == kActionStates.end()) throw CorruptRow("unknown action state '" + state + "'");
+    e.action_state = known->first;
+  }
+  if (!q.getColumn(21).isNull()) {
+    try {
+      n.action_answer = nlohmann::json::parse(q.getColumn(21).getString());
+    } catch (const nlohmann::json::exception& error) {
+      throw CorruptRow(std::string("its action's answer is not JSON: ") + error.what());
+    }
+  }
+  e.action_attempts = q.getColumn(22).getInt();
+  if (!q.getColumn(23).isNull()) e.action_next = from_millis(q.getColumn(23).getInt64());
+  if (!q.getColumn(24).isNull()) e.action_detail = q.getColumn(24).getString();
   return e;
 }
 
@@ -561,8 +596,9 @@ class SqliteStore final : public Store {
     return guard("enqueue " + n.idempotency_key, [&] {
       SQLite::Statement& q = prepared(
           "INSERT INTO outbox (idempotency_key, created_at, due_at, rule, kind, customer, entity, "
-          "channel, recipient, subject, body, locale, time_zone, event, message_ref, recipient_key, status) "
-          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending') "
+          "channel, recipient, subject, body, locale, time_zone, event, message_ref, recipient_key, action, "
+          "action_state, status) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending') "
           "ON CONFLICT (idempotency_key) DO NOTHING");
       q.bind(1, n.idempotency_key);
       q.bind(2, static_cast<int64_t>(millis(n.at)));
@@ -580,6 +616,10 @@ class SqliteStore final : public Store {
       if (!n.event.is_null()) q.bind(14, n.event.dump());
       if (n.channel == Channel::kEmail) q.bind(15, message_ref(n.idempotency_key));
       q.bind(16, address_key(n.channel, n.to));
+      if (!n.action.empty()) {
+        q.bind(17, n.action);
+        q.bind(18, "pending");
+      }
       if (q.exec() != 1) return false;
       last_enqueued_ = db_.getLastInsertRowid();
       insert_decision(last_enqueued_, n.at, "queued", why);
@@ -954,10 +994,12 @@ class SqliteStore final : public Store {
       static const std::string kAll = std::string("SELECT ") + kNotificationColumns +
                                       " FROM outbox WHERE status = 'pending' AND sending_since IS NULL "
                                       "AND COALESCE(next_attempt_at, due_at) <= ?1 "
+                                      "AND (action_state IS NULL OR action_state != 'pending') "
                                       "ORDER BY COALESCE(next_attempt_at, due_at), id LIMIT ?3";
       static const std::string kOfChannel = std::string("SELECT ") + kNotificationColumns +
                                             " FROM outbox WHERE status = 'pending' AND sending_since IS NULL "
                                             "AND channel = ?2 AND COALESCE(next_attempt_at, due_at) <= ?1 "
+                                            "AND (action_state IS NULL OR action_state != 'pending') "
                                             "ORDER BY COALESCE(next_attempt_at, due_at), id LIMIT ?3";
       SQLite::Statement& q = prepared(channel ? kOfChannel : kAll);
       q.bind(1, static_cast<int64_t>(millis(until)));
@@ -967,11 +1009,53 @@ class SqliteStore final : public Store {
     });
   }
 
+  std::vector<OutboxEntry> due_actions(Timestamp until, std::size_t limit) const override {
+    return guard("read due actions", [&] {
+      SQLite::Statement& q = prepared(std::string("SELECT ") + kNotificationColumns +
+                                      " FROM outbox WHERE status = 'pending' AND action_state = 'pending' "
+                                      "AND COALESCE(action_next_at, due_at) <= ? "
+                                      "ORDER BY COALESCE(action_next_at, due_at), id LIMIT ?");
+      q.bind(1, static_cast<int64_t>(millis(until)));
+      q.bind(2, limit == kNoLimit ? int64_t{-1} : static_cast<int64_t>(limit));
+      return read_entries(q, false);
+    });
+  }
+
+  std::optional<Timestamp> next_action() const override {
+    return guard("read the next action", [&]() -> std::optional<Timestamp> {
+      SQLite::Statement& q = prepared(
+          "SELECT MIN(COALESCE(action_next_at, due_at)) FROM outbox WHERE status = 'pending' AND "
+          "action_state = 'pending'");
+      if (!q.executeStep() || q.getColumn(0).isNull()) return std::nullopt;
+      return from_millis(q.getColumn(0).getInt64());
+    });
+  }
+
+  bool record_action(long long outbox_id, Timestamp at, ActionState state, const nlohmann::json& answer,
+                     std::optional<Timestamp> retry_at, const std::string& detail) override {
+    return guard("record the action of outbox entry " + std::to_string(outbox_id), [&] {
+      std::optional<SQLite::Transaction> own;
+      if (!in_transaction_) own.emplace(db_, kWriter);
+      SQLite::Statement& q = prepared(
+          "UPDATE outbox SET action_state = ?, action_answer = ?, action_attempts = action_attempts + 1, "
+          "action_next_at = ?, action_detail = ? WHERE id = ? AND action_state = 'pending'");
+      q.bind(1, std::string(to_string(state)));
+      if (state == ActionState::kDone) q.bind(2, answer.dump());
+      if (state == ActionState::kPending && retry_at) q.bind(3, static_cast<int64_t>(millis(*retry_at)));
+      q.bind(4, detail);
+      q.bind(5, static_cast<int64_t>(outbox_id));
+      const bool changed = q.exec() == 1;
+      if (changed) insert_decision(outbox_id, at, "action", detail);
+      if (own) own->commit();
+      return changed;
+    });
+  }
+
   std::optional<Timestamp> next_notification() const override {
     return guard("read the next notification", [&]() -> std::optional<Timestamp> {
       SQLite::Statement& q = prepared(
           "SELECT MIN(COALESCE(next_attempt_at, due_at)) FROM outbox WHERE status = 'pending' AND "
-          "sending_since IS NULL");
+          "sending_since IS NULL AND (action_state IS NULL OR action_state != 'pending')");
       if (!q.executeStep() || q.getColumn(0).isNull()) return std::nullopt;
       return from_millis(q.getColumn(0).getInt64());
     });
@@ -1480,6 +1564,12 @@ class SqliteStore final : public Store {
 };
 
 }  // namespace
+
+std::string_view to_string(ActionState state) {
+  for (const auto& [s, name] : kActionStates)
+    if (s == state) return name;
+  return "none";
+}
 
 std::string_view to_string(OutboxStatus status) {
   for (const auto& [s, name] : kStatuses)

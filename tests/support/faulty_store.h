@@ -74,6 +74,15 @@ class FaultyStore final : public Store {
     refuse("claim " + std::to_string(ids.size()) + " outbox entries");
     inner_.claim(ids, at);
   }
+  std::vector<OutboxEntry> due_actions(Timestamp until, std::size_t limit) const override {
+    return inner_.due_actions(until, limit);
+  }
+  std::optional<Timestamp> next_action() const override { return inner_.next_action(); }
+  bool record_action(long long id, Timestamp at, ActionState state, const nlohmann::json& answer,
+                     std::optional<Timestamp> retry_at, const std::string& detail) override {
+    refuse("record the action of outbox entry " + std::to_string(id));
+    return inner_.record_action(id, at, state, answer, retry_at, detail);
+  }
   std::vector<OutboxEntry> interrupted() const override { return inner_.interrupted(); }
   bool settle_interrupted(long long id, Timestamp at, bool retry, const std::string& detail) override {
     refuse("settle the cut-off send of outbox entry " + std::to_string(id));

@@ -2,7 +2,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <map>
 #include <random>
+
+#include "channels/actions.h"
+#include "signing/signing.h"
 
 using namespace tactd;
 using namespace std::chrono_literals;
@@ -114,4 +118,59 @@ TEST_CASE("retries back off exponentially with full jitter, capped, and never be
   CHECK(retry_delay(2s, 1h, 30, 0.5) == 30min);  // ceiling capped at 1h
   CHECK(retry_delay(2s, 1h, 1, 0.5, 7s) == 7s);
   CHECK(retry_delay(2s, 1h, 5, 0.99, 7s) > 7s);
+}
+
+TEST_CASE("an action's request is signed JSON with a key derived from the notification's") {
+  ActionConfig action;
+  action.name = "voucher";
+  action.url = "https://shop.example/api/vouchers";
+  action.secret = "k";
+  action.timeout = 3s;
+  Notification n;
+  n.idempotency_key = "delivery-promise-broken|order/A-1|at";
+  n.rule = "delivery-promise-broken";
+  n.customer = "c-1";
+  n.entity = EntityRef{EntityType::kOrder, "A-1"};
+  n.at = at("2026-11-20T10:00:00Z");
+  const Timestamp now = at("2026-11-20T10:00:05Z");
+  const HttpClientRequest request = action_request(action, n, {{"total", 42}}, now);
+  CHECK(request.method == "POST");
+  CHECK(request.url == action.url);
+  CHECK(request.timeout == 3s);
+  std::map<std::string, std::string> headers(request.headers.begin(), request.headers.end());
+  CHECK(headers["Idempotency-Key"] == action_idempotency_key(n.idempotency_key));
+  CHECK(headers["Idempotency-Key"].size() == std::string("tactd-action-").size() + 32);
+  CHECK(action_idempotency_key(n.idempotency_key) != action_idempotency_key(n.idempotency_key + "x"));
+  CHECK(headers["X-Tactd-Timestamp"] == "1795168805");
+  CHECK(headers["X-Tactd-Signature"] == webhook_signature("k", "1795168805", request.body));
+  const auto body = nlohmann::json::parse(request.body);
+  CHECK(body["entity"] == nlohmann::json{{"type", "order"}, {"id", "A-1"}, {"fields", {{"total", 42}}}});
+  CHECK(body["customer"] == "c-1");
+  CHECK(body["idempotency_key"] == n.idempotency_key);
+}
+
+TEST_CASE("an action's answer is taken as a JSON object, retried when it may come later, else failed") {
+  const Timestamp now = at("2026-11-20T10:00:00Z");
+  const auto judged = [&](long status, std::string body, std::string error = "") {
+    HttpClientResponse response;
+    response.status = status;
+    response.body = std::move(body);
+    response.error = std::move(error);
+    return judge_action(response, now);
+  };
+  auto ok = judged(201, R"({"code": "SORRY-1", "amount": "EUR 5"})");
+  CHECK(ok.state == ActionState::kDone);
+  CHECK(ok.answer["code"] == "SORRY-1");
+  CHECK(ok.detail == "HTTP 201, answered amount, code");
+  CHECK(judged(0, "", "Timeout was reached").state == ActionState::kPending);
+  CHECK(judged(503, "busy").state == ActionState::kPending);
+  CHECK(judged(429, "").state == ActionState::kPending);
+  auto refused = judged(422, R"({"error": "not eligible"})");
+  CHECK(refused.state == ActionState::kFailed);
+  CHECK_THAT(refused.detail, Catch::Contains("refused: HTTP 422"));
+  auto invalid = judged(200, "[1, 2]");
+  CHECK(invalid.state == ActionState::kFailed);
+  CHECK_THAT(invalid.detail, Catch::StartsWith("invalid answer: HTTP 200"));
+  CHECK(judged(200, "not json").state == ActionState::kFailed);
+  CHECK(judged(302, "").state == ActionState::kFailed);
 }

@@ -724,3 +724,70 @@ TEST_CASE("[inbound] reads its listener, public URL, secrets, pause and support 
                       "forward_webhook = \"desk.example\"\n"),
              Catch::Contains("'forward_webhook' must start with https://"));
 }
+
+TEST_CASE("action tables read their endpoint, signing key, timeout and attempts, and mistakes are reported") {
+  TempDir dir;
+  dir.write("voucher-key", "v-secret\n");
+  Diagnostics errors;
+  auto config = load_config(write_config(dir, R"toml([tactd]
+rules = "rules"
+templates = "templates"
+[[action]]
+name = "voucher"
+url = "https://shop.example/api/vouchers"
+secret_file = "voucher-key"
+timeout = "3s"
+max_attempts = 4
+backoff = "10s"
+[[action]]
+name = "refund"
+url = "http://127.0.0.1:8080/refunds"
+secret_file = "voucher-key"
+)toml"),
+                            errors);
+  INFO(all(errors));
+  REQUIRE(config);
+  REQUIRE(config->actions.size() == 2);
+  const ActionConfig* voucher = config->action("voucher");
+  REQUIRE(voucher);
+  CHECK(voucher->url == "https://shop.example/api/vouchers");
+  CHECK(voucher->secret == "v-secret");
+  CHECK(voucher->timeout == std::chrono::seconds{3});
+  CHECK(voucher->max_attempts == 4);
+  CHECK(voucher->backoff == std::chrono::seconds{10});
+  const ActionConfig* refund = config->action("refund");
+  REQUIRE(refund);
+  CHECK(refund->timeout == std::chrono::seconds{5});  // the defaults
+  CHECK(refund->max_attempts == 3);
+  CHECK_FALSE(config->action("gift"));
+
+  errors.clear();
+  CHECK_FALSE(load_config(write_config(dir, R"toml([tactd]
+rules = "rules"
+templates = "templates"
+[[action]]
+name = "voucher"
+url = "ftp://shop.example/vouchers"
+secret = "inline"
+timeout = "0s"
+max_attempts = 0
+[[action]]
+name = "voucher"
+url = "https://shop.example/vouchers"
+[[action]]
+name = "two words"
+url = "https://shop.example/vouchers"
+secret_file = "voucher-key"
+tiemout = "5s"
+)toml"),
+                          errors));
+  const std::string text = all(errors);
+  CHECK_THAT(text, Catch::Contains("tactd.toml:6:7: 'url' must start with https:// (or http://)"));
+  CHECK_THAT(text, Catch::Contains("tactd.toml:7:10: the key stays out of the configuration"));
+  CHECK_THAT(text, Catch::Contains("tactd.toml:8:11: 'timeout' must be between 1s and 2m"));
+  CHECK_THAT(text, Catch::Contains("tactd.toml:9:16: 'max_attempts' must be between 1 and 20"));
+  CHECK_THAT(text, Catch::Contains("tactd.toml:11:8: action 'voucher' is configured twice"));
+  CHECK_THAT(text, Catch::Contains("tactd.toml:12:7: an action is signed (X-Tactd-Signature)"));
+  CHECK_THAT(text, Catch::Contains("tactd.toml:14:8: an action's 'name' may only use letters"));
+  CHECK_THAT(text, Catch::Contains("unknown key 'tiemout' in action 'two words'"));
+}

@@ -416,3 +416,24 @@ TEST_CASE("the names a template shows outside every section are found, whatever 
   for (const char* none : {"order.id", "order.sent", "order.raw", "merchant", "history.last.at", "event.new", "order"})
     CHECK(entity_field_of(none).empty());
 }
+
+TEST_CASE("the shipped broken-promise apology offers the voucher its action answered, and none without one") {
+  MessageContext c = story("en", Kind::kApology, EntityType::kOrder);
+  c.entities["order"]["status"] = "shipped";
+  c.entities["order"]["promised_by"] = "2026-11-20T11:00:00Z";
+  const Rendered without = render_shipped("en", "delivery_late_apology", Channel::kEmail, c);
+  CHECK_THAT(without.body, !Catch::Contains("voucher"));
+  CHECK_THAT(without.body, Catch::Contains("arrange it.\n\nWith our apologies,"));
+  c.action = {{"code", "SORRY-5"}, {"amount", "€5"}};
+  const Rendered with = render_shipped("en", "delivery_late_apology", Channel::kEmail, c);
+  CHECK_THAT(with.body, Catch::Contains("arrange it.\n\nTo make up for the wait, here is a voucher worth €5: SORRY-5. "
+                                        "It is yours, whatever you decide.\n\nWith our apologies,"));
+  CHECK_THAT(render_shipped("en", "delivery_late_apology", Channel::kSms, c).body,
+             Catch::Contains("To make up for it: voucher SORRY-5 (€5)."));
+  CHECK_THAT(render_shipped("nl", "delivery_late_apology", Channel::kSms, c).body,
+             Catch::Contains("Als goedmaker: tegoedbon SORRY-5 (€5)."));
+  CHECK_THAT(render_shipped("nl", "delivery_late_apology", Channel::kEmail, c).body,
+             Catch::Contains("krijg je een tegoedbon van €5: SORRY-5. Die is van jou"));
+  c.action = nlohmann::json::object();  // an empty answer shows no voucher either
+  CHECK_THAT(render_shipped("en", "delivery_late_apology", Channel::kSms, c).body, !Catch::Contains("voucher"));
+}

@@ -502,3 +502,70 @@ channels = ["email"]
   CHECK_FALSE(set->reads(EntityType::kShipment, "eta"));
   CHECK_FALSE(set->reads(EntityType::kCustomer, "name"));
 }
+
+TEST_CASE("a rule's action must name a configured action unless it is optional, and the error says where") {
+  TempDir dir;
+  dir.write("voucher-key", "k\n");
+  const std::string base = "[tactd]\nrules = \"rules\"\ntemplates = \"templates\"\n[locale]\nsupported = [\"en\"]\n";
+  const std::string rule = R"toml(
+[[rule]]
+id = "late"
+kind = "apology"
+on = "order.status -> cancelled"
+template = "sorry"
+channels = ["sms"]
+action = "voucher"
+)toml";
+  dir.write("templates/en/sorry.sms.mustache", "Sorry.{{#action}} Code {{action.code}}.{{/action}}\n");
+  dir.write("rules/r.toml", rule);
+  dir.write("tactd.toml", base);
+  Diagnostics errors;
+  CHECK_FALSE(load_snapshot(dir.path() / "tactd.toml", errors));
+  CHECK_THAT(all(errors), Catch::Contains("r.toml:8:10: rule 'late' takes action 'voucher', which"));
+  CHECK_THAT(all(errors), Catch::Contains("it has no [[action]]"));
+  CHECK_THAT(all(errors), Catch::Contains("or say action_optional = true to send without it"));
+
+  dir.write("tactd.toml", base +
+                              "[[action]]\nname = \"refund\"\nurl = \"https://shop.example/refunds\"\n"
+                              "secret_file = \"voucher-key\"\n");
+  errors.clear();
+  CHECK_FALSE(load_snapshot(dir.path() / "tactd.toml", errors));
+  CHECK_THAT(all(errors), Catch::Contains("its actions: refund"));
+
+  dir.write("tactd.toml", base +
+                              "[[action]]\nname = \"voucher\"\nurl = \"https://shop.example/vouchers\"\n"
+                              "secret_file = \"voucher-key\"\n");
+  errors.clear();
+  auto snapshot = load_snapshot(dir.path() / "tactd.toml", errors);
+  INFO(all(errors));
+  REQUIRE(snapshot);
+  CHECK(snapshot->rules->find("late")->action == "voucher");
+  CHECK_FALSE(snapshot->rules->find("late")->action_optional);
+  // {{action.*}} is no entity field: nothing required of the data for it.
+  CHECK(snapshot->rules->find("late")->required.empty());
+
+  dir.write("rules/r.toml", rule + "action_optional = true\n");
+  dir.write("tactd.toml", base);
+  errors.clear();
+  snapshot = load_snapshot(dir.path() / "tactd.toml", errors);
+  INFO(all(errors));
+  REQUIRE(snapshot);
+  CHECK(snapshot->rules->find("late")->action_optional);
+
+  CHECK_THAT(parse_error("action = \"a voucher\""),
+             Catch::Contains("r.toml:7:10: 'action' names an [[action]] of the configuration"));
+  CHECK_THAT(parse_error("action_optional = true"),
+             Catch::Contains("r.toml:7:19: 'action_optional' is only for a rule with an 'action'"));
+}
+
+TEST_CASE("the shipped broken-promise apology offers the voucher action, optional so that none is needed") {
+  Diagnostics errors;
+  auto snapshot = load_snapshot(test::source_dir() / "config/tactd.toml", errors);
+  INFO(all(errors));
+  REQUIRE(snapshot);
+  const Rule* late = snapshot->rules->find("delivery-promise-broken");
+  REQUIRE(late);
+  CHECK(late->action == "voucher");
+  CHECK(late->action_optional);
+  CHECK(snapshot->config->actions.empty());
+}

@@ -17,7 +17,7 @@ using namespace std::chrono_literals;
 namespace {
 
 // The schema version a new database gets: the number of migrations.
-constexpr int kLatest = 12;
+constexpr int kLatest = 13;
 
 Timestamp at(const char* text) { return *parse_rfc3339(text); }
 
@@ -84,6 +84,11 @@ TEST_CASE("a database at an older schema version gets only the missing migration
   }
   {  // wind the file back to version 1, as an older tactd left it
     SQLite::Database db(path.string(), SQLite::OPEN_READWRITE);
+    db.exec(
+        "DROP INDEX outbox_action_due; ALTER TABLE outbox DROP COLUMN action; ALTER TABLE outbox DROP COLUMN "
+        "action_state;");
+    db.exec("ALTER TABLE outbox DROP COLUMN action_answer; ALTER TABLE outbox DROP COLUMN action_attempts;");
+    db.exec("ALTER TABLE outbox DROP COLUMN action_next_at; ALTER TABLE outbox DROP COLUMN action_detail;");
     db.exec("ALTER TABLE entities DROP COLUMN version;");
     db.exec("DROP INDEX outbox_due_by_channel;");
     db.exec("DROP TABLE replies; DROP TABLE opt_outs; DROP TABLE pauses; DROP INDEX outbox_message_ref;");
@@ -921,4 +926,49 @@ TEST_CASE("a customer's history is read newest first and bounded: entities, outb
   CHECK(opt_outs[0].channel == Channel::kSms);
   CHECK(opt_outs[0].reply_id == first);
   CHECK(store->customer_opt_outs("").empty());  // an address without a customer belongs to no one
+}
+
+TEST_CASE("an entry whose action is pending is not due for delivery until its answer is stored with it") {
+  auto store = Store::open_temporary();
+  const Timestamp t = at("2026-11-20T10:00:00Z");
+  Notification voucher = notification("k-action", "c1", t);
+  voucher.action = "voucher";
+  REQUIRE(store->enqueue(voucher));
+  const long long id = store->last_enqueued();
+  REQUIRE(store->enqueue(notification("k-plain", "c1", t)));
+  // Only the plain one may be sent; the other waits for its action.
+  auto due = store->due_notifications(t + 1min);
+  REQUIRE(due.size() == 1);
+  CHECK(due[0].notification.idempotency_key == "k-plain");
+  auto actions = store->due_actions(t + 1min, 10);
+  REQUIRE(actions.size() == 1);
+  CHECK(actions[0].id == id);
+  CHECK(actions[0].action_state == ActionState::kPending);
+  CHECK(store->next_action() == t);
+  CHECK(store->due_actions(t - 1min, 10).empty());
+
+  // A retry waits until its time, and stays out of delivery.
+  CHECK(store->record_action(id, t + 1s, ActionState::kPending, nullptr, t + 1min, "voucher: HTTP 503"));
+  CHECK(store->due_actions(t + 30s, 10).empty());
+  CHECK(store->due_actions(t + 1min, 10).size() == 1);
+  CHECK(store->due_notifications(t + 2min).size() == 1);
+
+  CHECK(store->record_action(id, t + 1min, ActionState::kDone, {{"code", "SORRY-1"}}, std::nullopt,
+                             "voucher: HTTP 201, answered code"));
+  CHECK_FALSE(store->record_action(id, t + 1min, ActionState::kFailed, nullptr, std::nullopt, "twice"));
+  CHECK(store->due_actions(t + 2min, 10).empty());
+  CHECK_FALSE(store->next_action());
+  due = store->due_notifications(t + 2min);
+  REQUIRE(due.size() == 2);
+  const auto entry = store->outbox_entry(id);
+  REQUIRE(entry);
+  CHECK(entry->notification.action == "voucher");
+  CHECK(entry->notification.action_answer == nlohmann::json{{"code", "SORRY-1"}});
+  CHECK(entry->action_state == ActionState::kDone);
+  CHECK(entry->action_attempts == 2);
+  CHECK(entry->action_detail == "voucher: HTTP 201, answered code");
+  const auto decisions = store->decisions(id);
+  REQUIRE(decisions.size() == 3);  // queued, and an action decision per attempt
+  CHECK(decisions[1].decision == "action");
+  CHECK(decisions[2].reason == "voucher: HTTP 201, answered code");
 }
