@@ -11,6 +11,7 @@
 #include "pipeline/linked.h"
 #include "pipeline/pipeline.h"
 #include "rules/expression.h"
+#include "scenario/reply_story.h"
 #include "scenario/scenario.h"
 #include "support/temp_dir.h"
 
@@ -26,40 +27,8 @@ InboundMessage sms(const std::string& from, const std::string& text, const std::
   return InboundMessage{Channel::kSms, "json", id, from, "+3197010203040", std::nullopt, text, {}};
 }
 
-class Desk {
+class Desk : public ReplyStory {
  public:
-  Desk() : clock(at("2026-11-20T09:00:00+01:00")) {
-    Diagnostics errors;
-    auto loaded = load_snapshot(source_dir() / "config/tactd.toml", errors);
-    REQUIRE(loaded);
-    Config with_inbound = *loaded->config;
-    with_inbound.inbound = InboundConfig{};
-    with_inbound.inbound->pause = std::chrono::hours{48};
-    config = std::make_shared<const Config>(std::move(with_inbound));
-    loaded->config = config;
-    snapshot = std::move(*loaded);
-    store = Store::open_temporary();
-    pipeline = std::make_unique<Pipeline>(snapshot, *store, clock);
-    desk = std::make_unique<ReplyDesk>(*store, clock);
-  }
-
-  Outcome observe(const std::string& line, const char* when) {
-    clock.advance_to(at(when));
-    std::string error;
-    auto observation = parse_observation(line, error);
-    REQUIRE(observation);
-    return pipeline->apply(*observation);
-  }
-
-  ReplyOutcome receive(const InboundMessage& message, const char* when) {
-    clock.advance_to(at(when));
-    auto transaction = store->begin();
-    ReplyOutcome out = desk->receive(message, *config);
-    transaction->commit();
-    if (out.reply.id != 0) pipeline->changed_outside(out.reply.customer);  // as the daemon does (received())
-    return out;
-  }
-
   std::optional<Notification> release(const OutboxEntry& entry, Outcome& outcome) {
     auto transaction = store->begin();
     auto out = pipeline->release(entry, outcome);
@@ -85,13 +54,6 @@ class Desk {
     REQUIRE(cancelled.notifications[0].channel == Channel::kSms);
     if (delivered) store->mark_delivered(store->outbox().front().id, clock.now());
   }
-
-  VirtualClock clock;
-  std::shared_ptr<const Config> config;
-  Snapshot snapshot;
-  std::unique_ptr<Store> store;
-  std::unique_ptr<Pipeline> pipeline;
-  std::unique_ptr<ReplyDesk> desk;
 };
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "inbound/reply_desk.h"
 #include "model/clock.h"
 #include "pipeline/pipeline.h"
+#include "scenario/reply_story.h"
 #include "scenario/scenario.h"
 #include "support/temp_dir.h"
 
@@ -25,50 +26,12 @@ InboundMessage sms(const std::string& from, const std::string& text) {
   return InboundMessage{Channel::kSms, "json", "", from, "+3197010203040", std::nullopt, text, {}};
 }
 
-// The pipeline and the reply desk over a temporary store, on a virtual clock.
-class Story {
+// The story of replies, with the timeline read from its store.
+class Story : public ReplyStory {
  public:
-  Story() : clock(at("2026-11-20T09:00:00+01:00")) {
-    Diagnostics errors;
-    auto loaded = load_snapshot(source_dir() / "config/tactd.toml", errors);
-    REQUIRE(loaded);
-    Config with_inbound = *loaded->config;
-    with_inbound.inbound = InboundConfig{};
-    config = std::make_shared<const Config>(std::move(with_inbound));
-    loaded->config = config;
-    snapshot = std::move(*loaded);
-    store = Store::open_temporary();
-    pipeline = std::make_unique<Pipeline>(snapshot, *store, clock);
-    desk = std::make_unique<ReplyDesk>(*store, clock);
-  }
-
-  Outcome observe(const std::string& line, const char* when) {
-    clock.advance_to(at(when));
-    std::string error;
-    auto observation = parse_observation(line, error);
-    REQUIRE(observation);
-    return pipeline->apply(*observation);
-  }
-
-  ReplyOutcome receive(const InboundMessage& message, const char* when) {
-    clock.advance_to(at(when));
-    auto transaction = store->begin();
-    ReplyOutcome out = desk->receive(message, *config);
-    transaction->commit();
-    if (out.reply.id != 0) pipeline->changed_outside(out.reply.customer);
-    return out;
-  }
-
   Timeline timeline(const std::string& customer = "c-42", std::size_t limit = kDefaultTimelineLimit) const {
     return build_timeline(*store, customer, clock.now(), limit);
   }
-
-  VirtualClock clock;
-  std::shared_ptr<const Config> config;
-  Snapshot snapshot;
-  std::unique_ptr<Store> store;
-  std::unique_ptr<Pipeline> pipeline;
-  std::unique_ptr<ReplyDesk> desk;
 };
 
 std::vector<std::string> types(const Timeline& timeline) {
