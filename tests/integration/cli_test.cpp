@@ -13,27 +13,12 @@
 #include "support/temp_dir.h"
 
 using Catch::Contains;
+using tactd::test::CliResult;
+using tactd::test::run_tactd;
 using tactd::test::slurp;
 using tactd::test::TempDir;
 
 namespace {
-
-struct Result {
-  int status = -1;
-  std::string out;
-  std::string err;
-};
-
-// Runs tactd with `args` (already shell-quoted where needed).
-Result run_tactd(const TempDir& dir, const std::string& args) {
-  const auto out = dir.path() / "stdout";
-  const auto err = dir.path() / "stderr";
-  const std::string command =
-      std::string("'") + TACTD_BINARY + "' " + args + " >'" + out.string() + "' 2>'" + err.string() + "' </dev/null";
-  const int raw = std::system(command.c_str());
-  REQUIRE(WIFEXITED(raw));
-  return Result{WEXITSTATUS(raw), slurp(out), slurp(err)};
-}
 
 std::string shipped(const char* relative) { return "'" + (tactd::test::source_dir() / relative).string() + "'"; }
 
@@ -49,7 +34,7 @@ std::filesystem::path copy_config(const TempDir& dir) {
 
 TEST_CASE("tactd check accepts the shipped configuration") {
   TempDir dir;
-  const Result r = run_tactd(dir, "check --config " + shipped("config/tactd.toml"));
+  const CliResult r = run_tactd(dir.path(), "check --config " + shipped("config/tactd.toml"));
   INFO(r.err);
   CHECK(r.status == 0);
   CHECK_THAT(r.out, Contains("OK"));
@@ -57,7 +42,7 @@ TEST_CASE("tactd check accepts the shipped configuration") {
 
 TEST_CASE("tactd check says what each rule's message cannot go without, and where that came from") {
   TempDir dir;
-  const Result r = run_tactd(dir, "check --config " + shipped("config/tactd.toml"));
+  const CliResult r = run_tactd(dir.path(), "check --config " + shipped("config/tactd.toml"));
   CHECK(r.status == 0);
   CHECK_THAT(r.out, Contains("\nrule 'price-change' requires subscription.price, subscription.next_price, "
                              "subscription.price_effective, subscription.price_reason\n"));
@@ -68,8 +53,9 @@ TEST_CASE("tactd check says what each rule's message cannot go without, and wher
 
 TEST_CASE("tactd simulate prints one JSON line per notification of the demo") {
   TempDir dir;
-  const Result r = run_tactd(dir, "simulate --config " + shipped("config/tactd.toml") + " --observations " +
-                                      shipped("config/demo/observations.jsonl") + " --until 2026-12-31T00:00:00Z");
+  const CliResult r =
+      run_tactd(dir.path(), "simulate --config " + shipped("config/tactd.toml") + " --observations " +
+                                shipped("config/demo/observations.jsonl") + " --until 2026-12-31T00:00:00Z");
   CHECK(r.status == 0);
   std::istringstream lines(r.out);
   int count = 0;
@@ -83,8 +69,8 @@ TEST_CASE("tactd simulate prints one JSON line per notification of the demo") {
 
 TEST_CASE("tactd simulate --format text is for people") {
   TempDir dir;
-  const Result r = run_tactd(dir, "simulate --config " + shipped("config/tactd.toml") + " --observations " +
-                                      shipped("config/demo/observations.jsonl") + " --format text");
+  const CliResult r = run_tactd(dir.path(), "simulate --config " + shipped("config/tactd.toml") + " --observations " +
+                                                shipped("config/demo/observations.jsonl") + " --format text");
   CHECK(r.status == 0);
   CHECK_THAT(r.out, Contains("apology (order-cancelled) to c-anna by sms +31612345678 [nl]"));
   CHECK_THAT(r.out, Contains("held back (order-cancelled): the customer opted out"));
@@ -94,8 +80,8 @@ TEST_CASE("tactd simulate --format text is for people") {
 TEST_CASE("a malformed observation makes simulate exit 1 after running the rest") {
   TempDir dir;
   const auto input = dir.write("in.jsonl", "{\"type\":\"order\"}\n");
-  const Result r =
-      run_tactd(dir, "simulate --config " + shipped("config/tactd.toml") + " --observations '" + input.string() + "'");
+  const CliResult r = run_tactd(
+      dir.path(), "simulate --config " + shipped("config/tactd.toml") + " --observations '" + input.string() + "'");
   CHECK(r.status == 1);
   CHECK_THAT(r.err, Contains("in.jsonl:1: rejected: field 'id' is missing or not a string"));
 }
@@ -111,7 +97,7 @@ when = "order.total > "
 template = "order_cancelled"
 channels = ["sms"]
 )");
-  const Result r = run_tactd(dir, "check --config '" + config.string() + "'");
+  const CliResult r = run_tactd(dir.path(), "check --config '" + config.string() + "'");
   CHECK(r.status == 1);
   CHECK_THAT(r.err, Contains(rule.string() + ":5:"));
   CHECK_THAT(r.err, Contains("1 problem"));
@@ -121,7 +107,7 @@ TEST_CASE("check fails when a rule's template is missing for a locale or channel
   TempDir dir;
   const auto config = copy_config(dir);
   std::filesystem::remove(dir.path() / "templates/nl/order_cancelled.sms.mustache");
-  const Result r = run_tactd(dir, "check --config '" + config.string() + "'");
+  const CliResult r = run_tactd(dir.path(), "check --config '" + config.string() + "'");
   CHECK(r.status == 1);
   CHECK_THAT(r.err, Contains("rule 'order-cancelled' needs the template"));
   CHECK_THAT(r.err, Contains("nl/order_cancelled.sms.mustache (locale nl, channel sms), which is missing"));
@@ -129,14 +115,14 @@ TEST_CASE("check fails when a rule's template is missing for a locale or channel
 
 TEST_CASE("bad command lines are refused with usage") {
   TempDir dir;
-  CHECK(run_tactd(dir, "").status == 2);
-  CHECK(run_tactd(dir, "frobnicate").status == 2);
-  const Result r = run_tactd(dir, "simulate --config x");
+  CHECK(run_tactd(dir.path(), "").status == 2);
+  CHECK(run_tactd(dir.path(), "frobnicate").status == 2);
+  const CliResult r = run_tactd(dir.path(), "simulate --config x");
   CHECK(r.status == 2);
   CHECK_THAT(r.err, Contains("missing --observations"));
-  CHECK(run_tactd(dir, "simulate --config " + shipped("config/tactd.toml") + " --observations - --until soon").status ==
-        2);
-  CHECK(run_tactd(dir, "help").status == 0);
+  CHECK(run_tactd(dir.path(), "simulate --config " + shipped("config/tactd.toml") + " --observations - --until soon")
+            .status == 2);
+  CHECK(run_tactd(dir.path(), "help").status == 0);
 }
 
 TEST_CASE("check reports a template that breaks the tone rules, with file, line and the rule") {
@@ -144,7 +130,7 @@ TEST_CASE("check reports a template that breaks the tone rules, with file, line 
   const auto config = copy_config(dir);
   const auto sms = dir.write("templates/en/first_order_thanks.sms.mustache",
                              "Dear customer, thanks for order {{order.id}}! Use code THANKS for a 10% discount.");
-  const Result r = run_tactd(dir, "check --config '" + config.string() + "'");
+  const CliResult r = run_tactd(dir.path(), "check --config '" + config.string() + "'");
   CHECK(r.status == 1);
   CHECK_THAT(r.err, Contains(sms.string() + ":1:"));
   CHECK_THAT(r.err, Contains("rule 'first-order-thanks'"));
@@ -154,7 +140,8 @@ TEST_CASE("check reports a template that breaks the tone rules, with file, line 
 
 TEST_CASE("preview shows a rule's message in every locale and channel from example data") {
   TempDir dir;
-  const Result r = run_tactd(dir, "preview --config " + shipped("config/tactd.toml") + " --rule order-cancelled");
+  const CliResult r =
+      run_tactd(dir.path(), "preview --config " + shipped("config/tactd.toml") + " --rule order-cancelled");
   INFO(r.err);
   CHECK(r.status == 0);
   for (const char* header : {"== order-cancelled: en, sms", "== order-cancelled: en, email",
@@ -172,8 +159,8 @@ TEST_CASE("preview renders for the last matching entity of given observations") 
 {"type":"order","id":"A-1","observed_at":"2026-11-20T10:00:00Z","fields":{"customer":"c-1","status":"cancelled","total":12.5,"merchant":"Bakkerij Bol","cancel_reason":"de oven is kapot"}}
 {"type":"order","id":"A-2","observed_at":"2026-11-20T11:00:00Z","fields":{"customer":"c-1","status":"placed"}}
 )");
-  const Result r = run_tactd(dir, "preview --config " + shipped("config/tactd.toml") +
-                                      " --rule order-cancelled --observations '" + input.string() + "'");
+  const CliResult r = run_tactd(dir.path(), "preview --config " + shipped("config/tactd.toml") +
+                                                " --rule order-cancelled --observations '" + input.string() + "'");
   INFO(r.err);
   CHECK(r.status == 0);
   CHECK_THAT(r.out, Contains("order/A-1 from"));
@@ -183,11 +170,11 @@ TEST_CASE("preview renders for the last matching entity of given observations") 
 
 TEST_CASE("preview of an unknown rule, or of observations where the rule never applies, says so") {
   TempDir dir;
-  CHECK(run_tactd(dir, "preview --config " + shipped("config/tactd.toml") + " --rule nope").status == 2);
+  CHECK(run_tactd(dir.path(), "preview --config " + shipped("config/tactd.toml") + " --rule nope").status == 2);
   const auto input = dir.write(
       "in.jsonl", R"({"type":"order","id":"A-2","observed_at":"2026-11-20T11:00:00Z","fields":{"status":"placed"}})");
-  const Result r = run_tactd(dir, "preview --config " + shipped("config/tactd.toml") +
-                                      " --rule order-cancelled --observations '" + input.string() + "'");
+  const CliResult r = run_tactd(dir.path(), "preview --config " + shipped("config/tactd.toml") +
+                                                " --rule order-cancelled --observations '" + input.string() + "'");
   CHECK(r.status == 1);
   CHECK_THAT(r.err, Contains("no order for which rule 'order-cancelled' would fire"));
 }
@@ -211,7 +198,7 @@ from = "BakkerijBol"
 secret_file = "sms.key"
 )toml";
   std::ofstream(config, std::ios::app) << channels;
-  Result r = run_tactd(dir, "preview --config '" + config.string() + "' --rule order-cancelled --request");
+  CliResult r = run_tactd(dir.path(), "preview --config '" + config.string() + "' --rule order-cancelled --request");
   INFO(r.out << r.err);
   CHECK(r.status == 0);
   CHECK_THAT(r.out, Contains("-- request (mailgun)\nPOST https://api.mailgun.net/v3/mg.bakkerij.example/messages\n"));
@@ -228,7 +215,7 @@ secret_file = "sms.key"
                std::string("https://api.mailgun.net/v3/mg.bakkerij.example/messages").size(),
                "smtp://mail.bakkerij.example:587");
   std::ofstream(config) << text;
-  r = run_tactd(dir, "preview --config '" + config.string() + "' --rule order-cancelled --request");
+  r = run_tactd(dir.path(), "preview --config '" + config.string() + "' --rule order-cancelled --request");
   CHECK(r.status == 0);
   CHECK_THAT(r.out, Contains("-- request (smtp)\nSMTP smtp://mail.bakkerij.example:587 (STARTTLS required)\n"
                              "AUTH shop ***\nMAIL FROM:<hallo@bakkerij.example>\n"));

@@ -15,9 +15,11 @@
 #include "support/temp_dir.h"
 
 using Catch::Contains;
+using tactd::test::CliResult;
 using tactd::test::Daemon;
 using tactd::test::drop;
 using tactd::test::eventually;
+using tactd::test::run_tactd;
 using tactd::test::slurp;
 using tactd::test::TempDir;
 
@@ -44,22 +46,6 @@ const std::string kObservations =
 {"type":"order","id":"A-1","observed_at":"2026-11-20T10:00:00Z","fields":{"customer":"c-1","status":"placed","total":12}}
 {"type":"order","id":"A-1","observed_at":"2026-11-20T10:30:00Z","fields":{"customer":"c-1","status":"cancelled","cancel_reason":"kitchen overloaded","total":12}}
 )";
-
-struct Result {
-  int status = -1;
-  std::string out;
-  std::string err;
-};
-
-Result run_tactd(const TempDir& dir, const std::string& args) {
-  const auto out = dir.path() / "stdout";
-  const auto err = dir.path() / "stderr";
-  const std::string command =
-      std::string("'") + TACTD_BINARY + "' " + args + " >'" + out.string() + "' 2>'" + err.string() + "' </dev/null";
-  const int raw = std::system(command.c_str());
-  REQUIRE(WIFEXITED(raw));
-  return Result{WEXITSTATUS(raw), slurp(out), slurp(err)};
-}
 
 }  // namespace
 
@@ -124,22 +110,22 @@ TEST_CASE("the admin endpoint shows a customer's timeline to holders of the toke
   CHECK_THAT(slurp(dir.path() / "log"), !Contains(kToken));
 
   // The same from the state database, for a support agent at a terminal.
-  const Result text = run_tactd(dir, "timeline c-1 --config '" + config.string() + "'");
+  const CliResult text = run_tactd(dir.path(), "timeline c-1 --config '" + config.string() + "'");
   INFO(text.err);
   CHECK(text.status == 0);
   CHECK_THAT(text.out, Contains("Customer c-1 (Mia Jansen); times in Europe/Amsterdam"));
   CHECK_THAT(text.out, Contains("2026-11-20 11:30:00  observed\n  latest snapshot: order/A-1, status cancelled"));
   CHECK_THAT(text.out, Contains("apology by email to mia@example.com (rule order-cancelled); now pending"));
   CHECK_THAT(text.out, Contains("  | ") && Contains("kitchen overloaded"));
-  const Result json = run_tactd(dir, "timeline c-1 --json --config '" + config.string() + "'");
+  const CliResult json = run_tactd(dir.path(), "timeline c-1 --json --config '" + config.string() + "'");
   CHECK(json.status == 0);
   CHECK(nlohmann::json::parse(json.out)["events"] == timeline["events"]);
-  const Result unknown_cli = run_tactd(dir, "timeline c-404 --config '" + config.string() + "'");
+  const CliResult unknown_cli = run_tactd(dir.path(), "timeline c-404 --config '" + config.string() + "'");
   CHECK(unknown_cli.status == 1);
   CHECK_THAT(unknown_cli.err, Contains("no customer 'c-404' is known"));
-  const Result bad_limit = run_tactd(dir, "timeline c-1 --limit 0 --config '" + config.string() + "'");
+  const CliResult bad_limit = run_tactd(dir.path(), "timeline c-1 --limit 0 --config '" + config.string() + "'");
   CHECK(bad_limit.status == 2);
-  CHECK(run_tactd(dir, "timeline --config '" + config.string() + "'").status == 2);
+  CHECK(run_tactd(dir.path(), "timeline --config '" + config.string() + "'").status == 2);
 }
 
 TEST_CASE("without a token configured the timeline answers 403 and says how to configure one") {

@@ -70,6 +70,16 @@ void drop(const std::filesystem::path& spool, const std::string& name, const std
   std::filesystem::rename(tmp, spool / name);
 }
 
+CliResult run_tactd(const std::filesystem::path& folder, const std::string& args) {
+  const auto out = folder / "stdout";
+  const auto err = folder / "stderr";
+  const std::string command =
+      std::string("'") + TACTD_BINARY + "' " + args + " >'" + out.string() + "' 2>'" + err.string() + "' </dev/null";
+  const int raw = std::system(command.c_str());
+  if (!WIFEXITED(raw)) throw std::runtime_error("tactd " + args + " did not exit (status " + std::to_string(raw) + ")");
+  return CliResult{WEXITSTATUS(raw), slurp(out), slurp(err)};
+}
+
 std::pair<int, std::string> run_with_input(const std::string& command, const std::string& input) {
   char name[] = "/tmp/tactd-input-XXXXXX";
   const int fd = mkstemp(name);

@@ -57,6 +57,19 @@ std::string slurp(const std::filesystem::path& path);
 // written aside, then renamed.
 void drop(const std::filesystem::path& spool, const std::string& name, const std::string& lines);
 
+// What a run of the tactd binary as a command (`check`, `simulate`,
+// `timeline`, ...) gave.
+struct CliResult {
+  int status = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs the tactd binary with `args` (already shell-quoted where needed) and
+// nothing on its standard input; its output is kept in files in `folder`.
+// Throws when it did not exit (a signal).
+CliResult run_tactd(const std::filesystem::path& folder, const std::string& args);
+
 // Runs `command` through the shell with `input` on its standard input;
 // returns its exit status and what it printed (standard output and error).
 std::pair<int, std::string> run_with_input(const std::string& command, const std::string& input);
