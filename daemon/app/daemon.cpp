@@ -223,8 +223,9 @@ class Daemon::Impl {
         *store_, clock_, lanes(*snapshot.config), [this](const Delivery::AttemptEnd& end) { count(end); },
         [this](const OutboxEntry& entry) { return release(entry); }, [this](bool committed) { released(committed); });
     delivery_->set_interrupt_observer([this](const Delivery::Interrupted& cut) { interrupted(cut); });
-    actions_ = std::make_unique<Actions>(*store_, clock_, *http_, snapshot.config->actions,
-                                         [this](const Actions::Taken& taken) { action_taken(taken); });
+    actions_ = std::make_unique<Actions>(
+        *store_, clock_, *http_, snapshot.config->actions, [this](const Actions::Taken& taken) { action_taken(taken); },
+        [this](const OutboxEntry& entry) { return action_wanted(entry); });
     operators_ = std::make_unique<OperatorChannel>(*http_, *smtp_, clock_);
     operators_->configure(snapshot.config->operators, snapshot.config->channel(Channel::kEmail));
     if (snapshot.config->push) start_push(*snapshot.config->push);
@@ -556,6 +557,15 @@ class Daemon::Impl {
   void released(bool committed) {
     Outcome outcome = std::exchange(released_, {});
     if (committed) record(outcome);
+  }
+  // The same look before an entry's action is taken, in a transaction of its own.
+  bool action_wanted(const OutboxEntry& entry) {
+    Outcome outcome;
+    auto transaction = store_->begin();
+    const bool wanted = pipeline_->release(entry, outcome).has_value();
+    transaction->commit();
+    record(outcome);
+    return wanted;
   }
 
   void count(const Delivery::AttemptEnd& end) {

@@ -1320,7 +1320,9 @@ class SqliteStore final : public Store {
 
   bool postpone(long long outbox_id, Timestamp now, Timestamp until, const std::string& reason) override {
     return guard("hold back outbox entry " + std::to_string(outbox_id), [&] {
-      SQLite::Statement& q = prepared("UPDATE outbox SET next_attempt_at = ? WHERE id = ? AND status = 'pending'");
+      SQLite::Statement& q = prepared(
+          "UPDATE outbox SET next_attempt_at = ?1, action_next_at = CASE WHEN action_state = 'pending' THEN ?1 ELSE "
+          "action_next_at END WHERE id = ?2 AND status = 'pending'");
       q.bind(1, static_cast<int64_t>(millis(until)));
       q.bind(2, static_cast<int64_t>(outbox_id));
       const bool changed = q.exec() == 1;

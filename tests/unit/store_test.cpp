@@ -989,6 +989,11 @@ TEST_CASE("an entry whose action is pending is not due for delivery until its an
   CHECK(store->due_actions(t + 30s, 10).empty());
   CHECK(store->due_actions(t + 1min, 10).size() == 1);
   CHECK(store->due_notifications(t + 2min).size() == 1);
+  // A pause holds the action back with its message.
+  CHECK(store->postpone(id, t + 1min, t + 90s, "the customer replied"));
+  CHECK(store->due_actions(t + 89s, 10).empty());
+  CHECK(store->next_action() == t + 90s);
+  CHECK(store->due_actions(t + 90s, 10).size() == 1);
 
   CHECK(store->record_action(id, t + 1min, ActionState::kDone, {{"code", "SORRY-1"}}, std::nullopt,
                              "voucher: HTTP 201, answered code"));
@@ -1005,7 +1010,8 @@ TEST_CASE("an entry whose action is pending is not due for delivery until its an
   CHECK(entry->action_attempts == 2);
   CHECK(entry->action_detail == "voucher: HTTP 201, answered code");
   const auto decisions = store->decisions(id);
-  REQUIRE(decisions.size() == 3);  // queued, and an action decision per attempt
+  REQUIRE(decisions.size() == 4);  // queued, an action decision per attempt, held back between them
   CHECK(decisions[1].decision == "action");
-  CHECK(decisions[2].reason == "voucher: HTTP 201, answered code");
+  CHECK(decisions[2].decision == "held back");
+  CHECK(decisions[3].reason == "voucher: HTTP 201, answered code");
 }
