@@ -17,7 +17,7 @@ using namespace std::chrono_literals;
 namespace {
 
 // The schema version a new database gets: the number of migrations.
-constexpr int kLatest = 14;
+constexpr int kLatest = 15;
 
 Timestamp at(const char* text) { return *parse_rfc3339(text); }
 
@@ -927,6 +927,21 @@ TEST_CASE("a customer's history is read newest first and bounded: entities, outb
   CHECK(opt_outs[0].channel == Channel::kSms);
   CHECK(opt_outs[0].reply_id == first);
   CHECK(store->customer_opt_outs("").empty());  // an address without a customer belongs to no one
+
+  // A START ends the opt-outs in force of the customer and of the address.
+  CHECK_FALSE(store->end_opt_out("c-1", Channel::kEmail, "", at("2026-11-21T10:00:00Z"), 7));  // none in force
+  CHECK(store->end_opt_out("c-1", Channel::kSms, "31600000000", at("2026-11-21T10:00:00Z"), 7));
+  CHECK_FALSE(store->opt_out("c-1", Channel::kSms, ""));
+  CHECK_FALSE(store->end_opt_out("c-1", Channel::kSms, "31600000000", at("2026-11-21T10:01:00Z"), 8));
+  const auto history = store->customer_opt_outs("c-1");
+  REQUIRE(history.size() == 1);
+  CHECK(history[0].ended_at == at("2026-11-21T10:00:00Z"));
+  CHECK(history[0].ended_by_reply == 7);
+  CHECK(store->opt_out("", Channel::kEmail, "x@example.com"));  // another channel's stays
+  // Opting out again is a new opt-out.
+  CHECK(store->add_opt_out(OptOut{"c-1", Channel::kSms, "31600000000", at("2026-11-22T10:00:00Z"), second}));
+  CHECK(store->customer_opt_outs("c-1").size() == 2);
+  CHECK(store->opt_out("c-1", Channel::kSms, "")->at == at("2026-11-22T10:00:00Z"));
 }
 
 TEST_CASE("messages not made are kept per customer and counted per rule, and the old ones go") {
