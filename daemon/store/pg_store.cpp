@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <limits>
 #include <optional>
 #include <string>
@@ -753,6 +754,45 @@ class PgStore final : public Store, public LeaseClaims {
     });
   }
 
+  void record_not_made(const NotMade& n) override {
+    guard("record a message not made by rule " + n.rule, [&] {
+      // One statement: at most two records past the retention go with each new one.
+      run_prepared(
+          "WITH pruned AS (DELETE FROM not_made WHERE id IN (SELECT id FROM not_made WHERE at < $7 ORDER BY at "
+          "LIMIT 2)) INSERT INTO not_made (at, rule, customer, entity, code, reason) VALUES ($1, $2, $3, $4, $5, $6)",
+          Params(ms(n.at), n.rule, n.customer, n.entity.str(), n.code, n.reason, ms(n.at - kNotMadeRetention)));
+      return 0;
+    });
+  }
+
+  std::vector<NotMade> customer_not_made(const std::string& customer, std::size_t limit) const override {
+    return guard("read the messages not made for " + customer, [&] {
+      Params p(customer);
+      p.add(limit_of(limit));
+      const auto r = run_prepared(
+          "SELECT at, rule, entity, code, reason FROM not_made WHERE customer = $1 AND customer != '' "
+          "ORDER BY at DESC, id DESC LIMIT $2",
+          p);
+      std::vector<NotMade> out;
+      for (const Row& row : r.rows)
+        out.push_back(NotMade{from_millis(row.integer(0)), row.text(1), customer, ref_from(row.text(2)), row.text(3),
+                              row.text(4)});
+      return out;
+    });
+  }
+
+  std::vector<NotMadeCount> not_made_counts(Timestamp since) const override {
+    return guard("count the messages not made", [&] {
+      const auto r = run_prepared(
+          "SELECT rule, code, count(*) FROM not_made WHERE at >= $1 GROUP BY rule, code ORDER BY rule, code",
+          Params(ms(since)));
+      std::vector<NotMadeCount> out;
+      for (const Row& row : r.rows)
+        out.push_back(NotMadeCount{row.text(0), row.text(1), static_cast<std::size_t>(row.integer(2))});
+      return out;
+    });
+  }
+
   // --- timers and waiting intents ---
 
   void schedule_timer(const Timer& t) override {
@@ -1192,6 +1232,22 @@ class PgStore final : public Store, public LeaseClaims {
 }  // namespace
 
 std::unique_ptr<Store> open_postgres_store(const std::string& conninfo) { return std::make_unique<PgStore>(conninfo); }
+
+std::string postgres_conninfo(const std::string& url, const std::string& password) {
+  if (password.empty()) return url;
+  std::string encoded;
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (const unsigned char c : password) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      encoded += static_cast<char>(c);
+    } else {
+      encoded += '%';
+      encoded += kHex[c >> 4];
+      encoded += kHex[c & 0xf];
+    }
+  }
+  return url + (url.find('?') == std::string::npos ? "?" : "&") + "password=" + encoded;
+}
 
 std::string masked_conninfo(const std::string& conninfo) {
   std::string out = conninfo;

@@ -50,6 +50,11 @@ class LeaseClaims {
 // The key of pg_advisory_lock() that migration holds ('tactd' in ASCII).
 inline constexpr long long kMigrationLock = 0x7461637464;
 
+// The libpq connection string of `url` (postgresql://...) with `password`
+// (may be empty: none, or libpq's ~/.pgpass) added as its query parameter,
+// percent-encoded. Never log the result.
+std::string postgres_conninfo(const std::string& url, const std::string& password);
+
 // The conninfo for logs and errors: the password of a URL
 // (postgresql://user:secret@host/db) or of a `password=` keyword masked as
 // "***".

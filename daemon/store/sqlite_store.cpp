@@ -1097,6 +1097,53 @@ class SqliteStore final : public Store {
     });
   }
 
+  void record_not_made(const NotMade& n) override {
+    guard("record a message not made by rule " + n.rule, [&] {
+      SQLite::Statement& prune =
+          prepared("DELETE FROM not_made WHERE id IN (SELECT id FROM not_made WHERE at < ? ORDER BY at LIMIT 2)");
+      prune.bind(1, static_cast<int64_t>(millis(n.at - kNotMadeRetention)));
+      prune.exec();
+      SQLite::Statement& q =
+          prepared("INSERT INTO not_made (at, rule, customer, entity, code, reason) VALUES (?, ?, ?, ?, ?, ?)");
+      q.bind(1, static_cast<int64_t>(millis(n.at)));
+      q.bind(2, n.rule);
+      q.bind(3, n.customer);
+      q.bind(4, n.entity.str());
+      q.bind(5, n.code);
+      q.bind(6, n.reason);
+      q.exec();
+    });
+  }
+
+  std::vector<NotMade> customer_not_made(const std::string& customer, std::size_t limit) const override {
+    return guard("read the messages not made for " + customer, [&] {
+      SQLite::Statement& q = prepared(
+          "SELECT at, rule, entity, code, reason FROM not_made WHERE customer = ? AND customer != '' "
+          "ORDER BY at DESC, id DESC LIMIT ?");
+      q.bind(1, customer);
+      q.bind(2, static_cast<int64_t>(std::min<std::size_t>(limit, std::numeric_limits<int64_t>::max())));
+      std::vector<NotMade> out;
+      while (q.executeStep())
+        out.push_back(NotMade{from_millis(q.getColumn(0).getInt64()), q.getColumn(1).getString(), customer,
+                              ref_from(q.getColumn(2).getString()), q.getColumn(3).getString(),
+                              q.getColumn(4).getString()});
+      return out;
+    });
+  }
+
+  std::vector<NotMadeCount> not_made_counts(Timestamp since) const override {
+    return guard("count the messages not made", [&] {
+      SQLite::Statement& q =
+          prepared("SELECT rule, code, count(*) FROM not_made WHERE at >= ? GROUP BY rule, code ORDER BY rule, code");
+      q.bind(1, static_cast<int64_t>(millis(since)));
+      std::vector<NotMadeCount> out;
+      while (q.executeStep())
+        out.push_back(NotMadeCount{q.getColumn(0).getString(), q.getColumn(1).getString(),
+                                   static_cast<std::size_t>(q.getColumn(2).getInt64())});
+      return out;
+    });
+  }
+
   std::vector<Reply> customer_replies(const std::string& customer, std::size_t limit) const override {
     return guard("read the replies of " + customer, [&] {
       SQLite::Statement& q = prepared(std::string("SELECT ") + kReplyColumns +
