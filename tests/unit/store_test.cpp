@@ -9,7 +9,9 @@
 #include <chrono>
 #include <cstdlib>
 #include <mutex>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "postgres/sync_connection.h"
 #include "store/pg_store.h"
@@ -87,12 +89,22 @@ class FreshStore {
 
 const char* name(Backend backend) { return backend == Backend::kSqlite ? "SQLite" : "PostgreSQL"; }
 
+// The backends each case runs on: both, or only the one the environment
+// variable TACTD_STORE_TEST_BACKEND names ("sqlite" or "postgresql"), to
+// time or debug one.
+std::vector<Backend> backends() {
+  const char* only = std::getenv("TACTD_STORE_TEST_BACKEND");
+  if (only && std::string(only) == "sqlite") return {Backend::kSqlite};
+  if (only && std::string(only) == "postgresql") return {Backend::kPostgres};
+  return {Backend::kSqlite, Backend::kPostgres};
+}
+
 }  // namespace
 
 // Each case below that opens `FreshStore store(GENERATE(...))` runs once per backend.
-#define EACH_BACKEND()                                                    \
-  const Backend backend = GENERATE(Backend::kSqlite, Backend::kPostgres); \
-  INFO("backend: " << name(backend));                                     \
+#define EACH_BACKEND()                                      \
+  const Backend backend = GENERATE(from_range(backends())); \
+  INFO("backend: " << name(backend));                       \
   FreshStore store(backend)
 
 TEST_CASE("a new database is migrated, and reopening keeps data without migrating again") {
