@@ -82,4 +82,14 @@ int timeline(const TimelineOptions& options, std::ostream& out, std::ostream& er
 // Loads and validates configuration, rules and templates.
 int check(const std::filesystem::path& config, std::ostream& out, std::ostream& err);
 
+struct MigrateOptions {
+  std::filesystem::path config;
+};
+
+// Applies the missing schema migrations to the configured state (SQLite
+// file or PostgreSQL database; on PostgreSQL under the advisory lock that
+// `run` takes too) and prints "schema version N". Exit 2 when the state
+// cannot be opened or migrated.
+int migrate(const MigrateOptions& options, std::ostream& out, std::ostream& err);
+
 }  // namespace tactd

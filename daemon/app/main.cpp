@@ -39,6 +39,11 @@ Usage:
       sent and why, with the text the customer got; their replies and
       opt-outs. For the support desk. The newest N events (default 500).
       --config defaults to /etc/tactd/tactd.toml.
+  tactd migrate [--config FILE]
+      Bring the configured state's schema up to date and print its version;
+      on PostgreSQL under an advisory lock, so that replicas (and `tactd run`,
+      which migrates at start too) take turns. --config defaults to
+      /etc/tactd/tactd.toml.
   tactd check --config FILE
       Validate configuration, rules and templates; exit 1 with file:line:column
       messages when something is wrong.
@@ -170,6 +175,11 @@ int main(int argc, char** argv) {
     }
     timeline.now = tactd::SystemClock().now();
     return tactd::timeline(timeline, std::cout, std::cerr);
+  }
+  if (verb == "migrate") {
+    if (!parse_options(args, {"config"}, options)) return tactd::kExitUnusable;
+    return tactd::migrate(tactd::MigrateOptions{options.count("config") ? options["config"] : "/etc/tactd/tactd.toml"},
+                          std::cout, std::cerr);
   }
   if (verb == "simulate") {
     if (!parse_options(args, {"config", "observations", "until", "format"}, options) || !require(options, "config") ||

@@ -5,6 +5,7 @@
 #include <ostream>
 
 #include "app/commands.h"
+#include "app/state.h"
 #include "config/config.h"
 #include "store/store.h"
 
@@ -87,7 +88,7 @@ int outbox(const OutboxOptions& options, std::ostream& out, std::ostream& err) {
   if (!config) return kExitUnusable;
   std::unique_ptr<Store> store;
   try {
-    store = Store::open(config->state_path, config->full_sync ? Sync::kFull : Sync::kNormal);
+    store = open_state(*config);
     if (options.action == "list") {
       std::optional<OutboxStatus> status;
       if (!options.status.empty()) {
@@ -105,7 +106,7 @@ int outbox(const OutboxOptions& options, std::ostream& out, std::ostream& err) {
     }
     const auto entry = store->outbox_entry(options.id);
     if (!entry) {
-      err << "tactd: no outbox entry " << options.id << " in " << config->state_path.string() << "\n";
+      err << "tactd: no outbox entry " << options.id << " in " << state_name(*config) << "\n";
       return kExitRejected;
     }
     if (options.action == "show") {

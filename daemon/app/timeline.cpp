@@ -4,6 +4,7 @@
 #include <ostream>
 
 #include "app/commands.h"
+#include "app/state.h"
 #include "config/config.h"
 #include "store/store.h"
 #include "timeline/timeline.h"
@@ -20,16 +21,16 @@ int timeline(const TimelineOptions& options, std::ostream& out, std::ostream& er
   for (const auto& e : errors) err << e.str() << "\n";
   if (!config) return kExitUnusable;
   std::error_code ignored;
-  if (!std::filesystem::exists(config->state_path, ignored)) {
+  if (config->state_url.empty() && !std::filesystem::exists(config->state_path, ignored)) {
     err << "tactd: there is no state database at " << config->state_path.string()
         << " (the configuration's [tactd] state); has tactd run with this configuration?\n";
     return kExitUnusable;
   }
   try {
-    const auto store = Store::open(config->state_path, config->full_sync ? Sync::kFull : Sync::kNormal);
+    const auto store = open_state(*config);
     const Timeline timeline = build_timeline(*store, options.customer, options.now, options.limit);
     if (!timeline.known) {
-      err << "tactd: no customer '" << options.customer << "' is known in " << config->state_path.string()
+      err << "tactd: no customer '" << options.customer << "' is known in " << state_name(*config)
           << ": nothing observed, sent or received\n";
       return kExitRejected;
     }

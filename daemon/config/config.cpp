@@ -95,6 +95,25 @@ Mapping read_mapping(const toml::table& table, const std::string& file, Diagnost
   return mapping;
 }
 
+// Whether the [tactd] state or [state] url names a PostgreSQL database.
+bool is_postgres_url(std::string_view state) {
+  return state.starts_with("postgresql://") || state.starts_with("postgres://");
+}
+
+// Whether a PostgreSQL URL carries a password (user:password@ or ?password=).
+bool url_has_password(std::string_view url) {
+  const auto start = url.find("://") + 3;
+  const auto at = url.find('@', start);
+  const auto slash = url.find('/', start);
+  const auto userinfo = url.substr(
+      start, at == std::string_view::npos || (slash != std::string_view::npos && slash < at) ? 0 : at - start);
+  if (userinfo.find(':') != std::string_view::npos) return true;
+  const auto query = url.find('?');
+  if (query == std::string_view::npos) return false;
+  const auto params = url.substr(query);
+  return params.find("?password=") != std::string_view::npos || params.find("&password=") != std::string_view::npos;
+}
+
 // A secret from `<key>_file` or `<key>_env`; empty when neither is set,
 // kUnreadSecret when it is set but `secrets` says skip. The value itself
 // never appears in a message.
@@ -502,7 +521,16 @@ std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Dia
     TableReader r(*section, name, "[tactd]", errors);
     config->rules_dir = resolve(base, r.string("rules").value_or("rules"));
     config->templates_dir = resolve(base, r.string("templates").value_or("../templates"));
-    config->state_path = resolve(base, r.string("state").value_or("tactd-state.db"));
+    const std::string state = r.string("state").value_or("tactd-state.db");
+    if (is_postgres_url(state)) {
+      if (url_has_password(state))
+        r.error("state",
+                "'state' must not hold the database's password; give it in [state] password_file, "
+                "password_env or password_credential");
+      config->state_url = state;
+    } else {
+      config->state_path = resolve(base, state);
+    }
     config->merchant = r.string("merchant").value_or("");
     if (auto grace = read_duration(r, "stop_grace", kStopGrace)) config->stop_grace = *grace;
     if (auto sync = r.string("sync")) {
@@ -528,6 +556,25 @@ std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Dia
     r.finish();
   } else {
     top.error("tactd", "the configuration needs a [tactd] table with at least 'rules' and 'templates'");
+  }
+  if (const toml::table* section = top.table("state")) {
+    TableReader r(*section, name, "[state]", errors);
+    if (!config->state_url.empty() || (doc->contains("tactd") && (*doc)["tactd"]["state"]))
+      r.error("url", "the state is named twice: give either [tactd] state or [state] url");
+    if (auto url = r.string("url")) {
+      if (!is_postgres_url(*url))
+        r.error("url",
+                "'url' must be a PostgreSQL URL (postgresql://user@host:5432/database); for a SQLite file use "
+                "[tactd] state");
+      else if (url_has_password(*url))
+        r.error("url", "'url' must not hold the password; give password_file, password_env or password_credential");
+      else
+        config->state_url = *url;
+    } else {
+      r.error("url", "[state] needs 'url', the PostgreSQL database (postgresql://user@host:5432/database)");
+    }
+    config->state_password = read_secret(r, "password", base, Secrets::kRead);
+    r.finish();
   }
   if (const toml::table* section = top.table("locale")) {
     TableReader r(*section, name, "[locale]", errors);

@@ -325,7 +325,16 @@ struct Config {
   std::filesystem::path file;  // the tactd.toml it was read from
   std::filesystem::path rules_dir;
   std::filesystem::path templates_dir;
-  std::filesystem::path state_path;
+  std::filesystem::path state_path;  // the SQLite file, when state_url is empty
+  // The state in PostgreSQL instead ([tactd] state = "postgresql://..." or
+  // "postgres://...", or [state] url): a libpq URL without its password.
+  // Empty: SQLite at state_path. Logged only masked (store/pg_store.h
+  // masked_conninfo()).
+  std::string state_url;
+  // [state] password_file, _env or _credential: read even when the other
+  // secrets are skipped (every verb that opens the state needs it). Never
+  // logged.
+  std::string state_password;
   std::filesystem::path tone_path;  // empty: no tone check
   std::string merchant;
 

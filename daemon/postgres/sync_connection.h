@@ -22,7 +22,14 @@ class SyncConnection {
   SyncConnection& operator=(const SyncConnection&) = delete;
 
   const std::optional<Error>& error() const { return error_; }
+  // One statement with its parameters bound as $1, $2, ...; without
+  // parameters, `sql` may hold several statements separated by ';' (a
+  // migration), and the last one's result is returned.
   Result query(const std::string& sql, const Params& params = {});
+  // One statement, prepared on this connection the first time its text is
+  // seen and run by name afterwards: for the statements a caller runs again
+  // and again, whose planning then costs once per connection.
+  Result query_prepared(const std::string& sql, const Params& params = {});
 
  private:
   struct Handle;

@@ -17,278 +17,11 @@
 #include <utility>
 #include <vector>
 
+#include "store/migrations.h"
 #include "store/store.h"
 
 namespace tactd {
 namespace {
-
-struct Migration {
-  int version;
-  const char* description;
-  const char* sql;
-};
-
-// Append only: a released migration is never edited, a change is a new one.
-constexpr std::array kMigrations{
-    Migration{1, "entities, outbox and contact history", R"sql(
-CREATE TABLE entities (
-  type        TEXT NOT NULL,
-  id          TEXT NOT NULL,
-  fields      TEXT NOT NULL,            -- JSON object
-  observed_at INTEGER NOT NULL,         -- ms since the epoch
-  parent_type TEXT,
-  parent_id   TEXT,
-  PRIMARY KEY (type, id)
-);
-CREATE INDEX entities_parent ON entities (parent_type, parent_id);
-
-CREATE TABLE outbox (
-  id              INTEGER PRIMARY KEY,
-  idempotency_key TEXT NOT NULL UNIQUE,
-  created_at      INTEGER NOT NULL,
-  due_at          INTEGER NOT NULL,
-  rule            TEXT NOT NULL,
-  kind            TEXT NOT NULL,
-  customer        TEXT NOT NULL,
-  entity          TEXT NOT NULL,
-  channel         TEXT NOT NULL,
-  recipient       TEXT NOT NULL,
-  subject         TEXT,
-  body            TEXT NOT NULL,
-  locale          TEXT NOT NULL,
-  time_zone       TEXT NOT NULL,
-  status          TEXT NOT NULL,
-  attempts        INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX outbox_customer ON outbox (customer, due_at);
-CREATE INDEX outbox_status ON outbox (status);
-
-CREATE TABLE contacts (
-  id              INTEGER PRIMARY KEY,
-  customer        TEXT NOT NULL,
-  at              INTEGER NOT NULL,
-  kind            TEXT NOT NULL,
-  rule            TEXT NOT NULL,
-  entity          TEXT NOT NULL,
-  channel         TEXT NOT NULL,
-  idempotency_key TEXT NOT NULL
-);
-CREATE INDEX contacts_customer ON contacts (customer, at);
-)sql"},
-    Migration{2, "timers", R"sql(
-CREATE TABLE timers (
-  rule     TEXT NOT NULL,
-  entity   TEXT NOT NULL,
-  due_at   INTEGER NOT NULL,         -- ms since the epoch
-  fired    INTEGER NOT NULL DEFAULT 0,
-  PRIMARY KEY (rule, entity)
-);
-CREATE INDEX timers_due ON timers (fired, due_at);
-CREATE INDEX outbox_due ON outbox (status, due_at);
-CREATE INDEX outbox_entity ON outbox (entity);
-)sql"},
-    Migration{3, "source cursors", R"sql(
-CREATE TABLE source_cursors (
-  source TEXT PRIMARY KEY,
-  cursor TEXT NOT NULL
-);
-)sql"},
-    Migration{4, "delivery attempts", R"sql(
-ALTER TABLE outbox ADD COLUMN next_attempt_at INTEGER;
-ALTER TABLE outbox ADD COLUMN last_error TEXT;
-CREATE INDEX outbox_pending ON outbox (status, COALESCE(next_attempt_at, due_at));
-CREATE TABLE delivery_attempts (
-  id        INTEGER PRIMARY KEY,
-  outbox_id INTEGER NOT NULL REFERENCES outbox (id),
-  number    INTEGER NOT NULL,
-  at        INTEGER NOT NULL,
-  outcome   TEXT NOT NULL,
-  detail    TEXT NOT NULL
-);
-CREATE INDEX delivery_attempts_outbox ON delivery_attempts (outbox_id, number);
-)sql"},
-    Migration{5, "outbox decisions", R"sql(
-CREATE TABLE outbox_decisions (
-  id        INTEGER PRIMARY KEY,
-  outbox_id INTEGER NOT NULL REFERENCES outbox (id),
-  at        INTEGER NOT NULL,
-  decision  TEXT NOT NULL,
-  reason    TEXT NOT NULL
-);
-CREATE INDEX outbox_decisions_outbox ON outbox_decisions (outbox_id, id);
-ALTER TABLE outbox ADD COLUMN event TEXT;  -- JSON, the triggering change; NULL for timers
-)sql"},
-    Migration{6, "intents waiting for linked data", R"sql(
-CREATE TABLE waiting_intents (
-  id          INTEGER PRIMARY KEY,
-  rule        TEXT NOT NULL,
-  entity      TEXT NOT NULL,
-  trigger     TEXT NOT NULL,
-  event       TEXT,                 -- JSON; NULL for timers
-  waiting_for TEXT NOT NULL,        -- type/id
-  since       INTEGER NOT NULL,
-  until       INTEGER NOT NULL,
-  reason      TEXT NOT NULL,
-  UNIQUE (rule, entity, trigger)
-);
-CREATE INDEX waiting_intents_for ON waiting_intents (waiting_for);
-CREATE INDEX waiting_intents_until ON waiting_intents (until);
-)sql"},
-    // Entities stored before: their last observation is the best guess left.
-    Migration{7, "when each entity was first seen", R"sql(
-ALTER TABLE entities ADD COLUMN first_seen_at INTEGER;  -- ms since the epoch
-UPDATE entities SET first_seen_at = observed_at;
-)sql"},
-    // An attempt is claimed before its request leaves and the claim ends
-    // with its verdict: a claim found at start-up is a send cut off.
-    Migration{8, "attempts under way", R"sql(
-ALTER TABLE outbox ADD COLUMN sending_since INTEGER;  -- ms since the epoch; NULL: no attempt under way
-CREATE INDEX outbox_sending ON outbox (sending_since) WHERE sending_since IS NOT NULL;
-)sql"},
-    // An entity's children counted by status, kept by triggers on a status
-    // column of its own (a text fields.status, written by put_entity), so
-    // that a customer's delivered orders are one lookup however long their
-    // history.
-    Migration{9, "children counted by status", R"sql(
-ALTER TABLE entities ADD COLUMN status TEXT;
-UPDATE entities SET status = fields ->> '$.status' WHERE json_type(fields, '$.status') = 'text';
-CREATE TABLE child_counts (
-  parent_type TEXT NOT NULL,
-  parent_id   TEXT NOT NULL,
-  type        TEXT NOT NULL,
-  status      TEXT NOT NULL,
-  n           INTEGER NOT NULL,
-  PRIMARY KEY (parent_type, parent_id, type, status)
-) WITHOUT ROWID;
-INSERT INTO child_counts
-  SELECT parent_type, parent_id, type, status, COUNT(*) FROM entities
-  WHERE parent_id IS NOT NULL AND status IS NOT NULL GROUP BY 1, 2, 3, 4;
-CREATE TRIGGER child_counts_added AFTER INSERT ON entities
-  WHEN new.parent_id IS NOT NULL AND new.status IS NOT NULL
-BEGIN
-  INSERT INTO child_counts VALUES (new.parent_type, new.parent_id, new.type, new.status, 1)
-    ON CONFLICT DO UPDATE SET n = n + 1;
-END;
-CREATE TRIGGER child_counts_moved AFTER UPDATE OF status, parent_type, parent_id ON entities
-  WHEN old.status IS NOT new.status OR old.parent_type IS NOT new.parent_type OR old.parent_id IS NOT new.parent_id
-BEGIN
-  UPDATE child_counts SET n = n - 1 WHERE parent_type = old.parent_type AND parent_id = old.parent_id
-    AND type = old.type AND status = old.status;
-  INSERT INTO child_counts SELECT new.parent_type, new.parent_id, new.type, new.status, 1
-    WHERE new.parent_id IS NOT NULL AND new.status IS NOT NULL
-    ON CONFLICT DO UPDATE SET n = n + 1;
-END;
-CREATE TRIGGER child_counts_removed AFTER DELETE ON entities
-  WHEN old.parent_id IS NOT NULL AND old.status IS NOT NULL
-BEGIN
-  UPDATE child_counts SET n = n - 1 WHERE parent_type = old.parent_type AND parent_id = old.parent_id
-    AND type = old.type AND status = old.status;
-END;
-)sql"},
-    // Replies: what customers send back, their opt-outs (kept apart from the
-    // customer's snapshot, so that no source undoes them) and the pauses of
-    // automated messages they cause; and the keys that match a reply to the
-    // notification it answers. Rows enqueued before have no message_ref.
-    Migration{10, "replies, opt-outs and pauses", R"sql(
-ALTER TABLE outbox ADD COLUMN message_ref TEXT;    -- local part of the email Message-ID
-ALTER TABLE outbox ADD COLUMN recipient_key TEXT;  -- address_key() of the recipient
-UPDATE outbox SET recipient_key = CASE channel WHEN 'email' THEN lower(trim(recipient))
-  ELSE replace(replace(replace(replace(replace(replace(recipient, ' ', ''), '-', ''), '(', ''), ')', ''), '.', ''), '+', '')
-  END;
-CREATE INDEX outbox_message_ref ON outbox (message_ref) WHERE message_ref IS NOT NULL;
-CREATE INDEX outbox_recipient_key ON outbox (channel, recipient_key, due_at);
-CREATE TABLE replies (
-  id           INTEGER PRIMARY KEY,
-  at           INTEGER NOT NULL,      -- ms since the epoch
-  channel      TEXT NOT NULL,
-  provider     TEXT NOT NULL,
-  provider_id  TEXT NOT NULL,         -- '' when the provider gave none
-  sender       TEXT NOT NULL,
-  recipient    TEXT NOT NULL,
-  subject      TEXT,
-  text         TEXT NOT NULL,
-  stop         INTEGER NOT NULL,
-  customer     TEXT NOT NULL,         -- '' when not matched
-  notification TEXT NOT NULL,         -- idempotency key; '' when not matched
-  entity       TEXT,
-  matched_by   TEXT NOT NULL,
-  forwarded_at INTEGER
-);
-CREATE UNIQUE INDEX replies_provider_id ON replies (provider, provider_id) WHERE provider_id != '';
-CREATE INDEX replies_customer ON replies (customer, at);
-CREATE INDEX replies_entity ON replies (entity, at) WHERE entity IS NOT NULL;
-CREATE INDEX replies_unforwarded ON replies (id) WHERE forwarded_at IS NULL;
-CREATE TABLE opt_outs (
-  id       INTEGER PRIMARY KEY,
-  customer TEXT NOT NULL,             -- '' when only the address is known
-  channel  TEXT NOT NULL,
-  address  TEXT NOT NULL,
-  at       INTEGER NOT NULL,
-  reply_id INTEGER
-);
-CREATE INDEX opt_outs_customer ON opt_outs (customer, channel) WHERE customer != '';
-CREATE INDEX opt_outs_address ON opt_outs (address, channel) WHERE address != '';
-CREATE TABLE pauses (
-  entity TEXT PRIMARY KEY,
-  until  INTEGER NOT NULL,
-  reason TEXT NOT NULL
-);
-)sql"},
-    // Due notifications per channel: each channel's delivery round asks for
-    // its own, and with only (status, due) indexed the email channel's
-    // query walked the whole SMS backlog to find none (55% of the CPU of a
-    // 30,000 drain). Only what waits to be sent is in it.
-    Migration{11, "due notifications by channel", R"sql(
-CREATE INDEX outbox_due_by_channel ON outbox (channel, COALESCE(next_attempt_at, due_at))
-  WHERE status = 'pending' AND sending_since IS NULL;
-)sql"},
-    // A version per snapshot, for put_entity()'s compare-and-set.
-    Migration{12, "entity versions", R"sql(
-ALTER TABLE entities ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
-)sql"},
-    // A rule's action (a voucher from the shop's API) is taken before its
-    // message is sent, and its answer kept with the row, so that a restart
-    // between the action and the send reuses it instead of asking again.
-    Migration{13, "actions before sending", R"sql(
-ALTER TABLE outbox ADD COLUMN action TEXT;           -- the rule's [[action]]; NULL: none
-ALTER TABLE outbox ADD COLUMN action_state TEXT;     -- 'pending', 'done', 'failed'; NULL: no action
-ALTER TABLE outbox ADD COLUMN action_answer TEXT;    -- JSON object the endpoint answered ('done')
-ALTER TABLE outbox ADD COLUMN action_attempts INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE outbox ADD COLUMN action_next_at INTEGER;  -- ms since the epoch; a retry's time
-ALTER TABLE outbox ADD COLUMN action_detail TEXT;      -- the last attempt's outcome
-CREATE INDEX outbox_action_due ON outbox (COALESCE(action_next_at, due_at))
-  WHERE status = 'pending' AND action_state = 'pending';
-)sql"},
-    // What a rule decided and the policy held back (a cooldown, an opt-out)
-    // or could not make (no channel, a field missing) was only logged and
-    // counted: the support desk's timeline and the console show it from here.
-    Migration{14, "messages decided but not made", R"sql(
-CREATE TABLE not_made (
-  id       INTEGER PRIMARY KEY,
-  at       INTEGER NOT NULL,  -- ms since the epoch
-  rule     TEXT NOT NULL,
-  customer TEXT NOT NULL,     -- '' when the entity names none
-  entity   TEXT NOT NULL,
-  code     TEXT NOT NULL,
-  reason   TEXT NOT NULL
-);
-CREATE INDEX not_made_by_customer ON not_made (customer, at);
-CREATE INDEX not_made_by_time ON not_made (at);
-)sql"},
-    // A START reply ends an opt-out; the row stays as history.
-    Migration{15, "opt-outs ended by START", R"sql(
-ALTER TABLE opt_outs ADD COLUMN ended_at INTEGER;        -- ms since the epoch; NULL: in force
-ALTER TABLE opt_outs ADD COLUMN ended_by_reply INTEGER;  -- the START reply
-)sql"},
-};
-
-// Versions run 1, 2, 3, ... in order, so "the highest applied" is the schema.
-constexpr bool migrations_are_numbered() {
-  for (size_t i = 0; i < kMigrations.size(); ++i)
-    if (kMigrations[i].version != static_cast<int>(i) + 1) return false;
-  return true;
-}
-static_assert(migrations_are_numbered(), "migrations must be numbered 1, 2, 3, ... in order");
 
 constexpr int kBusyTimeoutMs = 5000;
 // Every transaction here writes, so each starts as a writer (BEGIN
@@ -1533,7 +1266,9 @@ class SqliteStore final : public Store {
     try {
       return work();
     } catch (const SQLite::Exception& e) {
-      throw StoreError("cannot " + what + ": " + e.what() + system_error(e));
+      StoreError error("cannot " + what + ": " + e.what() + system_error(e));
+      error.retryable = e.getErrorCode() == SQLITE_BUSY || e.getErrorCode() == SQLITE_LOCKED;
+      throw error;
     } catch (const CorruptRow& e) {
       throw StoreError("cannot " + what + ": " + e.what());
     } catch (const nlohmann::json::exception& e) {
@@ -1622,15 +1357,15 @@ class SqliteStore final : public Store {
           "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL, "
           "applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')))");
       version_ = db_.execAndGet("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").getInt();
-      const int known = kMigrations.back().version;
+      const int known = latest_schema_version();
       if (version_ > known)
         throw StoreError("the database " + db_.getFilename() + " has schema version " + std::to_string(version_) +
                          ", newer than this tactd knows (" + std::to_string(known) +
                          "); use a newer tactd or another state file");
-      for (const Migration& m : kMigrations) {
+      for (const Migration& m : migrations()) {
         if (m.version <= version_) continue;
         SQLite::Transaction tx(db_, kWriter);
-        db_.exec(m.sql);
+        if (*m.sql(Dialect::kSqlite)) db_.exec(m.sql(Dialect::kSqlite));
         SQLite::Statement record(db_, "INSERT INTO schema_migrations (version, description) VALUES (?, ?)");
         record.bind(1, m.version);
         record.bind(2, m.description);

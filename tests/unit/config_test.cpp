@@ -791,3 +791,53 @@ tiemout = "5s"
   CHECK_THAT(text, Catch::Contains("tactd.toml:14:8: an action's 'name' may only use letters"));
   CHECK_THAT(text, Catch::Contains("unknown key 'tiemout' in action 'two words'"));
 }
+
+TEST_CASE("a PostgreSQL URL selects that backend, its password comes from a file, and a password in it is refused") {
+  TempDir dir;
+  dir.write("db-password", "s3cret\n");
+  Diagnostics errors;
+  auto in_tactd = load_config(
+      write_config(dir, "[tactd]\ntemplates = \"templates\"\nstate = \"postgresql://tactd@db.example:5432/tactd\"\n"),
+      errors, Secrets::kSkip);
+  REQUIRE(in_tactd);
+  CHECK(in_tactd->state_url == "postgresql://tactd@db.example:5432/tactd");
+  CHECK(in_tactd->state_password.empty());
+
+  auto table = load_config(
+      write_config(dir,
+                   "[tactd]\ntemplates = \"templates\"\n[state]\nurl = \"postgres://tactd@db/tactd?sslmode=require\"\n"
+                   "password_file = \"db-password\"\n"),
+      errors, Secrets::kSkip);
+  REQUIRE(table);
+  CHECK(table->state_url == "postgres://tactd@db/tactd?sslmode=require");
+  CHECK(table->state_password == "s3cret");  // read even when the other secrets are skipped
+  CHECK(errors.empty());
+
+  auto sqlite = load_config(write_config(dir, "[tactd]\ntemplates = \"templates\"\nstate = \"state.db\"\n"), errors);
+  REQUIRE(sqlite);
+  CHECK(sqlite->state_url.empty());
+  CHECK(sqlite->state_path == dir.path() / "state.db");
+
+  const auto file =
+      write_config(dir, "[tactd]\ntemplates = \"templates\"\nstate = \"postgresql://tactd:hunter2@db/tactd\"\n");
+  CHECK_FALSE(load_config(file, errors));
+  CHECK_THAT(all(errors), Catch::Contains(file.string() + ":3:") &&
+                              Catch::Contains("'state' must not hold the database's password") &&
+                              !Catch::Contains("hunter2"));
+  errors.clear();
+  CHECK_FALSE(load_config(
+      write_config(
+          dir,
+          "[tactd]\ntemplates = \"templates\"\nstate = \"postgresql://db/t\"\n[state]\nurl = \"postgresql://db/t\"\n"),
+      errors));
+  CHECK_THAT(all(errors), Catch::Contains("the state is named twice"));
+  errors.clear();
+  CHECK_FALSE(load_config(
+      write_config(dir, "[tactd]\ntemplates = \"templates\"\n[state]\nurl = \"/var/lib/tactd/state.db\"\n"), errors));
+  CHECK_THAT(all(errors), Catch::Contains("'url' must be a PostgreSQL URL"));
+  errors.clear();
+  CHECK_FALSE(load_config(
+      write_config(dir, "[tactd]\ntemplates = \"templates\"\n[state]\nurl = \"postgresql://db/t?password=x\"\n"),
+      errors));
+  CHECK_THAT(all(errors), Catch::Contains("'url' must not hold the password"));
+}

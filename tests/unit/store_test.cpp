@@ -4,10 +4,18 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <mutex>
+#include <string>
 #include <thread>
+#include <vector>
 
+#include "postgres/sync_connection.h"
+#include "store/pg_store.h"
+#include "support/postgres.h"
 #include "support/temp_dir.h"
 
 using namespace tactd;
@@ -17,7 +25,7 @@ using namespace std::chrono_literals;
 namespace {
 
 // The schema version a new database gets: the number of migrations.
-constexpr int kLatest = 15;
+constexpr int kLatest = 17;
 
 Timestamp at(const char* text) { return *parse_rfc3339(text); }
 
@@ -49,7 +57,55 @@ Notification notification(const char* key, const char* customer, Timestamp when,
   return n;
 }
 
+enum class Backend { kSqlite, kPostgres };
+
+// A fresh store of `backend`, as the test's only user: a temporary SQLite
+// file, or a PostgreSQL database of its own on the CTest run's server
+// (support/postgres.h; no server fails the test). Open more stores on the
+// same state with open_again().
+class FreshStore {
+ public:
+  explicit FreshStore(Backend backend) : backend_(backend) {
+    if (backend == Backend::kPostgres) {
+      db_.emplace();
+      store_ = open_postgres_store(db_->conninfo());
+    } else {
+      store_ = Store::open_temporary();
+    }
+  }
+  Backend backend() const { return backend_; }
+  Store* operator->() const { return store_.get(); }
+  Store& operator*() const { return *store_; }
+  // Another connection to the same PostgreSQL database (a second replica);
+  // only for kPostgres.
+  std::unique_ptr<Store> open_again() const { return open_postgres_store(db_->conninfo()); }
+  const std::string& conninfo() const { return db_->conninfo(); }
+
+ private:
+  Backend backend_;
+  std::optional<test::PgDatabase> db_;  // declared before store_: dropped after it is closed
+  std::unique_ptr<Store> store_;
+};
+
+const char* name(Backend backend) { return backend == Backend::kSqlite ? "SQLite" : "PostgreSQL"; }
+
+// The backends each case runs on: both, or only the one the environment
+// variable TACTD_STORE_TEST_BACKEND names ("sqlite" or "postgresql"), to
+// time or debug one.
+std::vector<Backend> backends() {
+  const char* only = std::getenv("TACTD_STORE_TEST_BACKEND");
+  if (only && std::string(only) == "sqlite") return {Backend::kSqlite};
+  if (only && std::string(only) == "postgresql") return {Backend::kPostgres};
+  return {Backend::kSqlite, Backend::kPostgres};
+}
+
 }  // namespace
+
+// Each case below that opens `FreshStore store(GENERATE(...))` runs once per backend.
+#define EACH_BACKEND()                                      \
+  const Backend backend = GENERATE(from_range(backends())); \
+  INFO("backend: " << name(backend));                       \
+  FreshStore store(backend)
 
 TEST_CASE("a new database is migrated, and reopening keeps data without migrating again") {
   TempDir dir;
@@ -84,6 +140,7 @@ TEST_CASE("a database at an older schema version gets only the missing migration
   }
   {  // wind the file back to version 1, as an older tactd left it
     SQLite::Database db(path.string(), SQLite::OPEN_READWRITE);
+    db.exec("ALTER TABLE outbox DROP COLUMN lease_until;");
     db.exec("DROP TABLE not_made;");
     db.exec(
         "DROP INDEX outbox_action_due; ALTER TABLE outbox DROP COLUMN action; ALTER TABLE outbox DROP COLUMN "
@@ -167,7 +224,7 @@ TEST_CASE("an unopenable database path is a StoreError") {
 }
 
 TEST_CASE("entities round-trip with nested fields, lists and unicode") {
-  auto store = Store::open_temporary();
+  EACH_BACKEND();
   const nlohmann::json fields = {{"name", "Zoë Ünal"},
                                  {"situations", {"payment_difficulty"}},
                                  {"address", {{"city", "Utrecht"}}},
@@ -183,7 +240,7 @@ TEST_CASE("entities round-trip with nested fields, lists and unicode") {
 }
 
 TEST_CASE("children are found through their parent: an order's latest shipment, a customer's delivered orders") {
-  auto store = Store::open_temporary();
+  EACH_BACKEND();
   auto observed = [](Entity e, const char* when) {
     e.observed_at = at(when);
     return e;
@@ -217,7 +274,7 @@ TEST_CASE("children are found through their parent: an order's latest shipment, 
 }
 
 TEST_CASE("an entity observed again unchanged keeps its snapshot and moves its time") {
-  auto store = Store::open_temporary();
+  EACH_BACKEND();
   auto shipment = [](const char* id, const char* when) {
     Entity e = entity(EntityType::kShipment, id, {{"order", "A"}, {"eta", "2026-11-25"}});
     e.observed_at = at(when);
@@ -242,7 +299,7 @@ TEST_CASE("an entity observed again unchanged keeps its snapshot and moves its t
 }
 
 TEST_CASE("a snapshot is written back only over the version it was read at: no writer loses another's update") {
-  auto store = Store::open_temporary();
+  EACH_BACKEND();
   const EntityRef ref{EntityType::kOrder, "A"};
   store->put_entity(entity(EntityType::kOrder, "A", {{"status", "placed"}}));
   const Entity read_by_one = *store->entity(ref);
@@ -274,7 +331,7 @@ TEST_CASE("a snapshot is written back only over the version it was read at: no w
 }
 
 TEST_CASE("a transaction rolls back unless committed") {
-  auto store = Store::open_temporary();
+  EACH_BACKEND();
   {
     auto tx = store->begin();
     store->put_entity(entity(EntityType::kOrder, "A", {}));
@@ -291,7 +348,7 @@ TEST_CASE("a transaction rolls back unless committed") {
 }
 
 TEST_CASE("transactions do not nest, and a new one can begin once the old one is gone") {
-  auto store = Store::open_temporary();
+  EACH_BACKEND();
   {
     auto tx = store->begin();
     CHECK_THROWS_WITH(store->begin(), Catch::Contains("already open"));
@@ -327,7 +384,7 @@ TEST_CASE("a transaction waits for another process's write instead of failing, a
 }
 
 TEST_CASE("an idempotency key is enqueued once, a duplicate changes nothing") {
-  auto store = Store::open_temporary();
+  EACH_BACKEND();
   CHECK(store->enqueue(notification("k1", "c-1", at("2026-11-20T10:00:00Z"))));
   Notification again = notification("k1", "c-1", at("2026-11-20T11:00:00Z"));
   again.body = "different";
@@ -341,7 +398,7 @@ TEST_CASE("an idempotency key is enqueued once, a duplicate changes nothing") {
 }
 
 TEST_CASE("notifications are found by customer and time, and by rule for cooldowns") {
-  auto store = Store::open_temporary();
+  EACH_BACKEND();
   store->enqueue(notification("k1", "c-1", at("2026-11-20T08:00:00Z"), "a"));
   store->enqueue(notification("k2", "c-1", at("2026-11-20T09:00:00Z"), "b"));
   store->enqueue(notification("k3", "c-2", at("2026-11-20T09:30:00Z"), "a"));
@@ -359,7 +416,7 @@ TEST_CASE("notifications are found by customer and time, and by rule for cooldow
 }
 
 TEST_CASE("a delivered notification becomes contact history") {
-  auto store = Store::open_temporary();
+  EACH_BACKEND();
   Notification n = notification("k1", "c-1", at("2026-11-20T10:00:00Z"));
   n.channel = Channel::kEmail;
   n.subject = "Sorry";
@@ -381,7 +438,7 @@ TEST_CASE("a delivered notification becomes contact history") {
 }
 
 TEST_CASE("due notifications can be asked for one channel, the earliest few") {
-  auto store = Store::open_temporary();
+  EACH_BACKEND();
   for (int i = 0; i < 5; ++i) {
     Notification n =
         notification(("k" + std::to_string(i)).c_str(), "c-1", at("2026-11-20T10:00:00Z") + std::chrono::minutes{i});
@@ -400,7 +457,7 @@ TEST_CASE("due notifications can be asked for one channel, the earliest few") {
 }
 
 TEST_CASE("failed attempts are recorded, a retry waits for its time, and the last goes to the dead letter") {
-  auto store = Store::open_temporary();
+  EACH_BACKEND();
   store->enqueue(notification("k1", "c-1", at("2026-11-20T10:00:00Z")));
   const long long id = store->outbox().front().id;
   store->record_failure(id, at("2026-11-20T10:00:01Z"), "503: busy", at("2026-11-20T10:00:30Z"));
@@ -435,7 +492,7 @@ TEST_CASE("failed attempts are recorded, a retry waits for its time, and the las
 }
 
 TEST_CASE("delivery inside an open transaction commits or rolls back with it") {
-  auto store = Store::open_temporary();
+  EACH_BACKEND();
   store->enqueue(notification("k1", "c-1", at("2026-11-20T10:00:00Z")));
   const long long id = store->outbox().front().id;
   {
@@ -508,7 +565,7 @@ TEST_CASE("an outbox row the code cannot read is set aside with its reason, and 
 }
 
 TEST_CASE("contact history is kept oldest first") {
-  auto store = Store::open_temporary();
+  EACH_BACKEND();
   const EntityRef order{EntityType::kOrder, "A"};
   store->record_contact(Contact{"c-1", at("2026-11-20T12:00:00Z"), Kind::kThankYou, "t", order, Channel::kSms, "k2"});
   store->record_contact(Contact{"c-1", at("2026-11-20T10:00:00Z"), Kind::kApology, "a", order, Channel::kEmail, "k1"});
@@ -534,7 +591,7 @@ TEST_CASE("a temporary store removes its files when it is destroyed") {
 }
 
 TEST_CASE("timers fire in due order, each schedule at most once, and move when rescheduled") {
-  auto store = Store::open_temporary();
+  EACH_BACKEND();
   const EntityRef a{EntityType::kOrder, "A"};
   const EntityRef b{EntityType::kOrder, "B"};
   store->schedule_timer(Timer{"heads-up", a, at("2026-11-20T11:30:00Z")});
@@ -574,7 +631,7 @@ TEST_CASE("timers survive reopening the database") {
 }
 
 TEST_CASE("deferred notifications become due at their time") {
-  auto store = Store::open_temporary();
+  EACH_BACKEND();
   store->enqueue(notification("k1", "c-1", at("2026-11-21T08:00:00Z")));
   store->enqueue(notification("k2", "c-1", at("2026-11-20T22:00:00Z")));
   CHECK(store->next_notification() == at("2026-11-20T22:00:00Z"));
@@ -585,7 +642,7 @@ TEST_CASE("deferred notifications become due at their time") {
 }
 
 TEST_CASE("a source cursor is kept, replaced, and rolled back with its transaction") {
-  auto store = Store::open_temporary();
+  EACH_BACKEND();
   CHECK_FALSE(store->cursor("shop"));
   store->set_cursor("shop", "2026-11-20T10:00:00Z");
   store->set_cursor("shop", "2026-11-20T11:00:00Z");
@@ -599,7 +656,7 @@ TEST_CASE("a source cursor is kept, replaced, and rolled back with its transacti
 }
 
 TEST_CASE("an entity's first sighting is kept when it is stored again") {
-  auto store = Store::open_temporary();
+  EACH_BACKEND();
   Entity anna = entity(EntityType::kCustomer, "c-1", {{"name", "Anna"}});
   anna.first_seen = at("2026-11-20T09:00:00Z");
   store->put_entity(anna);
@@ -618,7 +675,7 @@ TEST_CASE("an entity's first sighting is kept when it is stored again") {
 }
 
 TEST_CASE("the latest notification time of a customer counts what is pending or delivered, not dead letters") {
-  auto store = Store::open_temporary();
+  EACH_BACKEND();
   store->enqueue(notification("k1", "c-1", at("2026-11-20T08:00:00Z")));
   store->enqueue(notification("k2", "c-1", at("2026-11-21T08:00:00Z")));
   const auto pending = store->outbox(OutboxStatus::kPending);
@@ -629,7 +686,7 @@ TEST_CASE("the latest notification time of a customer counts what is pending or 
 }
 
 TEST_CASE("the latest notification time of a customer ignores dropped ones") {
-  auto store = Store::open_temporary();
+  EACH_BACKEND();
   CHECK_FALSE(store->latest_notification_at("c-1"));
   store->enqueue(notification("k1", "c-1", at("2026-11-20T08:00:00Z")));
   store->enqueue(notification("k2", "c-1", at("2026-11-21T08:00:00Z")));
@@ -641,7 +698,7 @@ TEST_CASE("the latest notification time of a customer ignores dropped ones") {
 }
 
 TEST_CASE("all entities of a type can be read page by page") {
-  auto store = Store::open_temporary();
+  EACH_BACKEND();
   for (const char* id : {"c-3", "c-1", "c-2"}) store->put_entity(entity(EntityType::kCustomer, id, {{"name", id}}));
   store->put_entity(entity(EntityType::kOrder, "A", {{"customer", "c-1"}}));
   const auto first = store->entities(EntityType::kCustomer, "", 2);
@@ -656,7 +713,7 @@ TEST_CASE("all entities of a type can be read page by page") {
 }
 
 TEST_CASE("a removed rule's timers are cancelled and counted, other rules' stay") {
-  auto store = Store::open_temporary();
+  EACH_BACKEND();
   store->schedule_timer(Timer{"gone", EntityRef{EntityType::kOrder, "A"}, at("2026-11-20T11:00:00Z")});
   store->schedule_timer(Timer{"gone", EntityRef{EntityType::kOrder, "B"}, at("2026-11-20T09:00:00Z")});
   store->mark_timer_fired(Timer{"gone", EntityRef{EntityType::kOrder, "B"}, at("2026-11-20T09:00:00Z")});
@@ -669,7 +726,7 @@ TEST_CASE("a removed rule's timers are cancelled and counted, other rules' stay"
 }
 
 TEST_CASE("the outbox depth counts pending entries and finds the oldest already due") {
-  auto store = Store::open_temporary();
+  EACH_BACKEND();
   CHECK(store->outbox_depth(at("2026-11-20T12:00:00Z")).pending == 0);
   CHECK_FALSE(store->outbox_depth(at("2026-11-20T12:00:00Z")).oldest_due);
   store->enqueue(notification("k1", "c-1", at("2026-11-20T11:00:00Z")));
@@ -683,7 +740,7 @@ TEST_CASE("the outbox depth counts pending entries and finds the oldest already 
 }
 
 TEST_CASE("an overtaken entry is not sent, counts for nothing, and keeps its reason with every decision") {
-  auto store = Store::open_temporary();
+  EACH_BACKEND();
   Notification n = notification("k1", "c-1", at("2026-11-21T08:00:00Z"));
   n.event = {{"field", "status"}, {"old", "placed"}, {"new", "cancelled"}};
   REQUIRE(store->enqueue(n, "waits until 2026-11-21T08:00:00Z (quiet_hours)"));
@@ -718,7 +775,7 @@ TEST_CASE("an overtaken entry is not sent, counts for nothing, and keeps its rea
 }
 
 TEST_CASE("an intent waits for linked data, keeps its deadline when it waits for something else, and expires") {
-  auto store = Store::open_temporary();
+  EACH_BACKEND();
   const EntityRef order{EntityType::kOrder, "A-1"};
   const EntityRef customer{EntityType::kCustomer, "c-1"};
   WaitingIntent w{0,
@@ -751,7 +808,7 @@ TEST_CASE("an intent waits for linked data, keeps its deadline when it waits for
 }
 
 TEST_CASE("a claimed entry is not due, and its verdict ends the claim") {
-  auto store = Store::open_temporary();
+  EACH_BACKEND();
   store->enqueue(notification("k1", "c-1", at("2026-11-20T10:00:00Z")));
   store->enqueue(notification("k2", "c-1", at("2026-11-20T10:00:00Z")));
   const auto due = store->due_notifications(at("2026-11-20T11:00:00Z"));
@@ -816,7 +873,7 @@ TEST_CASE("a send cut off is retried with its key, or held as an unknown outcome
 }
 
 TEST_CASE("an unknown outcome can be retried or dropped") {
-  auto store = Store::open_temporary();
+  EACH_BACKEND();
   store->enqueue(notification("k1", "c-1", at("2026-11-20T10:00:00Z")));
   store->enqueue(notification("k2", "c-1", at("2026-11-20T10:00:00Z")));
   const auto due = store->due_notifications(at("2026-11-20T11:00:00Z"));
@@ -831,7 +888,7 @@ TEST_CASE("an unknown outcome can be retried or dropped") {
 }
 
 TEST_CASE("the latest message to an address is found by its digits, an email by the local part of its Message-ID") {
-  auto store = Store::open_temporary();
+  EACH_BACKEND();
   Notification sms = notification("k-sms", "c-1", at("2026-11-20T10:00:00Z"));
   sms.to = "+31 6 0000 0000";
   REQUIRE(store->enqueue(sms));
@@ -854,7 +911,7 @@ TEST_CASE("the latest message to an address is found by its digits, an email by 
 }
 
 TEST_CASE("opt-outs are found by customer or address, and a pause only grows and ends at its time") {
-  auto store = Store::open_temporary();
+  EACH_BACKEND();
   const Timestamp now = at("2026-11-20T10:00:00Z");
   CHECK(store->add_opt_out(OptOut{"c-1", Channel::kSms, "31600000000", now, 0}));
   CHECK_FALSE(store->add_opt_out(OptOut{"c-1", Channel::kSms, "31611111111", now, 0}));  // already out
@@ -875,7 +932,7 @@ TEST_CASE("opt-outs are found by customer or address, and a pause only grows and
 }
 
 TEST_CASE("a customer's history is read newest first and bounded: entities, outbox, replies, opt-outs") {
-  auto store = Store::open_temporary();
+  EACH_BACKEND();
   auto observed = [](Entity e, const char* when) {
     e.observed_at = at(when);
     return e;
@@ -945,7 +1002,7 @@ TEST_CASE("a customer's history is read newest first and bounded: entities, outb
 }
 
 TEST_CASE("messages not made are kept per customer and counted per rule, and the old ones go") {
-  auto store = Store::open_temporary();
+  EACH_BACKEND();
   const Timestamp t = at("2026-11-20T10:00:00Z");
   const EntityRef order{EntityType::kOrder, "A-1"};
   store->record_not_made(NotMade{t, "late", "c-1", order, "cooldown", "sent 2 h ago"});
@@ -981,7 +1038,7 @@ TEST_CASE("messages not made are kept per customer and counted per rule, and the
 }
 
 TEST_CASE("an entry whose action is pending is not due for delivery until its answer is stored with it") {
-  auto store = Store::open_temporary();
+  EACH_BACKEND();
   const Timestamp t = at("2026-11-20T10:00:00Z");
   Notification voucher = notification("k-action", "c1", t);
   voucher.action = "voucher";
@@ -1029,4 +1086,178 @@ TEST_CASE("an entry whose action is pending is not due for delivery until its an
   CHECK(decisions[1].decision == "action");
   CHECK(decisions[2].decision == "held back");
   CHECK(decisions[3].reason == "voucher: HTTP 201, answered code");
+}
+
+// --- PostgreSQL: several stores (replicas) on one database at once ---
+
+TEST_CASE("two PostgreSQL stores on one database: a lost update is refused, and retried from a fresh read") {
+  FreshStore one(Backend::kPostgres);
+  const auto other = one.open_again();
+  const EntityRef ref{EntityType::kCustomer, "c-1"};
+  one->put_entity(entity(EntityType::kCustomer, "c-1", {{"n", 0}}));
+  Entity read_by_one = *one->entity(ref);
+  Entity read_by_other = *other->entity(ref);
+  read_by_one.fields["n"] = 1;
+  one->put_entity(read_by_one);
+  read_by_other.fields["n"] = 2;
+  CHECK_THROWS_WITH(other->put_entity(read_by_other), Catch::Contains("another writer stored it since it was read"));
+  CHECK(one->entity(ref)->fields["n"] == 1);
+
+  // Four writers, each its own connection, add one 25 times each, every
+  // write a compare-and-set retried from a fresh read: no increment is lost.
+  std::vector<std::thread> writers;
+  std::atomic<int> conflicts{0};
+  for (int w = 0; w < 4; ++w) {
+    writers.emplace_back([&] {
+      auto store = one.open_again();
+      for (int i = 0; i < 25; ++i) {
+        for (;;) {
+          Entity e = *store->entity(ref);
+          e.fields["n"] = e.fields["n"].get<int>() + 1;
+          try {
+            store->put_entity(e);
+            break;
+          } catch (const StoreError&) {
+            ++conflicts;
+          }
+        }
+      }
+    });
+  }
+  for (auto& t : writers) t.join();
+  CHECK(one->entity(ref)->fields["n"] == 101);
+}
+
+TEST_CASE("two PostgreSQL stores enqueue one idempotency key at once: one row, one true") {
+  FreshStore one(Backend::kPostgres);
+  for (int round = 0; round < 10; ++round) {
+    std::atomic<int> added{0};
+    std::vector<std::thread> replicas;
+    for (int r = 0; r < 3; ++r) {
+      replicas.emplace_back([&, round] {
+        auto store = one.open_again();
+        const std::string key = "k" + std::to_string(round);
+        if (store->enqueue(notification(key.c_str(), "c-1", at("2026-11-20T10:00:00Z")))) ++added;
+      });
+    }
+    for (auto& t : replicas) t.join();
+    CHECK(added == 1);
+  }
+  CHECK(one->outbox().size() == 10);
+  for (const auto& entry : one->outbox()) CHECK(one->decisions(entry.id).size() == 1);
+}
+
+TEST_CASE("PostgreSQL claimers never get the same entry, and an ended lease makes an entry due again") {
+  FreshStore one(Backend::kPostgres);
+  for (int i = 0; i < 200; ++i) {
+    const std::string key = "k" + std::to_string(i);
+    one->enqueue(notification(key.c_str(), "c-1", at("2026-11-20T10:00:00Z") + std::chrono::seconds(i)));
+  }
+  const Timestamp now = at("2026-11-20T11:00:00Z");
+  std::mutex mutex;
+  std::vector<long long> claimed;
+  std::vector<std::thread> claimers;
+  for (int c = 0; c < 4; ++c) {
+    claimers.emplace_back([&] {
+      auto store = one.open_again();
+      auto& claims = dynamic_cast<LeaseClaims&>(*store);
+      for (;;) {
+        const auto batch = claims.claim_due_notifications(Channel::kSms, 7, now, 30s);
+        if (batch.empty()) return;
+        const std::lock_guard lock(mutex);
+        for (const auto& entry : batch) claimed.push_back(entry.id);
+      }
+    });
+  }
+  for (auto& t : claimers) t.join();
+  std::sort(claimed.begin(), claimed.end());
+  CHECK(claimed.size() == 200);
+  CHECK(std::adjacent_find(claimed.begin(), claimed.end()) == claimed.end());
+
+  auto& claims = dynamic_cast<LeaseClaims&>(*one);
+  CHECK(claims.claim_due_notifications(Channel::kSms, 10, now + 29s, 30s).empty());     // the leases hold
+  const auto again = claims.claim_due_notifications(Channel::kSms, 3, now + 30s, 30s);  // and then end
+  REQUIRE(again.size() == 3);
+  CHECK(again[0].notification.idempotency_key == "k0");
+  CHECK(again[2].notification.idempotency_key == "k2");
+  one->mark_delivered(again[0].id, now + 31s);
+  CHECK_FALSE(one->outbox_entry(again[0].id)->sending_since);
+}
+
+TEST_CASE("a PostgreSQL timer fired by several replicas at once fires once") {
+  FreshStore one(Backend::kPostgres);
+  const Timer timer{"r", EntityRef{EntityType::kOrder, "A"}, at("2026-11-20T10:00:00Z")};
+  for (int round = 0; round < 5; ++round) {
+    one->schedule_timer(Timer{timer.rule, timer.entity, timer.due + std::chrono::minutes(round)});
+    const Timer due = one->due_timers(at("2026-11-21T00:00:00Z"), 1).at(0);
+    std::atomic<int> fired{0};
+    std::vector<std::thread> replicas;
+    for (int r = 0; r < 3; ++r)
+      replicas.emplace_back([&] {
+        if (one.open_again()->mark_timer_fired(due)) ++fired;
+      });
+    for (auto& t : replicas) t.join();
+    CHECK(fired == 1);
+  }
+}
+
+TEST_CASE("PostgreSQL stores migrating one new database at once take turns: both open, one schema") {
+  test::PgDatabase db;
+  std::vector<std::thread> replicas;
+  std::atomic<int> opened{0};
+  for (int r = 0; r < 3; ++r)
+    replicas.emplace_back([&] {
+      if (open_postgres_store(db.conninfo())->schema_version() == kLatest) ++opened;
+    });
+  for (auto& t : replicas) t.join();
+  CHECK(opened == 3);
+  pg::SyncConnection check(db.conninfo());
+  CHECK(check.query("SELECT COUNT(*) FROM schema_migrations").rows.at(0).integer(0) == kLatest);
+}
+
+TEST_CASE("a PostgreSQL store sees other sessions' commits in its data version, not its own") {
+  FreshStore one(Backend::kPostgres);
+  const auto other = one.open_again();
+  const long long start = one->data_version();
+  one->enqueue(notification("k1", "c-1", at("2026-11-20T10:00:00Z")));
+  CHECK(one->data_version() == start);
+  other->drop(one->last_enqueued());
+  CHECK(one->data_version() != start);
+}
+
+TEST_CASE("a lost PostgreSQL connection is a StoreError that says retrying can help, and no password shows") {
+  FreshStore one(Backend::kPostgres);
+  pg::SyncConnection admin(one.conninfo());
+  REQUIRE(admin
+              .query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+                     "AND pid <> pg_backend_pid()")
+              .ok());
+  try {
+    one->entity(EntityRef{EntityType::kCustomer, "c-1"});
+    FAIL("no error on a lost connection");
+  } catch (const StoreError& e) {
+    CHECK(e.retryable);
+  }
+  try {
+    open_postgres_store("host=127.0.0.1 port=1 dbname=none user=nobody password=hunter2 connect_timeout=5");
+    FAIL("no error without a server");
+  } catch (const StoreError& e) {
+    CHECK(e.retryable);
+    CHECK_THAT(e.what(), !Catch::Contains("hunter2"));
+  }
+}
+
+TEST_CASE("a PostgreSQL URL takes the password apart from the configuration, and logs show it masked") {
+  CHECK(masked_conninfo("postgresql://tactd:s3cret@db.example:5432/tactd?sslmode=require") ==
+        "postgresql://tactd:***@db.example:5432/tactd?sslmode=require");
+  CHECK(masked_conninfo("host=db user=tactd password=s3cret dbname=tactd") ==
+        "host=db user=tactd password=*** dbname=tactd");
+  CHECK(masked_conninfo("postgres://db/tactd?password=s3cret&sslmode=require") ==
+        "postgres://db/tactd?password=***&sslmode=require");
+  CHECK(masked_conninfo("postgresql://db.example/tactd") == "postgresql://db.example/tactd");
+  CHECK(postgres_conninfo("postgresql://tactd@db/t", "p@ss w:rd") ==
+        "postgresql://tactd@db/t?password=p%40ss%20w%3Ard");
+  CHECK(postgres_conninfo("postgresql://db/t?sslmode=require", "x") == "postgresql://db/t?sslmode=require&password=x");
+  CHECK(postgres_conninfo("postgresql://db/t", "") == "postgresql://db/t");
+  CHECK(masked_conninfo(postgres_conninfo("postgresql://db/t", "p@ss")) == "postgresql://db/t?password=***");
 }
