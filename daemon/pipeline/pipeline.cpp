@@ -110,6 +110,27 @@ nlohmann::json event_json(const Event& event) {
   return {{"field", event.field}, {"old", event.old_value}, {"new", event.new_value}};
 }
 
+// A message `rule` decided about `entity` and did not make, held back on
+// purpose or for a problem: told in `outcome` and recorded in the store (for
+// the customer's timeline and the console), within the caller's transaction.
+struct NotMadeRecorder {
+  Outcome& outcome;
+  OutboxStore& store;
+  Timestamp now;
+  const std::string& rule;
+  const EntityRef& entity;
+  const std::string& customer;
+
+  void held_back(std::string code, std::string reason) const {
+    store.record_not_made(NotMade{now, rule, customer, entity, code, reason});
+    outcome.held_back.push_back({rule, entity, std::move(code), std::move(reason)});
+  }
+  void problem(std::string code, std::string text) const {
+    store.record_not_made(NotMade{now, rule, customer, entity, code, text});
+    outcome.problems.push_back({rule, std::move(code), std::move(text)});
+  }
+};
+
 }  // namespace
 
 Pipeline::Pipeline(Snapshot snapshot, Store& store, const Clock& clock)
@@ -206,9 +227,10 @@ Outcome Pipeline::fire_due(std::size_t limit) {
       continue;
     }
     if (now - timer.due > snapshot_.config->timer_grace) {
-      outcome.problems.push_back({rule->id, "timer_late",
-                                  timer.entity.str() + ": rule '" + rule->id + "' was due at " +
-                                      format_rfc3339(timer.due) + ", longer ago than [timers] grace allows; skipped"});
+      const std::string customer = entity->customer_id().value_or("");
+      NotMadeRecorder{outcome, store_, now, rule->id, timer.entity, customer}.problem(
+          "timer_late", timer.entity.str() + ": rule '" + rule->id + "' was due at " + format_rfc3339(timer.due) +
+                            ", longer ago than [timers] grace allows; skipped");
       transaction->commit();
       continue;
     }
@@ -407,18 +429,18 @@ bool Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& li
                         const nlohmann::json& event, Outcome& outcome) {
   const Timestamp now = clock_.now();
   const Config& config = *snapshot_.config;
+  const NotMadeRecorder not_made{outcome, store_, now, rule.id, entity.ref, linked.customer};
   if (linked.customer.empty()) {
     if (auto missing = missing_link(entity, store_))
       return wait_for(rule, entity, trigger, event, *missing, missing->str() + " has not been observed yet", outcome);
-    outcome.problems.push_back({rule.id, "no_customer",
-                                entity.ref.str() + ": rule '" + rule.id +
-                                    "' fired, but the entity names no customer (fields.customer, or fields.order "
-                                    "for a shipment)"});
+    not_made.problem("no_customer", entity.ref.str() + ": rule '" + rule.id +
+                                        "' fired, but the entity names no customer (fields.customer, or fields.order "
+                                        "for a shipment)");
     return false;
   }
   if (rule.min_notice > Duration::zero()) {
     if (auto problem = notice_shortfall(rule, linked.scope, now)) {
-      outcome.problems.push_back({rule.id, "short_notice", entity.ref.str() + ": rule '" + rule.id + "': " + *problem});
+      not_made.problem("short_notice", entity.ref.str() + ": rule '" + rule.id + "': " + *problem);
       return false;
     }
   }
@@ -437,9 +459,8 @@ bool Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& li
           }
           continue;
         }
-        outcome.held_back.push_back(
-            {rule.id, entity.ref, "superseded",
-             "superseded by the pending message of rule '" + other->id + "' about " + ref.str()});
+        not_made.held_back("superseded",
+                           "superseded by the pending message of rule '" + other->id + "' about " + ref.str());
         return false;
       }
     }
@@ -449,7 +470,11 @@ bool Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& li
   const Intent intent{rule.id, rule.kind, entity.ref, linked.customer, trigger, now};
   const Decision decision = Policy(config, store_, store_).decide(rule, intent, customer, now);
   if (decision.verdict == Decision::Verdict::kHeldBack) {
-    outcome.held_back.push_back({rule.id, entity.ref, decision.code, decision.reason});
+    // A duplicate's record is the message already in the outbox.
+    if (decision.code == "duplicate")
+      outcome.held_back.push_back({rule.id, entity.ref, decision.code, decision.reason});
+    else
+      not_made.held_back(decision.code, decision.reason);
     return false;
   }
   if (decision.verdict == Decision::Verdict::kUnreachable &&
@@ -457,14 +482,13 @@ bool Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& li
     return wait_for(rule, entity, trigger, event, EntityRef{EntityType::kCustomer, linked.customer}, decision.reason,
                     outcome);
   if (decision.verdict == Decision::Verdict::kUnreachable) {
-    outcome.problems.push_back({rule.id, decision.code, entity.ref.str() + ": " + decision.reason});
+    not_made.problem(decision.code, entity.ref.str() + ": " + decision.reason);
     return false;
   }
   if (std::string missing = missing_fields(rule.required, linked.scope); !missing.empty()) {
-    outcome.problems.push_back({rule.id, "missing_field",
-                                entity.ref.str() + ": rule '" + rule.id + "': " + missing +
-                                    ", which the message cannot go without. Not sent to the customer: contact them "
-                                    "personally, and complete the data at the source"});
+    not_made.problem("missing_field", entity.ref.str() + ": rule '" + rule.id + "': " + missing +
+                                          ", which the message cannot go without. Not sent to the customer: contact "
+                                          "them personally, and complete the data at the source");
     return false;
   }
   const MessageContext context = message_context(rule, entity.ref, linked, event);
@@ -472,7 +496,7 @@ bool Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& li
   auto rendered =
       snapshot_.templates->render(context.locale, rule.template_name, decision.channel, template_data(context), error);
   if (!rendered) {
-    outcome.problems.push_back({rule.id, "render_failed", entity.ref.str() + ": rule '" + rule.id + "': " + error});
+    not_made.problem("render_failed", entity.ref.str() + ": rule '" + rule.id + "': " + error);
     return false;
   }
   Notification notification{idempotency_key(intent, rule.once), decision.send_at, rule.id, rule.kind, linked.customer,

@@ -68,6 +68,27 @@ struct OutboxDecision {
   std::string reason;
 };
 
+// A message a rule decided that was not made: held back by the policy
+// (cooldown, opt-out) or by a pending message that supersedes it, or
+// impossible (no customer, no channel, too short a notice, a field the
+// message cannot go without, a template that failed). A duplicate of a
+// message already in the outbox is not one: its outbox row is its record.
+struct NotMade {
+  Timestamp at;
+  std::string rule;
+  std::string customer;  // empty: the entity names none
+  EntityRef entity;
+  std::string code;    // the fixed word of the metrics: "cooldown", "opt_out", "no_channel", ...
+  std::string reason;  // for people
+};
+
+// How many messages of `rule` were not made for the reason `code`.
+struct NotMadeCount {
+  std::string rule;
+  std::string code;
+  std::size_t count = 0;
+};
+
 // Implementations throw StoreError (store_error.h).
 class OutboxStore {
  public:
@@ -200,6 +221,18 @@ class OutboxStore {
   // most `limit` through an index on the customer; unreadable rows are set
   // aside and returned flagged, as outbox() does.
   virtual std::vector<OutboxEntry> customer_outbox(const std::string& customer, std::size_t limit) const = 0;
+
+  // --- messages decided but not made ---
+  // Records it (within the open Transaction, if any). Kept for
+  // kNotMadeRetention: each record removes at most two records older than
+  // that, so the record never grows beyond what that time brings.
+  virtual void record_not_made(const NotMade& not_made) = 0;
+  static constexpr Duration kNotMadeRetention = std::chrono::hours(24 * 90);
+  // The customer's, the newest first, at most `limit` through an index on
+  // the customer.
+  virtual std::vector<NotMade> customer_not_made(const std::string& customer, std::size_t limit) const = 0;
+  // Those recorded at or after `since`, counted by rule and code (sorted so).
+  virtual std::vector<NotMadeCount> not_made_counts(Timestamp since) const = 0;
 
   // --- the operators' console ---
   // How many entries have each status (statuses with none are left out):

@@ -259,9 +259,25 @@ ALTER TABLE outbox ADD COLUMN action_detail TEXT;      -- the last attempt's out
 CREATE INDEX outbox_action_due ON outbox (COALESCE(action_next_at, due_at))
   WHERE status = 'pending' AND action_state = 'pending';
 )sql"},
+    // What a rule decided and the policy held back (a cooldown, an opt-out)
+    // or could not make (no channel, a field missing) was only logged and
+    // counted: the support desk's timeline and the console show it from here.
+    Migration{14, "messages decided but not made", R"sql(
+CREATE TABLE not_made (
+  id       INTEGER PRIMARY KEY,
+  at       INTEGER NOT NULL,  -- ms since the epoch
+  rule     TEXT NOT NULL,
+  customer TEXT NOT NULL,     -- '' when the entity names none
+  entity   TEXT NOT NULL,
+  code     TEXT NOT NULL,
+  reason   TEXT NOT NULL
+);
+CREATE INDEX not_made_by_customer ON not_made (customer, at);
+CREATE INDEX not_made_by_time ON not_made (at);
+)sql"},
     // The operators' console finds a customer by email address or phone
     // number; without these it would read every customer's fields.
-    Migration{14, "customers by contact detail", R"sql(
+    Migration{15, "customers by contact detail", R"sql(
 CREATE INDEX entities_customer_email ON entities (lower(json_extract(fields, '$.email'))) WHERE type = 'customer';
 CREATE INDEX entities_customer_phone ON entities (json_extract(fields, '$.phone')) WHERE type = 'customer';
 )sql"},
@@ -1346,6 +1362,53 @@ class SqliteStore final : public Store {
       q.bind(1, customer);
       q.bind(2, static_cast<int64_t>(std::min<std::size_t>(limit, std::numeric_limits<int64_t>::max())));
       return read_entries(q, true);
+    });
+  }
+
+  void record_not_made(const NotMade& n) override {
+    guard("record a message not made by rule " + n.rule, [&] {
+      SQLite::Statement& prune =
+          prepared("DELETE FROM not_made WHERE id IN (SELECT id FROM not_made WHERE at < ? ORDER BY at LIMIT 2)");
+      prune.bind(1, static_cast<int64_t>(millis(n.at - kNotMadeRetention)));
+      prune.exec();
+      SQLite::Statement& q =
+          prepared("INSERT INTO not_made (at, rule, customer, entity, code, reason) VALUES (?, ?, ?, ?, ?, ?)");
+      q.bind(1, static_cast<int64_t>(millis(n.at)));
+      q.bind(2, n.rule);
+      q.bind(3, n.customer);
+      q.bind(4, n.entity.str());
+      q.bind(5, n.code);
+      q.bind(6, n.reason);
+      q.exec();
+    });
+  }
+
+  std::vector<NotMade> customer_not_made(const std::string& customer, std::size_t limit) const override {
+    return guard("read the messages not made for " + customer, [&] {
+      SQLite::Statement& q = prepared(
+          "SELECT at, rule, entity, code, reason FROM not_made WHERE customer = ? AND customer != '' "
+          "ORDER BY at DESC, id DESC LIMIT ?");
+      q.bind(1, customer);
+      q.bind(2, static_cast<int64_t>(std::min<std::size_t>(limit, std::numeric_limits<int64_t>::max())));
+      std::vector<NotMade> out;
+      while (q.executeStep())
+        out.push_back(NotMade{from_millis(q.getColumn(0).getInt64()), q.getColumn(1).getString(), customer,
+                              ref_from(q.getColumn(2).getString()), q.getColumn(3).getString(),
+                              q.getColumn(4).getString()});
+      return out;
+    });
+  }
+
+  std::vector<NotMadeCount> not_made_counts(Timestamp since) const override {
+    return guard("count the messages not made", [&] {
+      SQLite::Statement& q =
+          prepared("SELECT rule, code, count(*) FROM not_made WHERE at >= ? GROUP BY rule, code ORDER BY rule, code");
+      q.bind(1, static_cast<int64_t>(millis(since)));
+      std::vector<NotMadeCount> out;
+      while (q.executeStep())
+        out.push_back(NotMadeCount{q.getColumn(0).getString(), q.getColumn(1).getString(),
+                                   static_cast<std::size_t>(q.getColumn(2).getInt64())});
+      return out;
     });
   }
 

@@ -19,7 +19,7 @@ int rank(std::string_view type) {
   if (type == "opt_out") return 3;
   if (type == "change") return 4;
   if (type == "decided") return 5;
-  if (type == "held_back") return 6;
+  if (type == "held_back" || type == "not_made") return 6;
   if (type == "attempt") return 8;
   return 7;  // overtaken, dropped, decision
 }
@@ -192,10 +192,12 @@ Timeline build_timeline(const Store& store, const std::string& customer, Timesta
   std::vector<Entity> entities = store.customer_entities(customer, rows);
   std::vector<OutboxEntry> outbox = store.customer_outbox(customer, rows);
   std::vector<Reply> replies = store.customer_replies(customer, rows);
+  std::vector<NotMade> not_made = store.customer_not_made(customer, rows);
   const std::vector<OptOut> opt_outs = store.customer_opt_outs(customer);
-  timeline.known = !entities.empty() || !outbox.empty() || !replies.empty() || !opt_outs.empty();
+  timeline.known = !entities.empty() || !outbox.empty() || !replies.empty() || !opt_outs.empty() || !not_made.empty();
   if (!timeline.known) return timeline;
-  timeline.truncated = cut(entities, timeline.limit) | cut(outbox, timeline.limit) | cut(replies, timeline.limit);
+  timeline.truncated = cut(entities, timeline.limit) | cut(outbox, timeline.limit) | cut(replies, timeline.limit) |
+                       cut(not_made, timeline.limit);
 
   std::vector<TimelineEvent>& events = timeline.events;
   bool customer_seen = false;
@@ -248,6 +250,13 @@ Timeline build_timeline(const Store& store, const std::string& customer, Timesta
                       {{"channel", to_string(o.channel)}, {"reply", o.reply_id}}});
   }
   for (auto it = outbox.rbegin(); it != outbox.rend(); ++it) add_message(store, *it, events);
+  for (auto it = not_made.rbegin(); it != not_made.rend(); ++it)
+    events.push_back({it->at,
+                      "not_made",
+                      it->entity.str(),
+                      0,
+                      "rule " + it->rule + " made no message (" + it->code + "): " + one_line(it->reason, 200),
+                      {{"rule", it->rule}, {"code", it->code}, {"reason", it->reason}}});
 
   std::stable_sort(events.begin(), events.end(), [](const TimelineEvent& a, const TimelineEvent& b) {
     if (a.at != b.at) return a.at < b.at;

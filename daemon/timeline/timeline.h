@@ -18,6 +18,9 @@
 //                the subject and body as the customer got (or would get) them
 //   held_back    a decision that made a message wait, with its reason
 //                (quiet hours, a cap, a pause because the customer wrote)
+//   not_made     a rule decided a message that was not made: held back by
+//                the policy (a cooldown, an opt-out, a superseding message)
+//                or impossible (no channel, a field missing); rule, code, reason
 //   attempt      one try to deliver it: delivered, retry, dead, interrupted
 //   overtaken    it was not sent because the world moved on (the reason)
 //   dropped      it will not be sent (superseded, an operator)
@@ -57,7 +60,8 @@ struct TimelineEvent {
   // status, subject, body, locale}; for attempt {number, outcome, detail};
   // for reply {channel, from, subject, text, stop, about}; for observed
   // {fields}; for change {field, old, new}; for held_back, overtaken,
-  // dropped and decision {decision, reason}. An object, maybe empty.
+  // dropped and decision {decision, reason}; for not_made {rule, code,
+  // reason}. An object, maybe empty.
   nlohmann::json detail = nlohmann::json::object();
 };
 

@@ -157,6 +157,11 @@ class FaultyStore final : public Store {
   std::vector<Reply> customer_replies(const std::string& customer, std::size_t limit) const override {
     return inner_.customer_replies(customer, limit);
   }
+  void record_not_made(const NotMade& not_made) override { inner_.record_not_made(not_made); }
+  std::vector<NotMade> customer_not_made(const std::string& customer, std::size_t limit) const override {
+    return inner_.customer_not_made(customer, limit);
+  }
+  std::vector<NotMadeCount> not_made_counts(Timestamp since) const override { return inner_.not_made_counts(since); }
   std::vector<OptOut> customer_opt_outs(const std::string& customer) const override {
     return inner_.customer_opt_outs(customer);
   }

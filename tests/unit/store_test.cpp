@@ -17,7 +17,7 @@ using namespace std::chrono_literals;
 namespace {
 
 // The schema version a new database gets: the number of migrations.
-constexpr int kLatest = 14;
+constexpr int kLatest = 15;
 
 Timestamp at(const char* text) { return *parse_rfc3339(text); }
 
@@ -84,6 +84,7 @@ TEST_CASE("a database at an older schema version gets only the missing migration
   }
   {  // wind the file back to version 1, as an older tactd left it
     SQLite::Database db(path.string(), SQLite::OPEN_READWRITE);
+    db.exec("DROP TABLE not_made;");
     db.exec("DROP INDEX entities_customer_email; DROP INDEX entities_customer_phone;");
     db.exec(
         "DROP INDEX outbox_action_due; ALTER TABLE outbox DROP COLUMN action; ALTER TABLE outbox DROP COLUMN "
@@ -927,6 +928,42 @@ TEST_CASE("a customer's history is read newest first and bounded: entities, outb
   CHECK(opt_outs[0].channel == Channel::kSms);
   CHECK(opt_outs[0].reply_id == first);
   CHECK(store->customer_opt_outs("").empty());  // an address without a customer belongs to no one
+}
+
+TEST_CASE("messages not made are kept per customer and counted per rule, and the old ones go") {
+  auto store = Store::open_temporary();
+  const Timestamp t = at("2026-11-20T10:00:00Z");
+  const EntityRef order{EntityType::kOrder, "A-1"};
+  store->record_not_made(NotMade{t, "late", "c-1", order, "cooldown", "sent 2 h ago"});
+  store->record_not_made(NotMade{t + 1min, "late", "c-1", order, "cooldown", "sent 2 h ago"});
+  store->record_not_made(NotMade{t + 2min, "late", "c-2", order, "opt_out", "opted out"});
+  store->record_not_made(NotMade{t + 3min, "welcome", "", order, "no_customer", "names no customer"});
+
+  const auto mine = store->customer_not_made("c-1", 10);
+  REQUIRE(mine.size() == 2);
+  CHECK(mine[0].at == t + 1min);  // the newest first
+  CHECK(mine[0].rule == "late");
+  CHECK(mine[0].customer == "c-1");
+  CHECK(mine[0].entity == order);
+  CHECK(mine[0].code == "cooldown");
+  CHECK(mine[0].reason == "sent 2 h ago");
+  CHECK(store->customer_not_made("c-1", 1).size() == 1);
+  CHECK(store->customer_not_made("", 10).empty());  // no customer: on no one's timeline
+
+  const auto counts = store->not_made_counts(t + 1min);
+  REQUIRE(counts.size() == 3);
+  CHECK((counts[0].rule == "late" && counts[0].code == "cooldown" && counts[0].count == 1));
+  CHECK((counts[1].rule == "late" && counts[1].code == "opt_out" && counts[1].count == 1));
+  CHECK((counts[2].rule == "welcome" && counts[2].code == "no_customer" && counts[2].count == 1));
+
+  // Past the retention each new record takes two old ones with it.
+  const Timestamp later = t + OutboxStore::kNotMadeRetention + 3min + 1ms;
+  store->record_not_made(NotMade{later, "late", "c-1", order, "cooldown", "again"});
+  CHECK(store->customer_not_made("c-1", 10).size() == 1);  // the first two are gone
+  CHECK(store->customer_not_made("c-2", 10).size() == 1);  // the next record takes it
+  store->record_not_made(NotMade{later, "late", "c-1", order, "cooldown", "again"});
+  CHECK(store->customer_not_made("c-2", 10).empty());
+  CHECK(store->not_made_counts(t).size() == 1);
 }
 
 TEST_CASE("an entry whose action is pending is not due for delivery until its answer is stored with it") {

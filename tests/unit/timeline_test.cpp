@@ -185,6 +185,35 @@ TEST_CASE("a message held back, one overtaken and one dropped show with their re
   CHECK(find(t, "decided", confirmation_id)->detail["status"] == "dropped");
 }
 
+TEST_CASE("a message the policy held back shows why no message was made, and counts for its rule") {
+  Story s;
+  s.observe(obs("customer", "c-42", "2026-11-20T09:00:00+01:00",
+                {{"name", "Anna de Vries"}, {"phone", "+31612345678"}, {"opt_out", true}}),
+            "2026-11-20T09:00:00+01:00");
+  s.observe(order("A-1", "c-42", "2026-11-20T17:00:00+01:00", "placed"), "2026-11-20T17:00:00+01:00");
+  const Outcome cancelled =
+      s.observe(order("A-1", "c-42", "2026-11-20T17:30:00+01:00", "cancelled"), "2026-11-20T17:30:00+01:00");
+  CHECK(cancelled.notifications.empty());
+  REQUIRE(cancelled.held_back.size() == 1);
+
+  const Timeline t = s.timeline();
+  const TimelineEvent* not_made = find(t, "not_made");
+  REQUIRE(not_made);
+  CHECK(not_made->at == at("2026-11-20T17:30:00+01:00"));
+  CHECK(not_made->entity == "order/A-1");
+  CHECK(not_made->detail["rule"] == "order-cancelled");
+  CHECK(not_made->detail["code"] == "opt_out");
+  CHECK_THAT(not_made->summary, Contains("rule order-cancelled made no message (opt_out)"));
+  CHECK(in_time_order(t));
+
+  const auto counts = s.store->not_made_counts(at("2026-11-20T17:00:00+01:00"));
+  REQUIRE(counts.size() == 1);
+  CHECK(counts[0].rule == "order-cancelled");
+  CHECK(counts[0].code == "opt_out");
+  CHECK(counts[0].count == 1);
+  CHECK(s.store->not_made_counts(at("2026-11-20T17:30:00.001+01:00")).empty());
+}
+
 TEST_CASE("a long history is cut to the newest events and says so, and an unknown customer has none") {
   Story s;
   s.observe(kAnna, "2026-11-20T09:00:00+01:00");
