@@ -416,9 +416,9 @@ HttpResponse Console::rules_page(const ConsoleSession& session) {
       if (slot < counts.size()) ++counts[slot];
     }
   }
-  // Held back: a message that waited (quiet hours, a pause because the
-  // customer wrote) or was dropped before it was sent (superseded, an
-  // operator), by reason; counted once per decision.
+  // Held back, besides those not made (below): a message that waited
+  // (quiet hours, a pause because the customer wrote) or was dropped before
+  // it was sent (superseded, an operator), by reason; once per decision.
   for (const auto& d : store.decisions_since(since, kActivityRows)) {
     const bool waited = d.decision == "held back" || (d.decision == "queued" && !d.reason.empty());
     if (!waited && d.decision != "dropped") continue;
@@ -427,6 +427,16 @@ HttpResponse Console::rules_page(const ConsoleSession& session) {
     ++it->second.held;
     ++it->second.reasons[d.decision == "dropped" ? "dropped: " + reason_key(d.decision, d.reason)
                                                  : reason_key(d.decision, d.reason)];
+  }
+  // Decided but not made: the policy held it back (a cooldown, an opt-out,
+  // a superseding message) or it could not be made (no channel, a field
+  // missing). A rule fired for these too.
+  for (const auto& n : store.not_made_counts(since)) {
+    auto [it, added] = by_rule.try_emplace(n.rule);
+    if (added) order.push_back(n.rule);
+    it->second.fired += n.count;
+    it->second.held += n.count;
+    it->second.reasons[n.code] += n.count;
   }
   auto rules = nlohmann::json::array();
   for (const auto& id : order) {
@@ -449,9 +459,10 @@ HttpResponse Console::rules_page(const ConsoleSession& session) {
                       {"since", shown(since, zone_name)},
                       {"until", shown(now, zone_name)},
                       {"held_note",
-                       "Held back counts messages that waited (quiet hours, a pause) or were dropped before they were "
-                       "sent; intents the policy turned away before they became messages (a cap, a cooldown, an "
-                       "opt-out, a duplicate) are only in the log and the metrics."},
+                       "Fired counts every message a rule decided, made or not. Held back counts the messages the "
+                       "policy turned away or that could not be made (by their code: cooldown, opt_out, no_channel, "
+                       "...), that waited (quiet hours, a pause) or were dropped before they were sent; a duplicate "
+                       "of a message already in the outbox is not counted again."},
                       {"rules", std::move(rules)},
                       {"chart", hourly_chart(hours, per_hour, zone_name)}};
   return page(200, "rules", std::move(data), &session);

@@ -253,6 +253,8 @@ TEST_CASE("the console's pages show the reloads, the rules, a customer and the t
                              {{"email", "mia@example.com"}, {"name", "Mia"}},
                              std::nullopt});
   REQUIRE(f.store->enqueue(notification("k1", "c-1")));
+  f.store->record_not_made(NotMade{at("2026-11-20T11:00:00Z"), "order-cancelled", "c-1",
+                                   EntityRef{EntityType::kOrder, "A"}, "cooldown", "a message 2 hours ago"});
   const std::string cookie = f.log_in();
   auto get = [&](const char* target) {
     HttpRequest r = request("GET", target);
@@ -263,7 +265,9 @@ TEST_CASE("the console's pages show the reloads, the rules, a customer and the t
   CHECK_THAT(reloads.body, Catch::Contains("unknown key &apos;whn&apos;"));
   const auto rules = get("/console/rules");
   CHECK_THAT(rules.body, Catch::Contains("<svg id=\"chart\""));
-  CHECK_THAT(rules.body, Catch::Contains("<th scope=\"row\">order-cancelled</th>"));
+  CHECK_THAT(rules.body,
+             Catch::Contains("<th scope=\"row\">order-cancelled</th><td>apology</td><td class=\"num\">2</td>"));
+  CHECK_THAT(rules.body, Catch::Contains("<li>cooldown: 1</li>"));
   const auto customer = get("/console/customer?q=mia%40example.com");
   CHECK(customer.status == 200);
   CHECK_THAT(customer.body, Catch::Contains("c-1 (Mia)"));
