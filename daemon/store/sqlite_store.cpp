@@ -1415,9 +1415,11 @@ class SqliteStore final : public Store {
   std::vector<std::string> customers_by_contact(const std::string& contact, std::size_t limit) const override {
     return guard("find the customers with the contact detail " + contact, [&] {
       SQLite::Statement& q = prepared(
-          "SELECT id FROM entities WHERE type = 'customer' AND lower(json_extract(fields, '$.email')) = lower(?1) "
-          "UNION SELECT id FROM entities WHERE type = 'customer' AND json_extract(fields, '$.phone') = ?1 "
-          "ORDER BY id LIMIT ?2");
+          // UNION ALL and GROUP BY: a plain UNION merges in id order, and
+          // SQLite then reads every customer through the primary key.
+          "SELECT id FROM (SELECT id FROM entities WHERE type = 'customer' AND "
+          "lower(json_extract(fields, '$.email')) = lower(?1) UNION ALL SELECT id FROM entities WHERE "
+          "type = 'customer' AND json_extract(fields, '$.phone') = ?1) GROUP BY id ORDER BY id LIMIT ?2");
       q.bind(1, contact);
       q.bind(2, static_cast<int64_t>(std::min<std::size_t>(limit, std::numeric_limits<int64_t>::max())));
       std::vector<std::string> out;
