@@ -165,7 +165,7 @@ struct DaemonMetrics {
         last_reload(m.gauge("tactd_last_reload_success", "1 when the last reload succeeded (or none was tried)", {})),
         build_info(m.gauge("tactd_build_info", "The running tactd; the value is always 1", {"version"})),
         replies(m.counter("tactd_replies_total",
-                          "Replies received, by channel, what they were (stop, reply) and how they were matched "
+                          "Replies received, by channel, what they were (stop, start, reply) and how they were matched "
                           "(message-id, sender, unmatched)",
                           {"channel", "what", "matched_by"})),
         actions(m.counter("tactd_actions_total",
@@ -224,8 +224,9 @@ class Daemon::Impl {
         *store_, clock_, lanes(*snapshot.config), [this](const Delivery::AttemptEnd& end) { count(end); },
         [this](const OutboxEntry& entry) { return release(entry); }, [this](bool committed) { released(committed); });
     delivery_->set_interrupt_observer([this](const Delivery::Interrupted& cut) { interrupted(cut); });
-    actions_ = std::make_unique<Actions>(*store_, clock_, *http_, snapshot.config->actions,
-                                         [this](const Actions::Taken& taken) { action_taken(taken); });
+    actions_ = std::make_unique<Actions>(
+        *store_, clock_, *http_, snapshot.config->actions, [this](const Actions::Taken& taken) { action_taken(taken); },
+        [this](const OutboxEntry& entry) { return action_wanted(entry); });
     operators_ = std::make_unique<OperatorChannel>(*http_, *smtp_, clock_);
     operators_->configure(snapshot.config->operators, snapshot.config->channel(Channel::kEmail));
     if (snapshot.config->push) start_push(*snapshot.config->push);
@@ -479,20 +480,23 @@ class Daemon::Impl {
     }
     // An opt-out, a pause and `received` are read by the release check.
     pipeline_->changed_outside(r.customer);
-    metric_set_.replies.add({std::string(to_string(r.channel)), r.stop ? "stop" : "reply",
+    metric_set_.replies.add({std::string(to_string(r.channel)),
+                             r.stop             ? "stop"
+                             : outcome.opted_in ? "start"
+                                                : "reply",
                              r.matched_by.empty() ? "unmatched" : r.matched_by});
     spdlog::info("inbound: reply {} {} {} {} {} {}", r.id, kv("channel", to_string(r.channel)),
                  kv("customer", r.customer), kv("entity", r.entity ? r.entity->str() : std::string()),
                  kv("matched_by", r.matched_by), kv("stop", r.stop ? "yes" : "no"));
-    if (outcome.opted_out)
-      spdlog::info("inbound: opted out of {} {}", to_string(r.channel),
+    if (outcome.opted_out || outcome.opted_in)
+      spdlog::info("inbound: {} {} {}", outcome.opted_out ? "opted out of" : "opted in again to", to_string(r.channel),
                    kv("customer", r.customer.empty() ? std::string("(unmatched)") : r.customer));
     if (outcome.pause)
       spdlog::info("inbound: automated messages about {} paused until {}", r.entity ? r.entity->str() : "",
                    format_rfc3339(outcome.pause->until, "UTC"));
     // Without a support destination a person must still hear of it.
     const auto& inbound = pipeline_->snapshot().config->inbound;
-    if (!r.stop && inbound && inbound->forward_email.empty() && inbound->forward_webhook.empty())
+    if (!r.forwarded_at && inbound && inbound->forward_email.empty() && inbound->forward_webhook.empty())
       operators_->report(
           Finding{"reply",
                   "",
@@ -567,6 +571,15 @@ class Daemon::Impl {
   void released(bool committed) {
     Outcome outcome = std::exchange(released_, {});
     if (committed) record(outcome);
+  }
+  // The same look before an entry's action is taken, in a transaction of its own.
+  bool action_wanted(const OutboxEntry& entry) {
+    Outcome outcome;
+    auto transaction = store_->begin();
+    const bool wanted = pipeline_->release(entry, outcome).has_value();
+    transaction->commit();
+    record(outcome);
+    return wanted;
   }
 
   void count(const Delivery::AttemptEnd& end) {

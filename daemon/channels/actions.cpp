@@ -83,8 +83,8 @@ ActionVerdict judge_action(const HttpClientResponse& response, Timestamp now) {
 }
 
 Actions::Actions(Store& store, const Clock& clock, HttpClient& http, std::vector<ActionConfig> actions,
-                 Observer observer)
-    : store_(store), clock_(clock), http_(http), observer_(std::move(observer)) {
+                 Observer observer, Wanted wanted)
+    : store_(store), clock_(clock), http_(http), observer_(std::move(observer)), wanted_(std::move(wanted)) {
   reconfigure(std::move(actions));
 }
 
@@ -146,6 +146,7 @@ Duration Actions::start_due() {
                "no [[action]] named '" + n.action + "' is configured (any more); sent without it");
         continue;
       }
+      if (wanted_ && !wanted_(entry)) continue;  // overtaken or held back: it stays untaken
       nlohmann::json fields = nlohmann::json::object();
       if (auto entity = store_.entity(n.entity)) fields = entity->fields;
       in_flight_.emplace(entry.id, now);

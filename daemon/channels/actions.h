@@ -8,6 +8,9 @@
 // A stored answer is never asked for again, also not after a restart. An
 // action that fails for good (attempts used up, a refusal, an answer that
 // is not a JSON object) is recorded as failed: the message goes without.
+// No action is taken for a message the world has overtaken or that is held
+// back (the customer wrote): a voucher is real money, and the message that
+// carries it must still be wanted when it is made.
 #pragma once
 
 #include <utility>  // before Boost.Asio: Boost 1.74's awaitable.hpp needs it with C++20
@@ -72,13 +75,18 @@ class Actions {
     std::string detail;
   };
   using Observer = std::function<void(const Taken&)>;
+  // Whether the entry's message is still to be sent now (the pipeline's
+  // release check); false when it was overtaken or held back meanwhile
+  // (the check stored that), and its action is not taken.
+  using Wanted = std::function<bool(const OutboxEntry&)>;
 
   // `store`, `clock` and `http` must outlive the Actions, or `http` be
   // destroyed first (it then drops the answers in flight, which are asked
   // for again after a restart with the same Idempotency-Key). `observer`
-  // (may be empty) runs on the loop after each attempt is stored.
-  Actions(Store& store, const Clock& clock, HttpClient& http, std::vector<ActionConfig> actions,
-          Observer observer = {});
+  // (may be empty) runs on the loop after each attempt is stored. `wanted`
+  // (empty: always) is asked before each action is taken.
+  Actions(Store& store, const Clock& clock, HttpClient& http, std::vector<ActionConfig> actions, Observer observer = {},
+          Wanted wanted = {});
   ~Actions();
   Actions(const Actions&) = delete;
   Actions& operator=(const Actions&) = delete;
@@ -111,6 +119,7 @@ class Actions {
   HttpClient& http_;
   std::map<std::string, ActionConfig, std::less<>> actions_;
   Observer observer_;
+  Wanted wanted_;
   std::map<long long, Timestamp> in_flight_;  // outbox id -> when its attempt started
   std::mt19937_64 random_{std::random_device{}()};
   boost::asio::steady_timer* wake_ = nullptr;  // the sleep of run(), while it sleeps

@@ -422,14 +422,29 @@ std::string written_part(std::string_view text, Channel channel) {
   return std::string(trim(out));
 }
 
-bool is_stop(std::string_view text) {
+namespace {
+
+// `text` as a keyword: trimmed, upper case, without trailing '.' or '!'.
+std::string keyword(std::string_view text) {
   std::string word;
   for (const char c : trim(text)) word += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   while (!word.empty() && (word.back() == '.' || word.back() == '!')) word.pop_back();
+  return word;
+}
+
+}  // namespace
+
+bool is_stop(std::string_view text) {
   static constexpr std::array<std::string_view, 16> kWords{
       "STOP", "STOPP", "STOPPEN", "AFMELDEN", "UITSCHRIJVEN", "OPZEGGEN", "UNSUBSCRIBE", "CANCEL",
       "END",  "QUIT",  "STOPALL", "OPTOUT",   "OPT OUT",      "OPT-OUT",  "REVOKE",      "AFMELDING"};
-  return std::find(kWords.begin(), kWords.end(), word) != kWords.end();
+  return std::find(kWords.begin(), kWords.end(), keyword(text)) != kWords.end();
+}
+
+bool is_start(std::string_view text) {
+  static constexpr std::array<std::string_view, 8> kWords{"START", "UNSTOP", "SUBSCRIBE", "AANMELDEN",
+                                                          "OPTIN", "OPT IN", "OPT-IN",    "INSCHRIJVEN"};
+  return std::find(kWords.begin(), kWords.end(), keyword(text)) != kWords.end();
 }
 
 }  // namespace tactd

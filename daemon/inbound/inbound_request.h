@@ -98,5 +98,8 @@ std::string written_part(std::string_view text, Channel channel);
 // UITSCHRIJVEN, OPZEGGEN, UNSUBSCRIBE, CANCEL, END, QUIT, STOPALL, OPTOUT,
 // "OPT OUT", "OPT-OUT", REVOKE.
 bool is_stop(std::string_view text);
+// Whether `text` is a START word alone, the same way: START, UNSTOP,
+// SUBSCRIBE, AANMELDEN, INSCHRIJVEN, OPTIN, "OPT IN", "OPT-IN".
+bool is_start(std::string_view text);
 
 }  // namespace tactd

@@ -4,7 +4,9 @@
 // latest notification sent to that address -- and recorded as a Reply in
 // the customer's history. A STOP word alone opts the sender out of that
 // channel at once, kept in the store whatever sources observe later, and is
-// confirmed once (a short message on that channel). Any other reply holds
+// confirmed once (a short message on that channel). A START word alone from
+// someone opted out of that channel ends the opt-out, confirmed the same
+// way (from anyone else it is an ordinary reply). Any other reply holds
 // back automated messages about the entity it answers for [inbound] pause,
 // and waits to be forwarded to support (ReplyForwarder).
 #pragma once
@@ -23,11 +25,13 @@ namespace tactd {
 // pipeline releases such entries as they are (no rule, opt-out or pause
 // applies to them).
 inline constexpr std::string_view kOptOutRule = "tactd:opt-out";
+inline constexpr std::string_view kOptInRule = "tactd:opt-in";
 
 struct ReplyOutcome {
   Reply reply;                       // as recorded; id 0: a repeat, recorded before, nothing done
   bool opted_out = false;            // a STOP that opted out now
-  bool confirmation_queued = false;  // its confirmation is in the outbox
+  bool opted_in = false;             // a START that ended an opt-out now
+  bool confirmation_queued = false;  // the confirmation of either is in the outbox
   std::optional<Pause> pause;        // the pause it started
 };
 
@@ -41,11 +45,16 @@ class ReplyDesk {
   // StoreError when the store fails (nothing is then kept).
   ReplyOutcome receive(const InboundMessage& message, const Config& config);
 
-  // The short confirmation of an opt-out of `channel`, in `locale` ("nl",
-  // else English), signed by `merchant`.
-  static std::string confirmation(Channel channel, const std::string& locale, const std::string& merchant);
+  // The short confirmation of an opt-out of `channel` (or, `opted_in`, of
+  // its end), in `locale` ("nl", else English), signed by `merchant`.
+  static std::string confirmation(Channel channel, const std::string& locale, const std::string& merchant,
+                                  bool opted_in = false);
 
  private:
+  // Queues the confirmation of an opt-out (or its end) asked for by `reply`
+  // to its sender; false when it was there already.
+  bool confirm(const Reply& reply, const std::string& address, bool opted_in, const Config& config);
+
   Store& store_;
   const Clock& clock_;
 };

@@ -45,13 +45,15 @@ struct RepliesAbout {
 
 // A customer's (or, unmatched, an address's) opt-out of one channel, from a
 // STOP reply. Kept apart from the customer's snapshot: a source observing
-// the customer again never undoes it.
+// the customer again never undoes it; only a START reply does (it ends).
 struct OptOut {
   std::string customer;  // empty: the address only
   Channel channel = Channel::kSms;
   std::string address;  // address_key() of the number or email address
   Timestamp at;
   long long reply_id = 0;
+  std::optional<Timestamp> ended_at = std::nullopt;  // set: no longer in force (a START)
+  long long ended_by_reply = 0;                      // the START reply that ended it
 };
 
 // Automated messages about an entity held back until `until`: a person is
@@ -83,10 +85,15 @@ class ContactStore {
   // Records the opt-out; returns false, changing nothing, when the customer
   // (or, without one, the address) had already opted out of the channel.
   virtual bool add_opt_out(const OptOut& opt_out) = 0;
-  // The opt-out of `channel` by `customer` or by `address` (address_key()),
-  // either of which may be empty, or nullopt.
+  // The opt-out in force of `channel` by `customer` or by `address`
+  // (address_key()), either of which may be empty, or nullopt.
   virtual std::optional<OptOut> opt_out(const std::string& customer, Channel channel,
                                         const std::string& address) const = 0;
+  // Ends, at `at` by the START reply `reply_id`, every opt-out in force of
+  // `channel` by `customer` or by `address` (either may be empty). Returns
+  // false when there was none.
+  virtual bool end_opt_out(const std::string& customer, Channel channel, const std::string& address, Timestamp at,
+                           long long reply_id) = 0;
   // Holds automated messages about `entity` back until `until` (a later
   // pause than one in force replaces it; an earlier one changes nothing).
   virtual void pause(const EntityRef& entity, Timestamp until, const std::string& reason) = 0;
@@ -96,7 +103,8 @@ class ContactStore {
   // The customer's replies, the newest first, at most `limit` through an
   // index on the customer.
   virtual std::vector<Reply> customer_replies(const std::string& customer, std::size_t limit) const = 0;
-  // The customer's opt-outs (at most one per channel), oldest first.
+  // The customer's opt-outs, ended ones too (at most one per channel in
+  // force), oldest first.
   virtual std::vector<OptOut> customer_opt_outs(const std::string& customer) const = 0;
 
  protected:

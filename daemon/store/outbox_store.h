@@ -213,8 +213,9 @@ class OutboxStore {
   // The latest notification on `channel` to `address` (address_key()) that
   // was delivered or is on its way, or nullopt.
   virtual std::optional<Notification> latest_notification_to(Channel channel, const std::string& address) const = 0;
-  // A pending entry waits until `until` (a pause): the decision "held back"
-  // with `reason` is recorded at `now`. Returns false when it was not pending.
+  // A pending entry waits until `until` (a pause), and so does its action
+  // when still to be taken: the decision "held back" with `reason` is
+  // recorded at `now`. Returns false when it was not pending.
   virtual bool postpone(long long outbox_id, Timestamp now, Timestamp until, const std::string& reason) = 0;
 
   // The customer's outbox entries in every status, the latest due first, at

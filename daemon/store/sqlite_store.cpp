@@ -275,9 +275,14 @@ CREATE TABLE not_made (
 CREATE INDEX not_made_by_customer ON not_made (customer, at);
 CREATE INDEX not_made_by_time ON not_made (at);
 )sql"},
+    // A START reply ends an opt-out; the row stays as history.
+    Migration{15, "opt-outs ended by START", R"sql(
+ALTER TABLE opt_outs ADD COLUMN ended_at INTEGER;        -- ms since the epoch; NULL: in force
+ALTER TABLE opt_outs ADD COLUMN ended_by_reply INTEGER;  -- the START reply
+)sql"},
     // The operators' console finds a customer by email address or phone
     // number; without these it would read every customer's fields.
-    Migration{15, "customers by contact detail", R"sql(
+    Migration{16, "customers by contact detail", R"sql(
 CREATE INDEX entities_customer_email ON entities (lower(json_extract(fields, '$.email'))) WHERE type = 'customer';
 CREATE INDEX entities_customer_phone ON entities (json_extract(fields, '$.phone')) WHERE type = 'customer';
 )sql"},
@@ -1266,14 +1271,29 @@ class SqliteStore final : public Store {
       if (customer.empty() && address.empty()) return std::nullopt;
       SQLite::Statement& q = prepared(
           "SELECT customer, address, at, reply_id FROM opt_outs WHERE channel = ?1 AND customer = ?2 AND ?2 != '' "
-          "UNION ALL SELECT customer, address, at, reply_id FROM opt_outs WHERE channel = ?1 AND address = ?3 "
-          "AND ?3 != '' LIMIT 1");
+          "AND ended_at IS NULL UNION ALL SELECT customer, address, at, reply_id FROM opt_outs WHERE channel = ?1 "
+          "AND address = ?3 AND ?3 != '' AND ended_at IS NULL LIMIT 1");
       q.bind(1, std::string(to_string(channel)));
       q.bind(2, customer);
       q.bind(3, address);
       if (!q.executeStep()) return std::nullopt;
       return OptOut{q.getColumn(0).getString(), channel, q.getColumn(1).getString(),
                     from_millis(q.getColumn(2).getInt64()), q.getColumn(3).isNull() ? 0 : q.getColumn(3).getInt64()};
+    });
+  }
+
+  bool end_opt_out(const std::string& customer, Channel channel, const std::string& address, Timestamp at,
+                   long long reply_id) override {
+    return guard("end an opt-out of " + std::string(to_string(channel)), [&] {
+      SQLite::Statement& q = prepared(
+          "UPDATE opt_outs SET ended_at = ?1, ended_by_reply = ?2 WHERE ended_at IS NULL AND channel = ?3 AND "
+          "((customer = ?4 AND ?4 != '') OR (address = ?5 AND ?5 != ''))");
+      q.bind(1, static_cast<int64_t>(millis(at)));
+      q.bind(2, static_cast<int64_t>(reply_id));
+      q.bind(3, std::string(to_string(channel)));
+      q.bind(4, customer);
+      q.bind(5, address);
+      return q.exec() > 0;
     });
   }
 
@@ -1326,7 +1346,9 @@ class SqliteStore final : public Store {
 
   bool postpone(long long outbox_id, Timestamp now, Timestamp until, const std::string& reason) override {
     return guard("hold back outbox entry " + std::to_string(outbox_id), [&] {
-      SQLite::Statement& q = prepared("UPDATE outbox SET next_attempt_at = ? WHERE id = ? AND status = 'pending'");
+      SQLite::Statement& q = prepared(
+          "UPDATE outbox SET next_attempt_at = ?1, action_next_at = CASE WHEN action_state = 'pending' THEN ?1 ELSE "
+          "action_next_at END WHERE id = ?2 AND status = 'pending'");
       q.bind(1, static_cast<int64_t>(millis(until)));
       q.bind(2, static_cast<int64_t>(outbox_id));
       const bool changed = q.exec() == 1;
@@ -1500,13 +1522,16 @@ class SqliteStore final : public Store {
   std::vector<OptOut> customer_opt_outs(const std::string& customer) const override {
     return guard("read the opt-outs of " + customer, [&] {
       SQLite::Statement& q = prepared(
-          "SELECT channel, address, at, reply_id FROM opt_outs WHERE customer = ? AND customer != '' ORDER BY at, id");
+          "SELECT channel, address, at, reply_id, ended_at, ended_by_reply FROM opt_outs WHERE customer = ? AND "
+          "customer != '' ORDER BY at, id");
       q.bind(1, customer);
       std::vector<OptOut> out;
       while (q.executeStep())
-        out.push_back(OptOut{customer, channel_from(q.getColumn(0).getString()), q.getColumn(1).getString(),
-                             from_millis(q.getColumn(2).getInt64()),
-                             q.getColumn(3).isNull() ? 0 : q.getColumn(3).getInt64()});
+        out.push_back(OptOut{
+            customer, channel_from(q.getColumn(0).getString()), q.getColumn(1).getString(),
+            from_millis(q.getColumn(2).getInt64()), q.getColumn(3).isNull() ? 0 : q.getColumn(3).getInt64(),
+            q.getColumn(4).isNull() ? std::nullopt : std::optional<Timestamp>(from_millis(q.getColumn(4).getInt64())),
+            q.getColumn(5).isNull() ? 0 : q.getColumn(5).getInt64()});
       return out;
     });
   }

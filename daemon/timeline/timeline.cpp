@@ -16,7 +16,7 @@ int rank(std::string_view type) {
   if (type == "first_seen") return 0;
   if (type == "observed") return 1;
   if (type == "reply") return 2;
-  if (type == "opt_out") return 3;
+  if (type == "opt_out" || type == "opt_in") return 3;
   if (type == "change") return 4;
   if (type == "decided") return 5;
   if (type == "held_back" || type == "not_made") return 6;
@@ -248,6 +248,13 @@ Timeline build_timeline(const Store& store, const std::string& customer, Timesta
                       0,
                       "opted out of " + std::string(to_string(o.channel)),
                       {{"channel", to_string(o.channel)}, {"reply", o.reply_id}}});
+    if (o.ended_at)
+      events.push_back({*o.ended_at,
+                        "opt_in",
+                        "",
+                        0,
+                        "opted in again to " + std::string(to_string(o.channel)),
+                        {{"channel", to_string(o.channel)}, {"reply", o.ended_by_reply}}});
   }
   for (auto it = outbox.rbegin(); it != outbox.rend(); ++it) add_message(store, *it, events);
   for (auto it = not_made.rbegin(); it != not_made.rend(); ++it)

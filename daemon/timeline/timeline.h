@@ -27,6 +27,7 @@
 //   decision     any other decision recorded (re-rendered, resolved)
 //   reply        the customer wrote back (the text; whether it was a STOP)
 //   opt_out      the customer opted out of a channel
+//   opt_in       that opt-out ended (a START reply)
 //
 // Reads are bounded: at most `limit` rows of each kind are read, the newest,
 // and the newest `limit` events are kept; Timeline::truncated says when

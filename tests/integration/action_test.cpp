@@ -207,6 +207,27 @@ TEST_CASE("a voucher API that does not answer in time is tried max_attempts time
   CHECK(metric(dir.path() / "log", R"(tactd_actions_total{action="voucher",outcome="failed"})") == 1);
 }
 
+TEST_CASE("no voucher is asked for again once the order arrived while the first try went unanswered") {
+  TempDir dir;
+  Provider sms(dir, "sms");
+  Provider shop(dir, "shop");
+  shop.script(nlohmann::json::array({{{"delay", 4}}}));
+  Daemon daemon(write_config(dir, sms, &shop, "timeout = \"3s\"\nmax_attempts = 5\n"), dir.path() / "log", kSecrets);
+  drop(dir.path() / "spool", "a.jsonl", broken_promise());
+  REQUIRE(eventually([&] { return shop.requests().size() == 1; }));
+  // The retry comes after the 3 s timeout; the order arrives before.
+  const std::string now =
+      tactd::format_rfc3339(std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now()));
+  drop(dir.path() / "spool", "b.jsonl",
+       R"({"type":"order","id":"A-7","observed_at":")" + now +
+           R"(","fields":{"customer":"c-7","status":"delivered","total":42.0,"currency":"EUR"}})"
+           "\n");
+  REQUIRE(eventually([&] { return apology_status(dir) == "overtaken"; }));
+  CHECK(shop.requests().size() == 1);
+  CHECK(apology_sms(sms).empty());
+  CHECK_THAT(apology_status(dir, "last_error"), Contains("its condition no longer holds"));
+}
+
 TEST_CASE("without an action configured the shipped apology goes out at once, offering no voucher") {
   TempDir dir;
   Provider sms(dir, "sms");

@@ -95,6 +95,52 @@ TEST_CASE("STOP by SMS opts Anna out of SMS at once, is confirmed once, and late
   CHECK(next.notifications[0].to == "anna@example.nl");
 }
 
+TEST_CASE("START takes Anna's STOP back: confirmed, SMS used again, and a later STOP is confirmed again") {
+  Desk d;
+  d.anna_apology();
+  REQUIRE(d.receive(sms("+31612345678", "STOP"), "2026-11-20T17:40:00+01:00").opted_out);
+  const ReplyOutcome start = d.receive(sms("+31 6 1234 5678", "Aanmelden"), "2026-11-21T09:00:00+01:00");
+  CHECK(start.reply.id != 0);
+  CHECK_FALSE(start.reply.stop);
+  CHECK(start.reply.forwarded_at);  // acted on here: support need not hear of it
+  CHECK(start.opted_in);
+  CHECK(start.confirmation_queued);
+  CHECK_FALSE(start.pause);
+  CHECK_FALSE(d.store->opt_out("c-42", Channel::kSms, "31612345678"));
+  const auto confirmations = d.outbox_of(kOptInRule);
+  REQUIRE(confirmations.size() == 1);
+  CHECK(confirmations[0].notification.to == "+31 6 1234 5678");
+  CHECK_THAT(confirmations[0].notification.body, Contains("weer aangemeld") && Contains("STOP"));
+  Outcome outcome;
+  CHECK(d.release(confirmations[0], outcome));
+  // The history keeps the opt-out, ended by her START.
+  const auto history = d.store->customer_opt_outs("c-42");
+  REQUIRE(history.size() == 1);
+  CHECK(history[0].ended_at == at("2026-11-21T09:00:00+01:00"));
+  CHECK(history[0].ended_by_reply == start.reply.id);
+
+  // Her next cancelled order goes by SMS again, as she prefers.
+  d.observe(order("A-2", "c-42", "2026-11-21T12:00:00+01:00", "placed"), "2026-11-21T12:00:00+01:00");
+  const Outcome next =
+      d.observe(order("A-2", "c-42", "2026-11-21T12:30:00+01:00", "cancelled"), "2026-11-21T12:30:00+01:00");
+  REQUIRE(next.notifications.size() == 1);
+  CHECK(next.notifications[0].channel == Channel::kSms);
+
+  // START again changes nothing: an ordinary reply now, about her latest message.
+  const ReplyOutcome twice = d.receive(sms("+31612345678", "START"), "2026-11-21T12:40:00+01:00");
+  CHECK_FALSE(twice.opted_in);
+  CHECK_FALSE(twice.confirmation_queued);
+  CHECK_FALSE(twice.reply.forwarded_at);
+  CHECK(d.outbox_of(kOptInRule).size() == 1);
+
+  // And a STOP after it opts out again, confirmed again.
+  const ReplyOutcome stop = d.receive(sms("+31612345678", "STOP"), "2026-11-22T10:00:00+01:00");
+  CHECK(stop.opted_out);
+  CHECK(stop.confirmation_queued);
+  CHECK(d.outbox_of(kOptOutRule).size() == 2);
+  CHECK(d.store->opt_out("c-42", Channel::kSms, ""));
+}
+
 TEST_CASE("STOP in Dutch and English opts out") {
   for (const char* word : {"STOP", "Stopp", "stoppen", "AFMELDEN", "uitschrijven", "Unsubscribe", "CANCEL", "quit"}) {
     INFO(word);

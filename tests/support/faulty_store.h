@@ -171,6 +171,10 @@ class FaultyStore final : public Store {
   void mark_forwarded(long long reply_id, Timestamp at) override { inner_.mark_forwarded(reply_id, at); }
   RepliesAbout replies_about(const EntityRef& entity) const override { return inner_.replies_about(entity); }
   bool add_opt_out(const OptOut& opt_out) override { return inner_.add_opt_out(opt_out); }
+  bool end_opt_out(const std::string& customer, Channel channel, const std::string& address, Timestamp at,
+                   long long reply_id) override {
+    return inner_.end_opt_out(customer, channel, address, at, reply_id);
+  }
   std::optional<OptOut> opt_out(const std::string& customer, Channel channel,
                                 const std::string& address) const override {
     return inner_.opt_out(customer, channel, address);

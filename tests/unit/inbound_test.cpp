@@ -211,6 +211,19 @@ TEST_CASE("STOP and its Dutch and English synonyms opt out, alone, in any case, 
   CHECK(is_stop(written_part("Afmelden\r\n\r\nOp vrijdag schreef Shop:\r\n> Excuses", Channel::kEmail)));
 }
 
+TEST_CASE("START words in Dutch and English take an opt-out back, and nothing else does") {
+  for (const char* word : {"START", "start", " Start! ", "UNSTOP", "subscribe", "Aanmelden", "inschrijven.", "OPT-IN",
+                           "opt in", "optin"}) {
+    INFO(word);
+    CHECK(is_start(word));
+    CHECK_FALSE(is_stop(word));
+  }
+  for (const char* text : {"start again please", "STOP", "", "yes", "Starting", "ok"}) {
+    INFO(text);
+    CHECK_FALSE(is_start(text));
+  }
+}
+
 TEST_CASE("addresses compare without formatting: numbers by digits, email without case or name") {
   CHECK(address_key(Channel::kSms, "+31 6-1234 5678") == "31612345678");
   CHECK(address_key(Channel::kSms, "(06) 1234.5678") == "0612345678");

@@ -17,7 +17,7 @@ using namespace std::chrono_literals;
 namespace {
 
 // The schema version a new database gets: the number of migrations.
-constexpr int kLatest = 15;
+constexpr int kLatest = 16;
 
 Timestamp at(const char* text) { return *parse_rfc3339(text); }
 
@@ -928,6 +928,21 @@ TEST_CASE("a customer's history is read newest first and bounded: entities, outb
   CHECK(opt_outs[0].channel == Channel::kSms);
   CHECK(opt_outs[0].reply_id == first);
   CHECK(store->customer_opt_outs("").empty());  // an address without a customer belongs to no one
+
+  // A START ends the opt-outs in force of the customer and of the address.
+  CHECK_FALSE(store->end_opt_out("c-1", Channel::kEmail, "", at("2026-11-21T10:00:00Z"), 7));  // none in force
+  CHECK(store->end_opt_out("c-1", Channel::kSms, "31600000000", at("2026-11-21T10:00:00Z"), 7));
+  CHECK_FALSE(store->opt_out("c-1", Channel::kSms, ""));
+  CHECK_FALSE(store->end_opt_out("c-1", Channel::kSms, "31600000000", at("2026-11-21T10:01:00Z"), 8));
+  const auto history = store->customer_opt_outs("c-1");
+  REQUIRE(history.size() == 1);
+  CHECK(history[0].ended_at == at("2026-11-21T10:00:00Z"));
+  CHECK(history[0].ended_by_reply == 7);
+  CHECK(store->opt_out("", Channel::kEmail, "x@example.com"));  // another channel's stays
+  // Opting out again is a new opt-out.
+  CHECK(store->add_opt_out(OptOut{"c-1", Channel::kSms, "31600000000", at("2026-11-22T10:00:00Z"), second}));
+  CHECK(store->customer_opt_outs("c-1").size() == 2);
+  CHECK(store->opt_out("c-1", Channel::kSms, "")->at == at("2026-11-22T10:00:00Z"));
 }
 
 TEST_CASE("messages not made are kept per customer and counted per rule, and the old ones go") {
@@ -990,6 +1005,11 @@ TEST_CASE("an entry whose action is pending is not due for delivery until its an
   CHECK(store->due_actions(t + 30s, 10).empty());
   CHECK(store->due_actions(t + 1min, 10).size() == 1);
   CHECK(store->due_notifications(t + 2min).size() == 1);
+  // A pause holds the action back with its message.
+  CHECK(store->postpone(id, t + 1min, t + 90s, "the customer replied"));
+  CHECK(store->due_actions(t + 89s, 10).empty());
+  CHECK(store->next_action() == t + 90s);
+  CHECK(store->due_actions(t + 90s, 10).size() == 1);
 
   CHECK(store->record_action(id, t + 1min, ActionState::kDone, {{"code", "SORRY-1"}}, std::nullopt,
                              "voucher: HTTP 201, answered code"));
@@ -1006,9 +1026,10 @@ TEST_CASE("an entry whose action is pending is not due for delivery until its an
   CHECK(entry->action_attempts == 2);
   CHECK(entry->action_detail == "voucher: HTTP 201, answered code");
   const auto decisions = store->decisions(id);
-  REQUIRE(decisions.size() == 3);  // queued, and an action decision per attempt
+  REQUIRE(decisions.size() == 4);  // queued, an action decision per attempt, held back between them
   CHECK(decisions[1].decision == "action");
-  CHECK(decisions[2].reason == "voucher: HTTP 201, answered code");
+  CHECK(decisions[2].decision == "held back");
+  CHECK(decisions[3].reason == "voucher: HTTP 201, answered code");
 }
 
 TEST_CASE("the console's reads: a customer by contact detail, the outbox by status, and the last day's activity") {

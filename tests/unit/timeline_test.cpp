@@ -214,6 +214,26 @@ TEST_CASE("a message the policy held back shows why no message was made, and cou
   CHECK(s.store->not_made_counts(at("2026-11-20T17:30:00.001+01:00")).empty());
 }
 
+TEST_CASE("a STOP taken back by START shows as an opt-out and its end") {
+  Story s;
+  s.observe(kAnna, "2026-11-20T09:00:00+01:00");
+  s.observe(order("A-1", "c-42", "2026-11-20T17:00:00+01:00", "placed"), "2026-11-20T17:00:00+01:00");
+  s.observe(order("A-1", "c-42", "2026-11-20T17:30:00+01:00", "cancelled"), "2026-11-20T17:30:00+01:00");
+  s.receive(sms("+31612345678", "STOP"), "2026-11-20T17:45:00+01:00");
+  const ReplyOutcome start = s.receive(sms("+31612345678", "START"), "2026-11-21T08:00:00+01:00");
+  REQUIRE(start.opted_in);
+
+  const Timeline t = s.timeline();
+  const TimelineEvent* opt_in = find(t, "opt_in");
+  REQUIRE(opt_in);
+  CHECK(opt_in->at == at("2026-11-21T08:00:00+01:00"));
+  CHECK(opt_in->detail["channel"] == "sms");
+  CHECK(opt_in->detail["reply"] == start.reply.id);
+  CHECK(opt_in->summary == "opted in again to sms");
+  CHECK(find(t, "opt_out"));
+  CHECK(in_time_order(t));
+}
+
 TEST_CASE("a long history is cut to the newest events and says so, and an unknown customer has none") {
   Story s;
   s.observe(kAnna, "2026-11-20T09:00:00+01:00");
