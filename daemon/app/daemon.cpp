@@ -19,6 +19,7 @@
 #include "channels/actions.h"
 #include "channels/delivery.h"
 #include "channels/operator_digest.h"
+#include "console/console.h"
 #include "inbound/inbound_endpoint.h"
 #include "inbound/reply_forwarder.h"
 #include "net/http_client.h"
@@ -304,6 +305,9 @@ class Daemon::Impl {
       metric_set_.last_reload.set({}, 0);
       spdlog::error("reload: refused, the running configuration stays: {} problems", errors.size());
       for (const auto& e : errors) spdlog::error("reload: {}", e.str());
+      ReloadRecord refused{clock_.now(), false, {}};
+      for (const auto& e : errors) refused.problems.push_back(e.str());
+      reload_log_.add(std::move(refused));
       notifier_.ready("reload refused (" + std::to_string(errors.size()) + " problems, see the log); " + status_line());
       return;
     }
@@ -322,6 +326,7 @@ class Daemon::Impl {
     forwarder_->wake();
     reload_sources(*old.config, *next->config);
     reload_endpoints(*old.config, *next->config);
+    reload_log_.add(ReloadRecord{clock_.now(), true, {}});
     spdlog::info("reload: done; {} rules, {} sources, {} channels", next->rules->rules().size(),
                  next->config->sources.size(), next->config->channels.size());
     notifier_.ready(status_line());
@@ -515,8 +520,14 @@ class Daemon::Impl {
       admin_->add_route(std::string(kTimelineRoutePrefix), [this](const HttpRequest& request) {
         return timeline_route(*store_, request, clock_.now(), pipeline_->snapshot().config->default_time_zone);
       });
+      console_ =
+          std::make_unique<Console>(ConsoleContext{store_.get(), &clock_, [this] { return pipeline_->snapshot(); },
+                                                   &reload_log_, [this] { delivery_->wake(); }},
+                                    config.token);
+      admin_->set_console([this](const HttpRequest& request) { return console_->handle(request); });
     }
     admin_->set_token(config.token);
+    console_->set_token(config.token);
     try {
       admin_server_ = HttpServer::start(*io_, config.address, config.port, HttpServerLimits{},
                                         [this](const HttpRequest& request) { return admin_->handle(request); });
@@ -804,6 +815,7 @@ class Daemon::Impl {
         reload();
       } catch (const std::exception& e) {
         spdlog::error("reload: {}", e.what());
+        reload_log_.add(ReloadRecord{clock_.now(), false, {e.what()}});
       }
       if (!stopping_) wait_for_hangup();
     });
@@ -1086,6 +1098,8 @@ class Daemon::Impl {
   std::unique_ptr<PushEndpoint> push_;
   std::unique_ptr<PushGroupCommit> push_group_;
   std::unique_ptr<HttpServer> push_server_;
+  ReloadLog reload_log_;              // the last reloads, for the console
+  std::unique_ptr<Console> console_;  // on the admin endpoint; its sessions outlive a restart of the endpoint
   std::unique_ptr<AdminEndpoint> admin_;
   std::unique_ptr<HttpServer> admin_server_;
   std::unique_ptr<ReplyForwarder> forwarder_;

@@ -109,26 +109,29 @@ int preview(const PreviewOptions& options, std::ostream& out, std::ostream& err)
   }
 
   bool failed = false;
-  for (const auto& locale : snapshot->config->locales) {
-    if (options.observations)
-      context->locale = locale;
-    else
-      context = tone_example(rule->kind, locale, rule->id);
-    for (Channel channel : rule->channels) {
-      out << "== " << rule->id << ": " << locale << ", " << to_string(channel) << " ("
-          << snapshot->templates->path_of(locale, rule->template_name, channel).string() << ", " << about << ")\n";
-      std::string error;
-      if (auto rendered =
-              snapshot->templates->render(locale, rule->template_name, channel, template_data(*context), error)) {
-        print(*rendered, channel, out);
-        if (options.request && !print_request(*snapshot->config, *rule, *context, channel, *rendered, out, err))
+  const auto examples = render_examples(*snapshot, *rule, [&](const std::string& locale) {
+    if (!options.observations) return tone_example(rule->kind, locale, rule->id);
+    MessageContext observed = *context;
+    observed.locale = locale;
+    return observed;
+  });
+  for (const auto& example : examples) {
+    out << "== " << rule->id << ": " << example.locale << ", " << to_string(example.channel) << " ("
+        << example.path.string() << ", " << about << ")\n";
+    if (example.rendered) {
+      print(*example.rendered, example.channel, out);
+      if (options.request) {
+        MessageContext request_context =
+            options.observations ? *context : tone_example(rule->kind, example.locale, rule->id);
+        request_context.locale = example.locale;
+        if (!print_request(*snapshot->config, *rule, request_context, example.channel, *example.rendered, out, err))
           failed = true;
-      } else {
-        err << error << "\n";
-        failed = true;
       }
-      out << "\n";
+    } else {
+      err << example.error << "\n";
+      failed = true;
     }
+    out << "\n";
   }
   return failed || rejected > 0 ? kExitRejected : kExitOk;
 }

@@ -37,6 +37,8 @@ void AdminEndpoint::add_route(std::string prefix, HttpHandler route) {
   routes_.emplace_back(std::move(prefix), std::move(route));
 }
 
+void AdminEndpoint::set_console(HttpHandler console) { console_ = std::move(console); }
+
 HttpResponse AdminEndpoint::route(const HttpRequest& request, std::string_view path) {
   if (token_.empty())
     return error(403,
@@ -66,7 +68,15 @@ HttpResponse AdminEndpoint::handle(const HttpRequest& request) {
   const std::string_view target = request.target;
   const std::string_view path = target.substr(0, target.find('?'));
   HttpResponse response;
-  if (path.starts_with(kRoutePrefix)) {
+  if (console_ &&
+      (path == kConsolePrefix || (path.starts_with(kConsolePrefix) && path[kConsolePrefix.size()] == '/'))) {
+    try {
+      response = console_(request);
+    } catch (const std::exception& e) {
+      spdlog::error("admin: {} {} failed: {}", request.method, path, e.what());
+      response = text(500, std::string("internal error: ") + e.what() + "\n");
+    }
+  } else if (path.starts_with(kRoutePrefix)) {
     response = route(request, path);
   } else if (path != "/healthz" && path != "/readyz" && path != "/metrics") {
     response = text(404, "not found; try /healthz, /readyz or /metrics\n");

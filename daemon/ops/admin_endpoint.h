@@ -18,6 +18,10 @@
 //
 // The token is compared in constant time and never logged.
 //
+// /console and the paths under it go to the console's handler
+// (set_console()), which authenticates with its own sessions; without one
+// they are 404.
+//
 // HEAD is answered like GET without a body; other methods get 405 with
 // `Allow: GET, HEAD` on the three open paths (a route answers methods
 // itself), other paths 404. The query string plays no part in routing.
@@ -65,6 +69,12 @@ class AdminEndpoint {
   // outlive this endpoint. An exception from it is a 500 that is logged.
   void add_route(std::string prefix, HttpHandler route);
 
+  // Answers /console and every path under /console/ with `console`, which
+  // authenticates the request itself (console/console.h). What it refers to
+  // must outlive this endpoint.
+  void set_console(HttpHandler console);
+  static constexpr std::string_view kConsolePrefix = "/console";
+
   // An HttpHandler: `[&](const HttpRequest& r) { return admin.handle(r); }`.
   // A failing readiness probe is an answer too (503), not an exception.
   HttpResponse handle(const HttpRequest& request);
@@ -78,6 +88,7 @@ class AdminEndpoint {
   ReadinessProbe readiness_;
   std::string token_;  // never logged
   std::vector<std::pair<std::string, HttpHandler>> routes_;
+  HttpHandler console_;
 };
 
 }  // namespace tactd

@@ -73,4 +73,20 @@ std::optional<Snapshot> load_snapshot(const std::filesystem::path& config_file, 
   return snapshot;
 }
 
+std::vector<ExampleMessage> render_examples(
+    const Snapshot& snapshot, const Rule& rule,
+    const std::function<MessageContext(const std::string& locale)>& context_for) {
+  std::vector<ExampleMessage> out;
+  for (const auto& locale : snapshot.config->locales) {
+    const MessageContext context = context_for(locale);
+    for (Channel channel : rule.channels) {
+      ExampleMessage example{locale, channel, snapshot.templates->path_of(locale, rule.template_name, channel), {}, {}};
+      example.rendered =
+          snapshot.templates->render(locale, rule.template_name, channel, template_data(context), example.error);
+      out.push_back(std::move(example));
+    }
+  }
+  return out;
+}
+
 }  // namespace tactd

@@ -3,8 +3,11 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "config/config.h"
 #include "model/diagnostic.h"
@@ -28,5 +31,22 @@ struct Snapshot {
 // section, in all of them (Rule::required). Returns nullopt with every
 // problem in `errors` when anything is wrong.
 std::optional<Snapshot> load_snapshot(const std::filesystem::path& config_file, Diagnostics& errors);
+
+// One rule's message rendered for one locale and channel: what `tactd
+// preview` prints and the operators' console shows.
+struct ExampleMessage {
+  std::string locale;
+  Channel channel = Channel::kEmail;
+  std::filesystem::path path;        // the template's file
+  std::optional<Rendered> rendered;  // nullopt: `error` says why
+  std::string error;
+};
+
+// Renders `rule`'s message in every supported locale ([locale] locales, in
+// order) and every channel of the rule (in its order of preference), with
+// the data `context_for(locale)` gives for each locale.
+std::vector<ExampleMessage> render_examples(
+    const Snapshot& snapshot, const Rule& rule,
+    const std::function<MessageContext(const std::string& locale)>& context_for);
 
 }  // namespace tactd

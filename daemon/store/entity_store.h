@@ -45,6 +45,11 @@ class EntityStore {
   // recently observed first: at most `limit`, the newest, through an index
   // on the customer, so that the cost follows `limit`, not the history.
   virtual std::vector<Entity> customer_entities(const std::string& customer, std::size_t limit) const = 0;
+  // The ids of the customers whose entity has `contact` as fields.email
+  // (compared without regard to ASCII case) or as fields.phone (exactly),
+  // in id order, at most `limit`: through indexes on both fields, for the
+  // operators' console's search by contact detail.
+  virtual std::vector<std::string> customers_by_contact(const std::string& contact, std::size_t limit) const = 0;
 
  protected:
   ~EntityStore() = default;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -233,6 +234,38 @@ class OutboxStore {
   virtual std::vector<NotMade> customer_not_made(const std::string& customer, std::size_t limit) const = 0;
   // Those recorded at or after `since`, counted by rule and code (sorted so).
   virtual std::vector<NotMadeCount> not_made_counts(Timestamp since) const = 0;
+
+  // --- the operators' console ---
+  // How many entries have each status (statuses with none are left out):
+  // one pass over the status index.
+  virtual std::map<OutboxStatus, std::size_t> outbox_counts() const = 0;
+  // The newest (highest id) entries with `status`, newest first, at most
+  // `limit`, through the status index; unreadable rows are set aside and
+  // returned flagged, as outbox() does.
+  virtual std::vector<OutboxEntry> latest_outbox(OutboxStatus status, std::size_t limit) const = 0;
+  // One decided notification, in brief, for activity reports.
+  struct OutboxActivity {
+    long long id = 0;
+    std::string rule;
+    Kind kind = Kind::kApology;
+    OutboxStatus status = OutboxStatus::kPending;
+    Timestamp created;  // when it was decided (tactd's clock)
+  };
+  // The notifications decided at or after `since`, newest first: only
+  // among the newest `limit` rows (ids follow decision time), so that the
+  // cost follows `limit`, not the history. Rows whose kind or status
+  // cannot be read are left out.
+  virtual std::vector<OutboxActivity> outbox_activity(Timestamp since, std::size_t limit) const = 0;
+  // A decision recorded at or after `since` about a notification of `rule`.
+  struct RuleDecision {
+    std::string rule;
+    Timestamp at;
+    std::string decision;  // "queued", "held back", "dropped", ...
+    std::string reason;
+  };
+  // The decisions recorded at or after `since`, newest first, only among
+  // the newest `limit` decisions (ids follow time), like outbox_activity().
+  virtual std::vector<RuleDecision> decisions_since(Timestamp since, std::size_t limit) const = 0;
 
  protected:
   ~OutboxStore() = default;

@@ -6,6 +6,7 @@
 #include <array>
 #include <cctype>
 #include <limits>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -325,6 +326,22 @@ class PgStore final : public Store, public LeaseClaims {
           p);
       std::vector<Entity> out;
       for (const Row& row : r.rows) out.push_back(read_entity(row));
+      return out;
+    });
+  }
+
+  std::vector<std::string> customers_by_contact(const std::string& contact, std::size_t limit) const override {
+    return guard("find the customers with the contact detail " + contact, [&] {
+      Params p(contact);
+      p.add(limit_of(limit));
+      // The expressions of the indexes of migration 18.
+      const auto r = run_prepared(
+          "SELECT id FROM entities WHERE type = 'customer' AND lower(fields::jsonb ->> 'email') = lower($1) "
+          "UNION SELECT id FROM entities WHERE type = 'customer' AND fields::jsonb ->> 'phone' = $1 ORDER BY id "
+          "LIMIT $2",
+          p);
+      std::vector<std::string> out;
+      for (const Row& row : r.rows) out.push_back(row.text(0));
       return out;
     });
   }
@@ -752,6 +769,61 @@ class PgStore final : public Store, public LeaseClaims {
       Params p(customer);
       p.add(limit_of(limit));
       return entries(select_entries("WHERE customer = $1 ORDER BY due_at DESC, id DESC LIMIT $2"), p, true);
+    });
+  }
+
+  // --- the operators' console ---
+
+  std::map<OutboxStatus, std::size_t> outbox_counts() const override {
+    return guard("count the outbox by status", [&] {
+      const auto r = run_prepared("SELECT status, count(*) FROM outbox GROUP BY status", Params());
+      std::map<OutboxStatus, std::size_t> out;
+      for (const Row& row : r.rows)
+        if (auto status = parse_status(row.text(0))) out[*status] += static_cast<std::size_t>(row.integer(1));
+      return out;
+    });
+  }
+
+  std::vector<OutboxEntry> latest_outbox(OutboxStatus status, std::size_t limit) const override {
+    return guard("read the latest outbox entries", [&] {
+      Params p(text(to_string(status)));
+      p.add(limit_of(limit));
+      return entries(select_entries("WHERE status = $1 ORDER BY id DESC LIMIT $2"), p, true);
+    });
+  }
+
+  std::vector<OutboxActivity> outbox_activity(Timestamp since, std::size_t limit) const override {
+    return guard("read the outbox activity", [&] {
+      Params p(ms(since));
+      p.add(limit_of(limit));
+      const auto r = run_prepared(
+          "SELECT id, rule, kind, status, created_at FROM (SELECT id, rule, kind, status, created_at FROM outbox "
+          "ORDER BY id DESC LIMIT $2) o WHERE created_at >= $1 ORDER BY id DESC",
+          p);
+      std::vector<OutboxActivity> out;
+      for (const Row& row : r.rows) {
+        const auto kind = parse_kind(row.text(2));
+        const auto status = parse_status(row.text(3));
+        if (!kind || !status) continue;
+        out.push_back(OutboxActivity{row.integer(0), row.text(1), *kind, *status, from_millis(row.integer(4))});
+      }
+      return out;
+    });
+  }
+
+  std::vector<RuleDecision> decisions_since(Timestamp since, std::size_t limit) const override {
+    return guard("read the recent decisions", [&] {
+      Params p(ms(since));
+      p.add(limit_of(limit));
+      const auto r = run_prepared(
+          "SELECT o.rule, d.at, d.decision, d.reason FROM (SELECT outbox_id, at, decision, reason, id FROM "
+          "outbox_decisions ORDER BY id DESC LIMIT $2) d JOIN outbox o ON o.id = d.outbox_id WHERE d.at >= $1 "
+          "ORDER BY d.id DESC",
+          p);
+      std::vector<RuleDecision> out;
+      for (const Row& row : r.rows)
+        out.push_back(RuleDecision{row.text(0), from_millis(row.integer(1)), row.text(2), row.text(3)});
+      return out;
     });
   }
 

@@ -1161,6 +1161,79 @@ class SqliteStore final : public Store {
     });
   }
 
+  std::vector<std::string> customers_by_contact(const std::string& contact, std::size_t limit) const override {
+    return guard("find the customers with the contact detail " + contact, [&] {
+      SQLite::Statement& q = prepared(
+          // UNION ALL and GROUP BY: a plain UNION merges in id order, and
+          // SQLite then reads every customer through the primary key.
+          "SELECT id FROM (SELECT id FROM entities WHERE type = 'customer' AND "
+          "lower(json_extract(fields, '$.email')) = lower(?1) UNION ALL SELECT id FROM entities WHERE "
+          "type = 'customer' AND json_extract(fields, '$.phone') = ?1) GROUP BY id ORDER BY id LIMIT ?2");
+      q.bind(1, contact);
+      q.bind(2, static_cast<int64_t>(std::min<std::size_t>(limit, std::numeric_limits<int64_t>::max())));
+      std::vector<std::string> out;
+      while (q.executeStep()) out.push_back(q.getColumn(0).getString());
+      return out;
+    });
+  }
+
+  std::map<OutboxStatus, std::size_t> outbox_counts() const override {
+    return guard("count the outbox by status", [&] {
+      SQLite::Statement& q = prepared("SELECT status, count(*) FROM outbox GROUP BY status");
+      std::map<OutboxStatus, std::size_t> out;
+      while (q.executeStep())
+        if (auto status = parse_status(q.getColumn(0).getString()))
+          out[*status] += static_cast<std::size_t>(q.getColumn(1).getInt64());
+      return out;
+    });
+  }
+
+  std::vector<OutboxEntry> latest_outbox(OutboxStatus status, std::size_t limit) const override {
+    return guard("read the latest outbox entries", [&] {
+      SQLite::Statement& q = prepared(std::string("SELECT ") + kNotificationColumns +
+                                      " FROM outbox WHERE status = ? ORDER BY id DESC LIMIT ?");
+      q.bind(1, std::string(to_string(status)));
+      q.bind(2, static_cast<int64_t>(std::min<std::size_t>(limit, std::numeric_limits<int64_t>::max())));
+      return read_entries(q, true);
+    });
+  }
+
+  std::vector<OutboxActivity> outbox_activity(Timestamp since, std::size_t limit) const override {
+    return guard("read the outbox activity", [&] {
+      SQLite::Statement& q = prepared(
+          "SELECT id, rule, kind, status, created_at FROM "
+          "(SELECT id, rule, kind, status, created_at FROM outbox ORDER BY id DESC LIMIT ?) "
+          "WHERE created_at >= ? ORDER BY id DESC");
+      q.bind(1, static_cast<int64_t>(std::min<std::size_t>(limit, std::numeric_limits<int64_t>::max())));
+      q.bind(2, static_cast<int64_t>(millis(since)));
+      std::vector<OutboxActivity> out;
+      while (q.executeStep()) {
+        const auto kind = parse_kind(q.getColumn(2).getString());
+        const auto status = parse_status(q.getColumn(3).getString());
+        if (!kind || !status) continue;
+        out.push_back(OutboxActivity{q.getColumn(0).getInt64(), q.getColumn(1).getString(), *kind, *status,
+                                     from_millis(q.getColumn(4).getInt64())});
+      }
+      return out;
+    });
+  }
+
+  std::vector<RuleDecision> decisions_since(Timestamp since, std::size_t limit) const override {
+    return guard("read the recent decisions", [&] {
+      SQLite::Statement& q = prepared(
+          "SELECT o.rule, d.at, d.decision, d.reason FROM "
+          "(SELECT outbox_id, at, decision, reason, id FROM outbox_decisions ORDER BY id DESC LIMIT ?) d "
+          "JOIN outbox o ON o.id = d.outbox_id WHERE d.at >= ? ORDER BY d.id DESC");
+      q.bind(1, static_cast<int64_t>(std::min<std::size_t>(limit, std::numeric_limits<int64_t>::max())));
+      q.bind(2, static_cast<int64_t>(millis(since)));
+      std::vector<RuleDecision> out;
+      while (q.executeStep())
+        out.push_back(RuleDecision{q.getColumn(0).getString(), from_millis(q.getColumn(1).getInt64()),
+                                   q.getColumn(2).getString(), q.getColumn(3).getString()});
+      return out;
+    });
+  }
+
   std::vector<Reply> customer_replies(const std::string& customer, std::size_t limit) const override {
     return guard("read the replies of " + customer, [&] {
       SQLite::Statement& q = prepared(std::string("SELECT ") + kReplyColumns +

@@ -141,6 +141,19 @@ class FaultyStore final : public Store {
   std::vector<OutboxEntry> customer_outbox(const std::string& customer, std::size_t limit) const override {
     return inner_.customer_outbox(customer, limit);
   }
+  std::vector<std::string> customers_by_contact(const std::string& contact, std::size_t limit) const override {
+    return inner_.customers_by_contact(contact, limit);
+  }
+  std::map<OutboxStatus, std::size_t> outbox_counts() const override { return inner_.outbox_counts(); }
+  std::vector<OutboxEntry> latest_outbox(OutboxStatus status, std::size_t limit) const override {
+    return inner_.latest_outbox(status, limit);
+  }
+  std::vector<OutboxActivity> outbox_activity(Timestamp since, std::size_t limit) const override {
+    return inner_.outbox_activity(since, limit);
+  }
+  std::vector<RuleDecision> decisions_since(Timestamp since, std::size_t limit) const override {
+    return inner_.decisions_since(since, limit);
+  }
   std::vector<Reply> customer_replies(const std::string& customer, std::size_t limit) const override {
     return inner_.customer_replies(customer, limit);
   }

@@ -25,7 +25,7 @@ using namespace std::chrono_literals;
 namespace {
 
 // The schema version a new database gets: the number of migrations.
-constexpr int kLatest = 17;
+constexpr int kLatest = 18;
 
 Timestamp at(const char* text) { return *parse_rfc3339(text); }
 
@@ -142,6 +142,7 @@ TEST_CASE("a database at an older schema version gets only the missing migration
     SQLite::Database db(path.string(), SQLite::OPEN_READWRITE);
     db.exec("ALTER TABLE outbox DROP COLUMN lease_until;");
     db.exec("DROP TABLE not_made;");
+    db.exec("DROP INDEX entities_customer_email; DROP INDEX entities_customer_phone;");
     db.exec(
         "DROP INDEX outbox_action_due; ALTER TABLE outbox DROP COLUMN action; ALTER TABLE outbox DROP COLUMN "
         "action_state;");
@@ -1086,6 +1087,50 @@ TEST_CASE("an entry whose action is pending is not due for delivery until its an
   CHECK(decisions[1].decision == "action");
   CHECK(decisions[2].decision == "held back");
   CHECK(decisions[3].reason == "voucher: HTTP 201, answered code");
+}
+
+TEST_CASE("the console's reads: a customer by contact detail, the outbox by status, and the last day's activity") {
+  EACH_BACKEND();
+  store->put_entity(entity(EntityType::kCustomer, "c-1", {{"email", "Mia@Example.com"}, {"phone", "+31611111111"}}));
+  store->put_entity(entity(EntityType::kCustomer, "c-2", {{"email", "noah@example.com"}}));
+  store->put_entity(entity(EntityType::kOrder, "A", {{"customer", "c-1"}, {"email", "mia@example.com"}}));
+  CHECK(store->customers_by_contact("mia@example.com", 10) == std::vector<std::string>{"c-1"});
+  CHECK(store->customers_by_contact("+31611111111", 10) == std::vector<std::string>{"c-1"});
+  CHECK(store->customers_by_contact("+31699999999", 10).empty());
+
+  REQUIRE(store->enqueue(notification("k1", "c-1", at("2026-11-20T10:00:00Z"), "late")));
+  REQUIRE(store->enqueue(notification("k2", "c-1", at("2026-11-20T11:00:00Z"), "late")));
+  REQUIRE(store->enqueue(notification("k3", "c-2", at("2026-11-20T12:00:00Z"), "thanks")));
+  REQUIRE(store->enqueue(notification("k4", "c-2", at("2026-11-18T12:00:00Z"), "thanks")));  // before the window
+  REQUIRE(store->drop(1));
+  store->record_failure(3, at("2026-11-20T12:00:01Z"), "550 no such number", std::nullopt);
+  REQUIRE(store->postpone(2, at("2026-11-20T11:00:00Z"), at("2026-11-20T13:00:00Z"), "the customer wrote"));
+
+  const auto counts = store->outbox_counts();
+  CHECK(counts.at(OutboxStatus::kPending) == 2);
+  CHECK(counts.at(OutboxStatus::kDropped) == 1);
+  CHECK(counts.at(OutboxStatus::kDead) == 1);
+  CHECK_FALSE(counts.contains(OutboxStatus::kDelivered));
+
+  const auto pending = store->latest_outbox(OutboxStatus::kPending, 10);
+  REQUIRE(pending.size() == 2);
+  CHECK(pending[0].notification.idempotency_key == "k4");  // newest id first
+  CHECK(store->latest_outbox(OutboxStatus::kPending, 1).size() == 1);
+  CHECK(store->latest_outbox(OutboxStatus::kDead, 10).at(0).last_error == "550 no such number");
+
+  const auto activity = store->outbox_activity(at("2026-11-19T12:00:00Z"), 100);
+  REQUIRE(activity.size() == 3);
+  CHECK(activity[0].id == 3);
+  CHECK(activity[0].rule == "thanks");
+  CHECK(activity[0].status == OutboxStatus::kDead);
+  CHECK(activity[2].status == OutboxStatus::kDropped);
+  CHECK(store->outbox_activity(at("2026-11-19T12:00:00Z"), 1).size() == 0);  // only the newest row is looked at
+
+  const auto decisions = store->decisions_since(at("2026-11-20T10:30:00Z"), 100);
+  REQUIRE_FALSE(decisions.empty());
+  CHECK(decisions[0].rule == "late");
+  CHECK(decisions[0].decision == "held back");
+  CHECK(decisions[0].reason == "the customer wrote");
 }
 
 // --- PostgreSQL: several stores (replicas) on one database at once ---
