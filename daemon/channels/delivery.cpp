@@ -8,6 +8,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
+#include <iterator>
 #include <set>
 
 namespace tactd {
@@ -52,8 +53,23 @@ void Delivery::start_shutdown(Timestamp deadline) {
 }
 
 int Delivery::in_flight(Channel channel) const {
-  return static_cast<int>(std::count_if(in_flight_.begin(), in_flight_.end(),
-                                        [channel](const auto& attempt) { return attempt.second == channel; }));
+  const auto count = under_way_.find(channel);
+  return count == under_way_.end() ? 0 : count->second;
+}
+
+std::size_t Delivery::in_flight() const {
+  std::size_t all = 0;
+  for (const auto& [channel, count] : under_way_) all += static_cast<std::size_t>(count);
+  return all;
+}
+
+void Delivery::under_way(Channel channel, int change) {
+  int& count = under_way_[channel];
+  count = std::max(0, count + change);  // a verdict after a stop's grace finds it cleared
+}
+
+Duration Delivery::lease_for(const ChannelConfig& channel) {
+  return std::max<Duration>(kMinLease, 4 * channel.timeout);
 }
 
 std::vector<Delivery::ChannelState> Delivery::channels() const {
@@ -68,9 +84,8 @@ std::vector<Delivery::ChannelState> Delivery::channels() const {
 void Delivery::settle_interrupted() {
   const Timestamp now = clock_.now();
   std::vector<Interrupted> settled;
-  auto transaction = store_.begin();  // one commit for all of them
-  for (OutboxEntry& entry : store_.interrupted()) {
-    if (in_flight_.count(entry.id)) continue;
+  auto transaction = store_.begin();                 // one commit for all of them
+  for (OutboxEntry& entry : store_.interrupted()) {  // nothing is in flight at a start or after a stop's grace
     const Channel channel = entry.notification.channel;
     const auto route = routes_.find(channel);
     const bool retry =
@@ -107,17 +122,17 @@ asio::awaitable<void> Delivery::run() {
   }
   for (;;) {
     Duration wait = kMaxSleep;
-    if (!store_verdicts()) wait = kVerdictRetry;
     if (stop_deadline_) {
-      if (in_flight_.empty()) co_return;  // nothing in flight, every verdict stored
+      if (!store_verdicts()) wait = kVerdictRetry;
+      if (in_flight() == 0) co_return;  // nothing in flight, every verdict stored
       const Timestamp now = clock_.now();
       if (now >= *stop_deadline_) {
         spdlog::warn(
             "delivery: stop grace over with {} attempts in flight and {} verdicts not stored; they are settled as "
             "cut off",
-            in_flight_.size() - unstored_.size(), unstored_.size());
+            in_flight() - unstored_.size(), unstored_.size());
         unstored_.clear();
-        in_flight_.clear();  // an answer after this still records its verdict
+        under_way_.clear();  // an answer after this still records its verdict
         try {
           settle_interrupted();
         } catch (const std::exception& e) {  // they stay claimed, to be settled at the next start
@@ -128,7 +143,7 @@ asio::awaitable<void> Delivery::run() {
       wait = std::min(wait, *stop_deadline_ - now);
     } else {
       try {
-        wait = std::min(wait, start_due());
+        wait = std::min(wait, turn());
       } catch (const std::exception& e) {  // one round failed (the store, a bug): the next one tries again
         spdlog::error("delivery: {} {}", kv("error", e.what()),
                       kv("next_try_s",
@@ -146,10 +161,36 @@ asio::awaitable<void> Delivery::run() {
   }
 }
 
-Duration Delivery::start_due() {
+Duration Delivery::turn() {
   const Timestamp now = clock_.now();
   Duration wait = kMaxSleep;
-  // The attempts this round starts, sent once their claims are stored.
+  // The round's transaction: the verdicts that came since the last turn,
+  // the release checks and the claims, one begin and one commit.
+  std::unique_ptr<Store::Transaction> round;
+  std::vector<Unstored> written;  // verdicts in `round`, reported once it commits
+  if (!unstored_.empty()) {
+    std::string error;
+    try {
+      round = store_.begin();
+      for (const Unstored& verdict : unstored_) write(verdict);
+      written = std::move(unstored_);
+      unstored_.clear();
+    } catch (const std::exception& e) {  // StoreError, or a bug: one by one, keeping what is refused
+      round.reset();
+      error = e.what();
+      std::vector<Unstored> verdicts = std::move(unstored_);
+      unstored_.clear();
+      store_one_by_one(std::move(verdicts), error);
+    }
+    if (!unstored_.empty()) {
+      verdicts_end(error);
+      wait = kVerdictRetry;
+    }
+  }
+  // Their attempts no longer count against the limits: if the round does
+  // not commit, they are written again and count again.
+  for (const Unstored& verdict : written) under_way(verdict.entry.notification.channel, -1);
+  // The attempts this round starts, sent once the round is stored.
   struct Start {
     OutboxEntry entry;
     Notification message;
@@ -157,95 +198,89 @@ Duration Delivery::start_due() {
     bool trial = false;  // the half-open breaker's one attempt
   };
   std::vector<Start> starts;
-  // The release checks and the claims of the round share one transaction,
-  // begun at the first check: one begin and one commit for the round.
-  std::unique_ptr<Store::Transaction> round;
   bool checked = false;  // a release check ran: round_end_ is owed its answer
   const auto abandon = [&] {
     for (const Start& start : starts) {
-      in_flight_.erase(start.entry.id);
+      under_way(start.entry.notification.channel, -1);
       if (start.trial) start.route->breaker.record(false, now);  // frees the half-open trial
     }
-    round.reset();  // rolls back what the checks wrote
+    round.reset();  // rolls back the claims, what the checks wrote and the verdicts
+    for (const Unstored& verdict : written) under_way(verdict.entry.notification.channel, +1);
+    unstored_.insert(unstored_.begin(), std::make_move_iterator(written.begin()),
+                     std::make_move_iterator(written.end()));
+    written.clear();
     if (checked && round_end_) round_end_(false);
   };
   std::set<Channel> refused;  // a verdict of theirs the store refused: they start nothing
   for (const Unstored& verdict : unstored_) refused.insert(verdict.end.channel);
-  bool failed = false;  // a release check threw: the round's transaction may be undone, stop here
+  bool drained = false;             // a channel had fewer due entries than it could start
+  std::optional<long long> failed;  // an entry whose release check threw
+  std::string failure;
   for (auto& [channel, route_ptr] : routes_) {
     if (failed) break;
     Route& route = *route_ptr;
-    const int concurrency = route.lane.config.concurrency;
-    if (refused.count(channel) || in_flight(channel) >= concurrency) continue;
-    // Entries in flight are claimed and no longer due, so the free
-    // capacity in rows holds every one that may start now.
-    const auto room = static_cast<std::size_t>(concurrency - in_flight(channel));
-    int started = in_flight(channel);
-    for (const OutboxEntry& entry : store_.due_notifications(now, channel, room)) {
-      if (in_flight_.count(entry.id)) continue;
-      if (started >= concurrency) break;
-      if (auto skip = release_failed_.find(entry.id); skip != release_failed_.end()) {
-        if (now < skip->second) continue;
-        release_failed_.erase(skip);
-      }
-      if (route.breaker.open(now)) {
-        wait = std::min(wait, *route.breaker.open_until() - now);
-        break;
-      }
-      if (const Duration token = route.bucket.wait(now); token > Duration{}) {
-        wait = std::min(wait, token);
-        break;
-      }
+    const int free = route.lane.config.concurrency - in_flight(channel);
+    if (refused.count(channel) || free <= 0) continue;
+    if (route.breaker.open(now)) {
+      wait = std::min(wait, *route.breaker.open_until() - now);
+      continue;
+    }
+    std::size_t room = route.breaker.room(now, static_cast<std::size_t>(free));  // 0: the probe is out
+    if (room == 0) continue;
+    const std::size_t tokens = route.bucket.available(now);
+    if (tokens == 0) {
+      wait = std::min(wait, route.bucket.wait(now));
+      continue;
+    }
+    room = std::min(room, tokens);
+    std::vector<OutboxEntry> claimed;
+    try {
+      if (!round) round = store_.begin();
+      claimed = store_.claim_due_notifications(channel, room, now, lease_for(route.lane.config));
+    } catch (const StoreError&) {  // nothing is sent unclaimed; the round is tried again after the backoff
+      abandon();
+      throw;
+    }
+    if (claimed.size() < room) drained = true;
+    for (OutboxEntry& entry : claimed) {
       std::optional<Notification> message = entry.notification;
       if (release_) {
-        if (!round) {
-          try {
-            round = store_.begin();
-          } catch (const StoreError&) {  // nothing started yet this round: tried again after the backoff
-            abandon();
-            throw;
-          }
-        }
         try {
           checked = true;
           message = release_(entry);
         } catch (const std::exception& e) {
           // What the round's checks wrote may be undone with it: the round
-          // is rolled back and tried again at once without this entry,
-          // which waits kFailureBackoff.
-          spdlog::error("delivery: release check failed {} {} {}", kv("outbox", std::to_string(entry.id)),
-                        kv("error", e.what()),
-                        kv("next_try_s",
-                           std::to_string(std::chrono::duration_cast<std::chrono::seconds>(kFailureBackoff).count())));
-          release_failed_[entry.id] = now + kFailureBackoff;
-          failed = true;
+          // is rolled back, this entry held back kFailureBackoff, and the
+          // round tried again at once.
+          failed = entry.id;
+          failure = e.what();
           break;
         }
-        if (!message) {
+        if (!message) {   // overtaken or held back: its claim ended with it
           again_ = true;  // its place this round is free for the next one
           continue;
         }
       }
       const bool trial = route.breaker.open_until().has_value();
-      if (!route.breaker.allows(now)) break;  // half-open, its trial still out
+      route.breaker.allows(now);  // room() said it may
       route.bucket.take(now);
-      in_flight_.emplace(entry.id, channel);
-      ++started;
-      starts.push_back(Start{entry, std::move(*message), route_ptr, trial});
+      under_way(channel, +1);
+      starts.push_back(Start{std::move(entry), std::move(*message), route_ptr, trial});
     }
   }
   if (failed) {
     abandon();
+    spdlog::error(
+        "delivery: release check failed {} {} {}", kv("outbox", std::to_string(*failed)), kv("error", failure),
+        kv("next_try_s", std::to_string(std::chrono::duration_cast<std::chrono::seconds>(kFailureBackoff).count())));
+    // Throws StoreError when even this cannot be written: the whole loop waits then.
+    store_.postpone(*failed, now, now + kFailureBackoff, "the release check failed: " + failure);
     again_ = true;
     return wait;
   }
-  // The claims first, in the round's transaction: a crash from here on
-  // leaves each entry marked as sent-or-not, never as plainly pending.
-  std::vector<long long> ids;
-  ids.reserve(starts.size());
-  for (const Start& start : starts) ids.push_back(start.entry.id);
+  // A crash from here on leaves each claimed entry marked as sent-or-not,
+  // never as plainly pending.
   try {
-    store_.claim(ids, now);
     if (round) round->commit();
   } catch (const StoreError&) {  // nothing is sent unclaimed; the round is tried again
     abandon();
@@ -253,15 +288,18 @@ Duration Delivery::start_due() {
   }
   round.reset();
   if (checked && round_end_) round_end_(true);
+  for (const Unstored& verdict : written) report(verdict);
+  if (!written.empty() && unstored_.empty()) verdicts_end({});
   for (Start& start : starts) {
     const int attempt = start.entry.attempts + 1;
     spdlog::debug("delivery: attempt {} {} {}", kv("outbox", std::to_string(start.entry.id)),
                   kv("attempt", std::to_string(attempt)), kv("channel", to_string(start.entry.notification.channel)));
-    start.route->lane.sender->send(start.message, [this, entry = start.entry, attempt, keep = start.route](
+    start.route->lane.sender->send(start.message, [this, entry = std::move(start.entry), attempt, keep = start.route](
                                                       Verdict verdict) { finish(entry, attempt, keep, verdict); });
   }
   // Notifications of a channel without a lane wait (run.cpp says so once).
-  if (auto next = store_.next_notification(); next && *next > now) wait = std::min(wait, *next - now);
+  if (drained)
+    if (auto next = store_.next_notification(); next && *next > now) wait = std::min(wait, *next - now);
   return wait;
 }
 
@@ -341,21 +379,33 @@ bool Delivery::store_verdicts() {
     auto transaction = store_.begin();
     for (const Unstored& verdict : verdicts) write(verdict);
     transaction->commit();
-    for (const Unstored& verdict : verdicts) report(verdict);
+    for (const Unstored& verdict : verdicts) {
+      under_way(verdict.entry.notification.channel, -1);
+      report(verdict);
+    }
   } catch (const std::exception& e) {  // StoreError, or a bug: one by one, keeping what is refused
     error = e.what();
-    for (Unstored& verdict : verdicts) {
-      try {
-        auto transaction = store_.begin();
-        write(verdict);
-        transaction->commit();
-        report(verdict);
-      } catch (const std::exception& one) {
-        error = one.what();
-        unstored_.push_back(std::move(verdict));
-      }
+    store_one_by_one(std::move(verdicts), error);
+  }
+  return verdicts_end(error);
+}
+
+void Delivery::store_one_by_one(std::vector<Unstored> verdicts, std::string& error) {
+  for (Unstored& verdict : verdicts) {
+    try {
+      auto transaction = store_.begin();
+      write(verdict);
+      transaction->commit();
+      under_way(verdict.entry.notification.channel, -1);
+      report(verdict);
+    } catch (const std::exception& one) {
+      error = one.what();
+      unstored_.push_back(std::move(verdict));
     }
   }
+}
+
+bool Delivery::verdicts_end(const std::string& error) {
   const Timestamp now = clock_.now();
   if (unstored_.empty()) {
     if (refused_since_)
@@ -383,7 +433,6 @@ bool Delivery::store_verdicts() {
 
 void Delivery::report(const Unstored& verdict) {
   const long long id = verdict.entry.id;
-  in_flight_.erase(id);
   const Notification& n = verdict.entry.notification;
   const std::string& provider = verdict.route->lane.config.provider;
   switch (verdict.end.verdict) {

@@ -6,11 +6,22 @@
 // refusals, too many attempts or too old a message go to the dead letter. A
 // delivered notification becomes contact history.
 //
-// Verdicts are written in groups: those that arrived since the last turn of
-// the loop go into the store in one transaction (one fsync for them all).
-// A verdict the store refuses (disk full, database locked) is kept and
-// written again each turn until it is stored; meanwhile its entry is not
-// sent again and its channel starts no new attempt.
+// One transaction a turn: the verdicts that arrived since the last turn of
+// the loop, the release checks and the claims of the next attempts are
+// written together (one fsync for them all). A verdict the store refuses
+// (disk full, database locked) is kept and written again each turn until
+// it is stored; meanwhile its entry is not sent again and its channel
+// starts no new attempt.
+//
+// Claims have leases (OutboxStore::claim_due_notifications()): an entry is
+// claimed until now + lease_for(its channel), at least kMinLease and four
+// times the channel's timeout, so that an attempt's verdict comes long
+// before its lease ends. A lease that still ends during a send (a verdict
+// the store refuses for longer) frees the entry for another owner only:
+// this process starts nothing on a channel whose verdicts wait to be
+// stored, and its verdict lands whenever it is stored. Claims left by a
+// process that died are settled at the next start (settle_interrupted()),
+// whether their lease ended or not.
 #pragma once
 
 #include <utility>  // before Boost.Asio: Boost 1.74's awaitable.hpp needs it with C++20
@@ -104,10 +115,9 @@ class Delivery {
   Delivery(Store& store, const Clock& clock, std::vector<Lane> lanes, Observer observer = {}, ReleaseCheck release = {},
            RoundEnd round_end = {});
 
-  // Delivers until start_shutdown(): the verdicts that came since the last
-  // turn are stored, then due entries are started as limits allow, each
-  // claimed in the store before its request leaves (one transaction per
-  // round); it wakes when an attempt ends, when wake() is called, when the
+  // Delivers until start_shutdown(): each turn stores the verdicts that
+  // came since the last one and claims the due entries the limits allow,
+  // in one transaction, before their requests leave; it wakes when an attempt ends, when wake() is called, when the
   // next entry falls due, or after at most kMaxSleep. First it settles the
   // attempts a previous process left cut off. After start_shutdown() it
   // starts nothing and returns once no attempt is in flight and every
@@ -144,12 +154,17 @@ class Delivery {
     int in_flight = 0;
   };
   std::vector<ChannelState> channels() const;
-  std::size_t in_flight() const { return in_flight_.size(); }
+  std::size_t in_flight() const;
   // Verdicts given but not yet stored.
   std::size_t unstored() const { return unstored_.size(); }
 
   static constexpr auto kMaxSleep = std::chrono::milliseconds{500};
-  // The wait after a round that failed with an exception, logged; delivery goes on.
+  // The shortest lease of a claim; a channel's is longer when its timeout
+  // is (lease_for()).
+  static constexpr Duration kMinLease = std::chrono::minutes{5};
+  static Duration lease_for(const ChannelConfig& channel);
+  // The wait after a round that failed with an exception, logged; delivery
+  // goes on. An entry whose release check threw is held back as long.
   static constexpr auto kFailureBackoff = std::chrono::seconds{5};
   static constexpr std::size_t kMaxDetail = 500;  // bytes of a provider's answer kept per attempt
   // The wait before writing verdicts again after the store refused them.
@@ -164,9 +179,11 @@ class Delivery {
     CircuitBreaker breaker;
     long long openings = 0;
   };
-  // Starts what may start now; returns how long until something else may.
-  Duration start_due();
-  // A verdict given, not yet stored: what store_verdicts() writes.
+  struct Unstored;
+  // One turn: stores the verdicts and claims and starts what may start
+  // now, in one transaction; returns how long until something else may.
+  Duration turn();
+  // A verdict given, not yet stored: what turn() and store_verdicts() write.
   struct Unstored {
     OutboxEntry entry;
     std::shared_ptr<Route> route;
@@ -180,8 +197,14 @@ class Delivery {
   // Writes the unstored verdicts in one transaction (or, when that fails,
   // one by one); what the store refuses stays. False when something stayed.
   bool store_verdicts();
+  // Writes `verdicts` one by one, each in its own transaction; those the
+  // store refuses go back to unstored_. `error` gets the last refusal.
+  void store_one_by_one(std::vector<Unstored> verdicts, std::string& error);
+  // After verdicts were stored (`all`: none is left unstored) or refused.
+  bool verdicts_end(const std::string& error);
   void write(const Unstored& verdict);
   void report(const Unstored& verdict);  // logs and the observer, once stored
+  void under_way(Channel channel, int change);
   // Attempts of `channel` in flight, on its current lane or one a reload replaced.
   int in_flight(Channel channel) const;
 
@@ -194,11 +217,13 @@ class Delivery {
   // Shared with the attempts in flight, which finish on the route they
   // started on even when a reload replaced it.
   std::map<Channel, std::shared_ptr<Route>> routes_;
-  std::optional<Timestamp> stop_deadline_;         // set by start_shutdown()
-  std::map<long long, Channel> in_flight_;         // outbox id -> channel, until its verdict is stored
-  std::vector<Unstored> unstored_;                 // in the order the verdicts came
-  std::map<long long, Timestamp> release_failed_;  // outbox id -> when its release check may run again
-  std::optional<Timestamp> refused_since_;         // the store refuses verdicts since then
+  std::optional<Timestamp> stop_deadline_;  // set by start_shutdown()
+  // Attempts started per channel, until their verdicts are stored: only
+  // for the concurrency limits (the claims in the store keep entries from
+  // being sent twice).
+  std::map<Channel, int> under_way_;
+  std::vector<Unstored> unstored_;          // in the order the verdicts came
+  std::optional<Timestamp> refused_since_;  // the store refuses verdicts since then
   std::optional<Timestamp> refusal_logged_;
   std::mt19937_64 random_{std::random_device{}()};
   boost::asio::steady_timer* wake_ = nullptr;  // the sleep of run(), while it sleeps

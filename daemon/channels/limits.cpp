@@ -29,6 +29,17 @@ Duration TokenBucket::wait(Timestamp now) {
   return Duration{static_cast<Duration::rep>(seconds * 1000.0) + 1};
 }
 
+std::size_t TokenBucket::available(Timestamp now) {
+  refill(now);
+  return tokens_ < 1.0 ? 0 : static_cast<std::size_t>(tokens_);
+}
+
+std::size_t CircuitBreaker::room(Timestamp now, std::size_t want) const {
+  if (!open_until_) return want;
+  if (now < *open_until_ || probe_in_flight_) return 0;
+  return std::min<std::size_t>(want, 1);
+}
+
 bool CircuitBreaker::allows(Timestamp now) {
   if (!open_until_) return true;
   if (now < *open_until_ || probe_in_flight_) return false;

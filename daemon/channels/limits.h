@@ -3,6 +3,7 @@
 // by the caller's clock, so that tests step them with a VirtualClock.
 #pragma once
 
+#include <cstddef>
 #include <deque>
 #include <optional>
 #include <string>
@@ -19,6 +20,8 @@ class TokenBucket {
   bool take(Timestamp now);
   // How long until a token is there (zero when one is).
   Duration wait(Timestamp now);
+  // How many tokens may be taken now.
+  std::size_t available(Timestamp now);
 
  private:
   void refill(Timestamp now);
@@ -54,6 +57,9 @@ class CircuitBreaker {
 
   // Whether an attempt may start now; in half-open state only one at a time.
   bool allows(Timestamp now);
+  // How many attempts may start now, without starting one: none while
+  // open or while the half-open probe is out, one half-open, else `want`.
+  std::size_t room(Timestamp now, std::size_t want) const;
   // The end of an attempt: `ok` when the endpoint answered as a healthy
   // endpoint does (also a permanent 4xx, or a 429 that says when to come
   // back), false for timeouts and 5xx.

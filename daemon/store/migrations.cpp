@@ -570,6 +570,17 @@ CREATE INDEX entities_customer_phone ON entities (json_extract(fields, '$.phone'
 CREATE INDEX entities_customer_email ON entities (lower(fields::jsonb ->> 'email')) WHERE type = 'customer';
 CREATE INDEX entities_customer_phone ON entities ((fields::jsonb ->> 'phone')) WHERE type = 'customer';
 )sql"},
+    // SQLite's claim_due_notifications() takes a channel's entries in the
+    // order they may be claimed: their due (or retry) time, or the end of
+    // their lease when that is later; a claim without an end (claim()) is
+    // never claimable. This index replaces outbox_due_by_channel. PostgreSQL
+    // has had its own since step 15.
+    Migration{19, "claimable notifications by channel", R"sql(
+DROP INDEX outbox_due_by_channel;
+CREATE INDEX outbox_claimable ON outbox (channel, max(COALESCE(next_attempt_at, due_at), COALESCE(lease_until, 0)))
+  WHERE status = 'pending' AND (action_state IS NULL OR action_state != 'pending');
+)sql",
+              ""},
 };
 
 // Versions run 1, 2, 3, ... in order, so "the highest applied" is the schema.

@@ -36,9 +36,10 @@ struct OutboxEntry {
   int attempts = 0;
   std::optional<Timestamp> next_attempt;  // a retry's time; unset: notification.at
   std::string last_error;                 // the last failed attempt's answer
-  // Set while an attempt is under way: when it was claimed (claim()). Found
-  // set when no attempt is under way, the process died or stopped during
-  // the send and the outcome is unknown (settle_interrupted()).
+  // Set while an attempt is under way: when it was claimed
+  // (claim_due_notifications(), claim()). Found set when no attempt is under
+  // way, the process died or stopped during the send and the outcome is
+  // unknown (settle_interrupted()).
   std::optional<Timestamp> sending_since;
   ActionState action_state = ActionState::kNone;
   int action_attempts = 0;
@@ -136,8 +137,10 @@ class OutboxStore {
   virtual void record_failure(long long outbox_id, Timestamp at, const std::string& detail,
                               std::optional<Timestamp> retry_at) = 0;
   // A pending entry the world has overtaken: it will not be sent; `reason`
-  // is kept as its last error and as the decision "overtaken". Returns
-  // false when it was not pending. Atomic like mark_delivered.
+  // is kept as its last error and as the decision "overtaken". Ends its
+  // claim, if any (a release check overtakes what it claimed; an attempt
+  // still under way records its verdict all the same). Returns false when
+  // it was not pending. Atomic like mark_delivered.
   virtual bool mark_overtaken(long long outbox_id, Timestamp at, const std::string& reason) = 0;
   // Replaces the recipient, subject, body, locale and time zone of an entry
   // re-rendered with current data; the idempotency key stays.
@@ -157,11 +160,25 @@ class OutboxStore {
   virtual bool resolve_delivered(long long outbox_id, Timestamp at, const std::string& note) = 0;
 
   // --- attempts under way ---
+  // Claims up to `limit` due pending entries of `channel` (due or retry time at or before `now`,
+  // not claimed, or claimed under a lease that ended before `now`), earliest first, until
+  // now + `lease`, in one statement; returns them claimed.
+  // (Entries whose action is still pending are not due.) A claim is made
+  // before an attempt's request leaves; mark_delivered(), record_failure(),
+  // mark_overtaken(), postpone() and settle_interrupted() end it. The lease
+  // bounds how long a claim keeps others from the entry: one whose owner
+  // is gone (a crash; another replica) is due again once it ends, and sent
+  // again with the same idempotency key (the at-least-once window); an
+  // attempt that outlives its lease still records its verdict. A lease
+  // whose end is `now` itself counts as ended. Throws StoreError; within the
+  // open Transaction when there is one.
+  virtual std::vector<OutboxEntry> claim_due_notifications(Channel channel, std::size_t limit, Timestamp now,
+                                                           Duration lease) = 0;
   // Records, before sending, that attempts of these pending entries start
-  // at `at`, all in one transaction (one commit for a delivery round): the
-  // open Transaction when there is one, else one that begins as a writer.
-  // mark_delivered() and record_failure() end the claim. A claimed entry is
-  // not due (due_notifications(), next_notification()) until then.
+  // at `at`, all in one transaction: the open Transaction when there is
+  // one, else one that begins as a writer. A claim without a lease: it
+  // holds until its verdict or settle_interrupted(). A claimed entry is not
+  // due (due_notifications(), next_notification()) until then.
   virtual void claim(const std::vector<long long>& outbox_ids, Timestamp at) = 0;
   // Entries claimed and never given a verdict: the process died or stopped
   // during their send. Oldest claim first.
@@ -215,7 +232,8 @@ class OutboxStore {
   virtual std::optional<Notification> latest_notification_to(Channel channel, const std::string& address) const = 0;
   // A pending entry waits until `until` (a pause), and so does its action
   // when still to be taken: the decision "held back" with `reason` is
-  // recorded at `now`. Returns false when it was not pending.
+  // recorded at `now`; its claim, if any, ends. Returns false when it was
+  // not pending.
   virtual bool postpone(long long outbox_id, Timestamp now, Timestamp until, const std::string& reason) = 0;
 
   // The customer's outbox entries in every status, the latest due first, at

@@ -214,7 +214,7 @@ std::optional<std::string> status_of(const Entity& entity) {
   return std::nullopt;
 }
 
-class PgStore final : public Store, public LeaseClaims {
+class PgStore final : public Store {
  public:
   explicit PgStore(const std::string& conninfo) : conn_(conninfo) {
     if (conn_.error()) {
@@ -756,7 +756,8 @@ class PgStore final : public Store, public LeaseClaims {
     return guard("hold back outbox entry " + std::to_string(outbox_id), [&] {
       return run_prepared(
                  "WITH u AS (UPDATE outbox SET next_attempt_at = $1, action_next_at = CASE WHEN action_state = "
-                 "'pending' THEN $1 ELSE action_next_at END WHERE id = $2 AND status = 'pending' RETURNING id), d AS "
+                 "'pending' THEN $1 ELSE action_next_at END, sending_since = NULL, lease_until = NULL WHERE id = $2 "
+                 "AND status = 'pending' RETURNING id), d AS "
                  "(INSERT INTO outbox_decisions (outbox_id, at, decision, reason) "
                  "SELECT id, $3, 'held back', $4 FROM u) SELECT id FROM u",
                  Params(ms(until), id(outbox_id), ms(now), reason))
@@ -1293,7 +1294,7 @@ class PgStore final : public Store, public LeaseClaims {
         for (const Migration& m : migrations()) {
           if (m.version <= version_) continue;
           atomically([&] {
-            run(m.sql(Dialect::kPostgres));
+            if (*m.sql(Dialect::kPostgres)) run(m.sql(Dialect::kPostgres));
             run("INSERT INTO schema_migrations (version, description) VALUES ($1, $2)",
                 Params(m.version, m.description));
             return 0;

@@ -28,25 +28,6 @@ namespace tactd {
 // business (synchronous_commit): Store::sync() reports kFull.
 std::unique_ptr<Store> open_postgres_store(const std::string& conninfo);
 
-// Claims with leases, as branch perf-delivery declares them in
-// OutboxStore: until that declaration is on main, the PostgreSQL store
-// offers it through this interface (dynamic_cast a Store opened by
-// open_postgres_store() to it); then it becomes an override and this goes.
-class LeaseClaims {
- public:
-  // Claims up to `limit` due pending entries of `channel` (due or retry
-  // time at or before `now`, not claimed, or claimed under a lease that
-  // ended at or before `now`; an action still pending is not due), earliest
-  // first, until now + `lease`, in one statement; returns them claimed.
-  // Concurrent claimers get disjoint entries and do not wait for each other
-  // (FOR UPDATE SKIP LOCKED).
-  virtual std::vector<OutboxEntry> claim_due_notifications(Channel channel, std::size_t limit, Timestamp now,
-                                                           Duration lease) = 0;
-
- protected:
-  ~LeaseClaims() = default;
-};
-
 // The key of pg_advisory_lock() that migration holds ('tactd' in ASCII).
 inline constexpr long long kMigrationLock = 0x7461637464;
 

@@ -32,6 +32,9 @@ constexpr int kBusyTimeoutMs = 5000;
 // snapshot current.
 constexpr auto kWriter = SQLite::TransactionBehavior::IMMEDIATE;
 
+// The lease end of a claim made by claim(): never, until its verdict.
+constexpr int64_t kNoLeaseEnd = INT64_MAX;
+
 long long millis(Timestamp t) { return t.time_since_epoch().count(); }
 Timestamp from_millis(long long ms) { return Timestamp{Duration{ms}}; }
 
@@ -484,8 +487,9 @@ class SqliteStore final : public Store {
     return guard("mark outbox entry " + std::to_string(outbox_id) + " overtaken", [&] {
       std::optional<SQLite::Transaction> own;
       if (!in_transaction_) own.emplace(db_, kWriter);
-      SQLite::Statement& q =
-          prepared("UPDATE outbox SET status = 'overtaken', last_error = ? WHERE id = ? AND status = 'pending'");
+      SQLite::Statement& q = prepared(
+          "UPDATE outbox SET status = 'overtaken', last_error = ?, sending_since = NULL, lease_until = NULL "
+          "WHERE id = ? AND status = 'pending'");
       q.bind(1, reason);
       q.bind(2, static_cast<int64_t>(outbox_id));
       const bool changed = q.exec() == 1;
@@ -534,15 +538,21 @@ class SqliteStore final : public Store {
     guard("mark outbox entry " + std::to_string(outbox_id) + " delivered", [&] {
       std::optional<SQLite::Transaction> own;
       if (!in_transaction_) own.emplace(db_, kWriter);
-      const OutboxEntry entry = read_entry_by_id(outbox_id);
+      // The row is not read into an OutboxEntry: what the attempt and the
+      // contact need comes back from the update and goes in by SQL.
       SQLite::Statement& update = prepared(
           "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, "
-          "next_attempt_at = NULL, last_error = NULL, sending_since = NULL WHERE id = ?");
+          "next_attempt_at = NULL, last_error = NULL, sending_since = NULL, lease_until = NULL WHERE id = ? "
+          "RETURNING attempts");
       update.bind(1, static_cast<int64_t>(outbox_id));
-      update.exec();
-      insert_attempt(outbox_id, entry.attempts + 1, at, "delivered", detail);
-      const Notification& n = entry.notification;
-      insert_contact(Contact{n.customer, at, n.kind, n.rule, n.entity, n.channel, n.idempotency_key});
+      const int attempts = returned_int(update, outbox_id);
+      insert_attempt(outbox_id, attempts, at, "delivered", detail);
+      SQLite::Statement& contact = prepared(
+          "INSERT INTO contacts (customer, at, kind, rule, entity, channel, idempotency_key) "
+          "SELECT customer, ?, kind, rule, entity, channel, idempotency_key FROM outbox WHERE id = ?");
+      contact.bind(1, static_cast<int64_t>(millis(at)));
+      contact.bind(2, static_cast<int64_t>(outbox_id));
+      contact.exec();
       if (own) own->commit();
     });
   }
@@ -552,16 +562,23 @@ class SqliteStore final : public Store {
     guard("record a failed delivery of outbox entry " + std::to_string(outbox_id), [&] {
       std::optional<SQLite::Transaction> own;
       if (!in_transaction_) own.emplace(db_, kWriter);
-      const OutboxEntry entry = read_entry_by_id(outbox_id);
       SQLite::Statement& update = prepared(
           "UPDATE outbox SET status = ?, attempts = attempts + 1, next_attempt_at = ?, "
-          "last_error = ?, sending_since = NULL WHERE id = ? AND status = 'pending'");
+          "last_error = ?, sending_since = NULL, lease_until = NULL WHERE id = ? AND status = 'pending' "
+          "RETURNING attempts");
       update.bind(1, retry_at ? "pending" : "dead");
       if (retry_at) update.bind(2, static_cast<int64_t>(millis(*retry_at)));
       update.bind(3, detail);
       update.bind(4, static_cast<int64_t>(outbox_id));
-      update.exec();
-      insert_attempt(outbox_id, entry.attempts + 1, at, retry_at ? "retry" : "dead", detail);
+      std::optional<int> attempts;
+      if (update.executeStep()) attempts = update.getColumn(0).getInt();
+      update.tryReset();
+      if (!attempts) {  // dropped meanwhile: it stays dropped, the attempt is recorded all the same
+        SQLite::Statement& q = prepared("SELECT attempts + 1 FROM outbox WHERE id = ?");
+        q.bind(1, static_cast<int64_t>(outbox_id));
+        attempts = returned_int(q, outbox_id);
+      }
+      insert_attempt(outbox_id, *attempts, at, retry_at ? "retry" : "dead", detail);
       if (own) own->commit();
     });
   }
@@ -582,7 +599,8 @@ class SqliteStore final : public Store {
       std::optional<SQLite::Transaction> own;
       if (!in_transaction_) own.emplace(db_, kWriter);
       SQLite::Statement& update = prepared(
-          "UPDATE outbox SET status = 'delivered', next_attempt_at = NULL, last_error = NULL, sending_since = NULL "
+          "UPDATE outbox SET status = 'delivered', next_attempt_at = NULL, last_error = NULL, sending_since = NULL, "
+          "lease_until = NULL "
           "WHERE id = ? AND status = 'unknown'");
       update.bind(1, static_cast<int64_t>(outbox_id));
       if (update.exec() != 1) return false;
@@ -600,15 +618,47 @@ class SqliteStore final : public Store {
     guard("claim " + std::to_string(outbox_ids.size()) + " outbox entries for sending", [&] {
       std::optional<SQLite::Transaction> own;
       if (!in_transaction_) own.emplace(db_, kWriter);
-      SQLite::Statement& q =
-          prepared("UPDATE outbox SET sending_since = ? WHERE id = ? AND status = 'pending' AND sending_since IS NULL");
+      SQLite::Statement& q = prepared(
+          "UPDATE outbox SET sending_since = ?, lease_until = ? WHERE id = ? AND status = 'pending' AND "
+          "sending_since IS NULL");
       for (const long long id : outbox_ids) {
         q.tryReset();
         q.bind(1, static_cast<int64_t>(millis(at)));
-        q.bind(2, static_cast<int64_t>(id));
+        q.bind(2, kNoLeaseEnd);
+        q.bind(3, static_cast<int64_t>(id));
         q.exec();
       }
       if (own) own->commit();
+    });
+  }
+
+  std::vector<OutboxEntry> claim_due_notifications(Channel channel, std::size_t limit, Timestamp now,
+                                                   Duration lease) override {
+    if (limit == 0) return {};
+    return guard("claim due " + std::string(to_string(channel)) + " notifications", [&] {
+      // One statement over outbox_claimable: the entries that may be
+      // claimed at `now` are a range of it, in the order they are taken.
+      static const std::string kClaim =
+          std::string(
+              "UPDATE outbox SET sending_since = ?1, lease_until = ?4 WHERE id IN (SELECT id FROM outbox "
+              "WHERE channel = ?2 AND status = 'pending' AND (action_state IS NULL OR action_state != 'pending') "
+              "AND max(COALESCE(next_attempt_at, due_at), COALESCE(lease_until, 0)) <= ?1 "
+              "ORDER BY max(COALESCE(next_attempt_at, due_at), COALESCE(lease_until, 0)), id LIMIT ?3) "
+              "RETURNING ") +
+          kNotificationColumns;
+      SQLite::Statement& q = prepared(kClaim);
+      q.bind(1, static_cast<int64_t>(millis(now)));
+      q.bind(2, std::string(to_string(channel)));
+      q.bind(3, static_cast<int64_t>(std::min<std::size_t>(limit, INT64_MAX)));
+      q.bind(4, static_cast<int64_t>(millis(now + lease)));
+      std::vector<OutboxEntry> claimed = read_entries(q, false);
+      // RETURNING gives the rows in no particular order.
+      std::sort(claimed.begin(), claimed.end(), [](const OutboxEntry& a, const OutboxEntry& b) {
+        const Timestamp due_a = a.next_attempt.value_or(a.notification.at);
+        const Timestamp due_b = b.next_attempt.value_or(b.notification.at);
+        return due_a != due_b ? due_a < due_b : a.id < b.id;
+      });
+      return claimed;
     });
   }
 
@@ -627,7 +677,8 @@ class SqliteStore final : public Store {
       SQLite::Statement& update = prepared(
           "UPDATE outbox SET status = CASE WHEN ?1 OR status <> 'pending' THEN status ELSE 'unknown' END, "
           "attempts = attempts + 1, "
-          "next_attempt_at = CASE WHEN ?1 THEN ?2 ELSE NULL END, last_error = ?3, sending_since = NULL "
+          "next_attempt_at = CASE WHEN ?1 THEN ?2 ELSE NULL END, last_error = ?3, sending_since = NULL, lease_until = "
+          "NULL "
           "WHERE id = ?4 AND sending_since IS NOT NULL");
       update.bind(1, retry ? 1 : 0);
       update.bind(2, static_cast<int64_t>(millis(at)));
@@ -744,7 +795,7 @@ class SqliteStore final : public Store {
   std::vector<OutboxEntry> due_notifications(Timestamp until, std::optional<Channel> channel,
                                              std::size_t limit) const override {
     return guard("read due notifications", [&] {
-      // Two forms, so that one channel's query uses outbox_due_by_channel.
+      // Two forms: every channel's, or one channel's.
       static const std::string kAll = std::string("SELECT ") + kNotificationColumns +
                                       " FROM outbox WHERE status = 'pending' AND sending_since IS NULL "
                                       "AND COALESCE(next_attempt_at, due_at) <= ?1 "
@@ -1075,7 +1126,7 @@ class SqliteStore final : public Store {
     return guard("hold back outbox entry " + std::to_string(outbox_id), [&] {
       SQLite::Statement& q = prepared(
           "UPDATE outbox SET next_attempt_at = ?1, action_next_at = CASE WHEN action_state = 'pending' THEN ?1 ELSE "
-          "action_next_at END WHERE id = ?2 AND status = 'pending'");
+          "action_next_at END, sending_since = NULL, lease_until = NULL WHERE id = ?2 AND status = 'pending'");
       q.bind(1, static_cast<int64_t>(millis(until)));
       q.bind(2, static_cast<int64_t>(outbox_id));
       const bool changed = q.exec() == 1;
@@ -1371,7 +1422,8 @@ class SqliteStore final : public Store {
     }
     for (auto& entry : unreadable) {
       SQLite::Statement aside(db_,
-                              "UPDATE outbox SET status = 'dead', next_attempt_at = NULL, last_error = ? WHERE id = ?");
+                              "UPDATE outbox SET status = 'dead', next_attempt_at = NULL, last_error = ?, "
+                              "sending_since = NULL, lease_until = NULL WHERE id = ?");
       aside.bind(1, entry.last_error);
       aside.bind(2, static_cast<int64_t>(entry.id));
       aside.exec();
@@ -1380,6 +1432,15 @@ class SqliteStore final : public Store {
     if (flagged && !unreadable.empty())
       std::sort(out.begin(), out.end(), [](const OutboxEntry& a, const OutboxEntry& b) { return a.id < b.id; });
     return out;
+  }
+
+  // The first column of the one row `q` gives about `outbox_id`; throws
+  // StoreError when there is none.
+  static int returned_int(SQLite::Statement& q, long long outbox_id) {
+    if (!q.executeStep()) throw StoreError("no outbox entry " + std::to_string(outbox_id));
+    const int value = q.getColumn(0).getInt();
+    q.tryReset();
+    return value;
   }
 
   OutboxEntry read_entry_by_id(long long outbox_id) {

@@ -69,6 +69,11 @@ class FaultyStore final : public Store {
     refuse("record a failed delivery of outbox entry " + std::to_string(id));
     inner_.record_failure(id, at, detail, retry_at);
   }
+  std::vector<OutboxEntry> claim_due_notifications(Channel channel, std::size_t limit, Timestamp now,
+                                                   Duration lease) override {
+    refuse("claim due " + std::string(to_string(channel)) + " notifications");
+    return inner_.claim_due_notifications(channel, limit, now, lease);
+  }
   void claim(const std::vector<long long>& ids, Timestamp at) override {
     if (ids.empty()) return;  // as the real store: nothing to write
     refuse("claim " + std::to_string(ids.size()) + " outbox entries");

@@ -53,7 +53,8 @@ Notification notification(int i, Timestamp due) {
 
 // Delivery on a VirtualClock over a FaultyStore, driven turn by turn.
 struct Bench {
-  explicit Bench(int backlog, int concurrency) : clock(at("2026-11-20T10:00:00Z")), faulty(*store) {
+  explicit Bench(int backlog, int concurrency, Delivery::ReleaseCheck release = {})
+      : clock(at("2026-11-20T10:00:00Z")), faulty(*store) {
     for (int i = 0; i < backlog; ++i) store->enqueue(notification(i, clock.now()));
     ChannelConfig channel;
     channel.channel = Channel::kSms;
@@ -66,7 +67,7 @@ struct Bench {
                                      if (disk_fills_on_send)
                                        faulty.fail = true;  // after the claims, before the verdicts
                                    })});
-    delivery = std::make_unique<Delivery>(faulty, clock, std::move(lanes));
+    delivery = std::make_unique<Delivery>(faulty, clock, std::move(lanes), Delivery::Observer{}, std::move(release));
     asio::co_spawn(io, delivery->run(), [this](std::exception_ptr e) {
       finished = true;
       if (e) std::rethrow_exception(e);
@@ -97,12 +98,14 @@ struct Bench {
 
 }  // namespace
 
-TEST_CASE("the verdicts of one turn are stored in one transaction") {
+TEST_CASE("the verdicts of one turn are stored in one transaction, with the claims of the next") {
   Bench bench(50, 64);
   bench.turn();
   CHECK(bench.sent.size() == 50);
   CHECK(bench.delivered() == 50);
-  CHECK(bench.faulty.transactions == 2);  // settling what a crash cut off, then the 50 verdicts
+  // Settling what a crash cut off, the 50 claims, then the 50 verdicts with
+  // the next round's claims (none left).
+  CHECK(bench.faulty.transactions == 3);
   CHECK(bench.delivery->in_flight() == 0);
   CHECK(bench.store->contacts("c-7").size() == 1);
 }
@@ -142,4 +145,34 @@ TEST_CASE("a stop waits for the verdicts in flight to be stored") {
   bench.turn(1s);
   CHECK(bench.finished);
   CHECK(bench.delivered() == 3);
+}
+
+TEST_CASE("the claims of a round and the verdicts of the last commit together") {
+  Bench bench(10, 4);
+  bench.turn();
+  // Each turn after the first stores 4 verdicts and claims 4 more, one
+  // transaction each: settling, 3 rounds of claims, the last verdicts.
+  CHECK(bench.delivered() == 10);
+  CHECK(bench.faulty.transactions == 5);
+  for (const auto& [key, times] : bench.sent) CHECK(times == 1);
+  CHECK(bench.store->interrupted().empty());
+}
+
+TEST_CASE("an entry whose release check throws is held back, and the others go out at once") {
+  int throws = 0;
+  Bench bench(5, 8, [&throws](const OutboxEntry& entry) -> std::optional<Notification> {
+    if (entry.notification.idempotency_key == "test:2" && throws++ == 0) throw StoreError("a glitch reading it");
+    return entry.notification;
+  });
+  bench.turn();  // the round is rolled back; the next one starts without the entry
+  CHECK(bench.sent.empty());
+  bench.turn(1s);
+  CHECK(bench.sent.size() == 4);
+  CHECK(bench.delivered() == 4);
+  CHECK_FALSE(bench.sent.count("test:2"));
+  REQUIRE(bench.store->outbox_entry(3));
+  CHECK(bench.store->decisions(3).back().decision == "held back");
+  bench.turn(Delivery::kFailureBackoff);
+  CHECK(bench.delivered() == 5);
+  for (const auto& [key, times] : bench.sent) CHECK(times == 1);
 }

@@ -25,7 +25,7 @@ using namespace std::chrono_literals;
 namespace {
 
 // The schema version a new database gets: the number of migrations.
-constexpr int kLatest = 18;
+constexpr int kLatest = 19;
 
 Timestamp at(const char* text) { return *parse_rfc3339(text); }
 
@@ -140,7 +140,7 @@ TEST_CASE("a database at an older schema version gets only the missing migration
   }
   {  // wind the file back to version 1, as an older tactd left it
     SQLite::Database db(path.string(), SQLite::OPEN_READWRITE);
-    db.exec("ALTER TABLE outbox DROP COLUMN lease_until;");
+    db.exec("DROP INDEX outbox_claimable; ALTER TABLE outbox DROP COLUMN lease_until;");
     db.exec("DROP TABLE not_made;");
     db.exec("DROP INDEX entities_customer_email; DROP INDEX entities_customer_phone;");
     db.exec(
@@ -149,7 +149,6 @@ TEST_CASE("a database at an older schema version gets only the missing migration
     db.exec("ALTER TABLE outbox DROP COLUMN action_answer; ALTER TABLE outbox DROP COLUMN action_attempts;");
     db.exec("ALTER TABLE outbox DROP COLUMN action_next_at; ALTER TABLE outbox DROP COLUMN action_detail;");
     db.exec("ALTER TABLE entities DROP COLUMN version;");
-    db.exec("DROP INDEX outbox_due_by_channel;");
     db.exec("DROP TABLE replies; DROP TABLE opt_outs; DROP TABLE pauses; DROP INDEX outbox_message_ref;");
     db.exec("DROP INDEX outbox_recipient_key; ALTER TABLE outbox DROP COLUMN message_ref;");
     db.exec("ALTER TABLE outbox DROP COLUMN recipient_key;");
@@ -827,6 +826,81 @@ TEST_CASE("a claimed entry is not due, and its verdict ends the claim") {
   REQUIRE(store->due_notifications(at("2026-11-20T11:00:00Z")).size() == 1);
 }
 
+TEST_CASE("due notifications are claimed per channel in one call, earliest first, until their lease ends") {
+  TempDir dir;
+  const auto path = dir.path() / "state.db";
+  auto store = Store::open(path);
+  const Timestamp t = at("2026-11-20T10:00:00Z");
+  store->enqueue(notification("k3", "c-3", t + 2s));
+  store->enqueue(notification("k1", "c-1", t));
+  const long long k1 = store->last_enqueued();
+  store->enqueue(notification("k2", "c-2", t + 1s));
+  store->enqueue(notification("later", "c-4", t + 1h));
+  const long long later = store->last_enqueued();
+  Notification mail = notification("mail", "c-5", t);
+  mail.channel = Channel::kEmail;
+  mail.to = "c5@example.com";
+  store->enqueue(mail);
+  Notification voucher = notification("voucher", "c-6", t);
+  voucher.action = "voucher";  // not due until its action is taken
+  store->enqueue(voucher);
+
+  const Timestamp now = t + 10s;
+  auto claimed = store->claim_due_notifications(Channel::kSms, 2, now, 5min);
+  REQUIRE(claimed.size() == 2);
+  CHECK(claimed[0].notification.idempotency_key == "k1");
+  CHECK(claimed[1].notification.idempotency_key == "k2");
+  CHECK(claimed[0].sending_since == now);
+  CHECK(claimed[0].notification.body == "Sorry — het spijt ons");
+  claimed = store->claim_due_notifications(Channel::kSms, 10, now, 5min);
+  REQUIRE(claimed.size() == 1);
+  CHECK(claimed[0].notification.idempotency_key == "k3");
+  CHECK(store->claim_due_notifications(Channel::kSms, 10, now, 5min).empty());
+  CHECK(store->claim_due_notifications(Channel::kSms, 0, now, 5min).empty());
+  CHECK(store->due_notifications(now, Channel::kSms).empty());  // claimed: not due
+  REQUIRE(store->claim_due_notifications(Channel::kEmail, 10, now, 5min).size() == 1);
+
+  // A verdict ends a claim for good; a lease that ends frees the others.
+  store->mark_delivered(k1, now + 1s);
+  CHECK(store->claim_due_notifications(Channel::kSms, 10, now + 5min - 1ms, 5min).empty());
+  claimed = store->claim_due_notifications(Channel::kSms, 10, now + 5min, 5min);
+  REQUIRE(claimed.size() == 2);
+  CHECK(claimed[0].notification.idempotency_key == "k2");
+  CHECK(claimed[1].notification.idempotency_key == "k3");
+  CHECK(claimed[0].sending_since == now + 5min);
+  CHECK(store->interrupted().size() == 3);  // k2, k3 and the mail: what a restart settles
+
+  // A claim without a lease (claim()) holds until its verdict.
+  store->claim({later}, t + 1h);
+  CHECK(store->claim_due_notifications(Channel::kSms, 10, t + 1000h, 5min).size() == 2);  // k2, k3 again
+
+  // The claim is one range of an index, whatever the backlog of other channels.
+  SQLite::Database db(path.string());
+  SQLite::Statement plan(db,
+                         "EXPLAIN QUERY PLAN SELECT id FROM outbox WHERE channel = 'sms' AND status = 'pending' AND "
+                         "(action_state IS NULL OR action_state != 'pending') AND max(COALESCE(next_attempt_at, "
+                         "due_at), COALESCE(lease_until, 0)) <= 0 ORDER BY max(COALESCE(next_attempt_at, due_at), "
+                         "COALESCE(lease_until, 0)), id LIMIT 5");
+  std::string steps;
+  while (plan.executeStep()) steps += plan.getColumn(3).getString() + "\n";
+  CHECK(steps.find("USING INDEX outbox_claimable") != std::string::npos);
+  CHECK(steps.find("TEMP B-TREE") == std::string::npos);
+}
+
+TEST_CASE("an entry overtaken or held back while claimed is no longer claimed") {
+  auto store = Store::open_temporary();
+  const Timestamp t = at("2026-11-20T10:00:00Z");
+  store->enqueue(notification("k1", "c-1", t));
+  store->enqueue(notification("k2", "c-2", t));
+  const auto claimed = store->claim_due_notifications(Channel::kSms, 2, t, 5min);
+  REQUIRE(claimed.size() == 2);
+  CHECK(store->mark_overtaken(claimed[0].id, t, "the order was delivered"));
+  CHECK(store->postpone(claimed[1].id, t, t + 1h, "paused"));
+  CHECK(store->interrupted().empty());  // nothing for a restart to settle
+  CHECK(store->claim_due_notifications(Channel::kSms, 2, t + 1h - 1ms, 5min).empty());
+  REQUIRE(store->claim_due_notifications(Channel::kSms, 2, t + 1h, 5min).size() == 1);
+}
+
 TEST_CASE("a send cut off is retried with its key, or held as an unknown outcome an operator resolves") {
   TempDir dir;
   const auto path = dir.path() / "state.db";
@@ -1205,9 +1279,8 @@ TEST_CASE("PostgreSQL claimers never get the same entry, and an ended lease make
   for (int c = 0; c < 4; ++c) {
     claimers.emplace_back([&] {
       auto store = one.open_again();
-      auto& claims = dynamic_cast<LeaseClaims&>(*store);
       for (;;) {
-        const auto batch = claims.claim_due_notifications(Channel::kSms, 7, now, 30s);
+        const auto batch = store->claim_due_notifications(Channel::kSms, 7, now, 30s);
         if (batch.empty()) return;
         const std::lock_guard lock(mutex);
         for (const auto& entry : batch) claimed.push_back(entry.id);
@@ -1219,9 +1292,8 @@ TEST_CASE("PostgreSQL claimers never get the same entry, and an ended lease make
   CHECK(claimed.size() == 200);
   CHECK(std::adjacent_find(claimed.begin(), claimed.end()) == claimed.end());
 
-  auto& claims = dynamic_cast<LeaseClaims&>(*one);
-  CHECK(claims.claim_due_notifications(Channel::kSms, 10, now + 29s, 30s).empty());     // the leases hold
-  const auto again = claims.claim_due_notifications(Channel::kSms, 3, now + 30s, 30s);  // and then end
+  CHECK(one->claim_due_notifications(Channel::kSms, 10, now + 29s, 30s).empty());     // the leases hold
+  const auto again = one->claim_due_notifications(Channel::kSms, 3, now + 30s, 30s);  // and then end
   REQUIRE(again.size() == 3);
   CHECK(again[0].notification.idempotency_key == "k0");
   CHECK(again[2].notification.idempotency_key == "k2");
