@@ -147,6 +147,9 @@ int outbox(const OutboxOptions& options, std::ostream& out, std::ostream& err) {
           << (options.action == "retry" ? "retried" : "dropped") << "\n";
       return kExitRejected;
     }
+    // Recorded as the console records it: the timeline says who did it, and when.
+    store->record_decision(options.id, options.now, options.action == "retry" ? "retried" : "dropped",
+                           "an operator, by tactd outbox");
     out << "outbox entry " << options.id << (options.action == "retry" ? " will be sent again now" : " dropped")
         << "\n";
     return kExitOk;

@@ -178,6 +178,7 @@ TEST_CASE("failed attempts are retried with backoff and Retry-After under one id
   // The operator fixes the cause and sends it again, while the daemon runs.
   CHECK_THAT(outbox_cli(dir, "retry 2"), Contains("outbox entry 2 will be sent again now"));
   REQUIRE(eventually([&] { return statuses(dir) == std::vector<std::string>{"delivered", "delivered"}; }));
+  CHECK_THAT(outbox_cli(dir, "show 2"), Contains("retried  an operator, by tactd outbox"));
   int status = 0;
   CHECK_THAT(outbox_cli(dir, "retry 2", &status), Contains("is delivered; only pending or dead"));
   CHECK(status == 1);
