@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "console/console.h"
+#include "render/mustache_data.h"
 
 namespace tactd {
 namespace {
@@ -202,34 +203,10 @@ constexpr std::array kPages{Page{"login", kLogin},    Page{"outbox", kOutbox},  
                             Page{"rules", kRules},    Page{"reloads", kReloads}, Page{"templates", kTemplates},
                             Page{"problem", kProblem}};
 
-mustache::data to_data(const nlohmann::json& value) {
-  switch (value.type()) {
-    case nlohmann::json::value_t::object: {
-      mustache::data out{mustache::data::type::object};
-      for (auto it = value.begin(); it != value.end(); ++it)
-        if (!it.value().is_null() && it.value() != "") out.set(it.key(), to_data(it.value()));
-      return out;
-    }
-    case nlohmann::json::value_t::array: {
-      mustache::data out{mustache::data::type::list};
-      for (const auto& element : value) out.push_back(to_data(element));
-      return out;
-    }
-    case nlohmann::json::value_t::string:
-      return mustache::data{value.get<std::string>()};
-    case nlohmann::json::value_t::boolean:
-      return mustache::data{value.get<bool>()};
-    case nlohmann::json::value_t::null:
-      return mustache::data{false};
-    default:
-      return mustache::data{value.dump()};
-  }
-}
-
 std::string render(std::string_view source, const nlohmann::json& data) {
   mustache::mustache tmpl{std::string(source)};
   if (!tmpl.is_valid()) throw std::logic_error("console template: " + tmpl.error_message());
-  std::string out = tmpl.render(to_data(data));
+  std::string out = tmpl.render(to_mustache(data));
   if (!tmpl.is_valid()) throw std::logic_error("console template: " + tmpl.error_message());
   return out;
 }

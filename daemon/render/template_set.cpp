@@ -1,3 +1,4 @@
+#include "render/mustache_data.h"
 #include "render/render.h"
 
 #include <algorithm>
@@ -20,31 +21,6 @@ constexpr std::string_view kSubjectPrefix = "Subject:";
 // Plain text out: customer data is not HTML-escaped in plain-text bodies,
 // so `{{x}}` and `{{{x}}}` are the same.
 std::string no_escape(const std::string& s) { return s; }
-
-mustache::data to_mustache(const nlohmann::json& value) {
-  switch (value.type()) {
-    case nlohmann::json::value_t::object: {
-      // null and "" are left out, so that `{{#x}}` skips and `{{^x}}` shows.
-      mustache::data out{mustache::data::type::object};
-      for (auto it = value.begin(); it != value.end(); ++it)
-        if (!it.value().is_null() && it.value() != "") out.set(it.key(), to_mustache(it.value()));
-      return out;
-    }
-    case nlohmann::json::value_t::array: {
-      mustache::data out{mustache::data::type::list};
-      for (const auto& element : value) out.push_back(to_mustache(element));
-      return out;
-    }
-    case nlohmann::json::value_t::string:
-      return mustache::data{value.get<std::string>()};
-    case nlohmann::json::value_t::boolean:
-      return mustache::data{value.get<bool>()};
-    case nlohmann::json::value_t::null:
-      return mustache::data{false};
-    default:
-      return mustache::data{value.dump()};
-  }
-}
 
 // Where kainjow's "... at <offset>" points within `text`, as a line (0-based,
 // relative to the text) and a column (1-based, in characters); nullopt when
@@ -130,6 +106,30 @@ bool valid(const std::string& source, const std::filesystem::path& file, int fir
 }
 
 }  // namespace
+
+mustache::data to_mustache(const nlohmann::json& value) {
+  switch (value.type()) {
+    case nlohmann::json::value_t::object: {
+      mustache::data out{mustache::data::type::object};
+      for (auto it = value.begin(); it != value.end(); ++it)
+        if (!it.value().is_null() && it.value() != "") out.set(it.key(), to_mustache(it.value()));
+      return out;
+    }
+    case nlohmann::json::value_t::array: {
+      mustache::data out{mustache::data::type::list};
+      for (const auto& element : value) out.push_back(to_mustache(element));
+      return out;
+    }
+    case nlohmann::json::value_t::string:
+      return mustache::data{value.get<std::string>()};
+    case nlohmann::json::value_t::boolean:
+      return mustache::data{value.get<bool>()};
+    case nlohmann::json::value_t::null:
+      return mustache::data{false};
+    default:
+      return mustache::data{value.dump()};
+  }
+}
 
 // The parsed subject and body. kainjow's render() is not const (it records
 // errors in the template), so renders of one template take turns; parsing
