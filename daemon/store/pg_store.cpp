@@ -1,7 +1,5 @@
 #include "store/pg_store.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <array>
 #include <cctype>
@@ -16,15 +14,15 @@
 
 #include "postgres/sync_connection.h"
 #include "store/migrations.h"
+#include "store/row_codec.h"
 
 namespace tactd {
 namespace {
 
+using namespace store_rows;
 using pg::Params;
 using pg::Row;
 
-long long millis(Timestamp t) { return t.time_since_epoch().count(); }
-Timestamp from_millis(long long ms) { return Timestamp{Duration{ms}}; }
 std::int64_t ms(Timestamp t) { return static_cast<std::int64_t>(millis(t)); }
 std::optional<std::int64_t> ms(std::optional<Timestamp> t) {
   if (!t) return std::nullopt;
@@ -38,50 +36,10 @@ std::optional<std::int64_t> limit_of(std::size_t limit) {
   return static_cast<std::int64_t>(limit);
 }
 
-// The lease end of a claim made by claim(): never, until its verdict.
-constexpr std::int64_t kNoLeaseEnd = std::numeric_limits<std::int64_t>::max();
-
 // A statement the server refused; guard() turns it into StoreError.
 struct Failed {
   pg::Error error;
 };
-
-// A row holding a value the code cannot read; guard() names the operation.
-struct CorruptRow : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-template <typename T>
-T decode(std::optional<T> value, std::string_view what, const std::string& text) {
-  if (!value) throw CorruptRow("unknown " + std::string(what) + " '" + text + "' in the database");
-  return *value;
-}
-
-std::optional<OutboxStatus> parse_status(std::string_view text) {
-  for (const OutboxStatus s : {OutboxStatus::kPending, OutboxStatus::kDelivered, OutboxStatus::kDead,
-                               OutboxStatus::kDropped, OutboxStatus::kOvertaken, OutboxStatus::kUnknown})
-    if (to_string(s) == text) return s;
-  return std::nullopt;
-}
-EntityRef ref_from(const std::string& text) { return decode(parse_entity_ref(text), "entity reference", text); }
-EntityType type_from(const std::string& text) { return decode(parse_entity_type(text), "entity type", text); }
-Kind kind_from(const std::string& text) { return decode(parse_kind(text), "message kind", text); }
-Channel channel_from(const std::string& text) { return decode(parse_channel(text), "channel", text); }
-
-// The local part of the Message-ID channels/mime.cpp gives the email of
-// `key`: the first 32 hex digits of its SHA-256 (as sqlite_store.cpp).
-std::string message_ref(const std::string& key) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_Digest(key.data(), key.size(), digest, &length, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < length && out.size() < 32; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 0xf];
-  }
-  return out;
-}
 
 std::optional<std::string> opt_text(const Row& r, std::size_t c) {
   if (r.is_null(c)) return std::nullopt;

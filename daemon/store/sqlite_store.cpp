@@ -1,6 +1,5 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <fcntl.h>  // open
-#include <openssl/evp.h>
 #include <sqlite3.h>
 #include <stdlib.h>  // mkdtemp
 #include <unistd.h>  // close
@@ -18,10 +17,13 @@
 #include <vector>
 
 #include "store/migrations.h"
+#include "store/row_codec.h"
 #include "store/store.h"
 
 namespace tactd {
 namespace {
+
+using namespace store_rows;
 
 constexpr int kBusyTimeoutMs = 5000;
 // Every transaction here writes, so each starts as a writer (BEGIN
@@ -31,58 +33,6 @@ constexpr int kBusyTimeoutMs = 5000;
 // meanwhile, fail at once with SQLITE_BUSY: no wait can make its old
 // snapshot current.
 constexpr auto kWriter = SQLite::TransactionBehavior::IMMEDIATE;
-
-// The lease end of a claim made by claim(): never, until its verdict.
-constexpr int64_t kNoLeaseEnd = INT64_MAX;
-
-long long millis(Timestamp t) { return t.time_since_epoch().count(); }
-Timestamp from_millis(long long ms) { return Timestamp{Duration{ms}}; }
-
-constexpr std::array<std::pair<OutboxStatus, std::string_view>, 6> kStatuses{{
-    {OutboxStatus::kPending, "pending"},
-    {OutboxStatus::kDelivered, "delivered"},
-    {OutboxStatus::kDead, "dead"},
-    {OutboxStatus::kDropped, "dropped"},
-    {OutboxStatus::kOvertaken, "overtaken"},
-    {OutboxStatus::kUnknown, "unknown"},
-}};
-
-// A row holding a value the code cannot read; guard() names the operation.
-struct CorruptRow : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-template <typename T>
-T decode(std::optional<T> value, std::string_view what, const std::string& text) {
-  if (!value) throw CorruptRow("unknown " + std::string(what) + " '" + text + "' in the database");
-  return *value;
-}
-
-std::optional<OutboxStatus> parse_status(std::string_view text) {
-  for (const auto& [s, name] : kStatuses)
-    if (name == text) return s;
-  return std::nullopt;
-}
-OutboxStatus status_from(const std::string& text) { return decode(parse_status(text), "outbox status", text); }
-EntityRef ref_from(const std::string& text) { return decode(parse_entity_ref(text), "entity reference", text); }
-EntityType type_from(const std::string& text) { return decode(parse_entity_type(text), "entity type", text); }
-Kind kind_from(const std::string& text) { return decode(parse_kind(text), "message kind", text); }
-Channel channel_from(const std::string& text) { return decode(parse_channel(text), "channel", text); }
-
-// The local part of the Message-ID channels/mime.cpp gives the email of
-// `key`: the first 32 hex digits of its SHA-256.
-std::string message_ref(const std::string& key) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_Digest(key.data(), key.size(), digest, &length, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < length && out.size() < 32; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 0xf];
-  }
-  return out;
-}
 
 constexpr const char* kReplyColumns =
     "id, at, channel, provider, provider_id, sender, recipient, subject, text, stop, customer, notification, entity, "
@@ -1526,12 +1476,6 @@ std::string_view to_string(ActionState state) {
   for (const auto& [s, name] : kActionStates)
     if (s == state) return name;
   return "none";
-}
-
-std::string_view to_string(OutboxStatus status) {
-  for (const auto& [s, name] : kStatuses)
-    if (s == status) return name;
-  return "?";
 }
 
 namespace {
