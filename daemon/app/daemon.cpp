@@ -303,8 +303,10 @@ class Daemon::Impl {
     if (!next || !errors.empty()) {
       metric_set_.reload_failures.add({});
       metric_set_.last_reload.set({}, 0);
-      spdlog::error("reload: refused, the running configuration stays: {} problems", errors.size());
+      // The problems first and the verdict last, so whoever waits for the
+      // verdict in the log has every problem already.
       for (const auto& e : errors) spdlog::error("reload: {}", e.str());
+      spdlog::error("reload: refused, the running configuration stays: {} problems above", errors.size());
       ReloadRecord refused{clock_.now(), false, {}};
       for (const auto& e : errors) refused.problems.push_back(e.str());
       reload_log_.add(std::move(refused));
