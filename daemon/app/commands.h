@@ -16,6 +16,8 @@
 
 namespace tactd {
 
+class Store;
+
 constexpr int kExitOk = 0;
 constexpr int kExitRejected = 1;
 constexpr int kExitUnusable = 2;
@@ -25,6 +27,9 @@ struct SimulateOptions {
   std::filesystem::path observations;  // JSONL; "-" reads standard input
   std::optional<Timestamp> until;      // default: seven days after the last observation
   bool text = false;                   // --format text: for people, not machines
+  // The state to replay on, empty at the start; none: a private temporary
+  // database (the command line). The story tests give one of each backend.
+  Store* state = nullptr;
 };
 
 // Replays observations against the configuration with a virtual clock and a

@@ -53,7 +53,9 @@ int simulate(const SimulateOptions& options, std::ostream& out, std::ostream& er
   if (!input.open(options.observations, err)) return kExitUnusable;
   const std::string& source = input.source();
 
-  auto store = Store::open_temporary();
+  std::unique_ptr<Store> temporary;
+  if (!options.state) temporary = Store::open_temporary();
+  Store* const store = options.state ? options.state : temporary.get();
   VirtualClock clock{Timestamp{}};
   Pipeline pipeline(*snapshot, *store, clock);
 

@@ -24,9 +24,8 @@ Timestamp at(const char* text) { return *parse_rfc3339(text); }
 constexpr const char* kAsStored = "as stored";
 
 struct Bench {
-  TempDir dir;
   std::optional<Snapshot> snapshot;
-  std::unique_ptr<Store> store;
+  StoryState store;
   VirtualClock clock{at("2026-11-20T17:30:00+01:00")};
   std::unique_ptr<Pipeline> pipeline;
 
@@ -34,7 +33,6 @@ struct Bench {
     Diagnostics errors;
     snapshot = load_snapshot(source_dir() / "config/tactd.toml", errors);
     REQUIRE(snapshot);
-    store = Store::open(dir.path() / "state.db");
     pipeline = std::make_unique<Pipeline>(*snapshot, *store, clock);
   }
 
@@ -147,7 +145,7 @@ TEST_CASE("a commit by another connection since rendering means a full check") {
   Bench bench;
   const OutboxEntry entry = bench.apology();
   {
-    auto other = Store::open(bench.dir.path() / "state.db");
+    auto other = bench.store.open_again();
     Entity someone{EntityRef{EntityType::kCustomer, "c-99"}, at("2026-11-20T17:56:00+01:00"), {{"name", "Cor"}}, {}};
     other->put_entity(someone);  // an operator's script, say: not seen by the pipeline
   }

@@ -12,7 +12,7 @@
 #include "inbound/reply_desk.h"
 #include "model/clock.h"
 #include "pipeline/pipeline.h"
-#include "store/store.h"
+#include "scenario/scenario.h"
 #include "support/temp_dir.h"
 
 namespace tactd::test {
@@ -28,7 +28,6 @@ class ReplyStory {
     config = std::make_shared<const Config>(std::move(with_inbound));
     loaded->config = config;
     snapshot = std::move(*loaded);
-    store = Store::open_temporary();
     pipeline = std::make_unique<Pipeline>(snapshot, *store, clock);
     desk = std::make_unique<ReplyDesk>(*store, clock);
   }
@@ -55,7 +54,7 @@ class ReplyStory {
   VirtualClock clock;
   std::shared_ptr<const Config> config;
   Snapshot snapshot;
-  std::unique_ptr<Store> store;
+  StoryState store;
   std::unique_ptr<Pipeline> pipeline;
   std::unique_ptr<ReplyDesk> desk;
 };

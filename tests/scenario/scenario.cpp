@@ -1,11 +1,35 @@
 #include "scenario/scenario.h"
 
+#include <cstdlib>
 #include <sstream>
+#include <stdexcept>
 
 #include "app/commands.h"
-#include "support/temp_dir.h"
+#include "store/pg_store.h"
 
 namespace tactd::test {
+
+namespace {
+
+bool on_postgres() {
+  const char* backend = std::getenv("TACTD_SCENARIO_BACKEND");
+  const std::string name = backend ? backend : "";
+  if (name.empty() || name == "sqlite") return false;
+  if (name == "postgresql") return true;
+  throw std::invalid_argument("TACTD_SCENARIO_BACKEND: '" + name + "' is neither sqlite nor postgresql");
+}
+
+}  // namespace
+
+StoryState::StoryState() {
+  if (on_postgres()) db_.emplace();
+  store_ = open_again();
+}
+
+std::unique_ptr<Store> StoryState::open_again() const {
+  if (db_) return open_postgres_store(db_->conninfo());
+  return Store::open(dir_.path() / "state.db", Sync::kNormal);
+}
 
 std::string obs(const char* type, const char* id, const char* at, const nlohmann::json& fields) {
   return nlohmann::json{{"type", type}, {"id", id}, {"observed_at", at}, {"fields", fields}}.dump();
@@ -27,7 +51,9 @@ Run simulate(const std::vector<std::string>& lines, std::optional<Timestamp> unt
   TempDir dir;
   std::string input;
   for (const auto& line : lines) input += line + "\n";
-  SimulateOptions options{source_dir() / "config/tactd.toml", dir.write("input.jsonl", input), until, text};
+  StoryState state;
+  SimulateOptions options{source_dir() / "config/tactd.toml", dir.write("input.jsonl", input), until, text,
+                          state.get()};
   std::ostringstream out, err;
   Run run;
   run.status = tactd::simulate(options, out, err);

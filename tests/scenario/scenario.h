@@ -3,6 +3,7 @@
 #pragma once
 
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -10,8 +11,34 @@
 #include <nlohmann/json.hpp>
 
 #include "model/time.h"
+#include "store/store.h"
+#include "support/postgres.h"
+#include "support/temp_dir.h"
 
 namespace tactd::test {
+
+// The state a story runs on: a SQLite database in a temporary folder, or,
+// when TACTD_SCENARIO_BACKEND=postgresql (the second CTest registration of
+// scenario_test, "scenario_test[postgresql]: ..."), a PostgreSQL database of
+// its own on the test run's server (support/postgres.h). So every story
+// holds on both backends with nothing above the store knowing which.
+class StoryState {
+ public:
+  StoryState();
+  Store& operator*() const { return *store_; }
+  Store* operator->() const { return store_.get(); }
+  Store* get() const { return store_.get(); }
+  // Another connection to the same state: a restarted daemon, an operator's
+  // script.
+  std::unique_ptr<Store> open_again() const;
+  // Closes this connection (a daemon that stops); open_again() still works.
+  void close() { store_.reset(); }
+
+ private:
+  TempDir dir_;
+  std::optional<PgDatabase> db_;  // declared before store_: dropped after it is closed
+  std::unique_ptr<Store> store_;
+};
 
 struct Run {
   int status = -1;

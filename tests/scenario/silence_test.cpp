@@ -44,7 +44,7 @@ TEST_CASE("a message that went to the dead letter does not end the silence") {
   Diagnostics errors;
   auto snapshot = load_snapshot(source_dir() / "config/tactd.toml", errors);
   REQUIRE(snapshot);
-  auto store = Store::open_temporary();
+  StoryState store;
   VirtualClock clock(at("2026-11-20T09:00:00+01:00"));
   Pipeline pipeline(*snapshot, *store, clock);
   std::string error;

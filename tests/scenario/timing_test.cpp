@@ -141,11 +141,11 @@ TEST_CASE("story 9: an urgent message, like a cancelled dinner, is not held unti
 }
 
 TEST_CASE("a restart between scheduling and firing fires the due timer late, once") {
-  TempDir dir;
+  StoryState state;
+  state.close();
   Diagnostics errors;
   auto snapshot = load_snapshot(source_dir() / "config/tactd.toml", errors);
   REQUIRE(snapshot);
-  const auto path = dir.path() / "state.db";
   auto apply = [](Pipeline& pipeline, const std::string& line) {
     std::string error;
     auto observation = parse_observation(line, error);
@@ -153,14 +153,14 @@ TEST_CASE("a restart between scheduling and firing fires the due timer late, onc
     return pipeline.apply(*observation);
   };
   {
-    auto store = Store::open(path);
+    auto store = state.open_again();
     VirtualClock clock(at("2026-11-20T09:00:00+01:00"));
     Pipeline pipeline(*snapshot, *store, clock);
     apply(pipeline, kAnna);
     apply(pipeline, laptop("2026-11-20T09:00:00+01:00", "shipped"));
     CHECK(pipeline.next_timer() == at("2026-11-20T11:30:00+01:00"));
   }  // the daemon stops before the timer is due
-  auto store = Store::open(path);
+  auto store = state.open_again();
   VirtualClock clock(at("2026-11-20T11:40:00+01:00"));  // ten minutes late, within the grace
   Pipeline pipeline(*snapshot, *store, clock);
   const Outcome late = pipeline.fire_due();
@@ -180,7 +180,7 @@ TEST_CASE("a timer found overdue by more than the grace is skipped and reported"
   Diagnostics errors;
   auto snapshot = load_snapshot(source_dir() / "config/tactd.toml", errors);
   REQUIRE(snapshot);
-  auto store = Store::open_temporary();
+  StoryState store;
   VirtualClock clock(at("2026-11-20T09:00:00+01:00"));
   Pipeline pipeline(*snapshot, *store, clock);
   std::string error;
@@ -199,7 +199,7 @@ TEST_CASE("a burst of due timers is fired a bounded number at a time, the rest o
   Diagnostics errors;
   auto snapshot = load_snapshot(source_dir() / "config/tactd.toml", errors);
   REQUIRE(snapshot);
-  auto store = Store::open_temporary();
+  StoryState store;
   VirtualClock clock(at("2026-11-20T09:00:00+01:00"));
   Pipeline pipeline(*snapshot, *store, clock);
   std::string error;
