@@ -11,6 +11,9 @@
 #                                        shutdown; SIGKILL after 20 s) and removes
 #                                        its directory
 #
+# The server does not sync (fsync off: it is thrown away); with
+# TACTD_PG_DURABLE=1 it syncs every commit, as in production (the benchmarks).
+#
 # PostgreSQL refuses to run as root: as root the server runs as the
 # unprivileged `postgres` user of Debian's package (runuser). Every failure
 # says why and exits non-zero, so that the tests needing the server fail
@@ -69,15 +72,18 @@ start() {
   # A free port: the kernel picks one; the server takes it a moment later
   # (another process could take it in between: pg_ctl then fails, and we try again).
   local port attempt log="$dir/server.log"
+  # fsync off and small shared buffers: a throwaway test server on a loaded
+  # machine. TACTD_PG_DURABLE=1 (the benchmarks): every commit synced, as in
+  # production.
+  local durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=32MB"
+  [ "${TACTD_PG_DURABLE:-}" = 1 ] && durability="-c shared_buffers=128MB"
   "${as_server[@]}" "$bin/initdb" -D "$dir/data" -U tactd --auth=trust -E UTF8 --locale=C.UTF-8 \
     --no-sync >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; fail "initdb failed (above)"; }
   for attempt in 1 2 3 4 5; do
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    # fsync off and small shared buffers: a throwaway test server on a loaded machine.
     if "${as_server[@]}" "$bin/pg_ctl" start -w -t 60 -D "$dir/data" -l "$log" -o \
-      "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c fsync=off \
-       -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c shared_buffers=32MB" \
-      >"$dir/pg_ctl.log" 2>&1; then
+      "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c max_connections=200 \
+       $durability" >"$dir/pg_ctl.log" 2>&1; then
       break
     fi
     [ "$attempt" -lt 5 ] || { cat "$dir/pg_ctl.log" "$log" >&2 2>/dev/null; fail "pg_ctl start failed (above)"; }
