@@ -11,7 +11,8 @@
 // Retry-After for all of them when that commit fails (nothing of the group
 // is kept). A group whose commit throws anything but a store failure (a
 // bug) is committed again request by request, so that only the request
-// that causes it gets 500.
+// that causes it gets 500. Once a burst of pushes is all committed, the
+// heap's free pages go back to the system (glibc keeps them otherwise).
 #pragma once
 
 #include <cstddef>
@@ -77,8 +78,9 @@ class PushGroupCommit {
   PushEndpoint& endpoint_;
   std::deque<Group> groups_;  // the first one is committed next
   bool scheduled_ = false;
-  bool arrived_ = false;  // a request joined the first group since the last look
-  int turns_ = 0;         // looks at the first group so far
+  bool arrived_ = false;   // a request joined the first group since the last look
+  int turns_ = 0;          // looks at the first group so far
+  std::size_t burst_ = 0;  // observations committed since the groups were last all committed
   std::size_t commits_ = 0;
   std::size_t requests_ = 0;
   // A posted look holds it weakly: one that runs after this is gone does nothing.

@@ -25,6 +25,16 @@ per order cancels it, at RATE a second for SECONDS (over 32 keep-alive
 connections, each push one observation). Printed: p50, p99 and the maximum
 from sending a push to its notification arriving at the sink (both
 CLOCK_MONOTONIC), and how long the pushes took to be answered.
+
+Environment: PROFILE="perf record ... -p" attaches that command to the
+daemon (drain: for the drain; latency: for the timed pushes and what
+follows until the sink has them all); MEMORY=FILE samples the daemon's
+/proc/PID/smaps_rollup (resident, anonymous, file-backed, shared) and
+VmHWM every 0.25 s from its start, one line each, into FILE, and its
+largest mappings at the end; DAEMON_ENV="NAME=VALUE ..." adds to the
+daemon's environment, e.g. heaptrack's preload library
+(`LD_PRELOAD=.../libheaptrack_preload.so DUMP_HEAPTRACK_OUTPUT=FILE`, then
+`heaptrack_interpret <FILE | gzip >FILE.gz` for heaptrack_print).
 """
 import asyncio
 import json
@@ -36,6 +46,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -158,10 +169,74 @@ class Pusher:
             self.free.put_nowait((reader, writer))
 
 
+class MemorySampler:
+    """With MEMORY=FILE: the daemon's memory every 0.25 s, one line each."""
+
+    FIELDS = ("Rss", "Anonymous", "Pss_File", "Pss_Shmem", "Private_Dirty")
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.stop_event = threading.Event()
+        self.file = open(os.environ["MEMORY"], "w") if os.environ.get("MEMORY") else None
+        self.thread = None
+        self.start = time.monotonic()
+        self.mark = ""
+        if self.file:
+            self.file.write("seconds " + " ".join(f + "_kB" for f in self.FIELDS) + " VmHWM_kB phase\n")
+            self.thread = threading.Thread(target=self.run, daemon=True)
+            self.thread.start()
+
+    def run(self):
+        while not self.stop_event.wait(0.25):
+            try:
+                values = {}
+                with open(f"/proc/{self.pid}/smaps_rollup") as f:
+                    for line in f:
+                        name, _, rest = line.partition(":")
+                        if name in self.FIELDS:
+                            values[name] = rest.split()[0]
+                with open(f"/proc/{self.pid}/status") as f:
+                    hwm = next(line.split()[1] for line in f if line.startswith("VmHWM:"))
+            except (OSError, StopIteration):
+                return
+            self.file.write(f"{time.monotonic() - self.start:7.2f} "
+                            + " ".join(values.get(f, "0") for f in self.FIELDS) + f" {hwm} {self.mark}\n")
+            self.file.flush()
+
+    def stop(self):
+        """Ends the sampling, with the daemon's largest mappings by Rss."""
+        if not self.thread:
+            return
+        self.stop_event.set()
+        self.thread.join()
+        mappings, name, rss = [], "", 0
+        try:
+            with open(f"/proc/{self.pid}/smaps") as f:
+                for line in f:
+                    head = line.split()
+                    if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                        name = head[5] if len(head) > 5 else "[anonymous]"
+                    elif head[0] == "Rss:":
+                        mappings.append((int(head[1]), name))
+        except OSError:
+            pass
+        by_name = {}
+        for kb, name in mappings:
+            by_name[name] = by_name.get(name, 0) + kb
+        self.file.write("# Rss by mapping at the end (kB)\n")
+        for name, kb in sorted(by_name.items(), key=lambda item: -item[1])[:15]:
+            self.file.write(f"# {kb:8} {name}\n")
+        self.file.close()
+
+
 def start_daemon(build, work):
     log = open(os.path.join(work, "log"), "w")
+    env = dict(os.environ)
+    for setting in os.environ.get("DAEMON_ENV", "").split():  # e.g. LD_PRELOAD=... for heaptrack
+        name, _, value = setting.partition("=")
+        env[name] = value
     daemon = subprocess.Popen([os.path.join(build, "daemon", "app", "tactd"), "run", "--config",
-                               os.path.join(work, "tactd.toml")], stdout=log, stderr=subprocess.STDOUT)
+                               os.path.join(work, "tactd.toml")], stdout=log, stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 10
     while True:
         try:
@@ -197,6 +272,8 @@ def drain(build, work, n):
     try:
         write_config(work, sink, 0.001)
         daemon = start_daemon(build, work)
+        memory = MemorySampler(daemon.pid)
+        memory.mark = "fill"
         pusher = Pusher(write_config.port)
 
         async def fill():
@@ -212,6 +289,7 @@ def drain(build, work, n):
             profiler = subprocess.Popen(os.environ["PROFILE"].split() + [str(daemon.pid)])
             time.sleep(1)
         start = time.monotonic()
+        memory.mark = "drain"
         daemon.send_signal(signal.SIGHUP)
         wait_for(sink, n, daemon, os.path.join(work, "log"), 600)
         seconds = time.monotonic() - start
@@ -222,6 +300,7 @@ def drain(build, work, n):
             profiler.wait()
         arrivals = [t - start for t, _ in sink.arrivals()[before:]]
         keys = n - before
+        memory.stop()
         ceiling = sink.ceiling(work, 520)
     finally:
         if daemon:
@@ -243,14 +322,20 @@ def latency(build, work, rate, seconds):
     try:
         write_config(work, sink, 100000)
         daemon = start_daemon(build, work)
+        memory = MemorySampler(daemon.pid)
+        memory.mark = "population"
         pusher = Pusher(write_config.port)
         sent = {}
         answered = []
+        profiler = []
 
         async def run():
             await pusher.open(CONNECTIONS)
             await push_population(pusher, n, False)
+            if os.environ.get("PROFILE"):
+                profiler.append(subprocess.Popen(os.environ["PROFILE"].split() + [str(daemon.pid)]))
             await asyncio.sleep(1)
+            memory.mark = "pushes"
             start = time.monotonic()
             tasks = []
 
@@ -266,9 +351,14 @@ def latency(build, work, rate, seconds):
                 tasks.append(asyncio.ensure_future(one(k)))
             await asyncio.gather(*tasks)
         asyncio.run(run())
+        memory.mark = "delivering"
         wait_for(sink, n, daemon, os.path.join(work, "log"), 60)
         cpu = cpu_seconds(daemon.pid)
         rss = rss_mb(daemon.pid)
+        for p in profiler:
+            p.send_signal(signal.SIGINT)
+            p.wait()
+        memory.stop()
         waits = []
         for t, key in sink.arrivals():
             match = re.search(r"bo-(\d{6})", key)
