@@ -55,17 +55,21 @@ Cluster::Round Cluster::renew() {
         taken_by_others.set(static_cast<std::size_t>(lease.shard));
     // Start where this replica's id hashes to, so that replicas starting
     // together try different shards first instead of all racing for 0.
+    // One statement for them all; one another replica took meanwhile is
+    // not ours, and the next renewal looks again.
     const int start = shard_of(replica_);
-    for (int i = 0; i < kShards && held.count() < fair; ++i) {
+    std::vector<int> wanted;
+    for (int i = 0; i < kShards && held.count() + wanted.size() < fair; ++i) {
       const int shard = (start + i) % kShards;
       const auto bit = static_cast<std::size_t>(shard);
-      if (held.test(bit) || taken_by_others.test(bit)) continue;
-      if (store_.take_shard(shard, replica_, now, until)) {
+      if (!held.test(bit) && !taken_by_others.test(bit)) wanted.push_back(shard);
+    }
+    if (!wanted.empty())
+      for (const int shard : store_.take_shards(wanted, replica_, now, until)) {
+        const auto bit = static_cast<std::size_t>(shard);
         held.set(bit);
         if (!owned_.test(bit)) round.taken.push_back(shard);
       }
-    }
-    std::sort(round.taken.begin(), round.taken.end());
   }
   for (int shard = 0; shard < kShards; ++shard) {
     const auto bit = static_cast<std::size_t>(shard);

@@ -69,6 +69,10 @@ class ClusterStore {
   // is free (never taken, released, or its lease ended at or before `now`)
   // or already `replica`'s. True when `replica` holds it now.
   virtual bool take_shard(int shard, const std::string& replica, Timestamp now, Timestamp until) = 0;
+  // The same for several shards in one statement; returns those `replica`
+  // holds now, ascending.
+  virtual std::vector<int> take_shards(std::span<const int> shards, const std::string& replica, Timestamp now,
+                                       Timestamp until) = 0;
   // Extends every lease `replica` still holds to `until`; returns those
   // shards, ascending. A lease that ended is renewed only if nobody took it.
   virtual std::vector<int> renew_shards(const std::string& replica, Timestamp until) = 0;

@@ -1184,6 +1184,23 @@ class PgStore final : public Store {
     });
   }
 
+  std::vector<int> take_shards(std::span<const int> shards, const std::string& replica, Timestamp now,
+                               Timestamp until) override {
+    return guard("take " + std::to_string(shards.size()) + " shards", [&] {
+      std::vector<int> out;
+      for (const Row& r :
+           run_prepared("INSERT INTO shard_leases (shard, owner, lease_until) SELECT unnest($1::int[]), $2, $3 "
+                        "ON CONFLICT (shard) DO UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until "
+                        "WHERE shard_leases.owner = excluded.owner OR shard_leases.owner = '' OR "
+                        "shard_leases.lease_until <= $4 RETURNING shard",
+                        Params(int_array(shards), replica, ms(until), ms(now)))
+               .rows)
+        out.push_back(static_cast<int>(r.integer(0)));
+      std::sort(out.begin(), out.end());
+      return out;
+    });
+  }
+
   std::vector<int> renew_shards(const std::string& replica, Timestamp until) override {
     return guard("renew the shard leases of " + replica, [&] {
       std::vector<int> out;

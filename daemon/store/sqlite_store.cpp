@@ -1345,6 +1345,26 @@ class SqliteStore final : public Store {
     });
   }
 
+  std::vector<int> take_shards(std::span<const int> shards, const std::string& replica, Timestamp now,
+                               Timestamp until) override {
+    return guard("take " + std::to_string(shards.size()) + " shards", [&] {
+      // "WHERE true": an upsert from a SELECT needs it (https://sqlite.org/lang_upsert.html).
+      SQLite::Statement& q = prepared(
+          "INSERT INTO shard_leases (shard, owner, lease_until) SELECT value, ?2, ?3 FROM json_each(?1) WHERE true "
+          "ON CONFLICT (shard) DO UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until WHERE "
+          "shard_leases.owner = excluded.owner OR shard_leases.owner = '' OR shard_leases.lease_until <= ?4 "
+          "RETURNING shard");
+      q.bind(1, nlohmann::json(std::vector<int>(shards.begin(), shards.end())).dump());
+      q.bind(2, replica);
+      q.bind(3, static_cast<int64_t>(millis(until)));
+      q.bind(4, static_cast<int64_t>(millis(now)));
+      std::vector<int> out;
+      while (q.executeStep()) out.push_back(q.getColumn(0).getInt());
+      std::sort(out.begin(), out.end());
+      return out;
+    });
+  }
+
   std::vector<int> renew_shards(const std::string& replica, Timestamp until) override {
     return guard("renew the shard leases of " + replica, [&] {
       SQLite::Statement& q =

@@ -168,6 +168,10 @@ class FaultyStore final : public Store {
   bool take_shard(int shard, const std::string& replica, Timestamp now, Timestamp until) override {
     return inner_.take_shard(shard, replica, now, until);
   }
+  std::vector<int> take_shards(std::span<const int> shards, const std::string& replica, Timestamp now,
+                               Timestamp until) override {
+    return inner_.take_shards(shards, replica, now, until);
+  }
   std::vector<int> renew_shards(const std::string& replica, Timestamp until) override {
     return inner_.renew_shards(replica, until);
   }

@@ -1439,6 +1439,17 @@ TEST_CASE("a shard lease is taken only when free, ended or already one's own, an
   CHECK(store->take_shard(3, "c", t0 + 22s, t0 + 37s));
 }
 
+TEST_CASE("several shards are taken in one call, each only when free, ended or one's own") {
+  EACH_BACKEND();
+  const Timestamp t0 = at("2026-11-20T10:00:00Z");
+  CHECK(store->take_shard(2, "b", t0, t0 + 15s));
+  CHECK(store->take_shard(4, "b", t0, t0 + 5s));
+  const std::vector<int> wanted{1, 2, 3, 4};
+  CHECK(store->take_shards(wanted, "a", t0 + 6s, t0 + 21s) == std::vector<int>{1, 3, 4});
+  CHECK(store->renew_shards("b", t0 + 30s) == std::vector<int>{2});
+  CHECK(store->take_shards(wanted, "a", t0 + 7s, t0 + 22s) == std::vector<int>{1, 3, 4});
+}
+
 TEST_CASE("a replica that leaves gives up its shards and sources") {
   EACH_BACKEND();
   const Timestamp t0 = at("2026-11-20T10:00:00Z");
