@@ -846,7 +846,6 @@ class Daemon::Impl {
         record(fired);
         if (auto next = pipeline_->next_timer()) wait = std::clamp<decltype(wait)>(*next - clock_.now(), {}, wait);
         if (fired.skipped_timers > 0) wait = kMaxTimerSleep;  // due for another replica: not a busy loop
-
       } catch (const std::exception& e) {
         spdlog::error("timers: failed {} {}", kv("error", e.what()),
                       kv("next_try_s", std::to_string(kLoopBackoff.count())));
