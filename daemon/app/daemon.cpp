@@ -19,6 +19,7 @@
 #include "channels/actions.h"
 #include "channels/delivery.h"
 #include "channels/operator_digest.h"
+#include "cluster/cluster.h"
 #include "console/console.h"
 #include "inbound/inbound_endpoint.h"
 #include "inbound/reply_forwarder.h"
@@ -55,6 +56,8 @@ constexpr auto kStatusInterval = std::chrono::seconds{10};
 // to the rest of the loop: a burst of thousands due at once must not hold
 // the intake and the deliveries.
 constexpr std::size_t kTimersPerTurn = 25;
+// How often the shared intake is looked at while other replicas are live.
+constexpr auto kIntakePoll = std::chrono::milliseconds{250};
 // How long one spool batch should hold the loop: the batch size follows
 // the time the last one took, between kMinSpoolBatch and
 // SpoolSource::kBatchLines lines.
@@ -226,12 +229,22 @@ class Daemon::Impl {
       throw StartupError(e.what());
     }
     pipeline_ = std::make_unique<Pipeline>(snapshot, *store_, clock_);
+    // Shards before any intake: a lone replica (always on SQLite) owns them
+    // all from the start (docs/scale-out.md).
+    cluster_ = std::make_unique<Cluster>(*store_, clock_, make_replica_id(), snapshot.config->cluster_lease);
+    pipeline_->set_cluster(cluster_.get());
+    try {
+      renew_cluster();
+    } catch (const StoreError& e) {
+      throw StartupError(std::string("cluster: ") + e.what());
+    }
     http_ = HttpClient::create(*io_);
     smtp_ = SmtpClient::create(*io_);
     delivery_ = std::make_unique<Delivery>(
         *store_, clock_, lanes(*snapshot.config), [this](const Delivery::AttemptEnd& end) { count(end); },
         [this](const OutboxEntry& entry) { return release(entry); }, [this](bool committed) { released(committed); });
     delivery_->set_interrupt_observer([this](const Delivery::Interrupted& cut) { interrupted(cut); });
+    delivery_->set_other_replicas([this] { return cluster_->live() > 1; });
     actions_ = std::make_unique<Actions>(
         *store_, clock_, *http_, snapshot.config->actions, [this](const Actions::Taken& taken) { action_taken(taken); },
         [this](const OutboxEntry& entry) { return action_wanted(entry); });
@@ -274,6 +287,7 @@ class Daemon::Impl {
       start_shutdown();
     });
     wait_for_hangup();
+    spawn("cluster", cluster_loop());
     spawn("timers", timer_loop());
     spawn("delivery", delivery_loop());
     spawn("actions", actions_->run());
@@ -352,11 +366,68 @@ class Daemon::Impl {
     signals_->cancel(ignored);
     hangup_->cancel(ignored);
     wake(timer_sleep_);
+    wake(cluster_sleep_);
     wake(watchdog_sleep_);
     wake(status_sleep_);
     actions_->start_shutdown();
     delivery_->start_shutdown(deadline);
     operators_->start_shutdown(deadline);
+    // The others take this replica's shards and sources at their next
+    // renewal instead of after the leases end. What still arrives goes to
+    // the shared intake.
+    try {
+      cluster_->leave();
+      spdlog::info("cluster: left; shards and sources given up {}", kv("replica", cluster_->replica()));
+    } catch (const StoreError& e) {
+      spdlog::warn("cluster: cannot give up the leases; they end by themselves {}", kv("error", e.what()));
+    }
+  }
+
+  // --- replicas (docs/scale-out.md) ---
+
+  // One renewal of the shard and source leases; logs what changed.
+  void renew_cluster() {
+    const std::size_t live_before = cluster_->live();
+    const Cluster::Round round = cluster_->renew();
+    const auto list = [](const std::vector<int>& shards) { return std::to_string(shards.size()); };
+    if (!round.taken.empty() || !round.released.empty() || !round.lost.empty())
+      spdlog::info("cluster: shards {} {} {} {} {} {}", kv("replica", cluster_->replica()),
+                   kv("owned", std::to_string(round.owned)), kv("taken", list(round.taken)),
+                   kv("released", list(round.released)), kv("lost", list(round.lost)),
+                   kv("live", std::to_string(round.live)));
+    // Each replica sends its share of a channel's rate.
+    if (round.live != live_before && delivery_) delivery_->reconfigure(lanes(*pipeline_->snapshot().config));
+  }
+
+  // Renews the leases every lease/3 and applies the shared intake of the
+  // owned shards, often while other replicas are live.
+  asio::awaitable<void> cluster_loop() {
+    asio::steady_timer sleep(*io_);
+    Timestamp next_renewal = clock_.now() + cluster_->renew_every();
+    while (!stopping_) {
+      Duration wait = cluster_->live() > 1 ? kIntakePoll : cluster_->renew_every();
+      try {
+        if (clock_.now() >= next_renewal) {
+          renew_cluster();
+          next_renewal = clock_.now() + cluster_->renew_every();
+          // Sends a dead replica left cut off: nobody else restarts to settle them.
+          if (cluster_->live() > 1) delivery_->settle_interrupted();
+        }
+        const Outcome outcome = pipeline_->apply_intake();
+        if (outcome.from_intake > 0)
+          spdlog::info("intake: applied from the shared intake {}",
+                       kv("observations", std::to_string(outcome.from_intake)));
+        record(outcome);
+        if (outcome.from_intake >= Pipeline::kIntakeBatch) wait = Duration::zero();  // more waiting
+      } catch (const std::exception& e) {
+        spdlog::error("cluster: failed {} {}", kv("error", e.what()),
+                      kv("next_try_s", std::to_string(kLoopBackoff.count())));
+        wait = std::min<Duration>(kLoopBackoff, cluster_->renew_every());
+      }
+      wait = std::min<Duration>(wait, next_renewal - clock_.now());
+      co_await nap(sleep, cluster_sleep_,
+                   std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::max(wait, Duration::zero())));
+    }
   }
 
  private:
@@ -386,8 +457,10 @@ class Daemon::Impl {
 
   std::vector<Delivery::Lane> lanes(const Config& config) {
     std::vector<Delivery::Lane> out;
-    for (const auto& channel : config.channels)
+    for (ChannelConfig channel : config.channels) {
+      channel.rate /= static_cast<double>(cluster_->live());  // each replica its share (docs/scale-out.md)
       out.push_back(Delivery::Lane{channel, Sender::create(channel, *http_, *smtp_, clock_)});
+    }
     return out;
   }
 
@@ -769,8 +842,10 @@ class Daemon::Impl {
     while (!stopping_) {
       auto wait = std::chrono::duration_cast<std::chrono::steady_clock::duration>(kMaxTimerSleep);
       try {
-        record(pipeline_->fire_due(kTimersPerTurn));
+        const Outcome fired = pipeline_->fire_due(kTimersPerTurn);
+        record(fired);
         if (auto next = pipeline_->next_timer()) wait = std::clamp<decltype(wait)>(*next - clock_.now(), {}, wait);
+        if (fired.skipped_timers > 0) wait = kMaxTimerSleep;  // due for another replica: not a busy loop
       } catch (const std::exception& e) {
         spdlog::error("timers: failed {} {}", kv("error", e.what()),
                       kv("next_try_s", std::to_string(kLoopBackoff.count())));
@@ -887,8 +962,13 @@ class Daemon::Impl {
       int observations = 0;
       int rejected = 0;
       std::vector<std::string> problems;
+      bool standby = false;
       try {
-        if (config.type == "spool") {
+        // Each source is read by the one replica holding its lease.
+        if (!cluster_->hold_source(config.name)) {
+          standby = true;
+          wait = std::min<Duration>(wait, cluster_->renew_every());
+        } else if (config.type == "spool") {
           // A batch at a time, yielding between them: a big file must not
           // hold the push endpoint, the timers and the deliveries.
           if (!spool) spool = std::make_unique<SpoolSource>(config.path, "spool:" + config.name);
@@ -935,7 +1015,10 @@ class Daemon::Impl {
       for (const auto& problem : problems)
         spdlog::warn("source: problem {} {}", kv("source", config.name), kv("detail", problem));
       if (rejected > 0) metric_set_.rejected.add({config.name, "invalid"}, rejected);
-      if (failure) {
+      if (standby) {
+        run->last_success = now;  // read by another replica: healthy
+        run->last_failure.clear();
+      } else if (failure) {
         run->last_failure = *failure;
         metric_set_.polls.add({config.name, "error"});
         metric_set_.poll_errors.add({config.name});
@@ -1099,6 +1182,7 @@ class Daemon::Impl {
   std::unique_ptr<PipelineIntake> push_intake_;
   std::unique_ptr<PushEndpoint> push_;
   std::unique_ptr<PushGroupCommit> push_group_;
+  std::unique_ptr<Cluster> cluster_;  // this replica's shards and sources
   std::unique_ptr<HttpServer> push_server_;
   ReloadLog reload_log_;              // the last reloads, for the console
   std::unique_ptr<Console> console_;  // on the admin endpoint; its sessions outlive a restart of the endpoint
@@ -1114,6 +1198,7 @@ class Daemon::Impl {
   std::optional<asio::signal_set> signals_;  // SIGINT, SIGTERM
   std::optional<asio::signal_set> hangup_;   // SIGHUP
   asio::steady_timer* timer_sleep_ = nullptr;
+  asio::steady_timer* cluster_sleep_ = nullptr;
   asio::steady_timer* watchdog_sleep_ = nullptr;
   asio::steady_timer* status_sleep_ = nullptr;
   bool stopping_ = false;

@@ -84,10 +84,15 @@ std::vector<Delivery::ChannelState> Delivery::channels() const {
 void Delivery::settle_interrupted() {
   const Timestamp now = clock_.now();
   std::vector<Interrupted> settled;
+  const bool shared = others_ && others_();
   auto transaction = store_.begin();                 // one commit for all of them
   for (OutboxEntry& entry : store_.interrupted()) {  // nothing is in flight at a start or after a stop's grace
     const Channel channel = entry.notification.channel;
     const auto route = routes_.find(channel);
+    // Another replica's send may be under way, until its timeout.
+    if (shared && entry.sending_since &&
+        *entry.sending_since + (route != routes_.end() ? cut_off_after(route->second->lane.config) : kMinLease) > now)
+      continue;
     const bool retry =
         route != routes_.end() && route->second->lane.config.on_unknown == ChannelConfig::OnUnknown::kRetry;
     const std::string provider = route != routes_.end() ? route->second->lane.config.provider : "none configured";

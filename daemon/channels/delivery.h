@@ -134,6 +134,14 @@ class Delivery {
   void settle_interrupted();
   // Called on the loop for each attempt settle_interrupted() dealt with.
   void set_interrupt_observer(InterruptObserver observer) { interrupted_ = std::move(observer); }
+  // Other replicas share the outbox (docs/scale-out.md) while `others`
+  // returns true: then a claim may be another replica's send under way,
+  // and settle_interrupted() takes it for cut off only once it is older
+  // than cut_off_after() its channel's timeout allows any attempt to last;
+  // call it now and then to settle what a dead replica left. Without (the
+  // default), every claim not in flight here is cut off at once.
+  void set_other_replicas(std::function<bool()> others) { others_ = std::move(others); }
+  static Duration cut_off_after(const ChannelConfig& channel) { return 2 * channel.timeout + std::chrono::seconds{5}; }
 
   // Something was enqueued that may be due now: look at once.
   void wake();
@@ -214,6 +222,7 @@ class Delivery {
   ReleaseCheck release_;
   RoundEnd round_end_;
   InterruptObserver interrupted_;
+  std::function<bool()> others_;
   // Shared with the attempts in flight, which finish on the route they
   // started on even when a reload replaced it.
   std::map<Channel, std::shared_ptr<Route>> routes_;

@@ -209,6 +209,9 @@ constexpr DurationRange kMaxAge{minutes{1}, days{30}, "between 1m and 30d"};
 constexpr DurationRange kOperatorsTimeout{seconds{1}, minutes{1}, "between 1s and 1m"};
 constexpr DurationRange kMaxSkew{seconds{1}, hours{1}, "between 1s and 1h"};
 constexpr DurationRange kTimerGrace{Duration::zero(), days{30}, "between 0s and 30d"};
+// Renewed every third of it; under 30 s so that a dead replica's customers
+// wait less than half a minute (docs/scale-out.md).
+constexpr DurationRange kClusterLease{seconds{3}, seconds{29}, "between 3s and 29s"};
 constexpr DurationRange kSourceInterval{seconds{1}, days{1}, "between 1s and 1d; a source is polled, not spun on"};
 constexpr DurationRange kStopGrace{Duration{1}, minutes{5}, "more than 0s and at most 5m"};
 constexpr DurationRange kWaitForLinks{Duration{1}, days{30}, "more than 0s and at most 30d"};
@@ -626,6 +629,11 @@ std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Dia
   if (const toml::table* section = top.table("timers")) {
     TableReader r(*section, name, "[timers]", errors);
     if (auto grace = read_duration(r, "grace", kTimerGrace)) config->timer_grace = *grace;
+    r.finish();
+  }
+  if (const toml::table* section = top.table("cluster")) {
+    TableReader r(*section, name, "[cluster]", errors);
+    if (auto lease = read_duration(r, "lease", kClusterLease)) config->cluster_lease = *lease;
     r.finish();
   }
   if (const toml::array* sources = top.tables("source")) {

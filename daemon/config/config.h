@@ -25,6 +25,9 @@
 //   [timers]
 //   grace = "6h"                     # a timer found overdue by more than this is skipped
 //
+//   [cluster]                        # replicas on one PostgreSQL (docs/scale-out.md)
+//   lease = "15s"                    # a dead replica's shards go to others within this
+//
 //   [[source]]                       # where `tactd run` finds observations
 //   name     = "shop-drops"
 //   type     = "spool"               # a folder of JSONL files
@@ -358,6 +361,10 @@ struct Config {
 
   // How late a timer may still fire, e.g. after a restart.
   Duration timer_grace = std::chrono::hours{6};
+
+  // [cluster] lease: how long a replica's shard and source leases last
+  // unrenewed (renewed every third of it).
+  Duration cluster_lease = std::chrono::seconds{15};
 
   // `tactd run`: how long a stop waits for deliveries in flight.
   Duration stop_grace = std::chrono::seconds{10};

@@ -141,9 +141,66 @@ Outcome Pipeline::apply(const Observation& observation) { return apply(std::span
 Outcome Pipeline::apply(std::span<const Observation> observations, const SourceCursor* cursor) {
   Outcome outcome;
   auto transaction = store_.begin();
-  for (const Observation& observation : observations) apply_one(observation, outcome);
+  for (const Observation& observation : observations) {
+    if (cluster_) {
+      const std::string key = shard_key(observation.ref, observation.fields);
+      if (!cluster_->owns_key(key)) {
+        store_.put_intake(shard_of(key), observation, clock_.now());
+        ++outcome.forwarded;
+        continue;
+      }
+    }
+    apply_one(observation, outcome);
+  }
   if (cursor) store_.set_cursor(cursor->source, cursor->value);
   transaction->commit();
+  return outcome;
+}
+
+std::string Pipeline::shard_key(const EntityRef& ref, const nlohmann::json& fields) const {
+  if (ref.type == EntityType::kCustomer) return ref.id;
+  const auto text = [](const nlohmann::json& f, const char* name) -> std::optional<std::string> {
+    const auto it = f.find(name);
+    if (it == f.end() || !it->is_string() || it->get_ref<const std::string&>().empty()) return std::nullopt;
+    return it->get<std::string>();
+  };
+  if (auto customer = text(fields, "customer")) return *customer;
+  const auto stored = store_.entity(ref);
+  if (stored)
+    if (auto customer = stored->customer_id()) return *customer;
+  if (ref.type == EntityType::kShipment) {
+    auto order = text(fields, "order");
+    if (!order && stored)
+      if (auto parent = stored->parent(); parent && parent->type == EntityType::kOrder) order = parent->id;
+    if (order) {
+      const EntityRef order_ref{EntityType::kOrder, *order};
+      if (const auto known = store_.entity(order_ref))
+        if (auto customer = known->customer_id()) return *customer;
+      return order_ref.str();
+    }
+  }
+  return ref.str();
+}
+
+Outcome Pipeline::apply_intake(std::size_t limit) {
+  Outcome outcome;
+  if (!cluster_) return outcome;
+  const std::vector<int> shards = cluster_->owned();
+  if (shards.empty()) return outcome;
+  auto transaction = store_.begin();
+  std::vector<std::string> unreadable;
+  const std::vector<IntakeEntry> entries = store_.claim_intake(shards, limit, &unreadable);
+  std::vector<long long> ids;
+  ids.reserve(entries.size());
+  for (const IntakeEntry& entry : entries) {
+    apply_one(entry.observation, outcome);
+    ids.push_back(entry.id);
+  }
+  if (!ids.empty()) store_.delete_intake(ids);
+  transaction->commit();
+  outcome.from_intake = ids.size();
+  for (std::string& text : unreadable)
+    outcome.problems.push_back({"", "unreadable_intake", text + "; removed from the shared intake"});
   return outcome;
 }
 
@@ -218,6 +275,15 @@ Outcome Pipeline::fire_due(std::size_t limit) {
   }
   if (expired.size() >= limit) return outcome;
   for (const Timer& timer : store_.due_timers(now, limit - expired.size())) {
+    if (cluster_) {
+      // Another replica's customer: its owner fires it (mark_timer_fired()
+      // keeps it to one firing should both try while a shard changes hands).
+      const auto stored = store_.entity(timer.entity);
+      if (!owns_key(shard_key(timer.entity, stored ? stored->fields : nlohmann::json::object()))) {
+        ++outcome.skipped_timers;
+        continue;
+      }
+    }
     auto transaction = store_.begin();
     if (!store_.mark_timer_fired(timer)) continue;  // fired or set again since it was read: not this one
     const Rule* rule = snapshot_.rules->find(timer.rule);

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "cluster/cluster.h"
 #include "config/config.h"
 #include "model/clock.h"
 #include "model/diagnostic.h"
@@ -63,6 +64,13 @@ struct Outcome {
     Timestamp known;        // the stored snapshot's
   };
   std::vector<Stale> stale;
+  // Observations of customers in shards another replica owns, committed to
+  // the shared intake for it instead of applied here (set_cluster()).
+  std::size_t forwarded = 0;
+  // Entries of the shared intake applied here (apply_intake()).
+  std::size_t from_intake = 0;
+  // Due timers left to the replica that owns their customer's shard.
+  std::size_t skipped_timers = 0;
 };
 
 class Pipeline {
@@ -79,6 +87,26 @@ class Pipeline {
   // source's new cursor when given: a spool file, a page of rows or a push
   // request is committed whole or not at all (DESIGN.md invariant 2).
   Outcome apply(std::span<const Observation> observations, const SourceCursor* cursor = nullptr);
+
+  // Splits the work with other replicas (docs/scale-out.md): from now on an
+  // observation whose customer is in a shard `cluster` does not own goes to
+  // the shared intake, in the same transaction (with the source's cursor),
+  // and timers of such customers are left to their owner. Without a
+  // cluster (the default) everything is applied here. `cluster` must
+  // outlive the Pipeline.
+  void set_cluster(const Cluster* cluster) { cluster_ = cluster; }
+  // The key whose shard (shard_of()) an observation belongs to: its
+  // customer -- the entity itself for a customer, else `fields.customer`,
+  // else the stored snapshot's customer, else for a shipment the customer
+  // of its order (`fields.order`, or the stored parent) -- or, when no
+  // customer can be found, the linked entity's own reference ("order/A-1"
+  // for a shipment of an unknown order) or the entity's own ("payment/P-1").
+  std::string shard_key(const EntityRef& ref, const nlohmann::json& fields) const;
+  // Applies up to `limit` entries of the shared intake of the shards the
+  // cluster owns, oldest first, in one transaction that also deletes them
+  // (Outcome::from_intake counts them). Nothing without a cluster.
+  Outcome apply_intake(std::size_t limit = kIntakeBatch);
+  static constexpr std::size_t kIntakeBatch = 500;
 
   // Fires the timers (`at` rules) due at the clock's current time, earliest
   // first, each in its own transaction. A timer more than the configured
@@ -181,9 +209,13 @@ class Pipeline {
   // Whether the entry was rendered here and nothing it reads changed since.
   bool unchanged_since_rendered(const OutboxEntry& entry);
 
+  // Whether this replica applies what belongs to `key`'s shard.
+  bool owns_key(const std::string& key) const { return !cluster_ || cluster_->owns_key(key); }
+
   Snapshot snapshot_;
   Store& store_;
   const Clock& clock_;
+  const Cluster* cluster_ = nullptr;
 
   static constexpr std::size_t kMaxRendered = std::size_t{1} << 17;  // 2 MiB at most
   static constexpr std::size_t kMaxChanged = std::size_t{1} << 16;   // customers remembered, about 3 MiB at most

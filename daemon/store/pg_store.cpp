@@ -6,6 +6,7 @@
 #include <limits>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -29,6 +30,13 @@ std::optional<std::int64_t> ms(std::optional<Timestamp> t) {
   return ms(*t);
 }
 std::string text(std::string_view s) { return std::string(s); }
+
+// An array literal of PostgreSQL ('{1,2,3}') for `= ANY($n::int[])`.
+std::string int_array(std::span<const int> values) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < values.size(); ++i) out += (i ? "," : "") + std::to_string(values[i]);
+  return out + "}";
+}
 
 // A LIMIT: NULL is none (OutboxStore::kNoLimit, or more than a BIGINT holds).
 std::optional<std::int64_t> limit_of(std::size_t limit) {
@@ -1120,6 +1128,173 @@ class PgStore final : public Store {
       return read_replies(run_prepared(std::string("SELECT ") + kReplyColumns +
                                            " FROM replies WHERE customer = $1 ORDER BY at DESC, id DESC LIMIT $2",
                                        p));
+    });
+  }
+
+  // --- the replicas' shards, leases and shared intake ---
+
+  void heartbeat(const std::string& replica, Timestamp now) override {
+    guard("record the heartbeat of replica " + replica, [&] {
+      run_prepared(
+          "INSERT INTO replicas (id, heartbeat) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET heartbeat = "
+          "excluded.heartbeat",
+          Params(replica, ms(now)));
+      return 0;
+    });
+  }
+
+  std::size_t live_replicas(Timestamp since, Timestamp forget_before) override {
+    return guard("count the live replicas", [&] {
+      run_prepared("DELETE FROM replicas WHERE heartbeat < $1", Params(ms(forget_before)));
+      return static_cast<std::size_t>(
+          run_prepared("SELECT COUNT(*) FROM replicas WHERE heartbeat >= $1", Params(ms(since))).rows.at(0).integer(0));
+    });
+  }
+
+  void leave(const std::string& replica) override {
+    guard("remove replica " + replica, [&] {
+      // One statement: the replica and its leases go together.
+      run_prepared(
+          "WITH r AS (DELETE FROM replicas WHERE id = $1), s AS (UPDATE shard_leases SET owner = '', lease_until = 0 "
+          "WHERE owner = $1) DELETE FROM source_leases WHERE owner = $1",
+          Params(replica));
+      return 0;
+    });
+  }
+
+  std::vector<ShardLease> shard_leases() const override {
+    return guard("read the shard leases", [&] {
+      std::vector<ShardLease> out;
+      for (const Row& r : run_prepared("SELECT shard, owner, lease_until FROM shard_leases ORDER BY shard").rows)
+        out.push_back(ShardLease{static_cast<int>(r.integer(0)), r.text(1), from_millis(r.integer(2))});
+      return out;
+    });
+  }
+
+  // Under READ COMMITTED, ON CONFLICT DO UPDATE locks the row and tests its
+  // WHERE on the newest committed version: of two takers one wins.
+  bool take_shard(int shard, const std::string& replica, Timestamp now, Timestamp until) override {
+    return guard("take shard " + std::to_string(shard), [&] {
+      return run_prepared(
+                 "INSERT INTO shard_leases (shard, owner, lease_until) VALUES ($1, $2, $3) ON CONFLICT (shard) DO "
+                 "UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until WHERE shard_leases.owner = "
+                 "excluded.owner OR shard_leases.owner = '' OR shard_leases.lease_until <= $4",
+                 Params(shard, replica, ms(until), ms(now)))
+                 .affected == 1;
+    });
+  }
+
+  std::vector<int> take_shards(std::span<const int> shards, const std::string& replica, Timestamp now,
+                               Timestamp until) override {
+    return guard("take " + std::to_string(shards.size()) + " shards", [&] {
+      std::vector<int> out;
+      for (const Row& r :
+           run_prepared("INSERT INTO shard_leases (shard, owner, lease_until) SELECT unnest($1::int[]), $2, $3 "
+                        "ON CONFLICT (shard) DO UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until "
+                        "WHERE shard_leases.owner = excluded.owner OR shard_leases.owner = '' OR "
+                        "shard_leases.lease_until <= $4 RETURNING shard",
+                        Params(int_array(shards), replica, ms(until), ms(now)))
+               .rows)
+        out.push_back(static_cast<int>(r.integer(0)));
+      std::sort(out.begin(), out.end());
+      return out;
+    });
+  }
+
+  std::vector<int> renew_shards(const std::string& replica, Timestamp until) override {
+    return guard("renew the shard leases of " + replica, [&] {
+      std::vector<int> out;
+      for (const Row& r : run_prepared("UPDATE shard_leases SET lease_until = $1 WHERE owner = $2 AND owner <> '' "
+                                       "RETURNING shard",
+                                       Params(ms(until), replica))
+                              .rows)
+        out.push_back(static_cast<int>(r.integer(0)));
+      std::sort(out.begin(), out.end());
+      return out;
+    });
+  }
+
+  void release_shards(const std::string& replica, std::span<const int> shards) override {
+    guard("release shards of " + replica, [&] {
+      run_prepared(
+          "UPDATE shard_leases SET owner = '', lease_until = 0 WHERE owner = $1 AND ($2 = '{}' OR shard = "
+          "ANY($2::int[]))",
+          Params(replica, int_array(shards)));
+      return 0;
+    });
+  }
+
+  bool take_source(const std::string& source, const std::string& replica, Timestamp now, Timestamp until) override {
+    return guard("take the lease of source " + source, [&] {
+      return run_prepared(
+                 "INSERT INTO source_leases (source, owner, lease_until) VALUES ($1, $2, $3) ON CONFLICT (source) DO "
+                 "UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until WHERE source_leases.owner = "
+                 "excluded.owner OR source_leases.lease_until <= $4",
+                 Params(source, replica, ms(until), ms(now)))
+                 .affected == 1;
+    });
+  }
+
+  void release_source(const std::string& replica, const std::string& source) override {
+    guard("release the source leases of " + replica, [&] {
+      run_prepared("DELETE FROM source_leases WHERE owner = $1 AND ($2 = '' OR source = $2)", Params(replica, source));
+      return 0;
+    });
+  }
+
+  void put_intake(int shard, const Observation& observation, Timestamp received_at) override {
+    guard("put an observation of " + observation.ref.str() + " in the shared intake", [&] {
+      run_prepared("INSERT INTO intake (shard, observation, received_at) VALUES ($1, $2, $3)",
+                   Params(shard, to_json(observation).dump(), ms(received_at)));
+      return 0;
+    });
+  }
+
+  std::vector<IntakeEntry> claim_intake(std::span<const int> shards, std::size_t limit,
+                                        std::vector<std::string>* unreadable) override {
+    return guard("read the shared intake", [&] {
+      Params p(int_array(shards));
+      p.add(limit_of(limit));
+      const auto r = run_prepared(
+          "SELECT id, shard, observation, received_at FROM intake WHERE shard = ANY($1::int[]) ORDER BY id LIMIT $2 "
+          "FOR UPDATE SKIP LOCKED",
+          p);
+      std::vector<IntakeEntry> out;
+      std::vector<long long> bad;
+      for (const Row& row : r.rows) {
+        const long long entry = row.integer(0);
+        std::string error;
+        std::optional<Observation> observation;
+        try {
+          observation = observation_from_json(nlohmann::json::parse(row.text(2)), error);
+        } catch (const nlohmann::json::exception& e) {
+          error = e.what();
+        }
+        if (!observation) {
+          bad.push_back(entry);
+          if (unreadable) unreadable->push_back("intake entry " + std::to_string(entry) + ": " + error);
+          continue;
+        }
+        out.push_back(
+            IntakeEntry{entry, static_cast<int>(row.integer(1)), std::move(*observation), from_millis(row.integer(3))});
+      }
+      if (!bad.empty()) delete_intake(bad);
+      return out;
+    });
+  }
+
+  void delete_intake(std::span<const long long> ids) override {
+    guard("delete " + std::to_string(ids.size()) + " entries of the shared intake", [&] {
+      std::string array = "{";
+      for (std::size_t i = 0; i < ids.size(); ++i) array += (i ? "," : "") + std::to_string(ids[i]);
+      run_prepared("DELETE FROM intake WHERE id = ANY($1::bigint[])", Params(array + "}"));
+      return 0;
+    });
+  }
+
+  std::size_t intake_size() const override {
+    return guard("count the shared intake", [&] {
+      return static_cast<std::size_t>(run_prepared("SELECT COUNT(*) FROM intake").rows.at(0).integer(0));
     });
   }
 

@@ -1280,6 +1280,197 @@ class SqliteStore final : public Store {
     });
   }
 
+  // --- the replicas' shards, leases and shared intake (one replica here) ---
+
+  void heartbeat(const std::string& replica, Timestamp now) override {
+    guard("record the heartbeat of replica " + replica, [&] {
+      SQLite::Statement& q = prepared(
+          "INSERT INTO replicas (id, heartbeat) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET heartbeat = "
+          "excluded.heartbeat");
+      q.bind(1, replica);
+      q.bind(2, static_cast<int64_t>(millis(now)));
+      q.exec();
+    });
+  }
+
+  std::size_t live_replicas(Timestamp since, Timestamp forget_before) override {
+    return guard("count the live replicas", [&] {
+      SQLite::Statement& forget = prepared("DELETE FROM replicas WHERE heartbeat < ?");
+      forget.bind(1, static_cast<int64_t>(millis(forget_before)));
+      forget.exec();
+      SQLite::Statement& q = prepared("SELECT COUNT(*) FROM replicas WHERE heartbeat >= ?");
+      q.bind(1, static_cast<int64_t>(millis(since)));
+      q.executeStep();
+      return static_cast<std::size_t>(q.getColumn(0).getInt64());
+    });
+  }
+
+  void leave(const std::string& replica) override {
+    guard("remove replica " + replica, [&] {
+      std::optional<SQLite::Transaction> own;
+      if (!in_transaction_) own.emplace(db_, kWriter);
+      for (const char* sql :
+           {"DELETE FROM replicas WHERE id = ?", "UPDATE shard_leases SET owner = '', lease_until = 0 WHERE owner = ?",
+            "DELETE FROM source_leases WHERE owner = ?"}) {
+        SQLite::Statement& q = prepared(sql);
+        q.bind(1, replica);
+        q.exec();
+      }
+      if (own) own->commit();
+    });
+  }
+
+  std::vector<ShardLease> shard_leases() const override {
+    return guard("read the shard leases", [&] {
+      SQLite::Statement& q = prepared("SELECT shard, owner, lease_until FROM shard_leases ORDER BY shard");
+      std::vector<ShardLease> out;
+      while (q.executeStep())
+        out.push_back(
+            ShardLease{q.getColumn(0).getInt(), q.getColumn(1).getString(), from_millis(q.getColumn(2).getInt64())});
+      return out;
+    });
+  }
+
+  bool take_shard(int shard, const std::string& replica, Timestamp now, Timestamp until) override {
+    return guard("take shard " + std::to_string(shard), [&] {
+      SQLite::Statement& q = prepared(
+          "INSERT INTO shard_leases (shard, owner, lease_until) VALUES (?1, ?2, ?3) ON CONFLICT (shard) DO UPDATE "
+          "SET owner = excluded.owner, lease_until = excluded.lease_until WHERE shard_leases.owner = excluded.owner "
+          "OR shard_leases.owner = '' OR shard_leases.lease_until <= ?4");
+      q.bind(1, shard);
+      q.bind(2, replica);
+      q.bind(3, static_cast<int64_t>(millis(until)));
+      q.bind(4, static_cast<int64_t>(millis(now)));
+      return q.exec() == 1;
+    });
+  }
+
+  std::vector<int> take_shards(std::span<const int> shards, const std::string& replica, Timestamp now,
+                               Timestamp until) override {
+    return guard("take " + std::to_string(shards.size()) + " shards", [&] {
+      // "WHERE true": an upsert from a SELECT needs it (https://sqlite.org/lang_upsert.html).
+      SQLite::Statement& q = prepared(
+          "INSERT INTO shard_leases (shard, owner, lease_until) SELECT value, ?2, ?3 FROM json_each(?1) WHERE true "
+          "ON CONFLICT (shard) DO UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until WHERE "
+          "shard_leases.owner = excluded.owner OR shard_leases.owner = '' OR shard_leases.lease_until <= ?4 "
+          "RETURNING shard");
+      q.bind(1, nlohmann::json(std::vector<int>(shards.begin(), shards.end())).dump());
+      q.bind(2, replica);
+      q.bind(3, static_cast<int64_t>(millis(until)));
+      q.bind(4, static_cast<int64_t>(millis(now)));
+      std::vector<int> out;
+      while (q.executeStep()) out.push_back(q.getColumn(0).getInt());
+      std::sort(out.begin(), out.end());
+      return out;
+    });
+  }
+
+  std::vector<int> renew_shards(const std::string& replica, Timestamp until) override {
+    return guard("renew the shard leases of " + replica, [&] {
+      SQLite::Statement& q =
+          prepared("UPDATE shard_leases SET lease_until = ? WHERE owner = ? AND owner != '' RETURNING shard");
+      q.bind(1, static_cast<int64_t>(millis(until)));
+      q.bind(2, replica);
+      std::vector<int> out;
+      while (q.executeStep()) out.push_back(q.getColumn(0).getInt());
+      std::sort(out.begin(), out.end());
+      return out;
+    });
+  }
+
+  void release_shards(const std::string& replica, std::span<const int> shards) override {
+    guard("release shards of " + replica, [&] {
+      SQLite::Statement& q = prepared(
+          "UPDATE shard_leases SET owner = '', lease_until = 0 WHERE owner = ?1 AND (?2 = '[]' OR shard IN "
+          "(SELECT value FROM json_each(?2)))");
+      q.bind(1, replica);
+      q.bind(2, nlohmann::json(std::vector<int>(shards.begin(), shards.end())).dump());
+      q.exec();
+    });
+  }
+
+  bool take_source(const std::string& source, const std::string& replica, Timestamp now, Timestamp until) override {
+    return guard("take the lease of source " + source, [&] {
+      SQLite::Statement& q = prepared(
+          "INSERT INTO source_leases (source, owner, lease_until) VALUES (?1, ?2, ?3) ON CONFLICT (source) DO "
+          "UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until WHERE source_leases.owner = "
+          "excluded.owner OR source_leases.lease_until <= ?4");
+      q.bind(1, source);
+      q.bind(2, replica);
+      q.bind(3, static_cast<int64_t>(millis(until)));
+      q.bind(4, static_cast<int64_t>(millis(now)));
+      return q.exec() == 1;
+    });
+  }
+
+  void release_source(const std::string& replica, const std::string& source) override {
+    guard("release the source leases of " + replica, [&] {
+      SQLite::Statement& q = prepared("DELETE FROM source_leases WHERE owner = ?1 AND (?2 = '' OR source = ?2)");
+      q.bind(1, replica);
+      q.bind(2, source);
+      q.exec();
+    });
+  }
+
+  void put_intake(int shard, const Observation& observation, Timestamp received_at) override {
+    guard("put an observation of " + observation.ref.str() + " in the shared intake", [&] {
+      SQLite::Statement& q = prepared("INSERT INTO intake (shard, observation, received_at) VALUES (?, ?, ?)");
+      q.bind(1, shard);
+      q.bind(2, to_json(observation).dump());
+      q.bind(3, static_cast<int64_t>(millis(received_at)));
+      q.exec();
+    });
+  }
+
+  std::vector<IntakeEntry> claim_intake(std::span<const int> shards, std::size_t limit,
+                                        std::vector<std::string>* unreadable) override {
+    return guard("read the shared intake", [&] {
+      // One writer at a time: what this connection reads, nobody else claims.
+      SQLite::Statement& q = prepared(
+          "SELECT id, shard, observation, received_at FROM intake WHERE shard IN (SELECT value FROM json_each(?)) "
+          "ORDER BY id LIMIT ?");
+      q.bind(1, nlohmann::json(std::vector<int>(shards.begin(), shards.end())).dump());
+      q.bind(2, static_cast<int64_t>(std::min<std::size_t>(limit, std::numeric_limits<int64_t>::max())));
+      std::vector<IntakeEntry> out;
+      std::vector<long long> bad;
+      while (q.executeStep()) {
+        const long long id = q.getColumn(0).getInt64();
+        std::string error;
+        std::optional<Observation> observation;
+        try {
+          observation = observation_from_json(nlohmann::json::parse(q.getColumn(2).getString()), error);
+        } catch (const nlohmann::json::exception& e) {
+          error = e.what();
+        }
+        if (!observation) {
+          bad.push_back(id);
+          if (unreadable) unreadable->push_back("intake entry " + std::to_string(id) + ": " + error);
+          continue;
+        }
+        out.push_back(
+            IntakeEntry{id, q.getColumn(1).getInt(), std::move(*observation), from_millis(q.getColumn(3).getInt64())});
+      }
+      if (!bad.empty()) delete_intake(bad);
+      return out;
+    });
+  }
+
+  void delete_intake(std::span<const long long> ids) override {
+    guard("delete " + std::to_string(ids.size()) + " entries of the shared intake", [&] {
+      SQLite::Statement& q = prepared("DELETE FROM intake WHERE id IN (SELECT value FROM json_each(?))");
+      q.bind(1, nlohmann::json(std::vector<long long>(ids.begin(), ids.end())).dump());
+      q.exec();
+    });
+  }
+
+  std::size_t intake_size() const override {
+    return guard("count the shared intake", [&] {
+      SQLite::Statement& q = prepared("SELECT COUNT(*) FROM intake");
+      q.executeStep();
+      return static_cast<std::size_t>(q.getColumn(0).getInt64());
+    });
+  }
+
  private:
   // Must not outlive its store.
   class Tx final : public Transaction {

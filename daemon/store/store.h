@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "store/cluster_store.h"
 #include "store/contact_store.h"
 #include "store/cursor_store.h"
 #include "store/entity_store.h"
@@ -32,14 +33,16 @@ enum class Sync { kFull, kNormal };
 
 // The whole store: each role (entity snapshots, the outbox, timers and
 // waiting intents, source cursors, contact history) is an interface of its
-// own, and a component that needs one role takes only that one. What is
+// own, and a component that needs one role takes only that one (the
+// replicas' shards, leases and shared intake: ClusterStore). What is
 // here spans them all: opening, durability, the schema and transactions.
 class Store : public EntityStore,
               public OutboxStore,
               public TimerStore,
               public WaitingStore,
               public CursorStore,
-              public ContactStore {
+              public ContactStore,
+              public ClusterStore {
  public:
   virtual ~Store() = default;
 

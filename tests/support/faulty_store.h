@@ -159,6 +159,40 @@ class FaultyStore final : public Store {
   std::vector<RuleDecision> decisions_since(Timestamp since, std::size_t limit) const override {
     return inner_.decisions_since(since, limit);
   }
+  void heartbeat(const std::string& replica, Timestamp now) override { inner_.heartbeat(replica, now); }
+  std::size_t live_replicas(Timestamp since, Timestamp forget_before) override {
+    return inner_.live_replicas(since, forget_before);
+  }
+  void leave(const std::string& replica) override { inner_.leave(replica); }
+  std::vector<ShardLease> shard_leases() const override { return inner_.shard_leases(); }
+  bool take_shard(int shard, const std::string& replica, Timestamp now, Timestamp until) override {
+    return inner_.take_shard(shard, replica, now, until);
+  }
+  std::vector<int> take_shards(std::span<const int> shards, const std::string& replica, Timestamp now,
+                               Timestamp until) override {
+    return inner_.take_shards(shards, replica, now, until);
+  }
+  std::vector<int> renew_shards(const std::string& replica, Timestamp until) override {
+    return inner_.renew_shards(replica, until);
+  }
+  void release_shards(const std::string& replica, std::span<const int> shards) override {
+    inner_.release_shards(replica, shards);
+  }
+  bool take_source(const std::string& source, const std::string& replica, Timestamp now, Timestamp until) override {
+    return inner_.take_source(source, replica, now, until);
+  }
+  void release_source(const std::string& replica, const std::string& source) override {
+    inner_.release_source(replica, source);
+  }
+  void put_intake(int shard, const Observation& observation, Timestamp received_at) override {
+    inner_.put_intake(shard, observation, received_at);
+  }
+  std::vector<IntakeEntry> claim_intake(std::span<const int> shards, std::size_t limit,
+                                        std::vector<std::string>* unreadable) override {
+    return inner_.claim_intake(shards, limit, unreadable);
+  }
+  void delete_intake(std::span<const long long> ids) override { inner_.delete_intake(ids); }
+  std::size_t intake_size() const override { return inner_.intake_size(); }
   std::vector<Reply> customer_replies(const std::string& customer, std::size_t limit) const override {
     return inner_.customer_replies(customer, limit);
   }

@@ -140,7 +140,8 @@ TEST_CASE("a database at an older schema version gets only the missing migration
   }
   {  // wind the file back to version 1, as an older tactd left it
     SQLite::Database db(path.string(), SQLite::OPEN_READWRITE);
-    db.exec("DROP INDEX outbox_pending;");  // 21 (20 is reserved), then 19 and before
+    db.exec("DROP INDEX outbox_pending;");  // 21, then 20 and before
+    db.exec("DROP TABLE replicas; DROP TABLE shard_leases; DROP TABLE source_leases; DROP TABLE intake;");
     db.exec("DROP INDEX outbox_claimable; ALTER TABLE outbox DROP COLUMN lease_until;");
     db.exec("DROP TABLE not_made;");
     db.exec("DROP INDEX entities_customer_email; DROP INDEX entities_customer_phone;");
@@ -1425,4 +1426,177 @@ TEST_CASE("a PostgreSQL URL takes the password apart from the configuration, and
   CHECK(postgres_conninfo("postgresql://db/t?sslmode=require", "x") == "postgresql://db/t?sslmode=require&password=x");
   CHECK(postgres_conninfo("postgresql://db/t", "") == "postgresql://db/t");
   CHECK(masked_conninfo(postgres_conninfo("postgresql://db/t", "p@ss")) == "postgresql://db/t?password=***");
+}
+
+// --- the replicas' shards, leases and shared intake (ClusterStore) ---
+
+TEST_CASE("a customer's shard is FNV-1a of the id modulo 256, the same in every process") {
+  CHECK(shard_of("") == 2166136261u % 256);
+  // FNV-1a("a") = 0xe40c292c
+  CHECK(shard_of("a") == 0x2c);
+  CHECK(shard_of("c-1") == shard_of(std::string("c-") + "1"));
+  for (const char* id : {"c-1", "C-2", "customer-with-a-long-id-0001", "Ünïcode"}) {
+    CHECK(shard_of(id) >= 0);
+    CHECK(shard_of(id) < kShards);
+  }
+}
+
+TEST_CASE("replicas give heartbeats, and the silent ones stop counting and are forgotten") {
+  EACH_BACKEND();
+  const Timestamp t0 = at("2026-11-20T10:00:00Z");
+  store->heartbeat("a", t0);
+  store->heartbeat("b", t0 + 10s);
+  CHECK(store->live_replicas(t0, t0 - 1h) == 2);
+  CHECK(store->live_replicas(t0 + 5s, t0 - 1h) == 1);
+  store->heartbeat("a", t0 + 20s);
+  CHECK(store->live_replicas(t0 + 5s, t0 - 1h) == 2);
+  CHECK(store->live_replicas(t0 + 15s, t0 + 15s) == 1);  // b forgotten
+  CHECK(store->live_replicas(t0, t0) == 1);
+  store->leave("a");
+  CHECK(store->live_replicas(t0, t0) == 0);
+}
+
+TEST_CASE("a shard lease is taken only when free, ended or already one's own, and renewed by its owner") {
+  EACH_BACKEND();
+  const Timestamp t0 = at("2026-11-20T10:00:00Z");
+  CHECK(store->take_shard(7, "a", t0, t0 + 15s));
+  CHECK_FALSE(store->take_shard(7, "b", t0 + 1s, t0 + 16s));
+  CHECK(store->take_shard(7, "a", t0 + 1s, t0 + 16s));  // one's own: renewed
+  CHECK(store->take_shard(9, "a", t0, t0 + 15s));
+  CHECK(store->take_shard(3, "b", t0, t0 + 15s));
+  CHECK(store->renew_shards("a", t0 + 20s) == std::vector<int>{7, 9});
+  auto leases = store->shard_leases();
+  REQUIRE(leases.size() == 3);
+  CHECK(leases[0].shard == 3);
+  CHECK(leases[0].owner == "b");
+  CHECK(leases[1].shard == 7);
+  CHECK(leases[1].until == t0 + 20s);
+  // a stops renewing: its lease ends and b takes the shard; a's renewal no
+  // longer names it.
+  CHECK_FALSE(store->take_shard(7, "b", t0 + 19s, t0 + 34s));
+  CHECK(store->take_shard(7, "b", t0 + 20s, t0 + 35s));
+  CHECK(store->renew_shards("a", t0 + 40s) == std::vector<int>{9});
+  // Released shards are free at once, to anyone.
+  const std::vector<int> nine{9};
+  store->release_shards("b", nine);  // not b's: nothing
+  CHECK_FALSE(store->take_shard(9, "b", t0 + 21s, t0 + 36s));
+  store->release_shards("a", nine);
+  CHECK(store->take_shard(9, "b", t0 + 21s, t0 + 36s));
+  store->release_shards("b", {});
+  CHECK(store->renew_shards("b", t0 + 50s).empty());
+  CHECK(store->take_shard(3, "c", t0 + 22s, t0 + 37s));
+}
+
+TEST_CASE("several shards are taken in one call, each only when free, ended or one's own") {
+  EACH_BACKEND();
+  const Timestamp t0 = at("2026-11-20T10:00:00Z");
+  CHECK(store->take_shard(2, "b", t0, t0 + 15s));
+  CHECK(store->take_shard(4, "b", t0, t0 + 5s));
+  const std::vector<int> wanted{1, 2, 3, 4};
+  CHECK(store->take_shards(wanted, "a", t0 + 6s, t0 + 21s) == std::vector<int>{1, 3, 4});
+  CHECK(store->renew_shards("b", t0 + 30s) == std::vector<int>{2});
+  CHECK(store->take_shards(wanted, "a", t0 + 7s, t0 + 22s) == std::vector<int>{1, 3, 4});
+}
+
+TEST_CASE("a replica that leaves gives up its shards and sources") {
+  EACH_BACKEND();
+  const Timestamp t0 = at("2026-11-20T10:00:00Z");
+  store->heartbeat("a", t0);
+  CHECK(store->take_shard(1, "a", t0, t0 + 15s));
+  CHECK(store->take_source("orders", "a", t0, t0 + 15s));
+  store->leave("a");
+  CHECK(store->take_shard(1, "b", t0 + 1s, t0 + 16s));
+  CHECK(store->take_source("orders", "b", t0 + 1s, t0 + 16s));
+}
+
+TEST_CASE("a source lease is held by one replica at a time") {
+  EACH_BACKEND();
+  const Timestamp t0 = at("2026-11-20T10:00:00Z");
+  CHECK(store->take_source("orders", "a", t0, t0 + 15s));
+  CHECK_FALSE(store->take_source("orders", "b", t0 + 5s, t0 + 20s));
+  CHECK(store->take_source("orders", "a", t0 + 5s, t0 + 20s));
+  CHECK(store->take_source("shipments", "b", t0 + 5s, t0 + 20s));
+  CHECK(store->take_source("orders", "b", t0 + 20s, t0 + 35s));  // a's lease ended
+  CHECK_FALSE(store->take_source("orders", "a", t0 + 21s, t0 + 36s));
+  store->release_source("b", "orders");
+  CHECK(store->take_source("orders", "a", t0 + 22s, t0 + 37s));
+  CHECK(store->take_source("shipments", "b", t0 + 22s, t0 + 37s));
+  CHECK_FALSE(store->take_source("shipments", "a", t0 + 23s, t0 + 38s));
+  store->release_source("b", "");
+  CHECK(store->take_source("shipments", "a", t0 + 23s, t0 + 38s));
+}
+
+TEST_CASE("the shared intake gives a shard's observations in order and forgets them with the applying commit") {
+  EACH_BACKEND();
+  const Timestamp t0 = at("2026-11-20T10:00:00Z");
+  const auto observation = [&](const char* id, const char* status) {
+    return Observation{EntityRef{EntityType::kOrder, id}, t0, {{"customer", "c-1"}, {"status", status}}, false};
+  };
+  store->put_intake(5, observation("A", "paid"), t0);
+  store->put_intake(6, observation("B", "paid"), t0);
+  store->put_intake(5, observation("A", "shipped"), t0 + 1s);
+  CHECK(store->intake_size() == 3);
+  const std::vector<int> five{5};
+  {
+    auto tx = store->begin();
+    const auto got = store->claim_intake(five, 10);
+    REQUIRE(got.size() == 2);
+    CHECK(got[0].observation.fields["status"] == "paid");
+    CHECK(got[1].observation.fields["status"] == "shipped");
+    CHECK(got[1].observation.partial == std::optional<bool>(false));
+    CHECK(got[0].id < got[1].id);
+    CHECK(got[0].shard == 5);
+    CHECK(got[1].received_at == t0 + 1s);
+    // Not committed: the entries stay.
+  }
+  CHECK(store->intake_size() == 3);
+  {
+    auto tx = store->begin();
+    const auto got = store->claim_intake(five, 1);
+    REQUIRE(got.size() == 1);
+    const std::vector<long long> ids{got[0].id};
+    store->delete_intake(ids);
+    tx->commit();
+  }
+  CHECK(store->intake_size() == 2);
+  const std::vector<int> both{5, 6};
+  const auto rest = store->claim_intake(both, 10);
+  REQUIRE(rest.size() == 2);
+  CHECK(rest[0].observation.ref.id == "B");
+  CHECK(rest[1].observation.fields["status"] == "shipped");
+}
+
+TEST_CASE("PostgreSQL replicas taking one free shard at once: exactly one gets it") {
+  FreshStore one(Backend::kPostgres);
+  const Timestamp t0 = at("2026-11-20T10:00:00Z");
+  for (int shard = 0; shard < 5; ++shard) {
+    std::atomic<int> took{0};
+    std::vector<std::thread> replicas;
+    for (int r = 0; r < 3; ++r)
+      replicas.emplace_back([&, r] {
+        if (one.open_again()->take_shard(shard, "r" + std::to_string(r), t0, t0 + 15s)) ++took;
+      });
+    for (auto& t : replicas) t.join();
+    CHECK(took == 1);
+  }
+}
+
+TEST_CASE("PostgreSQL consumers of the shared intake get disjoint entries and do not wait for each other") {
+  FreshStore one(Backend::kPostgres);
+  const Timestamp t0 = at("2026-11-20T10:00:00Z");
+  for (int i = 0; i < 4; ++i)
+    one->put_intake(
+        1, Observation{EntityRef{EntityType::kOrder, "A" + std::to_string(i)}, t0, {{"status", "paid"}}, std::nullopt},
+        t0);
+  const auto other = one.open_again();
+  const std::vector<int> shard{1};
+  auto tx = one->begin();
+  std::vector<std::string> unreadable;
+  const auto first = one->claim_intake(shard, 2, &unreadable);
+  CHECK(unreadable.empty());
+  auto other_tx = other->begin();
+  const auto second = other->claim_intake(shard, 10);  // would block without SKIP LOCKED
+  REQUIRE(first.size() == 2);
+  REQUIRE(second.size() == 2);
+  CHECK(second[0].id > first[1].id);
 }
