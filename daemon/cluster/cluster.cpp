@@ -1,6 +1,10 @@
 #include "cluster/cluster.h"
 
+#include <signal.h>  // kill
 #include <unistd.h>  // gethostname, getpid
+
+#include <cerrno>
+#include <set>
 
 #include <algorithm>
 #include <array>
@@ -19,6 +23,34 @@ std::string make_replica_id() {
   return std::string(host.data()) + ":" + std::to_string(getpid()) + ":" + suffix.data();
 }
 
+namespace {
+
+std::string host_name() {
+  std::array<char, 256> host{};
+  if (gethostname(host.data(), host.size() - 1) != 0) host[0] = '\0';
+  return host.data();
+}
+
+// A replica of this host ("<host>:<pid>:<random>") whose process is gone:
+// a predecessor killed before it could leave. Its leases need not be
+// waited for, nor its heartbeat counted.
+bool dead_neighbour(const std::string& replica, const std::string& host) {
+  if (replica.rfind(host + ":", 0) != 0) return false;
+  const std::string rest = replica.substr(host.size() + 1);
+  const auto colon = rest.find(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  long pid = 0;
+  for (std::size_t i = 0; i < colon; ++i) {
+    if (rest[i] < '0' || rest[i] > '9') return false;
+    pid = pid * 10 + (rest[i] - '0');
+    if (pid > 1 << 30) return false;
+  }
+  if (pid == getpid()) return false;
+  return kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
+}
+
+}  // namespace
+
 Cluster::Cluster(ClusterStore& store, const Clock& clock, std::string replica, Duration lease)
     : store_(store), clock_(clock), replica_(std::move(replica)), lease_(lease) {
   if (lease_ <= Duration::zero()) throw std::invalid_argument("a cluster lease must be positive");
@@ -30,6 +62,17 @@ Cluster::Round Cluster::renew() {
   const Timestamp now = clock_.now();
   const Timestamp until = now + lease_;
   Round round;
+  if (owned_until_ == Timestamp{}) {
+    // The first renewal: a predecessor on this host that was killed (on
+    // SQLite, always the previous process) leaves now instead of after its
+    // leases end.
+    const std::string host = host_name();
+    std::set<std::string> gone;
+    for (const ShardLease& lease : store_.shard_leases())
+      if (!lease.owner.empty() && lease.owner != replica_ && dead_neighbour(lease.owner, host))
+        gone.insert(lease.owner);
+    for (const std::string& replica : gone) store_.leave(replica);
+  }
   store_.heartbeat(replica_, now);
   // Silent for a lease: not live. Silent for ten: forgotten.
   live_ = std::max<std::size_t>(1, store_.live_replicas(now - lease_, now - 10 * lease_));

@@ -151,3 +151,17 @@ TEST_CASE("a polled source is held by one replica at a time, renewed with the sh
   a.leave();
   CHECK(b.hold_source("orders"));
 }
+
+TEST_CASE("a replica starting on the host of a killed predecessor takes its shards at once") {
+  Replicas r;
+  // The predecessor: this host, a pid no process has, all shards, a heartbeat now.
+  const std::string dead = make_replica_id().substr(0, make_replica_id().find(':')) + ":1073741000:0badcafe";
+  Cluster& predecessor = r.add(dead);
+  predecessor.renew();
+  REQUIRE(predecessor.owned().size() == kShards);
+  Cluster& next = r.add("next");
+  // "next" is not of this host's form, so only the dead one is looked at.
+  const auto round = next.renew();
+  CHECK(round.live == 1);
+  CHECK(round.owned == kShards);
+}
