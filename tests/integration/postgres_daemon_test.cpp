@@ -150,8 +150,10 @@ TEST_CASE("on PostgreSQL a lost connection is logged and made again, pushes mean
   CHECK(daemon.push(cancellation("1")).status == 202);
   REQUIRE(eventually([&] { return provider.requests().size() == 1; }));
 
-  // The daemon's connection ends, and no new one is let in for a while.
-  tactd::pg::SyncConnection admin(db.conninfo());
+  // The daemon's connection ends, and no new one is let in for a while
+  // (said from another database: a session cannot lock out its own).
+  const std::string server = db.conninfo().substr(0, db.conninfo().rfind(" dbname="));
+  tactd::pg::SyncConnection admin(server);
   REQUIRE(admin.query("ALTER DATABASE " + db.name() + " WITH ALLOW_CONNECTIONS false").ok());
   REQUIRE(admin
               .query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> "
