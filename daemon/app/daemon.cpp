@@ -37,6 +37,7 @@
 #include "sources/push_group_commit.h"
 #include "sources/spool_source.h"
 #include "sources/sqlite_source.h"
+#include "store/state_runner.h"
 #include "store/store.h"
 #include "timeline/timeline.h"
 
@@ -52,6 +53,10 @@ constexpr auto kMaxTimerSleep = std::chrono::seconds{1};
 constexpr auto kLoopBackoff = std::chrono::seconds{5};
 // How often STATUS= is refreshed for `systemctl status`.
 constexpr auto kStatusInterval = std::chrono::seconds{10};
+// How often the gauges, /readyz and STATUS= read the state when it is a
+// database server (on SQLite they read it at each scrape): a scrape must
+// not wait for the database.
+constexpr auto kStateLookInterval = std::chrono::seconds{5};
 // Timers fired (each in its own transaction) before the timer loop yields
 // to the rest of the loop: a burst of thousands due at once must not hold
 // the intake and the deliveries.
@@ -218,23 +223,20 @@ class Daemon::Impl {
     check_sources(*snapshot.config);
     try {
       // On PostgreSQL this migrates under the advisory lock first, so
-      // replicas starting together take turns. Its store blocks the loop
-      // for each statement's round trip (store/pg_store.h): for trials;
-      // the asynchronous one is to come.
-      store_ = open_state(*snapshot.config);
-      if (!snapshot.config->state_url.empty())
-        spdlog::warn("state: PostgreSQL {}: each statement waits on the event loop for now (docs/scale-out.md)",
-                     state_name(*snapshot.config));
+      // replicas starting together take turns; the store then runs its
+      // work on fibers of this loop (state_, store/state_runner.h).
+      store_ = open_state(*snapshot.config, &*io_);
     } catch (const StoreError& e) {
       throw StartupError(e.what());
     }
+    state_ = StateRunner(store_->fibers());
     pipeline_ = std::make_unique<Pipeline>(snapshot, *store_, clock_);
     // Shards before any intake: a lone replica (always on SQLite) owns them
     // all from the start (docs/scale-out.md).
     cluster_ = std::make_unique<Cluster>(*store_, clock_, make_replica_id(), snapshot.config->cluster_lease);
     pipeline_->set_cluster(cluster_.get());
     try {
-      renew_cluster();
+      at_start([this] { renew_cluster(); });
     } catch (const StoreError& e) {
       throw StartupError(std::string("cluster: ") + e.what());
     }
@@ -252,7 +254,7 @@ class Daemon::Impl {
     operators_->configure(snapshot.config->operators, snapshot.config->channel(Channel::kEmail));
     if (snapshot.config->push) start_push(*snapshot.config->push);
     if (snapshot.config->admin) start_admin(*snapshot.config->admin);
-    forwarder_ = std::make_unique<ReplyForwarder>(*io_, *store_, *store_, *http_, *smtp_, clock_);
+    forwarder_ = std::make_unique<ReplyForwarder>(*io_, *store_, *store_, *http_, *smtp_, clock_, state_);
     forwarder_->configure(snapshot.config->inbound, snapshot.config->channel(Channel::kEmail));
     if (snapshot.config->inbound) start_inbound(*snapshot.config->inbound);
     metric_set_.build_info.set({TACTD_VERSION_STRING}, 1);
@@ -276,6 +278,9 @@ class Daemon::Impl {
     // A worker still running a query hands its outcome to io_: it ends first.
     for (const auto& source : sql_sources_)
       if (auto alive = source.lock()) alive->stop();
+    // A store on fibers unwinds the work suspended in them and closes its
+    // connection while io_ (and what the work refers to) still exists.
+    store_.reset();
     io_.reset();
   }
 
@@ -296,6 +301,7 @@ class Daemon::Impl {
     for (const auto& source : pipeline_->snapshot().config->sources) start_source(source);
     spawn("watchdog", watchdog_loop());
     spawn("status", status_loop());
+    if (!state_.direct()) spawn("state look", state_look_loop());
     const Config& config = *pipeline_->snapshot().config;
     spdlog::info("tactd {} running: {} rules, {} sources, {} channels, state {}", TACTD_VERSION_STRING,
                  pipeline_->snapshot().rules->rules().size(), config.sources.size(), config.channels.size(),
@@ -369,21 +375,42 @@ class Daemon::Impl {
     wake(cluster_sleep_);
     wake(watchdog_sleep_);
     wake(status_sleep_);
+    wake(state_look_sleep_);
     actions_->start_shutdown();
     delivery_->start_shutdown(deadline);
     operators_->start_shutdown(deadline);
     // The others take this replica's shards and sources at their next
     // renewal instead of after the leases end. What still arrives goes to
     // the shared intake.
-    try {
-      cluster_->leave();
-      spdlog::info("cluster: left; shards and sources given up {}", kv("replica", cluster_->replica()));
-    } catch (const StoreError& e) {
-      spdlog::warn("cluster: cannot give up the leases; they end by themselves {}", kv("error", e.what()));
-    }
+    run_detached(io_->get_executor(), state_, [this] {
+      try {
+        cluster_->leave();
+        spdlog::info("cluster: left; shards and sources given up {}", kv("replica", cluster_->replica()));
+      } catch (const StoreError& e) {
+        spdlog::warn("cluster: cannot give up the leases; they end by themselves {}", kv("error", e.what()));
+      }
+    }, "cluster: leave");
   }
 
   // --- replicas (docs/scale-out.md) ---
+
+  // Store work at start, before the loop runs: on fibers (PostgreSQL), the
+  // loop is turned here until the work is done; directly otherwise.
+  void at_start(const std::function<void()>& work) {
+    if (state_.direct()) return work();
+    std::exception_ptr failure;
+    bool done = false;
+    asio::co_spawn(
+        *io_, [this, &work]() -> asio::awaitable<void> { co_await state_.run(work); },
+        [&](std::exception_ptr e) {
+          failure = e;
+          done = true;
+        });
+    while (!done && io_->run_one() > 0) {
+    }
+    if (failure) std::rethrow_exception(failure);
+    if (!done) throw StoreError("the event loop stopped before the state answered");
+  }
 
   // One renewal of the shard and source leases; logs what changed.
   void renew_cluster() {
@@ -407,13 +434,16 @@ class Daemon::Impl {
     while (!stopping_) {
       Duration wait = cluster_->live() > 1 ? kIntakePoll : cluster_->renew_every();
       try {
-        if (clock_.now() >= next_renewal) {
-          renew_cluster();
-          next_renewal = clock_.now() + cluster_->renew_every();
-          // Sends a dead replica left cut off: nobody else restarts to settle them.
-          if (cluster_->live() > 1) delivery_->settle_interrupted();
-        }
-        const Outcome outcome = pipeline_->apply_intake();
+        const auto turn = [this, &next_renewal] {
+          if (clock_.now() >= next_renewal) {
+            renew_cluster();
+            next_renewal = clock_.now() + cluster_->renew_every();
+            // Sends a dead replica left cut off: nobody else restarts to settle them.
+            if (cluster_->live() > 1) delivery_->settle_interrupted();
+          }
+          return pipeline_->apply_intake();
+        };
+        const Outcome outcome = co_await state_.run(turn);
         if (outcome.from_intake > 0)
           spdlog::info("intake: applied from the shared intake {}",
                        kv("observations", std::to_string(outcome.from_intake)));
@@ -542,10 +572,9 @@ class Daemon::Impl {
     HttpServerLimits limits;
     limits.max_body = config.max_body;
     try {
-      inbound_server_ = HttpServer::start(
-          *io_, config.address, config.port, limits,
-          [this](const HttpRequest& request) { return inbound_->handle(request); },
-          [this](const HttpRequest& head) { return inbound_->screen(head); });
+      inbound_server_ = start_server(
+          config.address, config.port, limits, [this](const HttpRequest& request) { return inbound_->handle(request); },
+          [](const HttpRequest&) { return true; }, [this](const HttpRequest& head) { return inbound_->screen(head); });
     } catch (const std::exception& e) {
       throw StartupError(std::string("inbound: ") + e.what());
     }
@@ -604,8 +633,15 @@ class Daemon::Impl {
     admin_->set_token(config.token);
     console_->set_token(config.token);
     try {
-      admin_server_ = HttpServer::start(*io_, config.address, config.port, HttpServerLimits{},
-                                        [this](const HttpRequest& request) { return admin_->handle(request); });
+      // /healthz, /readyz and /metrics answer from memory (state_look_);
+      // the timeline and the console read the state.
+      admin_server_ = start_server(
+          config.address, config.port, HttpServerLimits{},
+          [this](const HttpRequest& request) { return admin_->handle(request); },
+          [](const HttpRequest& request) {
+            const std::string path = request.target.substr(0, request.target.find('?'));
+            return path != "/healthz" && path != "/readyz" && path != "/metrics";
+          });
     } catch (const std::runtime_error& e) {
       throw StartupError(std::string("admin: ") + e.what());
     }
@@ -614,6 +650,43 @@ class Daemon::Impl {
       spdlog::warn(
           "admin: the /v1/ routes (the customer timeline) answer 403: [admin] has no token_file, "
           "token_credential or token_env");
+  }
+
+  // An HTTP server whose handler may read or write the state: on a store
+  // with fibers, a request for which `uses_state` holds is answered from
+  // the store's fiber (it waits its turn; the loop goes on meanwhile), others
+  // at once. Throws what HttpServer::start throws.
+  std::unique_ptr<HttpServer> start_server(const std::string& address, unsigned short port, HttpServerLimits limits,
+                                           HttpHandler handler, std::function<bool(const HttpRequest&)> uses_state,
+                                           HttpScreen screen = {}) {
+    if (state_.direct()) return HttpServer::start(*io_, address, port, limits, std::move(handler), std::move(screen));
+    auto shared = std::make_shared<HttpHandler>(std::move(handler));
+    return HttpServer::start(
+        *io_, address, port, limits,
+        [this, shared, uses_state = std::move(uses_state)](HttpRequest request, HttpResponder respond) {
+          if (!uses_state(request)) {
+            respond((*shared)(request));
+            return;
+          }
+          asio::co_spawn(*io_, answer_from_state(shared, std::move(request), respond),
+                         [respond](std::exception_ptr failure) {
+                           if (!failure) return;
+                           try {
+                             std::rethrow_exception(failure);
+                           } catch (const std::exception& e) {
+                             spdlog::error("http: {}", e.what());
+                           }
+                           respond(HttpResponse{500, "{\"error\":\"internal error\"}\n", "application/json", {}});
+                         });
+        },
+        std::move(screen));
+  }
+
+  asio::awaitable<void> answer_from_state(std::shared_ptr<HttpHandler> handler, HttpRequest request,
+                                          HttpResponder respond) {
+    const auto work = [&] { return (*handler)(request); };
+    HttpResponse response = co_await state_.run(work);
+    respond(std::move(response));
   }
 
   // --- what happened: logs and metrics ---
@@ -720,14 +793,42 @@ class Daemon::Impl {
                                {}});
   }
 
+  // What the gauges, /readyz and STATUS= show of the state. Read at each
+  // use when the store answers on the loop (SQLite); else every
+  // kStateLookInterval on the store's fiber (state_look_loop()).
+  struct StateLook {
+    bool read = false;
+    OutboxStore::OutboxDepth depth;
+    std::size_t timers = 0;
+    std::string error;  // the last look failed: why
+  };
+  void look_at_state() {
+    try {
+      const Timestamp now = clock_.now();
+      state_look_.depth = store_->outbox_depth(now);
+      state_look_.timers = store_->pending_timers();
+      state_look_.error.clear();
+    } catch (const StoreError& e) {
+      state_look_.error = e.what();
+    }
+    state_look_.read = true;
+  }
+  const StateLook& state_look() {
+    if (state_.direct()) look_at_state();
+    return state_look_;
+  }
+
   // Gauges read from the state when Prometheus scrapes.
   void collect() {
     const Timestamp now = clock_.now();
-    const auto depth = store_->outbox_depth(now);
-    metric_set_.outbox_pending.set({}, static_cast<double>(depth.pending));
-    metric_set_.outbox_unknown.set({}, static_cast<double>(depth.unknown));
-    metric_set_.outbox_oldest.set({}, depth.oldest_due ? std::max(0.0, seconds(now - *depth.oldest_due)) : 0.0);
-    metric_set_.timers_pending.set({}, static_cast<double>(store_->pending_timers()));
+    const StateLook& look = state_look();
+    if (look.error.empty() && look.read) {
+      const auto& depth = look.depth;
+      metric_set_.outbox_pending.set({}, static_cast<double>(depth.pending));
+      metric_set_.outbox_unknown.set({}, static_cast<double>(depth.unknown));
+      metric_set_.outbox_oldest.set({}, depth.oldest_due ? std::max(0.0, seconds(now - *depth.oldest_due)) : 0.0);
+      metric_set_.timers_pending.set({}, static_cast<double>(look.timers));
+    }
     for (const auto& channel : delivery_->channels()) {
       const std::string name(to_string(channel.channel));
       metric_set_.breaker_open.set({name}, channel.breaker_open ? 1 : 0);
@@ -746,12 +847,13 @@ class Daemon::Impl {
   std::vector<ReadinessCheck> readiness() {
     std::vector<ReadinessCheck> checks;
     const Timestamp now = clock_.now();
-    try {
-      store_->pending_timers();
+    const StateLook& look = state_look();
+    if (!look.read)
+      checks.push_back({"state", false, "not read yet"});
+    else if (!look.error.empty())
+      checks.push_back({"state", false, look.error});
+    else
       checks.push_back({"state", true, state_name(*pipeline_->snapshot().config)});
-    } catch (const StoreError& e) {
-      checks.push_back({"state", false, e.what()});
-    }
     if (state_failing_since_)
       checks.push_back(
           {"state writes", false,
@@ -787,14 +889,14 @@ class Daemon::Impl {
     for (const auto& [name, run] : sources_)
       if (run->last_success && now - *run->last_success <= readiness_window(run->config)) ++ok;
     std::string line = std::to_string(ok) + "/" + std::to_string(sources_.size()) + " sources polled";
-    try {
-      const auto depth = store_->outbox_depth(now);
+    if (const StateLook& look = state_look(); look.read && look.error.empty()) {
+      const auto& depth = look.depth;
       line += "; outbox " + std::to_string(depth.pending) + " pending";
       if (depth.oldest_due)
         line += " (oldest due " +
                 std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - *depth.oldest_due).count()) +
                 " s ago)";
-    } catch (const StoreError& e) {
+    } else {
       line += "; outbox unreadable";
     }
     line += "; " + std::to_string(delivered_) + " delivered since start";
@@ -842,10 +944,15 @@ class Daemon::Impl {
     while (!stopping_) {
       auto wait = std::chrono::duration_cast<std::chrono::steady_clock::duration>(kMaxTimerSleep);
       try {
-        const Outcome fired = pipeline_->fire_due(kTimersPerTurn);
-        record(fired);
-        if (auto next = pipeline_->next_timer()) wait = std::clamp<decltype(wait)>(*next - clock_.now(), {}, wait);
-        if (fired.skipped_timers > 0) wait = kMaxTimerSleep;  // due for another replica: not a busy loop
+        bool skipped = false;  // due for another replica: not a busy loop
+        const auto fire = [this, &skipped] {
+          const Outcome fired = pipeline_->fire_due(kTimersPerTurn);
+          record(fired);
+          skipped = fired.skipped_timers > 0;
+          return pipeline_->next_timer();
+        };
+        if (auto next = co_await state_.run(fire)) wait = std::clamp<decltype(wait)>(*next - clock_.now(), {}, wait);
+        if (skipped) wait = kMaxTimerSleep;
       } catch (const std::exception& e) {
         spdlog::error("timers: failed {} {}", kv("error", e.what()),
                       kv("next_try_s", std::to_string(kLoopBackoff.count())));
@@ -873,6 +980,16 @@ class Daemon::Impl {
     while (!stopping_) {
       notifier_.watchdog();  // from the loop itself: a stuck loop sends none
       co_await nap(sleep, watchdog_sleep_, *interval / 2);
+    }
+  }
+
+  // Reads what the gauges, /readyz and STATUS= show, on the store's fiber.
+  asio::awaitable<void> state_look_loop() {
+    asio::steady_timer sleep(*io_);
+    const auto look = [this] { look_at_state(); };
+    while (!stopping_) {
+      co_await state_.run(look);
+      co_await nap(sleep, state_look_sleep_, kStateLookInterval);
     }
   }
 
@@ -965,7 +1082,8 @@ class Daemon::Impl {
       bool standby = false;
       try {
         // Each source is read by the one replica holding its lease.
-        if (!cluster_->hold_source(config.name)) {
+        const auto hold = [this, &config] { return cluster_->hold_source(config.name); };
+        if (!co_await state_.run(hold)) {
           standby = true;
           wait = std::min<Duration>(wait, cluster_->renew_every());
         } else if (config.type == "spool") {
@@ -975,7 +1093,8 @@ class Daemon::Impl {
           SpoolSource::Scan scan;
           for (;;) {
             const auto started = std::chrono::steady_clock::now();
-            if (!spool->step(*run->intake, scan, spool_batch) || run->stop) break;
+            const auto step = [&] { return spool->step(*run->intake, scan, spool_batch); };
+            if (!co_await state_.run(step) || run->stop) break;
             spool_batch = next_spool_batch(spool_batch, std::chrono::steady_clock::now() - started);
             co_await asio::post(*io_, asio::use_awaitable);
           }
@@ -1043,6 +1162,7 @@ class Daemon::Impl {
 
   void reload_rules(const RuleSet& old_rules, const RuleSet& new_rules) {
     std::set<EntityType> reschedule;
+    std::vector<std::pair<std::string, bool>> cancel;  // rules whose timers go, and whether removed
     for (const Rule& rule : old_rules.rules()) {
       const Rule* now = new_rules.find(rule.id);
       if (now && now->definition == rule.definition) continue;
@@ -1052,31 +1172,53 @@ class Daemon::Impl {
         spdlog::info("reload: rule changed {}", kv("rule", rule.id));
         if (now->deadline) reschedule.insert(now->deadline->entity);
       }
-      if (rule.deadline) {
-        const std::size_t cancelled = store_->cancel_timers(rule.id);
-        if (cancelled > 0 || !now)
-          spdlog::info("reload: timers cancelled {} {}", kv("rule", rule.id), kv("count", std::to_string(cancelled)));
-      }
+      if (rule.deadline) cancel.emplace_back(rule.id, !now);
     }
     for (const Rule& rule : new_rules.rules()) {
       if (old_rules.find(rule.id)) continue;
       spdlog::info("reload: rule added {}", kv("rule", rule.id));
       if (rule.deadline) reschedule.insert(rule.deadline->entity);
     }
-    if (!reschedule.empty()) spawn("reload: scheduling timers", reschedule_known(reschedule, ++reload_generation_));
+    if (state_.direct()) {
+      cancel_timers(cancel);
+      if (!reschedule.empty())
+        spawn("reload: scheduling timers", reschedule_known({}, reschedule, ++reload_generation_));
+    } else if (!cancel.empty() || !reschedule.empty()) {
+      spawn("reload: timers", reschedule_known(std::move(cancel), reschedule, ++reload_generation_));
+    }
+  }
+
+  void cancel_timers(const std::vector<std::pair<std::string, bool>>& rules) {
+    for (const auto& [rule, removed] : rules) {
+      const std::size_t cancelled = store_->cancel_timers(rule);
+      if (cancelled > 0 || removed)
+        spdlog::info("reload: timers cancelled {} {}", kv("rule", rule), kv("count", std::to_string(cancelled)));
+    }
   }
 
   // Schedules the timers of new or changed `at` rules for the entities
   // already known, a batch per transaction, yielding to the loop between
   // batches so that intake and delivery go on.
-  asio::awaitable<void> reschedule_known(std::set<EntityType> types, int generation) {
+  // First cancels the timers of `cancel` (on fibers; directly they are
+  // cancelled before).
+  asio::awaitable<void> reschedule_known(std::vector<std::pair<std::string, bool>> cancel, std::set<EntityType> types,
+                                         int generation) {
+    if (!cancel.empty()) {
+      try {
+        const auto work = [&] { cancel_timers(cancel); };
+        co_await state_.run(work);
+      } catch (const StoreError& e) {
+        spdlog::error("reload: cancelling timers: {}", e.what());
+      }
+    }
     for (EntityType type : types) {
       std::string after;
       std::size_t done = 0;
       while (generation == reload_generation_ && !stopping_) {
         std::optional<std::string> last;
         try {
-          last = pipeline_->reschedule_known(type, after, kRescheduleBatch);
+          const auto batch = [&] { return pipeline_->reschedule_known(type, after, kRescheduleBatch); };
+          last = co_await state_.run(batch);
         } catch (const StoreError& e) {
           spdlog::error("reload: scheduling timers for {}: {}", to_string(type), e.what());
           co_return;
@@ -1137,6 +1279,9 @@ class Daemon::Impl {
       if (push_server_) push_server_->stop();
       push_server_.reset();
       if (push_group_) push_group_->flush();  // what it took in is answered by the old endpoint
+      // On fibers the flush goes on after this: the old ones live until the end.
+      if (push_group_ && !push_group_->idle())
+        retired_push_.push_back(RetiredPush{std::move(push_intake_), std::move(push_), std::move(push_group_)});
       push_group_.reset();
       push_.reset();
       if (new_config.push) {
@@ -1172,6 +1317,8 @@ class Daemon::Impl {
   DaemonMetrics metric_set_;
   ServiceNotifier notifier_;
   std::unique_ptr<Store> store_;
+  StateRunner state_;     // runs the store's work: directly, or on its fibers
+  StateLook state_look_;  // see state_look()
   std::unique_ptr<Pipeline> pipeline_;
   std::unique_ptr<HttpClient> http_;
   std::unique_ptr<SmtpClient> smtp_;
@@ -1184,6 +1331,14 @@ class Daemon::Impl {
   std::unique_ptr<PushGroupCommit> push_group_;
   std::unique_ptr<Cluster> cluster_;  // this replica's shards and sources
   std::unique_ptr<HttpServer> push_server_;
+  // A push endpoint a reload replaced while its last groups were still
+  // being committed on the store's fibers (PushGroupCommit::flush()).
+  struct RetiredPush {
+    std::unique_ptr<PipelineIntake> intake;
+    std::unique_ptr<PushEndpoint> endpoint;
+    std::unique_ptr<PushGroupCommit> group;
+  };
+  std::vector<RetiredPush> retired_push_;
   ReloadLog reload_log_;              // the last reloads, for the console
   std::unique_ptr<Console> console_;  // on the admin endpoint; its sessions outlive a restart of the endpoint
   std::unique_ptr<AdminEndpoint> admin_;
@@ -1201,6 +1356,7 @@ class Daemon::Impl {
   asio::steady_timer* cluster_sleep_ = nullptr;
   asio::steady_timer* watchdog_sleep_ = nullptr;
   asio::steady_timer* status_sleep_ = nullptr;
+  asio::steady_timer* state_look_sleep_ = nullptr;
   bool stopping_ = false;
   int exit_status_ = 0;
   int reload_generation_ = 0;

@@ -4,9 +4,11 @@
 
 namespace tactd {
 
-std::unique_ptr<Store> open_state(const Config& config) {
+std::unique_ptr<Store> open_state(const Config& config, boost::asio::io_context* loop) {
   if (config.state_url.empty()) return Store::open(config.state_path, config.full_sync ? Sync::kFull : Sync::kNormal);
-  return open_postgres_store(postgres_conninfo(config.state_url, config.state_password));
+  const std::string conninfo = postgres_conninfo(config.state_url, config.state_password);
+  if (loop) return open_postgres_store(conninfo, *loop);
+  return open_postgres_store(conninfo);
 }
 
 std::string state_name(const Config& config) {

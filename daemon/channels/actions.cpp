@@ -4,6 +4,7 @@
 #include "channels/provider.h"
 #include "ops/logging.h"
 #include "signing/signing.h"
+#include "store/state_runner.h"
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/redirect_error.hpp>
@@ -112,11 +113,14 @@ void Actions::start_shutdown() {
 }
 
 asio::awaitable<void> Actions::run() {
-  asio::steady_timer sleep(co_await asio::this_coro::executor);
+  executor_ = co_await asio::this_coro::executor;
+  asio::steady_timer sleep(executor_);
+  const StateRunner state(store_.fibers());  // the store's work, on its fiber when it has them
+  const auto step = [this] { return start_due(); };
   while (!stopping_) {
     Duration wait = kMaxSleep;
     try {
-      wait = start_due();
+      wait = co_await state.run(step);
     } catch (const std::exception& e) {  // the store refused: the next round tries again
       spdlog::error(
           "action: round failed {} {}", kv("error", e.what()),
@@ -183,8 +187,21 @@ void Actions::finish(const OutboxEntry& entry, const ActionConfig& action, const
     }
   }
   if (verdict.state == ActionState::kFailed) verdict.detail += "; sent without it";
+  // On the store's fiber when it has them; this may be gone by then.
+  run_detached(
+      executor_, StateRunner(store_.fibers()),
+      [this, alive = std::weak_ptr<bool>(alive_), entry, action, verdict, retry_at] {
+        const auto live = alive.lock();
+        if (live && *live) store_outcome(entry, action, verdict.state, verdict.answer, retry_at, verdict.detail);
+      },
+      "action: storing an outcome");
+}
+
+void Actions::store_outcome(const OutboxEntry& entry, const ActionConfig& action, ActionState state,
+                            const nlohmann::json& answer, std::optional<Timestamp> retry_at,
+                            const std::string& detail) {
   try {
-    record(entry, action.url, verdict.state, verdict.answer, retry_at, verdict.detail);
+    record(entry, action.url, state, answer, retry_at, detail);
   } catch (const std::exception& e) {  // still pending: asked again, with the same Idempotency-Key
     spdlog::error("action: outcome not stored, it is asked for again {} {} {}", kv("outbox", std::to_string(entry.id)),
                   kv("action", action.name), kv("error", e.what()));

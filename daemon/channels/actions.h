@@ -15,6 +15,7 @@
 
 #include <utility>  // before Boost.Asio: Boost 1.74's awaitable.hpp needs it with C++20
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -111,6 +112,9 @@ class Actions {
   Duration start_due();
   void finish(const OutboxEntry& entry, const ActionConfig& action, const HttpClientResponse& response);
   // Stores the outcome of an attempt, then logs it and tells the observer.
+  // record(), an error logged: the outcome stays pending and is asked for again.
+  void store_outcome(const OutboxEntry& entry, const ActionConfig& action, ActionState state,
+                     const nlohmann::json& answer, std::optional<Timestamp> retry_at, const std::string& detail);
   void record(const OutboxEntry& entry, const std::string& url, ActionState state, const nlohmann::json& answer,
               std::optional<Timestamp> retry_at, const std::string& detail);
 
@@ -125,6 +129,7 @@ class Actions {
   boost::asio::steady_timer* wake_ = nullptr;  // the sleep of run(), while it sleeps
   bool again_ = false;
   bool stopping_ = false;
+  boost::asio::any_io_executor executor_;                       // run()'s, for the outcomes stored on the store's fiber
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // answers after destruction are dropped
 };
 

@@ -1,6 +1,7 @@
 #include "channels/delivery.h"
 
 #include "ops/logging.h"
+#include "store/state_runner.h"
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/redirect_error.hpp>
@@ -120,15 +121,20 @@ void Delivery::settle_interrupted() {
 
 asio::awaitable<void> Delivery::run() {
   asio::steady_timer sleep(co_await asio::this_coro::executor);
+  // The store's work of each step, on its fiber when it has them.
+  const StateRunner state(store_.fibers());
+  const auto settle = [this] { settle_interrupted(); };
+  const auto store = [this] { return store_verdicts(); };
+  const auto step = [this] { return turn(); };
   try {
-    settle_interrupted();
+    co_await state.run(settle);
   } catch (const std::exception& e) {  // they stay claimed, to be settled at the next start
     spdlog::error("delivery: cannot settle the sends cut off before this start {}", kv("error", e.what()));
   }
   for (;;) {
     Duration wait = kMaxSleep;
     if (stop_deadline_) {
-      if (!store_verdicts()) wait = kVerdictRetry;
+      if (!co_await state.run(store)) wait = kVerdictRetry;
       if (in_flight() == 0) co_return;  // nothing in flight, every verdict stored
       const Timestamp now = clock_.now();
       if (now >= *stop_deadline_) {
@@ -139,7 +145,7 @@ asio::awaitable<void> Delivery::run() {
         unstored_.clear();
         under_way_.clear();  // an answer after this still records its verdict
         try {
-          settle_interrupted();
+          co_await state.run(settle);
         } catch (const std::exception& e) {  // they stay claimed, to be settled at the next start
           spdlog::error("delivery: cannot settle the sends cut off by the stop {}", kv("error", e.what()));
         }
@@ -148,7 +154,7 @@ asio::awaitable<void> Delivery::run() {
       wait = std::min(wait, *stop_deadline_ - now);
     } else {
       try {
-        wait = std::min(wait, turn());
+        wait = std::min(wait, co_await state.run(step));
       } catch (const std::exception& e) {  // one round failed (the store, a bug): the next one tries again
         spdlog::error("delivery: {} {}", kv("error", e.what()),
                       kv("next_try_s",
@@ -175,19 +181,20 @@ Duration Delivery::turn() {
   std::vector<Unstored> written;  // verdicts in `round`, reported once it commits
   if (!unstored_.empty()) {
     std::string error;
+    // Taken out first: on a store that suspends (StateRunner), verdicts
+    // arriving meanwhile join unstored_ for the next turn.
+    std::vector<Unstored> batch = std::move(unstored_);
+    unstored_.clear();
     try {
       round = store_.begin();
-      for (const Unstored& verdict : unstored_) write(verdict);
-      written = std::move(unstored_);
-      unstored_.clear();
+      for (const Unstored& verdict : batch) write(verdict);
+      written = std::move(batch);
     } catch (const std::exception& e) {  // StoreError, or a bug: one by one, keeping what is refused
       round.reset();
       error = e.what();
-      std::vector<Unstored> verdicts = std::move(unstored_);
-      unstored_.clear();
-      store_one_by_one(std::move(verdicts), error);
+      store_one_by_one(std::move(batch), error);
     }
-    if (!unstored_.empty()) {
+    if (!error.empty() && !unstored_.empty()) {
       verdicts_end(error);
       wait = kVerdictRetry;
     }
@@ -221,7 +228,9 @@ Duration Delivery::turn() {
   bool drained = false;             // a channel had fewer due entries than it could start
   std::optional<long long> failed;  // an entry whose release check threw
   std::string failure;
-  for (auto& [channel, route_ptr] : routes_) {
+  // A copy: a reload may replace routes_ while a store that suspends waits.
+  const auto routes = routes_;
+  for (const auto& [channel, route_ptr] : routes) {
     if (failed) break;
     Route& route = *route_ptr;
     const int free = route.lane.config.concurrency - in_flight(channel);

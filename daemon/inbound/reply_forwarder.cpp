@@ -132,8 +132,9 @@ Notification forward_email(const InboundConfig& config, const Reply& reply,
 }
 
 ReplyForwarder::ReplyForwarder(boost::asio::io_context& io, ContactStore& contacts, const OutboxStore& outbox,
-                               HttpClient& http, SmtpClient& smtp, const Clock& clock)
+                               HttpClient& http, SmtpClient& smtp, const Clock& clock, StateRunner state)
     : io_(io),
+      state_(state),
       contacts_(contacts),
       outbox_(outbox),
       http_(http),
@@ -157,6 +158,16 @@ void ReplyForwarder::stop() {
 }
 
 void ReplyForwarder::wake() {
+  if (!config_ || (config_->forward_email.empty() && config_->forward_webhook.empty())) return;
+  run_detached(
+      io_.get_executor(), state_,
+      [this, alive = alive_] {
+        if (*alive) forward_waiting();
+      },
+      "inbound: forwarding replies");
+}
+
+void ReplyForwarder::forward_waiting() {
   if (!config_ || (config_->forward_email.empty() && config_->forward_webhook.empty())) return;
   std::vector<Reply> waiting;
   try {
@@ -203,18 +214,25 @@ void ReplyForwarder::forward(const Reply& reply) {
 }
 
 void ReplyForwarder::settle(long long reply_id, const Verdict& verdict) {
-  in_flight_.erase(reply_id);
   if (verdict.kind == Verdict::kDelivered) {
-    try {
-      contacts_.mark_forwarded(reply_id, clock_.now());
-    } catch (const std::exception& e) {
-      spdlog::error("inbound: reply {} forwarded but not marked so {}", reply_id, kv("error", e.what()));
-    }
-    backoff_ = kRetryMin;
-    spdlog::info("inbound: reply {} forwarded to support", reply_id);
-    wake();
+    run_detached(
+        io_.get_executor(), state_,
+        [this, alive = alive_, reply_id, at = clock_.now()] {
+          if (!*alive) return;
+          try {
+            contacts_.mark_forwarded(reply_id, at);
+          } catch (const std::exception& e) {
+            spdlog::error("inbound: reply {} forwarded but not marked so {}", reply_id, kv("error", e.what()));
+          }
+          in_flight_.erase(reply_id);  // only now: a wake() meanwhile must not send it again
+          backoff_ = kRetryMin;
+          spdlog::info("inbound: reply {} forwarded to support", reply_id);
+          forward_waiting();
+        },
+        "inbound: recording a forwarded reply");
     return;
   }
+  in_flight_.erase(reply_id);
   spdlog::warn("inbound: reply {} not forwarded, trying again in {}s {}", reply_id,
                std::chrono::duration_cast<std::chrono::seconds>(backoff_).count(), kv("detail", verdict.reason));
   retry_later();

@@ -16,6 +16,7 @@
 #include "model/clock.h"
 #include "store/contact_store.h"
 #include "store/outbox_store.h"
+#include "store/state_runner.h"
 
 namespace boost::asio {
 class io_context;
@@ -61,8 +62,9 @@ class ReplyForwarder {
   // `io`, `contacts` (the replies), `outbox` (the conversation's messages),
   // `http`, `smtp` and `clock` must outlive the forwarder. Call everything
   // on the loop.
+  // `state` runs the store's work (store/state_runner.h); the default calls it directly.
   ReplyForwarder(boost::asio::io_context& io, ContactStore& contacts, const OutboxStore& outbox, HttpClient& http,
-                 SmtpClient& smtp, const Clock& clock);
+                 SmtpClient& smtp, const Clock& clock, StateRunner state = {});
   ~ReplyForwarder();
   ReplyForwarder(const ReplyForwarder&) = delete;
   ReplyForwarder& operator=(const ReplyForwarder&) = delete;
@@ -77,12 +79,15 @@ class ReplyForwarder {
   void stop();
 
  private:
+  // Reads the replies waiting and forwards those not in flight; on the store's fiber.
+  void forward_waiting();
   void forward(const Reply& reply);
   void settle(long long reply_id, const Verdict& verdict);
   void retry_later();
 
   struct Timer;
   boost::asio::io_context& io_;
+  StateRunner state_;
   ContactStore& contacts_;
   const OutboxStore& outbox_;
   HttpClient& http_;

@@ -32,6 +32,7 @@ class PipelineIntake final : public Intake {
   // input and tries again later.
   bool commit(std::span<const Observation> observations, const SourceCursor* cursor, std::string& error) override;
   std::optional<std::string> cursor(const std::string& source) override { return cursors_.cursor(source); }
+  FiberScheduler* fibers() const override { return pipeline_.fibers(); }
 
  private:
   Pipeline& pipeline_;

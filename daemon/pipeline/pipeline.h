@@ -78,6 +78,9 @@ class Pipeline {
   // `store` and `clock` must outlive the Pipeline. Call from one thread.
   Pipeline(Snapshot snapshot, Store& store, const Clock& clock);
 
+  // The fibers its store's calls must run on (Store::fibers(), StateRunner).
+  FiberScheduler* fibers() const { return store_.fibers(); }
+
   // Applies one observation at the clock's current time: stores the merged
   // snapshot (unless it is older than the known one: see Outcome::stale;
   // of two with the same observed_at the later applied wins), diffs it, evaluates the rules the events trigger, applies

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <map>
 #include <set>
 
 #include "postgres/libpq_result.h"
@@ -33,6 +34,7 @@ struct Request {
   std::uint64_t txn = 0;
   Role role = Role::plain;
   std::function<void(Result)> done;  // posts the result to its awaiting coroutine
+  bool prepared = false;             // prepared once per connection, then run by name
 };
 
 Result failure(ErrorKind kind, std::string message) {
@@ -129,6 +131,7 @@ class ConnectionState : public std::enable_shared_from_this<ConnectionState> {
   void drop() {
     release_socket();  // before PQfinish closes the fd
     conn_.reset();
+    prepared_.clear();  // a new connection knows none of them
     up_ = false;
   }
 
@@ -290,7 +293,7 @@ class ConnectionState : public std::enable_shared_from_this<ConnectionState> {
       }
       Request request = std::move(*next);
       waiting_.erase(next);
-      Result result = co_await execute(request.sql, request.params);
+      Result result = co_await execute(request.sql, request.params, request.prepared);
       if (request.role == Request::Role::begin && result.ok()) open_txn_ = request.txn;
       if (request.role == Request::Role::end) open_txn_ = 0;
       finish(request, std::move(result));
@@ -306,13 +309,35 @@ class ConnectionState : public std::enable_shared_from_this<ConnectionState> {
                         [this](const Request& request) { return request.txn == open_txn_; });
   }
 
-  // Sends one statement with its parameters bound and reads all its results.
-  asio::awaitable<Result> execute(const std::string& sql, const Params& params) {
+  // Sends one statement with its parameters bound and reads all its
+  // results. `prepared`: through a statement prepared on this connection
+  // the first time its text is seen (PQsendPrepare), run by name afterwards
+  // (PQsendQueryPrepared); a new connection prepares again.
+  asio::awaitable<Result> execute(const std::string& sql, const Params& params, bool prepared = false) {
     PGconn* conn = conn_.get();
     const BoundParams bound(params);
-    if (!PQsendQueryParams(conn, sql.c_str(), static_cast<int>(bound.pointers.size()), nullptr, bound.pointers.data(),
-                           nullptr, nullptr, 0))
+    if (!prepared) {
+      if (!PQsendQueryParams(conn, sql.c_str(), static_cast<int>(bound.pointers.size()), nullptr, bound.pointers.data(),
+                             nullptr, nullptr, 0))
+        co_return lose(convert(nullptr, conn));
+      co_return co_await answer(conn);
+    }
+    auto known = prepared_.find(sql);
+    if (known == prepared_.end()) {
+      std::string name = "a" + std::to_string(prepared_.size() + 1);
+      if (!PQsendPrepare(conn, name.c_str(), sql.c_str(), 0, nullptr)) co_return lose(convert(nullptr, conn));
+      Result made = co_await answer(conn);
+      if (!made.ok()) co_return made;
+      known = prepared_.emplace(sql, std::move(name)).first;
+    }
+    if (!PQsendQueryPrepared(conn, known->second.c_str(), static_cast<int>(bound.pointers.size()),
+                             bound.pointers.data(), nullptr, nullptr, 0))
       co_return lose(convert(nullptr, conn));
+    co_return co_await answer(conn);
+  }
+
+  // Flushes what was sent and reads all its results.
+  asio::awaitable<Result> answer(PGconn* conn) {
     const std::optional<Clock::time_point> until =
         options_.statement_timeout.count() > 0
             ? std::optional(Clock::now() + options_.statement_timeout + options_.answer_grace)
@@ -401,7 +426,8 @@ class ConnectionState : public std::enable_shared_from_this<ConnectionState> {
   std::deque<Request> waiting_;  // bounded by options_.max_waiting
   std::uint64_t open_txn_ = 0;   // the transaction that holds the connection; 0: none
   std::uint64_t last_txn_ = 0;
-  std::set<std::string> channels_;  // LISTENed to, again on each new connection
+  std::set<std::string> channels_;               // LISTENed to, again on each new connection
+  std::map<std::string, std::string> prepared_;  // statement text -> its name on the current connection
 };
 
 }  // namespace detail
@@ -451,6 +477,10 @@ Connection::~Connection() { state_->close(); }
 
 asio::awaitable<Result> Connection::query(std::string sql, Params params) {
   return run(state_, Request{std::move(sql), std::move(params), 0, Request::Role::plain, {}});
+}
+
+asio::awaitable<Result> Connection::query_prepared(std::string sql, Params params) {
+  return run(state_, Request{std::move(sql), std::move(params), 0, Request::Role::plain, {}, true});
 }
 
 asio::awaitable<Transaction> Connection::begin(Isolation isolation) {
@@ -504,6 +534,12 @@ void Transaction::abandon() {
 asio::awaitable<Result> Transaction::query(std::string sql, Params params) {
   if (!state_) co_return failure(ErrorKind::other, error_ ? error_->message : "the transaction has ended");
   Request request{std::move(sql), std::move(params), id_, Request::Role::plain, {}};
+  co_return co_await run(state_, std::move(request));
+}
+
+asio::awaitable<Result> Transaction::query_prepared(std::string sql, Params params) {
+  if (!state_) co_return failure(ErrorKind::other, error_ ? error_->message : "the transaction has ended");
+  Request request{std::move(sql), std::move(params), id_, Request::Role::plain, {}, true};
   co_return co_await run(state_, std::move(request));
 }
 

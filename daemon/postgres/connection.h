@@ -86,6 +86,8 @@ class Transaction {
   const std::optional<Error>& error() const { return error_; }
 
   boost::asio::awaitable<Result> query(std::string sql, Params params = {});
+  // The same through a statement prepared on the connection (Connection::query_prepared).
+  boost::asio::awaitable<Result> query_prepared(std::string sql, Params params = {});
   // COMMIT: an error (a serialization failure at commit, a lost connection)
   // means nothing of the transaction is stored. Either ends the transaction.
   boost::asio::awaitable<Result> commit();
@@ -118,6 +120,10 @@ class Connection {
   // parameters bound as $1, $2, ...; outside any transaction of this
   // connection (autocommit).
   boost::asio::awaitable<Result> query(std::string sql, Params params = {});
+  // One statement, prepared on the connection the first time its text is
+  // seen and run by name afterwards (planned once per connection; prepared
+  // again on each new connection after a loss).
+  boost::asio::awaitable<Result> query_prepared(std::string sql, Params params = {});
 
   // BEGIN at `isolation`; the transaction holds the connection until it ends.
   boost::asio::awaitable<Transaction> begin(Isolation isolation = Isolation::read_committed);

@@ -11,6 +11,7 @@
 
 #include "model/json_text.h"
 #include "sources/mapping.h"
+#include "store/state_runner.h"
 
 namespace tactd {
 namespace asio = boost::asio;
@@ -193,7 +194,9 @@ HttpClientRequest HttpSource::request(const std::string& url) const {
 
 asio::awaitable<HttpSource::Poll> HttpSource::poll() {
   Poll poll;
-  std::string cursor = intake_.cursor(config_.name).value_or(config_.cursor_start);
+  const StateRunner state(intake_.fibers());
+  std::string cursor =
+      (co_await state.run([&] { return intake_.cursor(config_.name); })).value_or(config_.cursor_start);
   auto page_url = [&] {
     return config_.cursor_param.empty() || cursor.empty() ? config_.url
                                                           : with_query_param(config_.url, config_.cursor_param, cursor);
@@ -296,7 +299,8 @@ asio::awaitable<HttpSource::Poll> HttpSource::poll() {
     const bool moved = next_cursor != cursor;
     const SourceCursor committed{config_.name, next_cursor};
     std::string error;
-    if ((moved || !observations.empty()) && !intake_.commit(observations, moved ? &committed : nullptr, error)) {
+    if ((moved || !observations.empty()) &&
+        !co_await state.run([&] { return intake_.commit(observations, moved ? &committed : nullptr, error); })) {
       fail("not_committed", "not committed, will retry from the last cursor: " + error);
       co_return poll;
     }

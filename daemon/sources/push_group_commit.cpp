@@ -3,8 +3,11 @@
 #include <utility>  // before Boost.Asio: Boost 1.74's awaitable.hpp needs it with C++20
 
 #include <spdlog/spdlog.h>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+
+#include "store/state_runner.h"
 
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -43,14 +46,14 @@ void PushGroupCommit::handle(HttpRequest request, HttpResponder respond) {
   // One joining a group that waits for its commit: the group waits a turn
   // more. The request that opens a group does not make it wait.
   if (groups_.size() == 1 && !group.pushes.empty()) arrived_ = true;
-  group.pushes.push_back(Push{group.observations.size(), observations.size(), std::move(respond)});
+  group.pushes.push_back(Push{group.observations.size(), observations.size(), std::move(respond), std::nullopt});
   group.observations.insert(group.observations.end(), std::make_move_iterator(observations.begin()),
                             std::make_move_iterator(observations.end()));
   schedule();
 }
 
 void PushGroupCommit::schedule() {
-  if (scheduled_ || groups_.empty()) return;
+  if (scheduled_ || committing_ || groups_.empty()) return;
   scheduled_ = true;
   boost::asio::post(io_, [this, alive = std::weak_ptr<const int>(alive_)] {
     if (alive.expired()) return;
@@ -60,41 +63,94 @@ void PushGroupCommit::schedule() {
 }
 
 void PushGroupCommit::look() {
-  if (groups_.empty()) return;
+  if (groups_.empty() || committing_) return;
   // Requests read in the turns since the last look are still joining: give
   // them a turn, unless the group is full or has waited enough turns.
-  const bool full = groups_.size() > 1 || groups_.front().observations.size() >= kMaxGroupObservations;
+  const bool full = flushing_ || groups_.size() > 1 || groups_.front().observations.size() >= kMaxGroupObservations;
   if (std::exchange(arrived_, false) && !full && ++turns_ < kMaxGatherTurns) {
     schedule();
     return;
   }
   turns_ = 0;
-  {
-    Group group = std::move(groups_.front());
-    groups_.pop_front();
-    arrived_ = false;
-    burst_ += group.observations.size();
-    commit(group.observations, group.pushes);
-  }
-  if (groups_.empty() && std::exchange(burst_, 0) >= kTrimAfterObservations) return_free_memory();
+  Group group = std::move(groups_.front());
+  groups_.pop_front();
+  arrived_ = false;
+  start(std::move(group));
   schedule();  // the next group, if any
 }
 
 void PushGroupCommit::flush() {
+  flushing_ = true;
+  if (!StateRunner(endpoint_.intake().fibers()).direct()) {  // committed one after another, on the loop
+    schedule();
+    return;
+  }
   while (!groups_.empty()) {
     Group group = std::move(groups_.front());
     groups_.pop_front();
-    commit(group.observations, group.pushes);
+    start(std::move(group));
   }
   arrived_ = false;
   turns_ = 0;
 }
 
-void PushGroupCommit::commit(std::span<const Observation> observations, std::span<Push> pushes) {
+void PushGroupCommit::start(Group group) {
   if (endpoint_.stopping()) {  // nothing more is committed once intake stopped
-    for (Push& push : pushes) push.respond(PushEndpoint::stopping_answer());
+    for (Push& push : group.pushes) push.respond(PushEndpoint::stopping_answer());
     return;
   }
+  burst_ += group.observations.size();
+  const StateRunner runner(endpoint_.intake().fibers());
+  if (runner.direct()) {
+    commit(group.observations, group.pushes);
+    answer(group.pushes);
+    settle();
+    return;
+  }
+  // The store's fiber commits and decides the answers; they leave from the
+  // loop once it is done. The next group waits for this one (committing_).
+  committing_ = true;
+  auto shared = std::make_shared<Group>(std::move(group));
+  boost::asio::co_spawn(
+      io_,
+      [this, runner, shared, alive = std::weak_ptr<const int>(alive_)]() -> boost::asio::awaitable<void> {
+        // Named, capturing references only: GCC 12 destroys temporaries of a co_await twice.
+        Group& taken = *shared;
+        const auto work = [this, &taken] { commit(taken.observations, taken.pushes); };
+        co_await runner.run(work);
+        if (!alive.expired()) committing_ = false;
+        answer(shared->pushes);
+        if (alive.expired()) co_return;
+        settle();
+        schedule();
+      },
+      [shared](std::exception_ptr failure) {
+        if (!failure) return;
+        try {
+          std::rethrow_exception(failure);
+        } catch (const std::exception& e) {
+          spdlog::error("push: a group commit failed: {}", e.what());
+        }
+        for (Push& push : shared->pushes)
+          if (push.respond)
+            push.respond(
+                HttpResponse{500, "{\"error\":\"internal error; nothing was accepted\"}\n", "application/json", {}});
+      });
+}
+
+void PushGroupCommit::settle() {
+  if (groups_.empty() && !committing_ && std::exchange(burst_, 0) >= kTrimAfterObservations) return_free_memory();
+}
+
+void PushGroupCommit::answer(std::span<Push> pushes) {
+  for (Push& push : pushes) {
+    if (!push.answer || !push.respond) continue;
+    auto respond = std::exchange(push.respond, HttpResponder());
+    respond(std::move(*push.answer));
+  }
+}
+
+void PushGroupCommit::commit(std::span<const Observation> observations, std::span<Push> pushes) {
   std::string error;
   bool ok = false;
   try {
@@ -108,13 +164,13 @@ void PushGroupCommit::commit(std::span<const Observation> observations, std::spa
       return;
     }
     spdlog::error("http: POST /v1/observations: {}", e.what());
-    pushes.front().respond(
-        HttpResponse{500, "{\"error\":\"internal error; nothing was accepted\"}\n", "application/json", {}});
+    pushes.front().answer =
+        HttpResponse{500, "{\"error\":\"internal error; nothing was accepted\"}\n", "application/json", {}};
     return;
   }
   ++commits_;
   requests_ += pushes.size();
-  for (Push& push : pushes) push.respond(ok ? PushEndpoint::committed(push.count) : PushEndpoint::not_committed(error));
+  for (Push& push : pushes) push.answer = ok ? PushEndpoint::committed(push.count) : PushEndpoint::not_committed(error);
 }
 
 }  // namespace tactd

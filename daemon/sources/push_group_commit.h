@@ -13,11 +13,17 @@
 // bug) is committed again request by request, so that only the request
 // that causes it gets 500. Once a burst of pushes is all committed, the
 // heap's free pages go back to the system (glibc keeps them otherwise).
+//
+// When the intake's store runs on fibers (Intake::fibers(), PostgreSQL), a
+// group is committed on the store's fiber while the loop goes on taking in
+// requests; the next group is committed after it, and the answers leave
+// from the loop once their commit is done.
 #pragma once
 
 #include <cstddef>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -40,9 +46,13 @@ class PushGroupCommit {
   // HttpServer's HttpAsyncHandler for the push endpoint.
   void handle(HttpRequest request, HttpResponder respond);
   // Commits and answers every waiting group now: before the endpoint or
-  // its intake is replaced (a reload). Requests still waiting when this is
-  // destroyed are answered 500 by their responders, uncommitted.
+  // its intake is replaced (a reload). On fibers, "now" is "one after the
+  // other from here on": this, the endpoint and its intake must then live
+  // until idle(). Requests still waiting when this is destroyed are
+  // answered 500 by their responders, uncommitted.
   void flush();
+  // No group waits and none is being committed.
+  bool idle() const { return groups_.empty() && !committing_; }
 
   // A group takes requests until it holds this many observations (one
   // request may bring more): a commit holds the loop for about 150 µs an
@@ -61,6 +71,7 @@ class PushGroupCommit {
     std::size_t first = 0;  // its observations in the group's
     std::size_t count = 0;
     HttpResponder respond;
+    std::optional<HttpResponse> answer;  // decided by commit(), sent by answer()
   };
   struct Group {
     std::vector<Observation> observations;  // of all its pushes, in the order they came
@@ -71,16 +82,25 @@ class PushGroupCommit {
   void schedule();
   // Commits the first group once the last turn brought no request to it.
   void look();
-  // Commits `observations` for `pushes` and answers them.
+  // Commits `group` and answers its requests, at once or (on fibers) once
+  // the store's fiber has committed it.
+  void start(Group group);
+  // Once every group is committed after a large burst: free memory back to the system.
+  void settle();
+  // Commits `observations` for `pushes` and decides their answers.
   void commit(std::span<const Observation> observations, std::span<Push> pushes);
+  // Sends the answers decided.
+  static void answer(std::span<Push> pushes);
 
   boost::asio::io_context& io_;
   PushEndpoint& endpoint_;
   std::deque<Group> groups_;  // the first one is committed next
   bool scheduled_ = false;
-  bool arrived_ = false;   // a request joined the first group since the last look
-  int turns_ = 0;          // looks at the first group so far
-  std::size_t burst_ = 0;  // observations committed since the groups were last all committed
+  bool arrived_ = false;     // a request joined the first group since the last look
+  bool committing_ = false;  // a group is being committed on the store's fiber
+  bool flushing_ = false;    // flush(): no more waiting for requests to join
+  int turns_ = 0;            // looks at the first group so far
+  std::size_t burst_ = 0;    // observations committed since the groups were last all committed
   std::size_t commits_ = 0;
   std::size_t requests_ = 0;
   // A posted look holds it weakly: one that runs after this is gone does nothing.

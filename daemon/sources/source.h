@@ -12,6 +12,8 @@
 
 namespace tactd {
 
+class FiberScheduler;  // store/state_runner.h
+
 // A source's position, committed with the batch it ends.
 struct SourceCursor {
   std::string source;
@@ -27,6 +29,10 @@ class Intake {
   virtual bool commit(std::span<const Observation> observations, const SourceCursor* cursor, std::string& error) = 0;
   // The cursor last committed for `source`.
   virtual std::optional<std::string> cursor(const std::string& source) = 0;
+  // Where commit() and cursor() must run when called from the loop: on
+  // these fibers, through StateRunner (a store that waits on the network);
+  // nullptr: call them directly.
+  virtual FiberScheduler* fibers() const { return nullptr; }
 };
 
 }  // namespace tactd

@@ -16,6 +16,7 @@
 #include <limits>
 
 #include "sources/mapping.h"
+#include "store/state_runner.h"
 
 namespace tactd {
 namespace {
@@ -153,7 +154,8 @@ void SqlSource::stop() {
 asio::awaitable<SqlSource::Poll> SqlSource::poll(Intake& intake, Timestamp now) {
   Poll poll;
   interrupted_ = false;
-  std::string cursor = intake.cursor(config_.name).value_or(config_.cursor_start);
+  const StateRunner state(intake.fibers());
+  std::string cursor = (co_await state.run([&] { return intake.cursor(config_.name); })).value_or(config_.cursor_start);
   for (; poll.pages < kMaxPagesPerPoll && !interrupted_; ++poll.pages) {
     std::vector<nlohmann::json> rows;
     try {
@@ -188,7 +190,7 @@ asio::awaitable<SqlSource::Poll> SqlSource::poll(Intake& intake, Timestamp now) 
       co_return poll;
     }
     std::string error;
-    if (!intake.commit(observations, &next, error)) {
+    if (!co_await state.run([&] { return intake.commit(observations, &next, error); })) {
       poll.problems.push_back("not committed, will retry from " + cursor + ": " + error);
       co_return poll;
     }

@@ -1,5 +1,12 @@
 #include "store/pg_store.h"
 
+#include <utility>  // before Boost.Asio: Boost 1.74's awaitable.hpp needs it with C++20
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+
 #include <algorithm>
 #include <array>
 #include <cctype>
@@ -13,9 +20,11 @@
 #include <variant>
 #include <vector>
 
+#include "postgres/connection.h"
 #include "postgres/sync_connection.h"
 #include "store/migrations.h"
 #include "store/row_codec.h"
+#include "store/state_runner.h"
 
 namespace tactd {
 namespace {
@@ -180,17 +189,165 @@ std::optional<std::string> status_of(const Entity& entity) {
   return std::nullopt;
 }
 
-class PgStore final : public Store {
+// Where PgStore's statements go: one connection, a transaction at a time.
+class Executor {
  public:
-  explicit PgStore(const std::string& conninfo) : conn_(conninfo) {
+  virtual ~Executor() = default;
+  virtual pg::Result query(const std::string& sql, const Params& params) = 0;
+  // Prepared once per connection (again after a reconnection), then run by name.
+  virtual pg::Result query_prepared(const std::string& sql, const Params& params) = 0;
+  virtual pg::Result begin() = 0;
+  virtual pg::Result commit() = 0;
+  // Rolls the open transaction back, if any, without waiting for the
+  // server when it can (a destructor, an exception on its way).
+  virtual void abandon() = 0;
+  // Throws std::logic_error when a call for `what` may not be made here.
+  virtual void check(const std::string& what) const = 0;
+  virtual FiberScheduler* fibers() { return nullptr; }
+};
+
+// Blocking: the command-line verbs and tests, which have no loop to stall.
+class SyncExecutor final : public Executor {
+ public:
+  explicit SyncExecutor(const std::string& conninfo) : conn_(conninfo) {
     if (conn_.error()) {
       StoreError error("cannot connect to the state database " + masked_conninfo(conninfo) + ": " +
                        conn_.error()->message);
       error.retryable = conn_.error()->retryable();
       throw error;
     }
-    migrate();
   }
+  pg::Result query(const std::string& sql, const Params& params) override { return conn_.query(sql, params); }
+  pg::Result query_prepared(const std::string& sql, const Params& params) override {
+    return conn_.query_prepared(sql, params);
+  }
+  pg::Result begin() override { return conn_.query("BEGIN"); }
+  pg::Result commit() override { return conn_.query("COMMIT"); }
+  void abandon() override { conn_.query("ROLLBACK"); }  // an error here leaves nothing to undo
+  void check(const std::string&) const override {}
+
+ private:
+  pg::SyncConnection conn_;
+};
+
+// The daemon's: each statement goes out on the asynchronous pg::Connection
+// (libpq's non-blocking interface on the loop) and the calling fiber is
+// suspended until its answer is back (state_runner.h says why the loop
+// cannot stall). A call made on the loop outside a fiber is refused with
+// std::logic_error; while the scheduler unwinds its fibers (the daemon is
+// being destroyed), every call fails at once.
+class FiberExecutor final : public Executor {
+ public:
+  // Connects in the background (pg::Connection logs a loss and connects
+  // again with backoff; calls meanwhile fail with a retryable error).
+  FiberExecutor(boost::asio::io_context& io, const std::string& conninfo)
+      : io_(io), conn_(pg::Connection::open(io, options(conninfo))), fibers_(io) {}
+
+  pg::Result query(const std::string& sql, const Params& params) override {
+    if (tx_) return await(sql, [tx = &*tx_, sql, params] { return tx->query(sql, params); });
+    return await(sql, [conn = conn_.get(), sql, params] { return conn->query(sql, params); });
+  }
+  pg::Result query_prepared(const std::string& sql, const Params& params) override {
+    if (tx_) return await(sql, [tx = &*tx_, sql, params] { return tx->query_prepared(sql, params); });
+    return await(sql, [conn = conn_.get(), sql, params] { return conn->query_prepared(sql, params); });
+  }
+  pg::Result begin() override {
+    if (fibers_.closing()) return closed();
+    check("BEGIN");
+    auto slot = std::make_shared<std::shared_ptr<pg::Transaction>>();
+    auto failed = std::make_shared<std::optional<pg::Error>>();
+    fibers_.wait([&](std::function<void()> wake) {
+      boost::asio::post(io_, [conn = conn_.get(), slot, failed, wake, &io = io_] {
+        boost::asio::co_spawn(io, begun(conn),
+                              [slot, failed, wake](std::exception_ptr error, std::shared_ptr<pg::Transaction> tx) {
+                                if (error || !tx)
+                                  failed->emplace(pg::Error{pg::ErrorKind::other, "", "BEGIN failed unexpectedly"});
+                                else
+                                  *slot = std::move(tx);
+                                wake();
+                              });
+      });
+    });
+    if (*failed) return failure(**failed);
+    if (!(*slot)->ok()) return failure(*(*slot)->error());
+    tx_.emplace(std::move(**slot));
+    return {};
+  }
+  pg::Result commit() override {
+    if (!tx_) return failure(pg::Error{pg::ErrorKind::other, "", "no transaction is open"});
+    pg::Result result = await("COMMIT", [tx = &*tx_] { return tx->commit(); });
+    tx_.reset();
+    return result;
+  }
+  void abandon() override { tx_.reset(); }  // pg::Transaction queues the ROLLBACK first on its connection
+  void check(const std::string& what) const override {
+    if (fibers_.closing() || fibers_.on_fiber()) return;
+    throw std::logic_error("the state was asked to " + what +
+                           " on the event loop outside StateRunner::run(): it would wait there for the database "
+                           "(store/state_runner.h)");
+  }
+  FiberScheduler* fibers() override { return &fibers_; }
+
+ private:
+  static pg::Result failure(pg::Error error) {
+    pg::Result result;
+    result.error = std::move(error);
+    return result;
+  }
+  static pg::ConnectionOptions options(const std::string& conninfo) {
+    pg::ConnectionOptions options;
+    options.conninfo = conninfo;
+    return options;
+  }
+  // co_spawn needs a result it can default-construct.
+  static boost::asio::awaitable<std::shared_ptr<pg::Transaction>> begun(pg::Connection* conn) {
+    co_return std::make_shared<pg::Transaction>(co_await conn->begin());
+  }
+  static pg::Result closed() { return failure(pg::Error{pg::ErrorKind::connection, "08006", "the state is closing"}); }
+
+  // Starts the statement `make()` gives from the loop and suspends the
+  // fiber until its result is back.
+  template <typename Make>
+  pg::Result await(const std::string& sql, Make make) {
+    if (fibers_.closing()) return closed();
+    check("run \"" + sql.substr(0, 80) + "\"");
+    auto slot = std::make_shared<std::optional<pg::Result>>();
+    fibers_.wait([&](std::function<void()> wake) {
+      boost::asio::post(io_, [make = std::move(make), slot, wake, &io = io_]() mutable {
+        boost::asio::co_spawn(io, make(), [slot, wake](std::exception_ptr error, pg::Result result) {
+          if (error)
+            slot->emplace(failure(pg::Error{pg::ErrorKind::other, "", "the statement failed unexpectedly"}));
+          else
+            slot->emplace(std::move(result));
+          wake();
+        });
+      });
+    });
+    return std::move(**slot);
+  }
+
+  boost::asio::io_context& io_;
+  std::unique_ptr<pg::Connection> conn_;
+  std::optional<pg::Transaction> tx_;  // the open transaction: statements go into it
+  // Destroyed first: its suspended fibers unwind while the transaction and
+  // the connection still exist; the transaction's ROLLBACK is then queued,
+  // never awaited, and the connection closes.
+  FiberScheduler fibers_;
+};
+
+class PgStore final : public Store {
+ public:
+  // Migrates first (under the advisory lock) unless `version` says which
+  // schema an earlier opening left.
+  explicit PgStore(std::unique_ptr<Executor> executor, std::optional<int> version = std::nullopt)
+      : conn_(std::move(executor)) {
+    if (version)
+      version_ = *version;
+    else
+      migrate();
+  }
+
+  FiberScheduler* fibers() override { return conn_->fibers(); }
 
   int schema_version() const override { return version_; }
   Sync sync() const override { return Sync::kFull; }
@@ -1303,17 +1460,17 @@ class PgStore final : public Store {
   class Tx final : public Transaction {
    public:
     explicit Tx(PgStore& store) : store_(store) {
-      store_.run("BEGIN");
+      store_.checked(store_.conn_->begin());
       store_.in_transaction_ = true;
     }
     ~Tx() override {
-      if (open_) store_.conn_.query("ROLLBACK");  // an error here leaves nothing to undo
+      if (open_) store_.conn_->abandon();
       store_.in_transaction_ = false;
     }
     void commit() override {
       store_.guard("commit", [&] {
         open_ = false;
-        store_.run("COMMIT");
+        store_.checked(store_.conn_->commit());
         return 0;
       });
     }
@@ -1327,13 +1484,13 @@ class PgStore final : public Store {
 
   // Runs `sql`; a refusal is thrown as Failed for guard().
   pg::Result run(const std::string& sql, const Params& params = Params()) const {
-    auto result = conn_.query(sql, params);
-    if (!result.ok()) throw Failed{*result.error};
-    return result;
+    return checked(conn_->query(sql, params));
   }
   // The same through a statement prepared once per connection.
   pg::Result run_prepared(const std::string& sql, const Params& params = Params()) const {
-    auto result = conn_.query_prepared(sql, params);
+    return checked(conn_->query_prepared(sql, params));
+  }
+  static pg::Result checked(pg::Result result) {
     if (!result.ok()) throw Failed{*result.error};
     return result;
   }
@@ -1348,13 +1505,13 @@ class PgStore final : public Store {
   template <typename F>
   auto atomically(F&& work) const -> decltype(work()) {
     if (in_transaction_) return work();
-    run("BEGIN");
+    checked(conn_->begin());
     try {
       auto result = work();
-      run("COMMIT");
+      checked(conn_->commit());
       return result;
     } catch (...) {
-      conn_.query("ROLLBACK");
+      conn_->abandon();
       throw;
     }
   }
@@ -1363,6 +1520,7 @@ class PgStore final : public Store {
   // StoreError naming `what`, retryable when the server says retrying can help.
   template <typename F>
   auto guard(const std::string& what, F&& work) const -> decltype(work()) {
+    conn_->check(what);
     try {
       return work();
     } catch (const Failed& failed) {
@@ -1435,7 +1593,7 @@ class PgStore final : public Store {
           version_ = m.version;
         }
       } catch (...) {
-        conn_.query("SELECT pg_advisory_unlock($1)", Params(static_cast<std::int64_t>(kMigrationLock)));
+        conn_->query("SELECT pg_advisory_unlock($1)", Params(static_cast<std::int64_t>(kMigrationLock)));
         throw;
       }
       run("SELECT pg_advisory_unlock($1)", Params(static_cast<std::int64_t>(kMigrationLock)));
@@ -1443,7 +1601,7 @@ class PgStore final : public Store {
     });
   }
 
-  mutable pg::SyncConnection conn_;
+  std::unique_ptr<Executor> conn_;
   long long last_enqueued_ = 0;
   int version_ = 0;
   bool in_transaction_ = false;
@@ -1451,7 +1609,15 @@ class PgStore final : public Store {
 
 }  // namespace
 
-std::unique_ptr<Store> open_postgres_store(const std::string& conninfo) { return std::make_unique<PgStore>(conninfo); }
+std::unique_ptr<Store> open_postgres_store(const std::string& conninfo) {
+  return std::make_unique<PgStore>(std::make_unique<SyncExecutor>(conninfo));
+}
+
+std::unique_ptr<Store> open_postgres_store(const std::string& conninfo, boost::asio::io_context& io) {
+  // Migrating blocks: it happens before the loop runs, on a connection of its own.
+  const int version = open_postgres_store(conninfo)->schema_version();
+  return std::make_unique<PgStore>(std::make_unique<FiberExecutor>(io, conninfo), version);
+}
 
 std::string postgres_conninfo(const std::string& url, const std::string& password) {
   if (password.empty()) return url;

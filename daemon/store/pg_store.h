@@ -1,14 +1,15 @@
 // The PostgreSQL backend of Store (store.h): the same roles, semantics and
-// schema steps (migrations.h) as the SQLite one, on one blocking libpq
-// connection (postgres/sync_connection.h). libpq stays behind this header.
+// schema steps (migrations.h) as the SQLite one. libpq stays behind this
+// header.
 //
-// Blocking, for now: every call waits for the server's answer on the
-// calling thread. That is acceptable for the command-line verbs (`tactd
-// migrate`, `tactd outbox`, `tactd timeline`) and the tests, which have
-// no event loop to stall; the daemon's loop must not wait on a network
-// round trip per statement, so `tactd run` on PostgreSQL needs the
-// asynchronous postgres::Connection behind these roles (a later step,
-// docs/scale-out.md).
+// Two ways to reach the server. The command-line verbs (`tactd migrate`,
+// `tactd outbox`, `tactd timeline`) and the tests have no event loop to
+// stall: their store waits for each answer on the calling thread
+// (postgres/sync_connection.h). The daemon's store sends each statement on
+// the asynchronous postgres::Connection and suspends the calling fiber until
+// the answer is back; its calls must be made through StateRunner::run()
+// (store/state_runner.h, which says why the loop cannot stall), any other
+// call on the loop throws std::logic_error.
 #pragma once
 
 #include <memory>
@@ -16,6 +17,10 @@
 #include <vector>
 
 #include "store/store.h"
+
+namespace boost::asio {
+class io_context;
+}
 
 namespace tactd {
 
@@ -27,6 +32,13 @@ namespace tactd {
 // (retryable when the server could not be reached). Sync is the server's
 // business (synchronous_commit): Store::sync() reports kFull.
 std::unique_ptr<Store> open_postgres_store(const std::string& conninfo);
+
+// The daemon's store on `io`'s loop: migrates as above (blocking, before
+// the loop runs), then connects on the loop (pg::Connection: a lost
+// connection is made again with backoff; calls meanwhile fail with a
+// retryable StoreError). Its fibers() run the work of StateRunner::run().
+// Destroy it before `io`, after `io` has stopped running.
+std::unique_ptr<Store> open_postgres_store(const std::string& conninfo, boost::asio::io_context& io);
 
 // The key of pg_advisory_lock() that migration holds ('tactd' in ASCII).
 inline constexpr long long kMigrationLock = 0x7461637464;

@@ -31,6 +31,8 @@ namespace tactd {
 // last commits. Cheaper per commit.
 enum class Sync { kFull, kNormal };
 
+class FiberScheduler;  // store/state_runner.h
+
 // The whole store: each role (entity snapshots, the outbox, timers and
 // waiting intents, source cursors, contact history) is an interface of its
 // own, and a component that needs one role takes only that one (the
@@ -75,6 +77,11 @@ class Store : public EntityStore,
   // script) committed to the database since the last call; this Store's
   // own commits leave it as it is (SQLite's PRAGMA data_version).
   virtual long long data_version() const = 0;
+
+  // The fibers its calls must run on (StateRunner): a store whose calls
+  // wait on the network suspends the calling fiber instead of the loop.
+  // nullptr (the default, SQLite): call it directly.
+  virtual FiberScheduler* fibers() { return nullptr; }
 };
 
 }  // namespace tactd

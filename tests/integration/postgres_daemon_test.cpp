@@ -1,0 +1,181 @@
+// The real `tactd run` on the CTest run's PostgreSQL server (a database of
+// its own per case), pushing to it and delivering to a loopback provider:
+// a stalled database holds up the store's work, never the loop (health and
+// metrics answer at once), and a lost connection is made again while
+// pushes meanwhile get 503, nothing of them kept.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "postgres/sync_connection.h"
+#include "support/daemon.h"
+#include "support/http.h"
+#include "support/postgres.h"
+#include "support/scripted_server.h"
+#include "support/temp_dir.h"
+
+using Catch::Contains;
+using tactd::test::eventually;
+using tactd::test::Provider;
+using tactd::test::slurp;
+using tactd::test::TempDir;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string kToken = "token-for-tests";
+const tactd::test::Environment kSecrets = {{"MAIL_KEY", "SG.fixture-mail-key"}};
+
+// postgresql://user@host:port/database of the test's database.
+std::string url_of(const tactd::test::PgDatabase& db) {
+  std::istringstream words(db.conninfo());
+  std::string word, host, port, user, dbname;
+  while (words >> word) {
+    const auto eq = word.find('=');
+    const std::string key = word.substr(0, eq), value = word.substr(eq + 1);
+    if (key == "host") host = value;
+    if (key == "port") port = value;
+    if (key == "user") user = value;
+    if (key == "dbname") dbname = value;
+  }
+  return "postgresql://" + user + "@" + host + ":" + port + "/" + dbname;
+}
+
+// A cancelled order of customer c-<id>, who has an email address: one apology by email.
+std::string cancellation(const std::string& id) {
+  return R"({"type":"customer","id":"c-)" + id + R"(","observed_at":"2026-11-20T09:00:00Z","fields":{"email":"m)" + id +
+         R"(@example.com","name":"M"}})" + "\n" + R"({"type":"order","id":"A-)" + id +
+         R"(","observed_at":"2026-11-20T10:00:00Z","fields":{"customer":"c-)" + id + R"(","status":"cancelled"}})" +
+         "\n";
+}
+
+class PgDaemon {
+ public:
+  PgDaemon(const TempDir& dir, const tactd::test::PgDatabase& db, const Provider& provider)
+      : daemon_(write_config(dir, db, provider), dir.path() / "log", kSecrets) {
+    push_ = tactd::test::logged_port(dir.path() / "log", "push: listening on 127.0.0.1:");
+    admin_ = tactd::test::logged_port(dir.path() / "log", "admin: /healthz, /readyz and /metrics on 127.0.0.1:");
+    REQUIRE(push_ != 0);
+    REQUIRE(admin_ != 0);
+  }
+  tactd::test::Reply push(const std::string& body) const {
+    return tactd::test::http("POST", "http://127.0.0.1:" + std::to_string(push_) + "/v1/observations", body,
+                             {"Authorization: Bearer " + kToken});
+  }
+  tactd::test::Reply admin(const std::string& path) const {
+    return tactd::test::http("GET", "http://127.0.0.1:" + std::to_string(admin_) + path);
+  }
+  int stop() { return daemon_.stop(); }
+
+ private:
+  static std::filesystem::path write_config(const TempDir& dir, const tactd::test::PgDatabase& db,
+                                            const Provider& provider) {
+    dir.write("token", kToken + "\n");
+    return dir.write("tactd.toml", "[tactd]\nrules = \"" + (tactd::test::source_dir() / "config/rules").string() +
+                                       "\"\ntemplates = \"" + (tactd::test::source_dir() / "templates").string() +
+                                       "\"\nmerchant = \"Bakkerij Bol\"\n[state]\nurl = \"" + url_of(db) +
+                                       "\"\n[locale]\ntime_zone = \"Europe/Amsterdam\"\n"
+                                       "[push]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"token\"\n"
+                                       "[admin]\nlisten = \"127.0.0.1:0\"\n"
+                                       "[[channel]]\nchannel = \"email\"\nprovider = \"sendgrid\"\nurl = \"" +
+                                       provider.base() +
+                                       "/v3/mail/send\"\nfrom = \"Bakkerij Bol <hallo@bakkerijbol.example>\"\n"
+                                       "secret_env = \"MAIL_KEY\"\nbackoff = \"1s\"\ntimeout = \"2s\"\n");
+  }
+
+  tactd::test::Daemon daemon_;
+  int push_ = 0;
+  int admin_ = 0;
+};
+
+// How long `request` takes.
+template <typename F>
+std::chrono::milliseconds timed(F&& request) {
+  const auto start = std::chrono::steady_clock::now();
+  request();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+}
+
+}  // namespace
+
+TEST_CASE("on PostgreSQL a stalled database holds up the push, never the loop: health and metrics answer meanwhile") {
+  TempDir dir;
+  tactd::test::PgDatabase db;
+  Provider provider(dir);
+  PgDaemon daemon(dir, db, provider);
+  CHECK(daemon.push(cancellation("1")).status == 202);
+  REQUIRE(eventually([&] { return provider.requests().size() == 1; }));
+
+  // Another session holds the entities: the daemon's next intake waits for
+  // it on the server.
+  tactd::pg::SyncConnection holder(db.conninfo());
+  REQUIRE(holder.query("BEGIN").ok());
+  REQUIRE(holder.query("LOCK TABLE entities IN ACCESS EXCLUSIVE MODE").ok());
+  std::atomic<long> answer{0};
+  std::thread pusher([&] { answer = daemon.push(cancellation("2")).status; });
+  REQUIRE(eventually([&] {  // the daemon's statement waits for the lock
+    return holder.query("SELECT 1 FROM pg_locks WHERE NOT granted").rows.size() > 0;
+  }));
+  for (int i = 0; i < 5; ++i) {
+    tactd::test::Reply health, metrics;
+    const auto took = timed([&] {
+      health = daemon.admin("/healthz");
+      metrics = daemon.admin("/metrics");
+    });
+    CHECK(health.status == 200);
+    CHECK(metrics.status == 200);
+    CHECK_THAT(metrics.body, Contains("tactd_outbox_pending"));
+    CHECK(took < 2000ms);  // the loop is free; the database is not answering at all
+  }
+  CHECK(answer == 0);  // the push still waits for its commit
+
+  REQUIRE(holder.query("COMMIT").ok());
+  pusher.join();
+  CHECK(answer == 202);
+  REQUIRE(eventually([&] { return provider.requests().size() == 2; }));
+  std::this_thread::sleep_for(1s);
+  CHECK(provider.requests().size() == 2);  // each delivered once
+  CHECK(daemon.stop() == 0);
+}
+
+TEST_CASE("on PostgreSQL a lost connection is logged and made again, pushes meanwhile get 503 and nothing is lost") {
+  TempDir dir;
+  tactd::test::PgDatabase db;
+  Provider provider(dir);
+  PgDaemon daemon(dir, db, provider);
+  CHECK(daemon.push(cancellation("1")).status == 202);
+  REQUIRE(eventually([&] { return provider.requests().size() == 1; }));
+
+  // The daemon's connection ends, and no new one is let in for a while
+  // (said from another database: a session cannot lock out its own).
+  const std::string server = db.conninfo().substr(0, db.conninfo().rfind(" dbname="));
+  tactd::pg::SyncConnection admin(server);
+  REQUIRE(admin.query("ALTER DATABASE " + db.name() + " WITH ALLOW_CONNECTIONS false").ok());
+  REQUIRE(admin
+              .query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> "
+                     "pg_backend_pid()",
+                     tactd::pg::Params(db.name()))
+              .ok());
+  REQUIRE(
+      eventually([&] { return slurp(dir.path() / "log").find("no connection to the server") != std::string::npos; }));
+  const tactd::test::Reply refused = daemon.push(cancellation("2"));
+  CHECK(refused.status == 503);
+  CHECK(refused.headers.count("retry-after") == 1);
+  CHECK(daemon.admin("/healthz").status == 200);
+
+  REQUIRE(admin.query("ALTER DATABASE " + db.name() + " WITH ALLOW_CONNECTIONS true").ok());
+  long status = 0;
+  REQUIRE(eventually([&] {  // the sender tries again, as 503 and Retry-After ask
+    status = daemon.push(cancellation("2")).status;
+    return status == 202;
+  }));
+  REQUIRE(eventually([&] { return provider.requests().size() == 2; }));
+  std::this_thread::sleep_for(1s);
+  CHECK(provider.requests().size() == 2);
+  CHECK_THAT(slurp(dir.path() / "log"), Contains("connected again"));
+  CHECK(daemon.stop() == 0);
+}
