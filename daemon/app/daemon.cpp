@@ -382,14 +382,17 @@ class Daemon::Impl {
     // The others take this replica's shards and sources at their next
     // renewal instead of after the leases end. What still arrives goes to
     // the shared intake.
-    run_detached(io_->get_executor(), state_, [this] {
-      try {
-        cluster_->leave();
-        spdlog::info("cluster: left; shards and sources given up {}", kv("replica", cluster_->replica()));
-      } catch (const StoreError& e) {
-        spdlog::warn("cluster: cannot give up the leases; they end by themselves {}", kv("error", e.what()));
-      }
-    }, "cluster: leave");
+    run_detached(
+        io_->get_executor(), state_,
+        [this] {
+          try {
+            cluster_->leave();
+            spdlog::info("cluster: left; shards and sources given up {}", kv("replica", cluster_->replica()));
+          } catch (const StoreError& e) {
+            spdlog::warn("cluster: cannot give up the leases; they end by themselves {}", kv("error", e.what()));
+          }
+        },
+        "cluster: leave");
   }
 
   // --- replicas (docs/scale-out.md) ---
