@@ -247,6 +247,14 @@ class Daemon::Impl {
         [this](const OutboxEntry& entry) { return release(entry); }, [this](bool committed) { released(committed); });
     delivery_->set_interrupt_observer([this](const Delivery::Interrupted& cut) { interrupted(cut); });
     delivery_->set_other_replicas([this] { return cluster_->live() > 1; });
+    // Another replica's or an operator's commit wakes whoever has work now
+    // (PostgreSQL; the loops look on their own schedule otherwise).
+    store_->watch([this](Store::Change change) {
+      if (change == Store::Change::kIntake)
+        wake(cluster_sleep_);
+      else if (delivery_)
+        delivery_->wake();
+    });
     actions_ = std::make_unique<Actions>(
         *store_, clock_, *http_, snapshot.config->actions, [this](const Actions::Taken& taken) { action_taken(taken); },
         [this](const OutboxEntry& entry) { return action_wanted(entry); });

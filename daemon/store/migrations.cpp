@@ -664,6 +664,32 @@ DROP INDEX outbox_action_due;
 CREATE INDEX outbox_action_due ON outbox (status, (COALESCE(action_next_at, due_at)))
   WHERE status = 'pending' AND action_state = 'pending';
 )sql"},
+    // Replicas on PostgreSQL wake when another one commits work for them
+    // (Store::watch()): a new outbox entry, or one pending again (an
+    // operator's retry, a cut-off send given back), and observations in the
+    // shared intake for a shard's owner. The NOTIFY is sent at commit, once
+    // per transaction and channel; statements that added nothing send none.
+    // SQLite has no listeners: its readers look on their own schedule.
+    Migration{22, "replicas hear of each other's work", "", R"sql(
+CREATE FUNCTION tactd_notify_added() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM added) THEN
+    PERFORM pg_notify(TG_ARGV[0], '');
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE FUNCTION tactd_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify(TG_ARGV[0], '');
+  RETURN NULL;
+END $$;
+CREATE TRIGGER outbox_added AFTER INSERT ON outbox REFERENCING NEW TABLE AS added
+  FOR EACH STATEMENT EXECUTE FUNCTION tactd_notify_added('tactd_outbox');
+CREATE TRIGGER outbox_pending_again AFTER UPDATE OF status ON outbox
+  FOR EACH ROW WHEN (NEW.status = 'pending' AND OLD.status <> 'pending') EXECUTE FUNCTION tactd_notify('tactd_outbox');
+CREATE TRIGGER intake_added AFTER INSERT ON intake REFERENCING NEW TABLE AS added
+  FOR EACH STATEMENT EXECUTE FUNCTION tactd_notify_added('tactd_intake');
+)sql"},
 };
 
 // Versions run 1, 2, 3, ... in order, so "the highest applied" is the schema.

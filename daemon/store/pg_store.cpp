@@ -204,6 +204,7 @@ class Executor {
   // Throws std::logic_error when a call for `what` may not be made here.
   virtual void check(const std::string& what) const = 0;
   virtual FiberScheduler* fibers() { return nullptr; }
+  virtual void watch(std::function<void(Store::Change)> changed) { (void)changed; }
 };
 
 // Blocking: the command-line verbs and tests, which have no loop to stall.
@@ -241,7 +242,7 @@ class FiberExecutor final : public Executor {
   // Connects in the background (pg::Connection logs a loss and connects
   // again with backoff; calls meanwhile fail with a retryable error).
   FiberExecutor(boost::asio::io_context& io, const std::string& conninfo)
-      : io_(io), conn_(pg::Connection::open(io, options(conninfo))), fibers_(io) {}
+      : io_(io), conninfo_(conninfo), conn_(pg::Connection::open(io, options(conninfo))), fibers_(io) {}
 
   pg::Result query(const std::string& sql, const Params& params) override {
     if (tx_) return await(sql, [tx = &*tx_, sql, params] { return tx->query(sql, params); });
@@ -288,7 +289,31 @@ class FiberExecutor final : public Executor {
   }
   FiberScheduler* fibers() override { return &fibers_; }
 
+  // A connection of its own, as the store's is taken by its transactions;
+  // it listens again after each reconnection (pg::Connection, which logs a
+  // loss; meanwhile the others' changes are seen at the next look). The
+  // NOTIFYs come from the triggers of schema step 22, at commit.
+  void watch(std::function<void(Store::Change)> changed) override {
+    pg::ConnectionOptions listening = options(conninfo_);
+    listening.on_notification = [changed = std::move(changed)](const pg::Notification& n) {
+      if (n.channel == kOutboxChanged)
+        changed(Store::Change::kOutbox);
+      else if (n.channel == kIntakeChanged)
+        changed(Store::Change::kIntake);
+    };
+    listener_ = pg::Connection::open(io_, std::move(listening));
+    for (const char* channel : {kOutboxChanged, kIntakeChanged})
+      boost::asio::co_spawn(io_, listener_->listen(channel), [channel](std::exception_ptr failure, pg::Result result) {
+        if (failure || result.error)
+          spdlog::error("state: cannot listen on {}: {}", channel,
+                        result.error ? result.error->message : "an unexpected failure");
+      });
+  }
+
  private:
+  static constexpr const char* kOutboxChanged = "tactd_outbox";
+  static constexpr const char* kIntakeChanged = "tactd_intake";
+
   static pg::Result failure(pg::Error error) {
     pg::Result result;
     result.error = std::move(error);
@@ -327,6 +352,8 @@ class FiberExecutor final : public Executor {
   }
 
   boost::asio::io_context& io_;
+  const std::string conninfo_;
+  std::unique_ptr<pg::Connection> listener_;  // watch()
   std::unique_ptr<pg::Connection> conn_;
   std::optional<pg::Transaction> tx_;  // the open transaction: statements go into it
   // Destroyed first: its suspended fibers unwind while the transaction and
@@ -348,6 +375,7 @@ class PgStore final : public Store {
   }
 
   FiberScheduler* fibers() override { return conn_->fibers(); }
+  void watch(std::function<void(Change)> changed) override { conn_->watch(std::move(changed)); }
 
   int schema_version() const override { return version_; }
   Sync sync() const override { return Sync::kFull; }

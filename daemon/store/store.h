@@ -9,6 +9,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -77,6 +78,18 @@ class Store : public EntityStore,
   // script) committed to the database since the last call; this Store's
   // own commits leave it as it is (SQLite's PRAGMA data_version).
   virtual long long data_version() const = 0;
+
+  // What another process committed that this one should act on soon.
+  enum class Change {
+    kOutbox,  // an outbox entry was added, or made pending again (a retry, a replica's cut-off send)
+    kIntake,  // observations were put in the shared intake for a shard's owner
+  };
+  // Calls `changed` on the loop each time a change is committed, by any
+  // process on the database, this one included, so that a replica wakes
+  // at once instead of at its next look. A store that cannot tell (SQLite,
+  // whose readers look on their own schedule) never calls it. Call once,
+  // on the loop, before it runs; `changed` must not block.
+  virtual void watch(std::function<void(Change)> changed) { (void)changed; }
 
   // The fibers its calls must run on (StateRunner): a store whose calls
   // wait on the network suspends the calling fiber instead of the loop.

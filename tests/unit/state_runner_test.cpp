@@ -8,6 +8,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -220,4 +221,78 @@ TEST_CASE("on PostgreSQL a store destroyed with work suspended unwinds it and dr
   CHECK(unwound);
   CHECK_FALSE(answered);
   REQUIRE(holder.query("ROLLBACK").ok());
+}
+
+TEST_CASE("on PostgreSQL a watching store hears of the outbox entries and shared intake other processes commit") {
+  test::PgDatabase db;
+  asio::io_context io;
+  auto store = open_postgres_store(db.conninfo(), io);
+  std::vector<Store::Change> heard;
+  store->watch([&](Store::Change change) { heard.push_back(change); });
+  auto other = open_postgres_store(db.conninfo());  // another replica, or an operator's tactd outbox
+  // Runs the loop until `change` is heard (or 10 s pass); what was heard
+  // before it is left in `heard`.
+  const auto hear = [&](Store::Change change) {
+    const auto until = std::chrono::steady_clock::now() + 10s;
+    while (std::find(heard.begin(), heard.end(), change) == heard.end() && std::chrono::steady_clock::now() < until)
+      io.run_one_for(100ms);
+    return std::find(heard.begin(), heard.end(), change) != heard.end();
+  };
+  // The listener connects in the background: a NOTIFY before its LISTEN is
+  // not delivered. Knock until it answers.
+  pg::SyncConnection knock(db.conninfo());
+  for (int i = 0; i < 100 && heard.empty(); ++i) {
+    REQUIRE(knock.query("SELECT pg_notify('tactd_intake', '')").ok());
+    io.run_one_for(100ms);
+  }
+  REQUIRE_FALSE(heard.empty());
+  const auto t0 = *parse_rfc3339("2026-11-20T10:00:00Z");
+  Notification n;
+  n.idempotency_key = "k1";
+  n.at = t0;
+  n.rule = "r";
+  n.kind = Kind::kApology;
+  n.customer = "c-1";
+  n.entity = EntityRef{EntityType::kOrder, "A"};
+  n.channel = Channel::kSms;
+  n.to = "+31600000000";
+  n.body = "Sorry";
+  n.locale = "nl";
+  n.time_zone = "Europe/Amsterdam";
+
+  SECTION("a new outbox entry, once per commit however many it adds") {
+    heard.clear();
+    {
+      auto tx = other->begin();
+      REQUIRE(other->enqueue(n));
+      n.idempotency_key = "k2";
+      REQUIRE(other->enqueue(n));
+      tx->commit();
+    }
+    REQUIRE(hear(Store::Change::kOutbox));
+    // A commit that adds nothing (the key is known) tells nothing: the
+    // intake after it is heard, and no second outbox change before it.
+    REQUIRE_FALSE(other->enqueue(n));
+    other->put_intake(5, Observation{EntityRef{EntityType::kOrder, "A"}, t0, {{"customer", "c-1"}}, false}, t0);
+    REQUIRE(hear(Store::Change::kIntake));
+    CHECK(std::count(heard.begin(), heard.end(), Store::Change::kOutbox) == 1);
+  }
+  SECTION("an entry an operator makes pending again") {
+    REQUIRE(other->enqueue(n));
+    const long long id = other->last_enqueued();
+    REQUIRE(hear(Store::Change::kOutbox));
+    other->record_failure(id, t0, "the provider refused it", std::nullopt);
+    heard.clear();
+    REQUIRE(other->retry(id, t0 + 1h));
+    REQUIRE(hear(Store::Change::kOutbox));
+  }
+  SECTION("an entry added in a transaction rolled back tells nothing") {
+    heard.clear();
+    auto tx = other->begin();
+    REQUIRE(other->enqueue(n));
+    tx.reset();  // rolled back: nothing was added
+    other->put_intake(5, Observation{EntityRef{EntityType::kOrder, "A"}, t0, {{"customer", "c-1"}}, false}, t0);
+    REQUIRE(hear(Store::Change::kIntake));
+    CHECK(std::count(heard.begin(), heard.end(), Store::Change::kOutbox) == 0);
+  }
 }

@@ -25,7 +25,7 @@ using namespace std::chrono_literals;
 namespace {
 
 // The schema version a new database gets: the number of migrations.
-constexpr int kLatest = 21;
+constexpr int kLatest = 22;
 
 Timestamp at(const char* text) { return *parse_rfc3339(text); }
 
