@@ -3,7 +3,6 @@
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
-#include <sstream>
 #include <string>
 
 #include "postgres/sync_connection.h"
@@ -21,22 +20,6 @@ namespace {
 
 // The schema version a new database gets (store_test checks the number).
 const int kLatest = tactd::latest_schema_version();
-
-// postgresql://user@host:port/database of the test's database (its
-// conninfo is libpq keywords; the last dbname wins).
-std::string url_of(const tactd::test::PgDatabase& db) {
-  std::istringstream words(db.conninfo());
-  std::string word, host, port, user, dbname;
-  while (words >> word) {
-    const auto eq = word.find('=');
-    const std::string key = word.substr(0, eq), value = word.substr(eq + 1);
-    if (key == "host") host = value;
-    if (key == "port") port = value;
-    if (key == "user") user = value;
-    if (key == "dbname") dbname = value;
-  }
-  return "postgresql://" + user + "@" + host + ":" + port + "/" + dbname;
-}
 
 // A configuration in `dir` whose state is `state_lines`: [tactd] state, or a [state] table.
 std::string config_with(const TempDir& dir, const std::string& state_lines) {
@@ -60,7 +43,7 @@ TEST_CASE("tactd migrate twice at once on one PostgreSQL database: both succeed,
   TempDir dir;
   tactd::test::PgDatabase db;
   dir.write("db-password", "never-shown-0451\n");
-  const auto config = config_with(dir, "[state]\nurl = \"" + url_of(db) + "\"\npassword_file = \"db-password\"\n");
+  const auto config = config_with(dir, "[state]\nurl = \"" + db.url() + "\"\npassword_file = \"db-password\"\n");
   const std::string tactd = std::string("'") + TACTD_BINARY + "' migrate --config " + config;
   const auto folder = dir.path().string();
   const std::string both = "(" + tactd + " >'" + folder + "/out1' 2>&1; echo $? >'" + folder + "/status1') & (" +

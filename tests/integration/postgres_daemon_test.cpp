@@ -7,7 +7,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <sstream>
 #include <string>
 #include <thread>
 
@@ -29,21 +28,6 @@ namespace {
 
 const std::string kToken = "token-for-tests";
 const tactd::test::Environment kSecrets = {{"MAIL_KEY", "SG.fixture-mail-key"}};
-
-// postgresql://user@host:port/database of the test's database.
-std::string url_of(const tactd::test::PgDatabase& db) {
-  std::istringstream words(db.conninfo());
-  std::string word, host, port, user, dbname;
-  while (words >> word) {
-    const auto eq = word.find('=');
-    const std::string key = word.substr(0, eq), value = word.substr(eq + 1);
-    if (key == "host") host = value;
-    if (key == "port") port = value;
-    if (key == "user") user = value;
-    if (key == "dbname") dbname = value;
-  }
-  return "postgresql://" + user + "@" + host + ":" + port + "/" + dbname;
-}
 
 // A cancelled order of customer c-<id>, who has an email address: one apology by email.
 std::string cancellation(const std::string& id) {
@@ -77,7 +61,7 @@ class PgDaemon {
     dir.write("token", kToken + "\n");
     return dir.write("tactd.toml", "[tactd]\nrules = \"" + (tactd::test::source_dir() / "config/rules").string() +
                                        "\"\ntemplates = \"" + (tactd::test::source_dir() / "templates").string() +
-                                       "\"\nmerchant = \"Bakkerij Bol\"\n[state]\nurl = \"" + url_of(db) +
+                                       "\"\nmerchant = \"Bakkerij Bol\"\n[state]\nurl = \"" + db.url() +
                                        "\"\n[locale]\ntime_zone = \"Europe/Amsterdam\"\n"
                                        "[push]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"token\"\n"
                                        "[admin]\nlisten = \"127.0.0.1:0\"\n"

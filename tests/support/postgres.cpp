@@ -6,7 +6,9 @@
 #include <cstdlib>
 #include <fstream>
 #include <random>
+#include <sstream>
 #include <stdexcept>
+#include <string>
 
 #include "postgres/sync_connection.h"
 
@@ -40,6 +42,20 @@ PgDatabase::PgDatabase() : server_(server_conninfo()) {
   auto created = admin.query("CREATE DATABASE " + name_);
   if (!created.ok()) throw std::runtime_error("CREATE DATABASE " + name_ + " failed: " + created.error->message);
   conninfo_ = server_ + " dbname=" + name_;  // a later keyword overrides the earlier one
+}
+
+std::string PgDatabase::url() const {
+  std::istringstream words(conninfo_);
+  std::string word, host, port, user, dbname;
+  while (words >> word) {  // the last dbname wins
+    const auto eq = word.find('=');
+    const std::string key = word.substr(0, eq), value = word.substr(eq + 1);
+    if (key == "host") host = value;
+    if (key == "port") port = value;
+    if (key == "user") user = value;
+    if (key == "dbname") dbname = value;
+  }
+  return "postgresql://" + user + "@" + host + ":" + port + "/" + dbname;
 }
 
 PgDatabase::~PgDatabase() {

@@ -21,6 +21,8 @@ class PgDatabase {
   const std::string& name() const { return name_; }
   // libpq keywords for this database.
   const std::string& conninfo() const { return conninfo_; }
+  // postgresql://user@host:port/name, as [tactd] state takes it.
+  std::string url() const;
 
  private:
   std::string server_;  // the fixture's connection string (database tactd_test)
