@@ -156,7 +156,7 @@ class Feeder(threading.Thread):
         while not self.stop_flag.is_set():
             self.pushing = True
             try:
-                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+                connection = http.client.HTTPConnection("127.0.0.1", self.next_port(), timeout=10)
                 connection.request("POST", "/v1/observations", body,
                                    {"Authorization": "Bearer " + TOKEN, "Content-Type": "application/x-ndjson"})
                 answer = connection.getresponse()
@@ -170,10 +170,18 @@ class Feeder(threading.Thread):
             with self.lock:
                 self.pushes[status] += 1
                 if status == "202":
-                    self.accepted.update(numbers)
+                    self.on_accepted(numbers)
                     return True
             time.sleep(0.05)  # down or restarting: send the same batch again
         return False
+
+    def next_port(self):
+        """Where the next push goes."""
+        return self.port
+
+    def on_accepted(self, numbers):
+        """A push of `numbers` was answered 202 (called holding self.lock)."""
+        self.accepted.update(numbers)
 
     def drop(self, numbers):
         name = f"events-{numbers[0]:07d}.jsonl"

@@ -34,7 +34,6 @@ It prints its figures and exits 0 when all hold, 1 otherwise. The replicas
 and the sink are stopped by their PIDs at the end, also on failure.
 """
 import argparse
-import http.client
 import os
 import random
 import re
@@ -43,12 +42,12 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "crash"))
-from crash_test import SOURCE, TOKEN, Sink, event, free_port  # noqa: E402
+import crash_test  # noqa: E402
+from crash_test import SOURCE, TOKEN, Sink, free_port  # noqa: E402
 
 PATIENCE = 60  # seconds: to start, to drain
 SHARDS = 256
@@ -162,76 +161,24 @@ class Replica:
         return self.process.returncode if self.process else 0
 
 
-class Feeder(threading.Thread):
-    """Sends events until stopped: push batches to the replicas in turn, and spool files."""
+class Feeder(crash_test.Feeder):
+    """crash_test's feeder, pushing to the replicas in turn: a batch not answered 202 goes to the next."""
 
     def __init__(self, replicas, spool, rate, rng):
-        super().__init__(daemon=True)
-        self.replicas, self.spool, self.rate, self.rng = replicas, spool, rate, rng
-        self.stop_flag = threading.Event()
-        self.lock = threading.Lock()
-        self.next = 1
+        super().__init__(None, spool, rate, rng)
+        self.replicas = replicas
         self.turn = 0
-        self.accepted = set()
         self.accepted_at = {}  # pushed event -> when its 202 came
-        self.spooled = {}
-        self.pushes = Counter()
 
-    def take(self, count):
-        with self.lock:
-            numbers = list(range(self.next, self.next + count))
-            self.next += count
-            return numbers
+    def next_port(self):
+        replica = self.replicas[self.turn % len(self.replicas)]
+        self.turn += 1
+        return replica.port
 
-    def push(self, numbers):
-        body = "".join(event(n) for n in numbers).encode()
-        while not self.stop_flag.is_set():
-            replica = self.replicas[self.turn % len(self.replicas)]
-            self.turn += 1
-            try:
-                connection = http.client.HTTPConnection("127.0.0.1", replica.port, timeout=10)
-                connection.request("POST", "/v1/observations", body,
-                                   {"Authorization": "Bearer " + TOKEN, "Content-Type": "application/x-ndjson"})
-                answer = connection.getresponse()
-                answer.read()
-                connection.close()
-                status = str(answer.status)
-            except (OSError, http.client.HTTPException):
-                status = "no answer"
-            with self.lock:
-                self.pushes[status] += 1
-                if status == "202":
-                    self.accepted.update(numbers)
-                    now = time.monotonic()
-                    self.accepted_at.update((n, now) for n in numbers)
-                    return True
-            time.sleep(0.02)  # that replica is down: the next one
-        return False
-
-    def drop(self, numbers):
-        name = f"events-{numbers[0]:07d}.jsonl"
-        aside = os.path.join(self.spool, "." + name + ".tmp")
-        with open(aside, "w") as f:
-            f.write("".join(event(n) for n in numbers))
-        os.rename(aside, os.path.join(self.spool, name))
-        with self.lock:
-            self.spooled[name] = numbers
-
-    def run(self):
-        spooler = threading.Thread(target=self.spool_loop, daemon=True)
-        spooler.start()
-        while not self.stop_flag.is_set():
-            numbers = self.take(self.rng.randint(1, 10))
-            if not self.push(numbers):
-                break
-            time.sleep(len(numbers) / (self.rate / 2))
-        spooler.join(timeout=PATIENCE)
-
-    def spool_loop(self):
-        while not self.stop_flag.is_set():
-            numbers = self.take(self.rng.randint(1, 10))
-            self.drop(numbers)
-            time.sleep(len(numbers) / (self.rate / 2))
+    def on_accepted(self, numbers):
+        super().on_accepted(numbers)
+        now = time.monotonic()
+        self.accepted_at.update((n, now) for n in numbers)
 
 
 def owners(db):
