@@ -250,9 +250,10 @@ class Daemon::Impl {
     // Another replica's or an operator's commit wakes whoever has work now
     // (PostgreSQL; the loops look on their own schedule otherwise).
     store_->watch([this](Store::Change change) {
-      if (change == Store::Change::kIntake)
+      if (change == Store::Change::kIntake) {
+        intake_again_ = true;
         wake(cluster_sleep_);
-      else if (delivery_)
+      } else if (delivery_)
         delivery_->wake();
     });
     actions_ = std::make_unique<Actions>(
@@ -444,6 +445,7 @@ class Daemon::Impl {
     Timestamp next_renewal = clock_.now() + cluster_->renew_every();
     while (!stopping_) {
       Duration wait = cluster_->live() > 1 ? kIntakePoll : cluster_->renew_every();
+      intake_again_ = false;  // what comes from here on is for the next turn
       try {
         const auto turn = [this, &next_renewal] {
           if (clock_.now() >= next_renewal) {
@@ -464,8 +466,10 @@ class Daemon::Impl {
         spdlog::error("cluster: failed {} {}", kv("error", e.what()),
                       kv("next_try_s", std::to_string(kLoopBackoff.count())));
         wait = std::min<Duration>(kLoopBackoff, cluster_->renew_every());
+        intake_again_ = false;  // the backoff first
       }
       wait = std::min<Duration>(wait, next_renewal - clock_.now());
+      if (intake_again_) wait = Duration::zero();  // told of more while this turn ran
       co_await nap(sleep, cluster_sleep_,
                    std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::max(wait, Duration::zero())));
     }
@@ -1365,6 +1369,7 @@ class Daemon::Impl {
   std::optional<asio::signal_set> hangup_;   // SIGHUP
   asio::steady_timer* timer_sleep_ = nullptr;
   asio::steady_timer* cluster_sleep_ = nullptr;
+  bool intake_again_ = false;  // the shared intake grew (Store::watch) since the cluster loop's turn began
   asio::steady_timer* watchdog_sleep_ = nullptr;
   asio::steady_timer* status_sleep_ = nullptr;
   asio::steady_timer* state_look_sleep_ = nullptr;
