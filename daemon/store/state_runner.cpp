@@ -10,25 +10,62 @@
 #include <deque>
 #include <stdexcept>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 namespace tactd {
 namespace asio = boost::asio;
 namespace ctx = boost::context;
 
 namespace {
 
+// AddressSanitizer must be told of every switch between the loop's stack
+// and a fiber's: Boost.Context's fcontext switches (Debian's build) do not
+// tell it. Without it, an exception thrown on a fiber cannot clear the
+// frames it unwinds (ASan does not know that stack's bounds) and a later
+// frame on the same stack is reported as an overflow. `leaving` comes
+// right before a switch, with the stack switched to; `arrived` right after
+// one, on the new stack, and learns the bounds of the stack left.
+struct Bounds {
+  const void* bottom = nullptr;
+  std::size_t size = 0;
+};
+void leaving([[maybe_unused]] void** fake_stack, [[maybe_unused]] const Bounds& to) {
+#if defined(__SANITIZE_ADDRESS__)
+  __sanitizer_start_switch_fiber(fake_stack, to.bottom, to.size);
+#endif
+}
+void arrived([[maybe_unused]] void* fake_stack, [[maybe_unused]] Bounds* from) {
+#if defined(__SANITIZE_ADDRESS__)
+  __sanitizer_finish_switch_fiber(fake_stack, from ? &from->bottom : nullptr, from ? &from->size : nullptr);
+#endif
+}
+
+// Thrown on a suspended fiber when its scheduler is destroyed: its work
+// unwinds (destructors run) and the fiber ends by returning, so that the
+// last switch is one ASan was told of. Not a std::exception: the store's
+// error handling lets it pass.
+struct Unwinding {};
+
 // Hands out one guarded stack again and again: only one fiber exists at a
 // time (the one holding the store), so after the first the stack is not
 // mapped anew for each piece of work.
 class ReusedStack {
  public:
-  explicit ReusedStack(std::shared_ptr<std::optional<ctx::stack_context>> spare) : spare_(std::move(spare)) {}
+  // `bounds`: where the stack handed out last is.
+  ReusedStack(std::shared_ptr<std::optional<ctx::stack_context>> spare, Bounds& bounds)
+      : spare_(std::move(spare)), bounds_(&bounds) {}
   ctx::stack_context allocate() {
+    ctx::stack_context stack;
     if (*spare_) {
-      ctx::stack_context stack = **spare_;
+      stack = **spare_;
       spare_->reset();
-      return stack;
+    } else {
+      stack = ctx::protected_fixedsize_stack(FiberScheduler::kStackSize).allocate();
     }
-    return ctx::protected_fixedsize_stack(FiberScheduler::kStackSize).allocate();
+    *bounds_ = Bounds{static_cast<const char*>(stack.sp) - stack.size, stack.size};  // it grows down from sp
+    return stack;
   }
   void deallocate(ctx::stack_context& stack) noexcept {
     if (!*spare_) {
@@ -40,6 +77,7 @@ class ReusedStack {
 
  private:
   std::shared_ptr<std::optional<ctx::stack_context>> spare_;
+  Bounds* bounds_;
 };
 
 }  // namespace
@@ -50,8 +88,11 @@ class FiberScheduler::Impl {
     std::function<void()> work;
     std::function<void(std::exception_ptr)> done;
     std::exception_ptr failure;
-    ctx::fiber fiber;   // the fiber, while it is suspended
-    ctx::fiber caller;  // the loop's side, while the fiber runs
+    ctx::fiber fiber;            // the fiber, while it is suspended
+    ctx::fiber caller;           // the loop's side, while the fiber runs
+    Bounds stack;                // the fiber's stack
+    Bounds loop;                 // the loop's stack, as the fiber last left it
+    void* fake_stack = nullptr;  // ASan's, for the fiber while it is suspended
   };
 
   explicit Impl(asio::io_context& io) : io_(io) {}
@@ -59,12 +100,14 @@ class FiberScheduler::Impl {
   ~Impl() {
     closing_ = true;
     queue_.clear();  // never started: their awaiting coroutines are dropped
-    // A suspended fiber is unwound by ctx::fiber's destructor (forced_unwind
-    // thrown at its suspension point); its store calls fail at once meanwhile.
+    // A suspended fiber is resumed once more: its wait() throws Unwinding,
+    // its store calls fail at once meanwhile, and it ends. Its awaiting
+    // coroutine hears nothing (closing_).
     if (active_) {
-      current_ = active_.get();
-      active_->fiber = ctx::fiber();
-      current_ = nullptr;
+      const std::shared_ptr<Task> task = active_;
+      resume(task);
+      // Work that caught Unwinding and waited again: ctx::fiber's own unwinding.
+      if (task->fiber) task->fiber = ctx::fiber();
       active_.reset();
     }
     if (*spare_) ctx::protected_fixedsize_stack(kStackSize).deallocate(**spare_);
@@ -98,7 +141,12 @@ class FiberScheduler::Impl {
       }
       resume(resumed);
     });
-    while (!*woken) task->caller = std::move(task->caller).resume();
+    while (!*woken) {
+      if (closing_) throw Unwinding{};
+      leaving(&task->fake_stack, task->loop);
+      task->caller = std::move(task->caller).resume();
+      arrived(task->fake_stack, &task->loop);
+    }
   }
 
  private:
@@ -118,15 +166,19 @@ class FiberScheduler::Impl {
     active_ = std::move(queue_.front());
     queue_.pop_front();
     Task* task = active_.get();
-    task->fiber = ctx::fiber(std::allocator_arg, ReusedStack(spare_), [task](ctx::fiber&& caller) {
+    task->fiber = ctx::fiber(std::allocator_arg, ReusedStack(spare_, task->stack), [task](ctx::fiber&& caller) {
+      arrived(nullptr, &task->loop);
       task->caller = std::move(caller);
       try {
         task->work();
       } catch (const ctx::detail::forced_unwind&) {
         throw;  // the fiber is being destroyed: let it unwind
+      } catch (const Unwinding&) {
+        // the scheduler is being destroyed: nobody waits for the outcome
       } catch (...) {
         task->failure = std::current_exception();
       }
+      leaving(nullptr, task->loop);  // for good: this stack is done with
       return std::move(task->caller);
     });
     resume(active_);
@@ -135,9 +187,12 @@ class FiberScheduler::Impl {
   // Runs `task`'s fiber until it suspends or ends; on the loop's stack.
   void resume(const std::shared_ptr<Task>& task) {
     current_ = task.get();
+    void* loop_fake_stack = nullptr;
+    leaving(&loop_fake_stack, task->stack);
     task->fiber = std::move(task->fiber).resume();
+    arrived(loop_fake_stack, nullptr);
     current_ = nullptr;
-    if (task->fiber) return;  // suspended: a wake() resumes it
+    if (task->fiber || closing_) return;  // suspended: a wake() resumes it; closing: nobody waits
     // Ended: the awaiting coroutine hears of it from the loop, and the next
     // piece of work may take the store.
     asio::post(io_, [done = std::move(task->done), failure = task->failure] { done(failure); });
