@@ -68,6 +68,8 @@ def percentile(values, p):
 class Sink:
     def __init__(self, build, work):
         portfile = os.path.join(work, "sink.port")
+        if os.path.exists(portfile):  # an earlier sink's, in the same folder: not this one's port
+            os.remove(portfile)
         self.process = subprocess.Popen([os.path.join(build, "tests", "webhook_sink"), portfile])
         deadline = time.monotonic() + 10
         while not os.path.exists(portfile):
