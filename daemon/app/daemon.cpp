@@ -342,24 +342,34 @@ class Daemon::Impl {
       notifier_.ready("reload refused (" + std::to_string(errors.size()) + " problems, see the log); " + status_line());
       return;
     }
+    // The new snapshot takes over between two pieces of store work, never
+    // in the middle of one: on PostgreSQL a piece suspended on its fiber
+    // still reads the rules, templates and configuration it began with
+    // (the pipeline holds them by reference), so swapping them under it
+    // would leave it reading freed memory. On SQLite this runs at once.
+    run_detached(
+        io_->get_executor(), state_, [this, taken = std::move(*next)] { apply_reload(taken); }, "reload");
+  }
+
+  void apply_reload(const Snapshot& next) {
     const Snapshot old = pipeline_->snapshot();
-    pipeline_->set_snapshot(*next);
+    pipeline_->set_snapshot(next);
     metric_set_.last_reload.set({}, 1);
-    if (auto level = parse_log_level(next->config->log_level)) spdlog::set_level(*level);
-    reload_rules(*old.rules, *next->rules);
-    reload_channels(*old.config, *next->config);
-    if (old.config->actions != next->config->actions) {
-      spdlog::info("reload: actions reconfigured {}", kv("actions", std::to_string(next->config->actions.size())));
-      actions_->reconfigure(next->config->actions);
+    if (auto level = parse_log_level(next.config->log_level)) spdlog::set_level(*level);
+    reload_rules(*old.rules, *next.rules);
+    reload_channels(*old.config, *next.config);
+    if (old.config->actions != next.config->actions) {
+      spdlog::info("reload: actions reconfigured {}", kv("actions", std::to_string(next.config->actions.size())));
+      actions_->reconfigure(next.config->actions);
     }
-    operators_->configure(next->config->operators, next->config->channel(Channel::kEmail));
-    forwarder_->configure(next->config->inbound, next->config->channel(Channel::kEmail));
+    operators_->configure(next.config->operators, next.config->channel(Channel::kEmail));
+    forwarder_->configure(next.config->inbound, next.config->channel(Channel::kEmail));
     forwarder_->wake();
-    reload_sources(*old.config, *next->config);
-    reload_endpoints(*old.config, *next->config);
+    reload_sources(*old.config, *next.config);
+    reload_endpoints(*old.config, *next.config);
     reload_log_.add(ReloadRecord{clock_.now(), true, {}});
-    spdlog::info("reload: done; {} rules, {} sources, {} channels", next->rules->rules().size(),
-                 next->config->sources.size(), next->config->channels.size());
+    spdlog::info("reload: done; {} rules, {} sources, {} channels", next.rules->rules().size(),
+                 next.config->sources.size(), next.config->channels.size());
     notifier_.ready(status_line());
   }
 

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <string>
 #include <thread>
 
@@ -54,6 +55,7 @@ class PgDaemon {
     return tactd::test::http("GET", "http://127.0.0.1:" + std::to_string(admin_) + path);
   }
   int stop() { return daemon_.stop(); }
+  void signal(int signal) const { daemon_.signal(signal); }
 
  private:
   static std::filesystem::path write_config(const TempDir& dir, const tactd::test::PgDatabase& db,
@@ -123,6 +125,37 @@ TEST_CASE("on PostgreSQL a stalled database holds up the push, never the loop: h
   REQUIRE(eventually([&] { return provider.requests().size() == 2; }));
   std::this_thread::sleep_for(1s);
   CHECK(provider.requests().size() == 2);  // each delivered once
+  CHECK(daemon.stop() == 0);
+}
+
+TEST_CASE("on PostgreSQL a reload waits for the store work under way, which keeps the rules it began with") {
+  TempDir dir;
+  tactd::test::PgDatabase db;
+  Provider provider(dir);
+  PgDaemon daemon(dir, db, provider);
+  CHECK(daemon.push(cancellation("1")).status == 202);
+  REQUIRE(eventually([&] { return provider.requests().size() == 1; }));
+
+  // The next push's commit stops at the outbox, after its rules have
+  // fired: the store work is suspended in the middle of deciding.
+  tactd::pg::SyncConnection holder(db.conninfo());
+  REQUIRE(holder.query("BEGIN").ok());
+  REQUIRE(holder.query("LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE").ok());
+  std::atomic<long> answer{0};
+  std::thread pusher([&] { answer = daemon.push(cancellation("2")).status; });
+  REQUIRE(eventually([&] { return holder.query("SELECT 1 FROM pg_locks WHERE NOT granted").rows.size() > 0; }));
+  // A reload meanwhile (the same files: new rules, templates and
+  // configuration all the same) is read at once and takes over only once
+  // that work is done; before, it freed the rules the work was reading.
+  daemon.signal(SIGHUP);
+  REQUIRE(eventually([&] { return slurp(dir.path() / "log").find("reloading") != std::string::npos; }));
+  CHECK(daemon.admin("/healthz").status == 200);  // the loop has turned since
+  CHECK(slurp(dir.path() / "log").find("reload: done") == std::string::npos);
+  REQUIRE(holder.query("COMMIT").ok());
+  pusher.join();
+  CHECK(answer == 202);
+  REQUIRE(eventually([&] { return slurp(dir.path() / "log").find("reload: done") != std::string::npos; }));
+  REQUIRE(eventually([&] { return provider.requests().size() == 2; }));  // the second apology was decided
   CHECK(daemon.stop() == 0);
 }
 
