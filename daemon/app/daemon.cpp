@@ -238,7 +238,11 @@ class Daemon::Impl {
     try {
       at_start([this] { renew_cluster(); });
     } catch (const StoreError& e) {
-      throw StartupError(std::string("cluster: ") + e.what());
+      // A deadlock or a lost connection: the cluster loop renews again
+      // within a third of the lease; meanwhile everything goes to the
+      // shared intake.
+      if (!e.retryable) throw StartupError(std::string("cluster: ") + e.what());
+      spdlog::warn("cluster: the first renewal failed, trying again at the next {}", kv("error", e.what()));
     }
     http_ = HttpClient::create(*io_);
     smtp_ = SmtpClient::create(*io_);

@@ -1374,8 +1374,12 @@ class PgStore final : public Store {
     return guard("take " + std::to_string(shards.size()) + " shards", [&] {
       std::vector<int> out;
       for (const Row& r :
-           run_prepared("INSERT INTO shard_leases (shard, owner, lease_until) SELECT unnest($1::int[]), $2, $3 "
-                        "ON CONFLICT (shard) DO UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until "
+           // In ascending order: replicas taking overlapping sets lock the
+           // rows in the same order, so they wait for each other instead of
+           // deadlocking (each starts its wish list at its own shard).
+           run_prepared("INSERT INTO shard_leases (shard, owner, lease_until) SELECT s, $2, $3 FROM "
+                        "unnest($1::int[]) AS s ORDER BY s ON CONFLICT (shard) DO UPDATE SET owner = excluded.owner, "
+                        "lease_until = excluded.lease_until "
                         "WHERE shard_leases.owner = excluded.owner OR shard_leases.owner = '' OR "
                         "shard_leases.lease_until <= $4 RETURNING shard",
                         Params(int_array(shards), replica, ms(until), ms(now)))
