@@ -230,13 +230,25 @@ class Daemon::Impl {
       throw StartupError(e.what());
     }
     state_ = StateRunner(store_->fibers());
+    if (!state_.direct()) {
+      // The leases are renewed on a connection of their own, so that a
+      // renewal never queues behind the store work of pushes, sources and
+      // deliveries, which can take longer than a lease on a busy database.
+      try {
+        lease_store_ = open_state(*snapshot.config, &*io_);
+      } catch (const StoreError& e) {
+        throw StartupError(e.what());
+      }
+      leases_ = StateRunner(lease_store_->fibers());
+    }
     pipeline_ = std::make_unique<Pipeline>(snapshot, *store_, clock_);
     // Shards before any intake: a lone replica (always on SQLite) owns them
     // all from the start (docs/scale-out.md).
-    cluster_ = std::make_unique<Cluster>(*store_, clock_, make_replica_id(), snapshot.config->cluster_lease);
+    cluster_ = std::make_unique<Cluster>(lease_store_ ? *lease_store_ : *store_, clock_, make_replica_id(),
+                                         snapshot.config->cluster_lease);
     pipeline_->set_cluster(cluster_.get());
     try {
-      at_start([this] { renew_cluster(); });
+      at_start(leases_, [this] { log_round(cluster_->renew()); });
     } catch (const StoreError& e) {
       // A deadlock or a lost connection: the cluster loop renews again
       // within a third of the lease; meanwhile everything goes to the
@@ -294,6 +306,7 @@ class Daemon::Impl {
     // A store on fibers unwinds the work suspended in them and closes its
     // connection while io_ (and what the work refers to) still exists.
     store_.reset();
+    lease_store_.reset();
     io_.reset();
   }
 
@@ -305,6 +318,7 @@ class Daemon::Impl {
       start_shutdown();
     });
     wait_for_hangup();
+    spawn("leases", lease_loop());
     spawn("cluster", cluster_loop());
     spawn("timers", timer_loop());
     spawn("delivery", delivery_loop());
@@ -396,6 +410,7 @@ class Daemon::Impl {
     hangup_->cancel(ignored);
     wake(timer_sleep_);
     wake(cluster_sleep_);
+    wake(lease_sleep_);
     wake(watchdog_sleep_);
     wake(status_sleep_);
     wake(state_look_sleep_);
@@ -406,7 +421,7 @@ class Daemon::Impl {
     // renewal instead of after the leases end. What still arrives goes to
     // the shared intake.
     run_detached(
-        io_->get_executor(), state_,
+        io_->get_executor(), leases_,
         [this] {
           try {
             cluster_->leave();
@@ -422,12 +437,12 @@ class Daemon::Impl {
 
   // Store work at start, before the loop runs: on fibers (PostgreSQL), the
   // loop is turned here until the work is done; directly otherwise.
-  void at_start(const std::function<void()>& work) {
-    if (state_.direct()) return work();
+  void at_start(StateRunner runner, const std::function<void()>& work) {
+    if (runner.direct()) return work();
     std::exception_ptr failure;
     bool done = false;
     asio::co_spawn(
-        *io_, [this, &work]() -> asio::awaitable<void> { co_await state_.run(work); },
+        *io_, [runner, &work]() -> asio::awaitable<void> { co_await runner.run(work); },
         [&](std::exception_ptr e) {
           failure = e;
           done = true;
@@ -438,42 +453,65 @@ class Daemon::Impl {
     if (!done) throw StoreError("the event loop stopped before the state answered");
   }
 
-  // One renewal of the shard and source leases; logs what changed.
-  void renew_cluster() {
-    const std::size_t live_before = cluster_->live();
-    const Cluster::Round round = cluster_->renew();
-    const auto list = [](const std::vector<int>& shards) { return std::to_string(shards.size()); };
+  void log_round(const Cluster::Round& round) const {
+    const auto count = [](const std::vector<int>& shards) { return std::to_string(shards.size()); };
     if (!round.taken.empty() || !round.released.empty() || !round.lost.empty())
       spdlog::info("cluster: shards {} {} {} {} {} {}", kv("replica", cluster_->replica()),
-                   kv("owned", std::to_string(round.owned)), kv("taken", list(round.taken)),
-                   kv("released", list(round.released)), kv("lost", list(round.lost)),
+                   kv("owned", std::to_string(round.owned)), kv("taken", count(round.taken)),
+                   kv("released", count(round.released)), kv("lost", count(round.lost)),
                    kv("live", std::to_string(round.live)));
-    // Each replica sends its share of a channel's rate.
-    if (round.live != live_before && delivery_) delivery_->reconfigure(lanes(*pipeline_->snapshot().config));
   }
 
-  // Renews the leases every lease/3 and applies the shared intake of the
-  // owned shards, often while other replicas are live.
+  // Renews the shard and source leases every lease/3 on their own
+  // connection (leases_), whatever the other store work takes, and logs
+  // what changed. What follows from it on this replica's side (its share of
+  // the channels' rates, the sends a dead replica cut off) is left to the
+  // cluster loop's next turn: it changes what store work under way may be
+  // reading, so it runs through state_, between two pieces of that work.
+  asio::awaitable<void> lease_loop() {
+    asio::steady_timer sleep(*io_);
+    Duration wait = cluster_->renew_every();  // the first renewal was at start
+    while (!stopping_) {
+      co_await nap(sleep, lease_sleep_,
+                   std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::max(wait, Duration::zero())));
+      if (stopping_) break;
+      wait = cluster_->renew_every();
+      try {
+        const auto renew = [this] { return cluster_->renew(); };
+        log_round(co_await leases_.run(renew));
+        renewed_ = true;
+        wake(cluster_sleep_);
+      } catch (const std::exception& e) {
+        spdlog::error("cluster: cannot renew the leases {} {}", kv("error", e.what()),
+                      kv("next_try_s", std::to_string(kLoopBackoff.count())));
+        wait = std::min<Duration>(kLoopBackoff, cluster_->renew_every());
+      }
+    }
+  }
+
+  // Applies the shared intake of the owned shards, often while other
+  // replicas are live, and what each renewal of the leases calls for.
   asio::awaitable<void> cluster_loop() {
     asio::steady_timer sleep(*io_);
-    Timestamp next_renewal = clock_.now() + cluster_->renew_every();
+    std::size_t live = cluster_->live();
     while (!stopping_) {
       Duration wait = cluster_->live() > 1 ? kIntakePoll : cluster_->renew_every();
       intake_again_ = false;  // what comes from here on is for the next turn
+      const bool renewed = std::exchange(renewed_, false);
       try {
-        const auto turn = [this, &next_renewal] {
-          if (clock_.now() >= next_renewal) {
-            renew_cluster();
-            next_renewal = clock_.now() + cluster_->renew_every();
-            // Sends a dead replica left cut off: nobody else restarts to settle them.
-            if (cluster_->live() > 1) delivery_->settle_interrupted();
+        const auto turn = [this, renewed, &live] {
+          if (cluster_->live() != live) {
+            live = cluster_->live();
+            delivery_->reconfigure(lanes(*pipeline_->snapshot().config));  // each replica its share of a rate
           }
+          // Sends a dead replica left cut off: nobody else restarts to settle them.
+          if (renewed && live > 1) delivery_->settle_interrupted();
           return pipeline_->apply_intake();
         };
         const Outcome outcome = co_await state_.run(turn);
         if (outcome.from_intake > 0)
-          spdlog::info("intake: applied from the shared intake {}",
-                       kv("observations", std::to_string(outcome.from_intake)));
+          spdlog::debug("intake: applied from the shared intake {}",
+                        kv("observations", std::to_string(outcome.from_intake)));
         record(outcome);
         if (outcome.from_intake >= Pipeline::kIntakeBatch) wait = Duration::zero();  // more waiting
       } catch (const std::exception& e) {
@@ -482,8 +520,7 @@ class Daemon::Impl {
         wait = std::min<Duration>(kLoopBackoff, cluster_->renew_every());
         intake_again_ = false;  // the backoff first
       }
-      wait = std::min<Duration>(wait, next_renewal - clock_.now());
-      if (intake_again_) wait = Duration::zero();  // told of more while this turn ran
+      if (intake_again_ || renewed_) wait = Duration::zero();  // told of more while this turn ran
       co_await nap(sleep, cluster_sleep_,
                    std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::max(wait, Duration::zero())));
     }
@@ -1112,7 +1149,7 @@ class Daemon::Impl {
       try {
         // Each source is read by the one replica holding its lease.
         const auto hold = [this, &config] { return cluster_->hold_source(config.name); };
-        if (!co_await state_.run(hold)) {
+        if (!co_await leases_.run(hold)) {
           standby = true;
           wait = std::min<Duration>(wait, cluster_->renew_every());
         } else if (config.type == "spool") {
@@ -1346,7 +1383,11 @@ class Daemon::Impl {
   DaemonMetrics metric_set_;
   ServiceNotifier notifier_;
   std::unique_ptr<Store> store_;
-  StateRunner state_;     // runs the store's work: directly, or on its fibers
+  StateRunner state_;  // runs the store's work: directly, or on its fibers
+  // On PostgreSQL, the cluster's leases on a connection of their own (see
+  // the constructor); on SQLite none, and leases_ runs directly on store_.
+  std::unique_ptr<Store> lease_store_;
+  StateRunner leases_;
   StateLook state_look_;  // see state_look()
   std::unique_ptr<Pipeline> pipeline_;
   std::unique_ptr<HttpClient> http_;
@@ -1384,6 +1425,8 @@ class Daemon::Impl {
   asio::steady_timer* timer_sleep_ = nullptr;
   asio::steady_timer* cluster_sleep_ = nullptr;
   bool intake_again_ = false;  // the shared intake grew (Store::watch) since the cluster loop's turn began
+  asio::steady_timer* lease_sleep_ = nullptr;
+  bool renewed_ = false;  // the leases were renewed since the cluster loop's turn began
   asio::steady_timer* watchdog_sleep_ = nullptr;
   asio::steady_timer* status_sleep_ = nullptr;
   asio::steady_timer* state_look_sleep_ = nullptr;

@@ -40,8 +40,10 @@ std::string cancellation(const std::string& id) {
 
 class PgDaemon {
  public:
-  PgDaemon(const TempDir& dir, const tactd::test::PgDatabase& db, const Provider& provider)
-      : daemon_(write_config(dir, db, provider), dir.path() / "log", kSecrets) {
+  // `more`: further TOML tables for the configuration.
+  PgDaemon(const TempDir& dir, const tactd::test::PgDatabase& db, const Provider& provider,
+           const std::string& more = {})
+      : daemon_(write_config(dir, db, provider, more), dir.path() / "log", kSecrets) {
     push_ = tactd::test::logged_port(dir.path() / "log", "push: listening on 127.0.0.1:");
     admin_ = tactd::test::logged_port(dir.path() / "log", "admin: /healthz, /readyz and /metrics on 127.0.0.1:");
     REQUIRE(push_ != 0);
@@ -59,7 +61,7 @@ class PgDaemon {
 
  private:
   static std::filesystem::path write_config(const TempDir& dir, const tactd::test::PgDatabase& db,
-                                            const Provider& provider) {
+                                            const Provider& provider, const std::string& more) {
     dir.write("token", kToken + "\n");
     return dir.write("tactd.toml", "[tactd]\nrules = \"" + (tactd::test::source_dir() / "config/rules").string() +
                                        "\"\ntemplates = \"" + (tactd::test::source_dir() / "templates").string() +
@@ -70,7 +72,8 @@ class PgDaemon {
                                        "[[channel]]\nchannel = \"email\"\nprovider = \"sendgrid\"\nurl = \"" +
                                        provider.base() +
                                        "/v3/mail/send\"\nfrom = \"Bakkerij Bol <hallo@bakkerijbol.example>\"\n"
-                                       "secret_env = \"MAIL_KEY\"\nbackoff = \"1s\"\ntimeout = \"2s\"\n");
+                                       "secret_env = \"MAIL_KEY\"\nbackoff = \"1s\"\ntimeout = \"2s\"\n" +
+                                       more);
   }
 
   tactd::test::Daemon daemon_;
@@ -156,6 +159,45 @@ TEST_CASE("on PostgreSQL a reload waits for the store work under way, which keep
   CHECK(answer == 202);
   REQUIRE(eventually([&] { return slurp(dir.path() / "log").find("reload: done") != std::string::npos; }));
   REQUIRE(eventually([&] { return provider.requests().size() == 2; }));  // the second apology was decided
+  CHECK(daemon.stop() == 0);
+}
+
+TEST_CASE("on PostgreSQL the leases are renewed while the store work waits for the database") {
+  TempDir dir;
+  tactd::test::PgDatabase db;
+  Provider provider(dir);
+  PgDaemon daemon(dir, db, provider, "[cluster]\nlease = \"3s\"\n");  // renewed every second
+  CHECK(daemon.push(cancellation("1")).status == 202);
+  REQUIRE(eventually([&] { return provider.requests().size() == 1; }));
+
+  // The next push's commit waits at a locked outbox for longer than a
+  // lease: the store work of pushes, sources and deliveries is held up.
+  tactd::pg::SyncConnection holder(db.conninfo());
+  REQUIRE(holder.query("BEGIN").ok());
+  REQUIRE(holder.query("LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE").ok());
+  std::atomic<long> answer{0};
+  std::thread pusher([&] { answer = daemon.push(cancellation("2")).status; });
+  REQUIRE(eventually([&] { return holder.query("SELECT 1 FROM pg_locks WHERE NOT granted").rows.size() > 0; }));
+  const long long locked_at =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  // The renewals go on meanwhile, on a connection of their own: the
+  // shards' leases keep ending a lease ahead, so no other replica could
+  // take them. (Renewed through the store's queue, they waited behind the
+  // push, and the leases ended under it.)
+  const auto leases_end = [&] {
+    const tactd::pg::Result ends = holder.query("SELECT MIN(lease_until), COUNT(*) FROM shard_leases");
+    REQUIRE(ends.ok());
+    REQUIRE(ends.rows.at(0).integer(1) == 256);
+    return ends.rows.at(0).integer(0);
+  };
+  REQUIRE(eventually([&] { return leases_end() > locked_at + 3500; }));
+  CHECK(answer == 0);  // the push still waits for its commit
+
+  REQUIRE(holder.query("COMMIT").ok());
+  pusher.join();
+  CHECK(answer == 202);
+  REQUIRE(eventually([&] { return provider.requests().size() == 2; }));
   CHECK(daemon.stop() == 0);
 }
 
