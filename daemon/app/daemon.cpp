@@ -783,6 +783,10 @@ class Daemon::Impl {
       actions_->wake();
       delivery_->wake();
     }
+    if (outcome.forwarded > 0) {  // perhaps to this replica's own shards (Pipeline::apply)
+      intake_again_ = true;
+      wake(cluster_sleep_);
+    }
   }
 
   // The pipeline's look at a due entry just before it is sent, inside the

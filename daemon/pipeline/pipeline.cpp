@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bitset>
 #include <functional>
 #include <string_view>
 
@@ -141,12 +142,21 @@ Outcome Pipeline::apply(const Observation& observation) { return apply(std::span
 Outcome Pipeline::apply(std::span<const Observation> observations, const SourceCursor* cursor) {
   Outcome outcome;
   auto transaction = store_.begin();
+  // Shards whose shared intake is not empty: what this replica receives
+  // for them, even for its own, goes there behind what waits, so that an
+  // observation received later is never applied before one received
+  // earlier (a stale check cannot tell two of the same second apart).
+  std::bitset<kShards> waiting;
+  if (cluster_)
+    for (const int shard : store_.intake_shards()) waiting.set(static_cast<std::size_t>(shard));
   for (const Observation& observation : observations) {
     if (cluster_) {
       const std::string key = shard_key(observation.ref, observation.fields);
-      if (!cluster_->owns_key(key)) {
-        store_.put_intake(shard_of(key), observation, clock_.now());
+      const int shard = shard_of(key);
+      if (!cluster_->owns(shard) || waiting.test(static_cast<std::size_t>(shard))) {
+        store_.put_intake(shard, observation, clock_.now());
         ++outcome.forwarded;
+        if (cluster_->owns(shard)) waiting.set(static_cast<std::size_t>(shard));
         continue;
       }
     }

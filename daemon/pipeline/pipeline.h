@@ -65,7 +65,8 @@ struct Outcome {
   };
   std::vector<Stale> stale;
   // Observations of customers in shards another replica owns, committed to
-  // the shared intake for it instead of applied here (set_cluster()).
+  // the shared intake for it instead of applied here (set_cluster()), and
+  // of this replica's own shards while earlier ones wait there.
   std::size_t forwarded = 0;
   // Entries of the shared intake applied here (apply_intake()).
   std::size_t from_intake = 0;

@@ -99,6 +99,10 @@ class ClusterStore {
   virtual void delete_intake(std::span<const long long> ids) = 0;
   // How many entries wait in the shared intake.
   virtual std::size_t intake_size() const = 0;
+  // The shards that have entries waiting in the shared intake, ascending:
+  // an owner applies what it receives for them only after those, so that
+  // it applies a shard's observations in the order they were received.
+  virtual std::vector<int> intake_shards() const = 0;
 
  protected:
   ~ClusterStore() = default;

@@ -1487,6 +1487,14 @@ class PgStore final : public Store {
     });
   }
 
+  std::vector<int> intake_shards() const override {
+    return guard("read the shards of the shared intake", [&] {
+      std::vector<int> out;
+      for (const auto& row : run_prepared(kIntakeShards).rows) out.push_back(static_cast<int>(row.integer(0)));
+      return out;
+    });
+  }
+
  private:
   // BEGIN now; ROLLBACK when destroyed uncommitted. Must not outlive its store.
   class Tx final : public Transaction {

@@ -43,6 +43,14 @@ EntityType type_from(const std::string& text);
 Kind kind_from(const std::string& text);
 Channel channel_from(const std::string& text);
 
+// The shards with entries in the shared intake, ascending, in SQL both
+// dialects read: a loose scan of intake_by_shard, one index step per shard
+// that has entries instead of a walk over all of them.
+inline constexpr const char* kIntakeShards =
+    "WITH RECURSIVE s(shard) AS (SELECT (SELECT MIN(shard) FROM intake) UNION ALL "
+    "SELECT (SELECT MIN(i.shard) FROM intake i WHERE i.shard > s.shard) FROM s WHERE s.shard IS NOT NULL) "
+    "SELECT shard FROM s WHERE shard IS NOT NULL";
+
 // The local part of the Message-ID channels/mime.cpp gives the email of
 // `key`: the first 32 hex digits of its SHA-256.
 std::string message_ref(const std::string& key);

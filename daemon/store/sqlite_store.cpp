@@ -1471,6 +1471,15 @@ class SqliteStore final : public Store {
     });
   }
 
+  std::vector<int> intake_shards() const override {
+    return guard("read the shards of the shared intake", [&] {
+      SQLite::Statement& q = prepared(kIntakeShards);
+      std::vector<int> out;
+      while (q.executeStep()) out.push_back(q.getColumn(0).getInt());
+      return out;
+    });
+  }
+
  private:
   // Must not outlive its store.
   class Tx final : public Transaction {

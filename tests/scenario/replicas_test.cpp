@@ -118,3 +118,32 @@ TEST_CASE("an observation's shard follows its customer: a shipment its order's, 
   CHECK(p.shard_key(EntityRef{EntityType::kShipment, "S-1"}, {{"order", "A-1"}}) == "c-42");
   CHECK(p.shard_key(EntityRef{EntityType::kOrder, "A-1"}, {{"status", "paid"}}) == "c-42");
 }
+
+TEST_CASE("an owner applies what it receives for its shard after what waits for it in the shared intake") {
+  TwoReplicas replicas;
+  auto [owner, other] = replicas.owner_of("c-42");
+  // The order is placed through the other replica: it waits in the shared
+  // intake. Its cancellation, stamped the same second (a source with whole
+  // seconds), then reaches the owner directly.
+  CHECK(other->pipeline
+            ->apply(std::vector<Observation>{parsed(kAnna),
+                                             parsed(order("A-1", "c-42", "2026-11-20T17:00:00+01:00", "placed"))})
+            .forwarded == 2);
+  const Outcome received = owner->pipeline->apply(std::vector<Observation>{
+      parsed(order("A-1", "c-42", "2026-11-20T17:00:00+01:00", "cancelled", {{"cancel_reason", "no courier"}}))});
+  // Applied now, it would be undone by the older placement applied after it.
+  CHECK(received.forwarded == 1);
+  CHECK(received.notifications.empty());
+  CHECK(owner->store->intake_shards() == std::vector<int>{shard_of("c-42")});
+
+  const Outcome applied = owner->pipeline->apply_intake();
+  CHECK(applied.from_intake == 3);
+  REQUIRE(applied.notifications.size() == 1);
+  CHECK(applied.notifications[0].kind == Kind::kApology);
+  const auto stored = owner->store->entity(EntityRef{EntityType::kOrder, "A-1"});
+  REQUIRE(stored);
+  CHECK(stored->fields.at("status") == "cancelled");
+  CHECK(owner->store->intake_shards().empty());
+  // With its shard's intake empty, the owner applies at once again.
+  CHECK(owner->pipeline->apply(parsed(kAnna)).forwarded == 0);
+}

@@ -193,6 +193,7 @@ class FaultyStore final : public Store {
   }
   void delete_intake(std::span<const long long> ids) override { inner_.delete_intake(ids); }
   std::size_t intake_size() const override { return inner_.intake_size(); }
+  std::vector<int> intake_shards() const override { return inner_.intake_shards(); }
   std::vector<Reply> customer_replies(const std::string& customer, std::size_t limit) const override {
     return inner_.customer_replies(customer, limit);
   }

@@ -1536,6 +1536,7 @@ TEST_CASE("the shared intake gives a shard's observations in order and forgets t
   store->put_intake(6, observation("B", "paid"), t0);
   store->put_intake(5, observation("A", "shipped"), t0 + 1s);
   CHECK(store->intake_size() == 3);
+  CHECK(store->intake_shards() == std::vector<int>{5, 6});
   const std::vector<int> five{5};
   {
     auto tx = store->begin();
@@ -1564,6 +1565,10 @@ TEST_CASE("the shared intake gives a shard's observations in order and forgets t
   REQUIRE(rest.size() == 2);
   CHECK(rest[0].observation.ref.id == "B");
   CHECK(rest[1].observation.fields["status"] == "shipped");
+  store->delete_intake(std::vector<long long>{rest[0].id});
+  CHECK(store->intake_shards() == std::vector<int>{5});
+  store->delete_intake(std::vector<long long>{rest[1].id});
+  CHECK(store->intake_shards().empty());
 }
 
 TEST_CASE("PostgreSQL replicas taking one free shard at once: exactly one gets it") {
