@@ -246,6 +246,7 @@ class ConnectionState : public std::enable_shared_from_this<ConnectionState> {
       poll = PQconnectPoll(conn_.get());
     }
     if (PQsetnonblocking(conn_.get(), 1) != 0) co_return connection_error(conn_.get());
+    log_notices(conn_.get());
     adopt_socket();
     co_return std::nullopt;
   }

@@ -29,6 +29,11 @@ Result convert(const PGresult* result, const PGconn* conn);
 // as `kind`.
 Error connection_error(const PGconn* conn, ErrorKind kind = ErrorKind::connection);
 
+// The server's notices and warnings on `conn` go to the log (a NOTICE at
+// debug level, anything else as a warning) instead of libpq's default,
+// standard error, where they would stand unexplained among the log lines.
+void log_notices(PGconn* conn);
+
 // The parameters as libpq takes them: pointers into `params`, which must
 // outlive the call.
 struct BoundParams {

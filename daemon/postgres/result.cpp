@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <string>
 
+#include <spdlog/spdlog.h>
+
 #include "postgres/libpq_result.h"
 
 namespace tactd::pg {
@@ -142,6 +144,22 @@ Error connection_error(const PGconn* conn, ErrorKind kind) {
 BoundParams::BoundParams(const Params& params) {
   pointers.reserve(params.values().size());
   for (const auto& value : params.values()) pointers.push_back(value ? value->c_str() : nullptr);
+}
+
+void log_notices(PGconn* conn) {
+  PQsetNoticeReceiver(
+      conn,
+      [](void*, const PGresult* notice) {
+        const char* severity = PQresultErrorField(notice, PG_DIAG_SEVERITY_NONLOCALIZED);
+        const char* text = PQresultErrorField(notice, PG_DIAG_MESSAGE_PRIMARY);
+        if (!text) return;
+        if (severity && (std::string_view(severity) == "NOTICE" || std::string_view(severity) == "DEBUG" ||
+                         std::string_view(severity) == "LOG" || std::string_view(severity) == "INFO"))
+          spdlog::debug("postgres: the server notes: {}", text);
+        else
+          spdlog::warn("postgres: the server warns: {}", text);
+      },
+      nullptr);
 }
 
 }  // namespace tactd::pg

@@ -18,6 +18,8 @@ SyncConnection::SyncConnection(const std::string& conninfo) : handle_(std::make_
     error_ = Error{ErrorKind::other, "", "libpq could not allocate a connection"};
   } else if (PQstatus(handle_->conn.get()) != CONNECTION_OK) {
     error_ = connection_error(handle_->conn.get());
+  } else {
+    log_notices(handle_->conn.get());
   }
 }
 
