@@ -89,6 +89,40 @@ std::chrono::milliseconds timed(F&& request) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
 }
 
+// A push whose commit stops at the outbox, after its rules have fired:
+// another session holds the outbox locked, so the store work of pushes,
+// sources and deliveries waits on the server until release().
+class HeldPush {
+ public:
+  HeldPush(const PgDaemon& daemon, const tactd::test::PgDatabase& db, const std::string& body)
+      : holder_(db.conninfo()) {
+    REQUIRE(holder_.query("BEGIN").ok());
+    REQUIRE(holder_.query("LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE").ok());
+    pusher_ = std::thread([this, &daemon, body] { answer_ = daemon.push(body).status; });
+    REQUIRE(eventually([&] { return holder_.query("SELECT 1 FROM pg_locks WHERE NOT granted").rows.size() > 0; }));
+  }
+  ~HeldPush() {
+    if (!pusher_.joinable()) return;
+    holder_.query("ROLLBACK");
+    pusher_.join();
+  }
+  // The session holding the lock, for a look at the database meanwhile.
+  tactd::pg::SyncConnection& holder() { return holder_; }
+  // The push's status: 0 while it waits.
+  long answer() const { return answer_; }
+  // Lets the push's commit go on and waits for its answer.
+  long release() {
+    REQUIRE(holder_.query("COMMIT").ok());
+    pusher_.join();
+    return answer_;
+  }
+
+ private:
+  tactd::pg::SyncConnection holder_;
+  std::atomic<long> answer_{0};
+  std::thread pusher_;
+};
+
 }  // namespace
 
 TEST_CASE("on PostgreSQL a stalled database holds up the push, never the loop: health and metrics answer meanwhile") {
@@ -139,14 +173,8 @@ TEST_CASE("on PostgreSQL a reload waits for the store work under way, which keep
   CHECK(daemon.push(cancellation("1")).status == 202);
   REQUIRE(eventually([&] { return provider.requests().size() == 1; }));
 
-  // The next push's commit stops at the outbox, after its rules have
-  // fired: the store work is suspended in the middle of deciding.
-  tactd::pg::SyncConnection holder(db.conninfo());
-  REQUIRE(holder.query("BEGIN").ok());
-  REQUIRE(holder.query("LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE").ok());
-  std::atomic<long> answer{0};
-  std::thread pusher([&] { answer = daemon.push(cancellation("2")).status; });
-  REQUIRE(eventually([&] { return holder.query("SELECT 1 FROM pg_locks WHERE NOT granted").rows.size() > 0; }));
+  // The next push's store work is suspended in the middle of deciding.
+  HeldPush held(daemon, db, cancellation("2"));
   // A reload meanwhile (the same files: new rules, templates and
   // configuration all the same) is read at once and takes over only once
   // that work is done; before, it freed the rules the work was reading.
@@ -154,9 +182,7 @@ TEST_CASE("on PostgreSQL a reload waits for the store work under way, which keep
   REQUIRE(eventually([&] { return slurp(dir.path() / "log").find("reloading") != std::string::npos; }));
   CHECK(daemon.admin("/healthz").status == 200);  // the loop has turned since
   CHECK(slurp(dir.path() / "log").find("reload: done") == std::string::npos);
-  REQUIRE(holder.query("COMMIT").ok());
-  pusher.join();
-  CHECK(answer == 202);
+  CHECK(held.release() == 202);
   REQUIRE(eventually([&] { return slurp(dir.path() / "log").find("reload: done") != std::string::npos; }));
   REQUIRE(eventually([&] { return provider.requests().size() == 2; }));  // the second apology was decided
   CHECK(daemon.stop() == 0);
@@ -170,14 +196,8 @@ TEST_CASE("on PostgreSQL the leases are renewed while the store work waits for t
   CHECK(daemon.push(cancellation("1")).status == 202);
   REQUIRE(eventually([&] { return provider.requests().size() == 1; }));
 
-  // The next push's commit waits at a locked outbox for longer than a
-  // lease: the store work of pushes, sources and deliveries is held up.
-  tactd::pg::SyncConnection holder(db.conninfo());
-  REQUIRE(holder.query("BEGIN").ok());
-  REQUIRE(holder.query("LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE").ok());
-  std::atomic<long> answer{0};
-  std::thread pusher([&] { answer = daemon.push(cancellation("2")).status; });
-  REQUIRE(eventually([&] { return holder.query("SELECT 1 FROM pg_locks WHERE NOT granted").rows.size() > 0; }));
+  // The next push's commit waits for longer than a lease.
+  HeldPush held(daemon, db, cancellation("2"));
   const long long locked_at =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
           .count();
@@ -186,17 +206,14 @@ TEST_CASE("on PostgreSQL the leases are renewed while the store work waits for t
   // take them. (Renewed through the store's queue, they waited behind the
   // push, and the leases ended under it.)
   const auto leases_end = [&] {
-    const tactd::pg::Result ends = holder.query("SELECT MIN(lease_until), COUNT(*) FROM shard_leases");
+    const tactd::pg::Result ends = held.holder().query("SELECT MIN(lease_until), COUNT(*) FROM shard_leases");
     REQUIRE(ends.ok());
     REQUIRE(ends.rows.at(0).integer(1) == 256);
     return ends.rows.at(0).integer(0);
   };
   REQUIRE(eventually([&] { return leases_end() > locked_at + 3500; }));
-  CHECK(answer == 0);  // the push still waits for its commit
-
-  REQUIRE(holder.query("COMMIT").ok());
-  pusher.join();
-  CHECK(answer == 202);
+  CHECK(held.answer() == 0);  // the push still waits for its commit
+  CHECK(held.release() == 202);
   REQUIRE(eventually([&] { return provider.requests().size() == 2; }));
   CHECK(daemon.stop() == 0);
 }
