@@ -260,7 +260,8 @@ class Daemon::Impl {
     smtp_ = SmtpClient::create(*io_);
     delivery_ = std::make_unique<Delivery>(
         *store_, clock_, lanes(*snapshot.config), [this](const Delivery::AttemptEnd& end) { count(end); },
-        [this](const OutboxEntry& entry) { return release(entry); }, [this](bool committed) { released(committed); });
+        [this](Store::Transaction& round, const OutboxEntry& entry) { return release(round, entry); },
+        [this](bool committed) { released(committed); });
     delivery_->set_interrupt_observer([this](const Delivery::Interrupted& cut) { interrupted(cut); });
     delivery_->set_other_replicas([this] { return cluster_->live() > 1; });
     // Another replica's or an operator's commit wakes whoever has work now
@@ -791,7 +792,9 @@ class Daemon::Impl {
 
   // The pipeline's look at a due entry just before it is sent, inside the
   // delivery round's transaction; what it decided is told once that commits.
-  std::optional<Notification> release(const OutboxEntry& entry) { return pipeline_->release(entry, released_); }
+  std::optional<Notification> release(Store::Transaction& round, const OutboxEntry& entry) {
+    return pipeline_->release(round, entry, released_);
+  }
   void released(bool committed) {
     Outcome outcome = std::exchange(released_, {});
     if (committed) record(outcome);
@@ -800,7 +803,7 @@ class Daemon::Impl {
   bool action_wanted(const OutboxEntry& entry) {
     Outcome outcome;
     auto transaction = store_->begin();
-    const bool wanted = pipeline_->release(entry, outcome).has_value();
+    const bool wanted = pipeline_->release(*transaction, entry, outcome).has_value();
     transaction->commit();
     record(outcome);
     return wanted;

@@ -86,8 +86,8 @@ void Delivery::settle_interrupted() {
   const Timestamp now = clock_.now();
   std::vector<Interrupted> settled;
   const bool shared = others_ && others_();
-  auto transaction = store_.begin();                 // one commit for all of them
-  for (OutboxEntry& entry : store_.interrupted()) {  // nothing is in flight at a start or after a stop's grace
+  auto transaction = store_.begin();                       // one commit for all of them
+  for (OutboxEntry& entry : transaction->interrupted()) {  // nothing is in flight at a start or after a stop's grace
     const Channel channel = entry.notification.channel;
     const auto route = routes_.find(channel);
     // Another replica's send may be under way, until its timeout.
@@ -107,7 +107,7 @@ void Delivery::settle_interrupted() {
           "whether it reached the customer is unknown (on_unknown = \"hold\"): check the provider's log, then "
           "tactd outbox resolve " +
           std::to_string(entry.id) + " delivered|retry|drop";
-    if (!store_.settle_interrupted(entry.id, now, retry, detail)) continue;
+    if (!transaction->settle_interrupted(entry.id, now, retry, detail)) continue;
     settled.push_back(Interrupted{std::move(entry), retry, std::move(detail)});
   }
   transaction->commit();
@@ -187,7 +187,7 @@ Duration Delivery::turn() {
     unstored_.clear();
     try {
       round = store_.begin();
-      for (const Unstored& verdict : batch) write(verdict);
+      for (const Unstored& verdict : batch) write(*round, verdict);
       written = std::move(batch);
     } catch (const std::exception& e) {  // StoreError, or a bug: one by one, keeping what is refused
       round.reset();
@@ -250,7 +250,7 @@ Duration Delivery::turn() {
     std::vector<OutboxEntry> claimed;
     try {
       if (!round) round = store_.begin();
-      claimed = store_.claim_due_notifications(channel, room, now, lease_for(route.lane.config));
+      claimed = round->claim_due_notifications(channel, room, now, lease_for(route.lane.config));
     } catch (const StoreError&) {  // nothing is sent unclaimed; the round is tried again after the backoff
       abandon();
       throw;
@@ -261,7 +261,7 @@ Duration Delivery::turn() {
       if (release_) {
         try {
           checked = true;
-          message = release_(entry);
+          message = release_(*round, entry);
         } catch (const std::exception& e) {
           // What the round's checks wrote may be undone with it: the round
           // is rolled back, this entry held back kFailureBackoff, and the
@@ -377,11 +377,11 @@ void Delivery::finish(const OutboxEntry& entry, int attempt, const std::shared_p
   wake();  // the next turn stores it, and its capacity is free then
 }
 
-void Delivery::write(const Unstored& verdict) {
+void Delivery::write(Store::Transaction& transaction, const Unstored& verdict) {
   if (verdict.end.verdict == Verdict::kDelivered)
-    store_.mark_delivered(verdict.entry.id, verdict.at, verdict.detail);
+    transaction.mark_delivered(verdict.entry.id, verdict.at, verdict.detail);
   else
-    store_.record_failure(verdict.entry.id, verdict.at, verdict.detail, verdict.retry_at);
+    transaction.record_failure(verdict.entry.id, verdict.at, verdict.detail, verdict.retry_at);
 }
 
 bool Delivery::store_verdicts() {
@@ -391,7 +391,7 @@ bool Delivery::store_verdicts() {
   std::string error;
   try {  // all in one transaction: one fsync for the lot
     auto transaction = store_.begin();
-    for (const Unstored& verdict : verdicts) write(verdict);
+    for (const Unstored& verdict : verdicts) write(*transaction, verdict);
     transaction->commit();
     for (const Unstored& verdict : verdicts) {
       under_way(verdict.entry.notification.channel, -1);
@@ -408,7 +408,7 @@ void Delivery::store_one_by_one(std::vector<Unstored> verdicts, std::string& err
   for (Unstored& verdict : verdicts) {
     try {
       auto transaction = store_.begin();
-      write(verdict);
+      write(*transaction, verdict);
       transaction->commit();
       under_way(verdict.entry.notification.channel, -1);
       report(verdict);

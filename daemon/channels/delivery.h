@@ -94,8 +94,9 @@ class Delivery {
   // that itself). May throw StoreError: the entry is then tried later.
   // The checks of a round run inside one store transaction that also
   // holds the round's claims (one begin and commit per round, not per
-  // entry): a check must not begin one of its own.
-  using ReleaseCheck = std::function<std::optional<Notification>(const OutboxEntry&)>;
+  // entry), given to it as `round`: a check reads and writes through it and
+  // must not begin one of its own.
+  using ReleaseCheck = std::function<std::optional<Notification>(Store::Transaction& round, const OutboxEntry&)>;
   // Told after the release checks of a round whether what they wrote was
   // committed (true) or rolled back (false), so that what they decided is
   // reported only once it is stored.
@@ -210,7 +211,7 @@ class Delivery {
   void store_one_by_one(std::vector<Unstored> verdicts, std::string& error);
   // After verdicts were stored (`all`: none is left unstored) or refused.
   bool verdicts_end(const std::string& error);
-  void write(const Unstored& verdict);
+  void write(Store::Transaction& transaction, const Unstored& verdict);
   void report(const Unstored& verdict);  // logs and the observer, once stored
   void under_way(Channel channel, int change);
   // Attempts of `channel` in flight, on its current lane or one a reload replaced.

@@ -35,7 +35,7 @@ HttpResponse InboundEndpoint::handle(const HttpRequest& request) {
   ReplyOutcome outcome;
   try {
     auto transaction = store_.begin();
-    outcome = desk_.receive(*parsed.message, *config);
+    outcome = desk_.receive(*transaction, *parsed.message, *config);
     transaction->commit();
   } catch (const StoreError& e) {
     return busy(std::string("not recorded, try again later: ") + e.what());

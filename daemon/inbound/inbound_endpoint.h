@@ -31,7 +31,7 @@ class InboundEndpoint {
 
   // `store` and `clock` must outlive the endpoint. Call on the loop.
   InboundEndpoint(CurrentConfig config, Store& store, const Clock& clock, Received received)
-      : config_(std::move(config)), store_(store), desk_(store, clock), clock_(clock), received_(std::move(received)) {}
+      : config_(std::move(config)), store_(store), desk_(clock), clock_(clock), received_(std::move(received)) {}
 
   // For HttpServer's HttpScreen: refusals before the body is read.
   std::optional<HttpResponse> screen(const HttpRequest& head) const;

@@ -25,7 +25,7 @@ std::string ReplyDesk::confirmation(Channel channel, const std::string& locale, 
          ". Thank you for letting us know. - " + merchant;
 }
 
-ReplyOutcome ReplyDesk::receive(const InboundMessage& message, const Config& config) {
+ReplyOutcome ReplyDesk::receive(Store::Transaction& transaction, const InboundMessage& message, const Config& config) {
   const Timestamp now = clock_.now();
   ReplyOutcome out;
   Reply& reply = out.reply;
@@ -44,11 +44,12 @@ ReplyOutcome ReplyDesk::receive(const InboundMessage& message, const Config& con
   std::optional<Notification> answered;
   for (const std::string& id : message.references) {
     if (answered) break;
-    if ((answered = store_.notification_by_message_ref(id.substr(0, id.find('@'))))) reply.matched_by = "message-id";
+    if ((answered = transaction.notification_by_message_ref(id.substr(0, id.find('@')))))
+      reply.matched_by = "message-id";
   }
   const std::string address = address_key(message.channel, message.from);
   if (!answered && !address.empty())
-    if ((answered = store_.latest_notification_to(message.channel, address))) reply.matched_by = "sender";
+    if ((answered = transaction.latest_notification_to(message.channel, address))) reply.matched_by = "sender";
   if (answered) {
     reply.customer = answered->customer;
     reply.notification = answered->idempotency_key;
@@ -56,21 +57,21 @@ ReplyOutcome ReplyDesk::receive(const InboundMessage& message, const Config& con
   }
   // A START from someone who opted out of the channel; from anyone else it
   // is a reply like any other.
-  const bool start = !reply.stop && is_start(written) && store_.opt_out(reply.customer, message.channel, address);
+  const bool start = !reply.stop && is_start(written) && transaction.opt_out(reply.customer, message.channel, address);
   // A STOP or START is acted on here and needs no person.
   if (reply.stop || start) reply.forwarded_at = now;
-  reply.id = store_.add_reply(reply);
+  reply.id = transaction.add_reply(reply);
   if (reply.id == 0) return out;  // sent again by the provider: done the first time
 
   const std::optional<InboundConfig>& inbound = config.inbound;
   if (reply.stop) {
-    out.opted_out = store_.add_opt_out(OptOut{reply.customer, message.channel, address, now, reply.id});
-    if (out.opted_out) out.confirmation_queued = confirm(reply, address, false, config);
+    out.opted_out = transaction.add_opt_out(OptOut{reply.customer, message.channel, address, now, reply.id});
+    if (out.opted_out) out.confirmation_queued = confirm(transaction, reply, address, false, config);
     return out;
   }
   if (start) {
-    out.opted_in = store_.end_opt_out(reply.customer, message.channel, address, now, reply.id);
-    if (out.opted_in) out.confirmation_queued = confirm(reply, address, true, config);
+    out.opted_in = transaction.end_opt_out(reply.customer, message.channel, address, now, reply.id);
+    if (out.opted_in) out.confirmation_queued = confirm(transaction, reply, address, true, config);
     return out;
   }
   if (reply.entity && inbound && inbound->pause > Duration::zero()) {
@@ -80,8 +81,8 @@ ReplyOutcome ReplyDesk::receive(const InboundMessage& message, const Config& con
     // customer: other matters go on.
     std::optional<EntityRef> ref = reply.entity;
     for (int depth = 0; ref && ref->type != EntityType::kCustomer && depth < kMaxPauseDepth; ++depth) {
-      store_.pause(*ref, pause.until, pause.reason);
-      const auto entity = store_.entity(*ref);
+      transaction.pause(*ref, pause.until, pause.reason);
+      const auto entity = transaction.entity(*ref);
       ref = entity ? entity->parent() : std::nullopt;
     }
     out.pause = pause;
@@ -89,11 +90,12 @@ ReplyOutcome ReplyDesk::receive(const InboundMessage& message, const Config& con
   return out;
 }
 
-bool ReplyDesk::confirm(const Reply& reply, const std::string& address, bool opted_in, const Config& config) {
+bool ReplyDesk::confirm(Store::Transaction& transaction, const Reply& reply, const std::string& address, bool opted_in,
+                        const Config& config) {
   std::string locale = config.default_locale;
   std::string zone = config.default_time_zone;
   if (!reply.customer.empty())
-    if (auto customer = store_.entity(EntityRef{EntityType::kCustomer, reply.customer})) {
+    if (auto customer = transaction.entity(EntityRef{EntityType::kCustomer, reply.customer})) {
       if (std::string l = text_field(customer->fields, "locale"); !l.empty()) locale = l.substr(0, 2);
       zone = customer_time_zone(customer->fields, config);
     }
@@ -117,8 +119,8 @@ bool ReplyDesk::confirm(const Reply& reply, const std::string& address, bool opt
   n.body = confirmation(reply.channel, locale, config.merchant, opted_in);
   n.locale = locale;
   n.time_zone = zone;
-  return store_.enqueue(n, std::string("confirms the ") + (opted_in ? "end of the opt-out" : "opt-out") + " of reply " +
-                               std::to_string(reply.id));
+  return transaction.enqueue(n, std::string("confirms the ") + (opted_in ? "end of the opt-out" : "opt-out") +
+                                    " of reply " + std::to_string(reply.id));
 }
 
 }  // namespace tactd

@@ -37,13 +37,13 @@ struct ReplyOutcome {
 
 class ReplyDesk {
  public:
-  // `store` and `clock` must outlive the desk. Call from the loop.
-  ReplyDesk(Store& store, const Clock& clock) : store_(store), clock_(clock) {}
+  // `clock` must outlive the desk. Call from the loop.
+  explicit ReplyDesk(const Clock& clock) : clock_(clock) {}
 
   // Matches, records and acts on `message` under `config` (its [inbound]
-  // table, merchant and locales), in the caller's transaction. Throws
-  // StoreError when the store fails (nothing is then kept).
-  ReplyOutcome receive(const InboundMessage& message, const Config& config);
+  // table, merchant and locales), through the caller's `transaction`.
+  // Throws StoreError when the store fails (nothing is then kept).
+  ReplyOutcome receive(Store::Transaction& transaction, const InboundMessage& message, const Config& config);
 
   // The short confirmation of an opt-out of `channel` (or, `opted_in`, of
   // its end), in `locale` ("nl", else English), signed by `merchant`.
@@ -53,9 +53,9 @@ class ReplyDesk {
  private:
   // Queues the confirmation of an opt-out (or its end) asked for by `reply`
   // to its sender; false when it was there already.
-  bool confirm(const Reply& reply, const std::string& address, bool opted_in, const Config& config);
+  bool confirm(Store::Transaction& transaction, const Reply& reply, const std::string& address, bool opted_in,
+               const Config& config);
 
-  Store& store_;
   const Clock& clock_;
 };
 

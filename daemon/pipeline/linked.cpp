@@ -8,7 +8,7 @@ constexpr int kMaxLinkDepth = 4;  // shipment -> order -> customer, with room to
 // An entity's fields as rules and templates see them: with its `id`,
 // `sent`, the kinds of message already sent about it, and `received` and
 // `replied_at`, what the customer sent back about it.
-nlohmann::json scope_fields(const Entity& entity, const Store& store) {
+nlohmann::json scope_fields(const Entity& entity, const StoreRoles& store) {
   nlohmann::json fields = entity.fields;
   if (!fields.contains("id")) fields["id"] = entity.ref.id;
   nlohmann::json sent = nlohmann::json::array();
@@ -32,7 +32,7 @@ nlohmann::json scope_fields(const Entity& entity, const Store& store) {
 // reached them or is on its way. A customer nobody has contacted is silent
 // since they became a customer (the source's `customer_since`) or, when the
 // source does not say, since tactd first saw them.
-std::optional<Timestamp> last_contact(const Entity& customer, const Store& store) {
+std::optional<Timestamp> last_contact(const Entity& customer, const StoreRoles& store) {
   const auto reported = [&](const char* field) -> std::optional<Timestamp> {
     const auto value = customer.fields.find(field);
     if (value == customer.fields.end() || !value->is_string()) return std::nullopt;
@@ -48,14 +48,14 @@ std::optional<Timestamp> last_contact(const Entity& customer, const Store& store
 
 }  // namespace
 
-Fields timed_fields(const Entity& entity, const Store& store) {
+Fields timed_fields(const Entity& entity, const StoreRoles& store) {
   Fields fields = entity.fields;
   if (entity.ref.type == EntityType::kCustomer)
     if (auto last = last_contact(entity, store)) fields["last_contact_at"] = format_rfc3339(*last);
   return fields;
 }
 
-std::optional<EntityRef> missing_link(const Entity& entity, const Store& store) {
+std::optional<EntityRef> missing_link(const Entity& entity, const StoreRoles& store) {
   auto parent = entity.parent();
   for (int depth = 0; parent && depth < kMaxLinkDepth; ++depth) {
     auto linked = store.entity(*parent);
@@ -65,7 +65,7 @@ std::optional<EntityRef> missing_link(const Entity& entity, const Store& store) 
   return std::nullopt;
 }
 
-Linked link(const Entity& entity, const Store& store) {
+Linked link(const Entity& entity, const StoreRoles& store) {
   Linked out;
   out.scope[std::string(to_string(entity.ref.type))] = scope_fields(entity, store);
   out.customer = entity.customer_id().value_or("");

@@ -24,17 +24,17 @@ struct Linked {
 
 // The first entity `entity` links to that is not in `store` (the order of
 // a shipment, the customer of an order), or nullopt when every link is known.
-std::optional<EntityRef> missing_link(const Entity& entity, const Store& store);
+std::optional<EntityRef> missing_link(const Entity& entity, const StoreRoles& store);
 
 // Follows `entity`'s links in `store` (shipment -> order -> customer; an
 // order also sees its most recently observed shipment). Reads only.
-Linked link(const Entity& entity, const Store& store);
+Linked link(const Entity& entity, const StoreRoles& store);
 
 // The fields deadlines read: for a customer, with `last_contact_at` derived
 // (the later of the source's value and the newest pending or delivered
 // notification; without either, `customer_since` or when tactd first saw
 // the customer), so that `at = "customer.last_contact_at + 180d"` is a
 // silence.
-Fields timed_fields(const Entity& entity, const Store& store);
+Fields timed_fields(const Entity& entity, const StoreRoles& store);
 
 }  // namespace tactd

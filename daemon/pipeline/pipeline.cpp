@@ -148,26 +148,26 @@ Outcome Pipeline::apply(std::span<const Observation> observations, const SourceC
   // earlier (a stale check cannot tell two of the same second apart).
   std::bitset<kShards> waiting;
   if (cluster_)
-    for (const int shard : store_.intake_shards()) waiting.set(static_cast<std::size_t>(shard));
+    for (const int shard : transaction->intake_shards()) waiting.set(static_cast<std::size_t>(shard));
   for (const Observation& observation : observations) {
     if (cluster_) {
-      const std::string key = shard_key(observation.ref, observation.fields);
+      const std::string key = shard_key(*transaction, observation.ref, observation.fields);
       const int shard = shard_of(key);
       if (!cluster_->owns(shard) || waiting.test(static_cast<std::size_t>(shard))) {
-        store_.put_intake(shard, observation, clock_.now());
+        transaction->put_intake(shard, observation, clock_.now());
         ++outcome.forwarded;
         if (cluster_->owns(shard)) waiting.set(static_cast<std::size_t>(shard));
         continue;
       }
     }
-    apply_one(observation, outcome);
+    apply_one(*transaction, observation, outcome);
   }
-  if (cursor) store_.set_cursor(cursor->source, cursor->value);
+  if (cursor) transaction->set_cursor(cursor->source, cursor->value);
   transaction->commit();
   return outcome;
 }
 
-std::string Pipeline::shard_key(const EntityRef& ref, const nlohmann::json& fields) const {
+std::string Pipeline::shard_key(const EntityStore& store, const EntityRef& ref, const nlohmann::json& fields) const {
   if (ref.type == EntityType::kCustomer) return ref.id;
   const auto text = [](const nlohmann::json& f, const char* name) -> std::optional<std::string> {
     const auto it = f.find(name);
@@ -175,7 +175,7 @@ std::string Pipeline::shard_key(const EntityRef& ref, const nlohmann::json& fiel
     return it->get<std::string>();
   };
   if (auto customer = text(fields, "customer")) return *customer;
-  const auto stored = store_.entity(ref);
+  const auto stored = store.entity(ref);
   if (stored)
     if (auto customer = stored->customer_id()) return *customer;
   if (ref.type == EntityType::kShipment) {
@@ -184,7 +184,7 @@ std::string Pipeline::shard_key(const EntityRef& ref, const nlohmann::json& fiel
       if (auto parent = stored->parent(); parent && parent->type == EntityType::kOrder) order = parent->id;
     if (order) {
       const EntityRef order_ref{EntityType::kOrder, *order};
-      if (const auto known = store_.entity(order_ref))
+      if (const auto known = store.entity(order_ref))
         if (auto customer = known->customer_id()) return *customer;
       return order_ref.str();
     }
@@ -199,14 +199,14 @@ Outcome Pipeline::apply_intake(std::size_t limit) {
   if (shards.empty()) return outcome;
   auto transaction = store_.begin();
   std::vector<std::string> unreadable;
-  const std::vector<IntakeEntry> entries = store_.claim_intake(shards, limit, &unreadable);
+  const std::vector<IntakeEntry> entries = transaction->claim_intake(shards, limit, &unreadable);
   std::vector<long long> ids;
   ids.reserve(entries.size());
   for (const IntakeEntry& entry : entries) {
-    apply_one(entry.observation, outcome);
+    apply_one(*transaction, entry.observation, outcome);
     ids.push_back(entry.id);
   }
-  if (!ids.empty()) store_.delete_intake(ids);
+  if (!ids.empty()) transaction->delete_intake(ids);
   transaction->commit();
   outcome.from_intake = ids.size();
   for (std::string& text : unreadable)
@@ -214,8 +214,8 @@ Outcome Pipeline::apply_intake(std::size_t limit) {
   return outcome;
 }
 
-void Pipeline::apply_one(const Observation& observation, Outcome& outcome) {
-  const auto previous = store_.entity(observation.ref);
+void Pipeline::apply_one(StoreRoles& store, const Observation& observation, Outcome& outcome) {
+  const auto previous = store.entity(observation.ref);
   // Time goes forward per entity (DESIGN.md invariant 7): what is older than
   // the known snapshot changes nothing; of equal times the later applied wins.
   if (previous && observation.observed_at < previous->observed_at) {
@@ -227,15 +227,15 @@ void Pipeline::apply_one(const Observation& observation, Outcome& outcome) {
   const std::vector<Event> events = diff(previous ? &*previous : nullptr, observation);
   outcome.events.insert(outcome.events.end(), events.begin(), events.end());
   if (previous && events.empty() && entity.fields == previous->fields) {
-    store_.touch_entity(*previous, entity.observed_at);  // seen again, unchanged
+    store.touch_entity(*previous, entity.observed_at);  // seen again, unchanged
     // Its parent now sees it as its latest child (an order its shipment).
-    if (entity.parent()) entity_written(entity, &*previous);
+    if (entity.parent()) entity_written(store, entity, &*previous);
   } else {
-    store_.put_entity(entity);
-    entity_written(entity, previous ? &*previous : nullptr);
+    store.put_entity(entity);
+    entity_written(store, entity, previous ? &*previous : nullptr);
   }
   // What waited for this entity (or for this customer's address) may go now.
-  if (!events.empty() || !previous) resume_waiting(entity.ref, outcome);
+  if (!events.empty() || !previous) resume_waiting(store, entity.ref, outcome);
   if (events.empty()) return;
   // A change no rule reads (a payment note, a tracking ping) fires nothing
   // and moves no timer; a new entity may still get timers from what it lacks
@@ -245,27 +245,27 @@ void Pipeline::apply_one(const Observation& observation, Outcome& outcome) {
                                [&](const Event& event) { return rules.reads(event.entity.type, event.field); }))
     return;
 
-  const Linked linked = link(entity, store_);
+  const Linked linked = link(entity, store);
   const std::size_t decided = outcome.notifications.size() + outcome.held_back.size();
   for (const Event& event : events) {
     for (const Rule* rule : rules.triggered_by(event)) {
       if (rule->when && !rule->when->test(linked.scope)) continue;
       const std::string trigger = event.field + "=" + event.new_value.dump() + "@" + format_rfc3339(event.at);
-      consider(*rule, entity, linked, trigger, event_json(event), outcome);
+      consider(store, *rule, entity, linked, trigger, event_json(event), outcome);
     }
   }
   // What the rules saw is still the world unless a message was enqueued or
   // overtaken meanwhile (that changes `sent`): then the timers look again.
   const bool still_current = outcome.notifications.size() + outcome.held_back.size() == decided;
-  reschedule(entity, still_current ? &linked : nullptr);
+  reschedule(store, entity, still_current ? &linked : nullptr);
   // An order's timers may depend on its shipment (order rules see it). When
   // this is the shipment the order sees, the order sees what the rules just
   // saw: the same order, shipment and customer.
   if (auto parent = entity.parent(); parent && parent->type == EntityType::kOrder)
-    if (auto order = store_.entity(*parent)) {
-      const auto seen = still_current ? store_.latest_child(order->ref, EntityType::kShipment) : std::nullopt;
+    if (auto order = store.entity(*parent)) {
+      const auto seen = still_current ? store.latest_child(order->ref, EntityType::kShipment) : std::nullopt;
       const bool same = seen && seen->ref == entity.ref && order->customer_id().value_or("") == linked.customer;
-      reschedule(*order, same ? &linked : nullptr);
+      reschedule(store, *order, same ? &linked : nullptr);
     }
 }
 
@@ -276,7 +276,7 @@ Outcome Pipeline::fire_due(std::size_t limit) {
   if (!expired.empty()) {
     auto transaction = store_.begin();  // one commit for them all: a burst of ends costs one sync
     for (const WaitingIntent& w : expired) {
-      store_.remove_waiting(w.id);
+      transaction->remove_waiting(w.id);
       outcome.problems.push_back({w.rule, "gave_up_waiting",
                                   w.entity.str() + ": rule '" + w.rule + "' waited since " + format_rfc3339(w.since) +
                                       " for " + w.waiting_for.str() + " (" + w.reason + "); given up, nothing sent"});
@@ -295,16 +295,16 @@ Outcome Pipeline::fire_due(std::size_t limit) {
       }
     }
     auto transaction = store_.begin();
-    if (!store_.mark_timer_fired(timer)) continue;  // fired or set again since it was read: not this one
+    if (!transaction->mark_timer_fired(timer)) continue;  // fired or set again since it was read: not this one
     const Rule* rule = snapshot_.rules->find(timer.rule);
-    auto entity = store_.entity(timer.entity);
+    auto entity = transaction->entity(timer.entity);
     if (!rule || !rule->deadline || !entity) {
       transaction->commit();  // the rule or entity is gone: nothing to say any more
       continue;
     }
     if (now - timer.due > snapshot_.config->timer_grace) {
       const std::string customer = entity->customer_id().value_or("");
-      NotMadeRecorder{outcome, store_, now, rule->id, timer.entity, customer}.problem(
+      NotMadeRecorder{outcome, *transaction, now, rule->id, timer.entity, customer}.problem(
           "timer_late", timer.entity.str() + ": rule '" + rule->id + "' was due at " + format_rfc3339(timer.due) +
                             ", longer ago than [timers] grace allows; skipped");
       transaction->commit();
@@ -312,15 +312,16 @@ Outcome Pipeline::fire_due(std::size_t limit) {
     }
     // The time may have moved since the timer was set (a silence ended by a
     // contact): then the timer is set again instead of fired.
-    const auto current = rule->deadline->due(timed_fields(*entity, store_));
+    const auto current = rule->deadline->due(timed_fields(*entity, *transaction));
     if (current && *current > timer.due) {
-      store_.schedule_timer(Timer{rule->id, entity->ref, *current});
+      transaction->schedule_timer(Timer{rule->id, entity->ref, *current});
       transaction->commit();
       continue;
     }
-    const Linked linked = link(*entity, store_);
+    const Linked linked = link(*entity, *transaction);
     if (current && (!rule->when || rule->when->test(linked.scope)))
-      consider(*rule, *entity, linked, std::string(kTimerTrigger) + format_rfc3339(timer.due), nullptr, outcome);
+      consider(*transaction, *rule, *entity, linked, std::string(kTimerTrigger) + format_rfc3339(timer.due), nullptr,
+               outcome);
     transaction->commit();
   }
   return outcome;
@@ -333,25 +334,25 @@ std::optional<Timestamp> Pipeline::next_timer() const {
   return timer;
 }
 
-std::optional<std::string> Pipeline::overtaken_by(const Notification& n, Timestamp now,
+std::optional<std::string> Pipeline::overtaken_by(const StoreRoles& store, const Notification& n, Timestamp now,
                                                   std::optional<Linked>* view) const {
   const Rule* rule = snapshot_.rules->find(n.rule);
   if (!rule) return "rule '" + n.rule + "' no longer exists";
-  const auto entity = store_.entity(n.entity);
+  const auto entity = store.entity(n.entity);
   if (!entity) return n.entity.str() + " is no longer known";
-  Linked linked = link(*entity, store_);
+  Linked linked = link(*entity, store);
   const auto seen = [&](const char* type) -> std::string {
     const auto ref = linked_refs(linked.scope);
     for (const EntityRef& r : ref)
       if (to_string(r.type) == type)
-        if (auto e = store_.entity(r)) return " (observed " + format_rfc3339(e->observed_at, n.time_zone) + ")";
+        if (auto e = store.entity(r)) return " (observed " + format_rfc3339(e->observed_at, n.time_zone) + ")";
     return {};
   };
   if (const auto customer = linked.scope.find("customer"); customer != linked.scope.end()) {
     if (auto opt_out = customer->find("opt_out"); opt_out != customer->end() && *opt_out == true)
       return "the customer opted out" + seen("customer");
   }
-  if (auto o = store_.opt_out(n.customer, n.channel, address_key(n.channel, n.to)))
+  if (auto o = store.opt_out(n.customer, n.channel, address_key(n.channel, n.to)))
     return "the customer opted out of " + std::string(to_string(n.channel)) + " (replied STOP at " +
            format_rfc3339(o->at, n.time_zone) + ")";
   if (rule->trigger && rule->trigger->target == Trigger::Target::kValues) {
@@ -367,7 +368,7 @@ std::optional<std::string> Pipeline::overtaken_by(const Notification& n, Timesta
     std::string latest;
     Timestamp newest{};
     for (const EntityRef& r : linked_refs(linked.scope))
-      if (auto e = store_.entity(r); e && e->observed_at >= newest) {
+      if (auto e = store.entity(r); e && e->observed_at >= newest) {
         newest = e->observed_at;
         latest = r.str() + " observed " + format_rfc3339(e->observed_at, n.time_zone);
       }
@@ -377,7 +378,7 @@ std::optional<std::string> Pipeline::overtaken_by(const Notification& n, Timesta
   return std::nullopt;
 }
 
-std::optional<Notification> Pipeline::release(const OutboxEntry& entry, Outcome& outcome) {
+std::optional<Notification> Pipeline::release(StoreRoles& store, const OutboxEntry& entry, Outcome& outcome) {
   const Notification& n = entry.notification;
   // A message with an action was rendered before its answer came: always rendered again.
   if (n.action.empty() && unchanged_since_rendered(entry)) return n;  // the slow way would come to the same message
@@ -385,26 +386,25 @@ std::optional<Notification> Pipeline::release(const OutboxEntry& entry, Outcome&
   // tactd's own messages (an opt-out's confirmation) follow no rule.
   if (n.rule.starts_with(kOwnRulePrefix)) return n;
   std::optional<Linked> view;
-  if (auto why = overtaken_by(n, now, &view)) {
-    if (store_.mark_overtaken(entry.id, now, *why)) {
+  if (auto why = overtaken_by(store, n, now, &view)) {
+    if (store.mark_overtaken(entry.id, now, *why)) {
       outcome.held_back.push_back({n.rule, n.entity, "overtaken", *why});
-      reschedule_customer(n.customer);  // what was never sent ends no silence
+      reschedule_customer(store, n.customer);  // what was never sent ends no silence
     }
     return std::nullopt;
   }
   // A person is talking with the customer about it (they replied): it
   // waits until the pause ends, and is looked at again then.
-  if (auto pause = store_.paused(n.entity, now)) {
+  if (auto pause = store.paused(n.entity, now)) {
     const std::string why = "waits until " + format_rfc3339(pause->until, n.time_zone) + " (paused): " + pause->reason;
-    if (store_.postpone(entry.id, now, pause->until, why))
-      outcome.deferred.push_back({n.rule, n.entity, "paused", why});
+    if (store.postpone(entry.id, now, pause->until, why)) outcome.deferred.push_back({n.rule, n.entity, "paused", why});
     return std::nullopt;
   }
   // Still right: rendered again with what is known now (a newer ETA, a
   // corrected name), to the customer's current address on the same channel.
   const Rule& rule = *snapshot_.rules->find(n.rule);
   const Linked& linked = *view;
-  MessageContext context = message_context(rule, n.entity, linked, n.event);
+  MessageContext context = message_context(store, rule, n.entity, linked, n.event);
   context.locale = n.locale;         // the language it was decided in stays
   context.action = n.action_answer;  // what its action answered, stored with the row
   std::string error;
@@ -419,54 +419,54 @@ std::optional<Notification> Pipeline::release(const OutboxEntry& entry, Outcome&
     if (!to.empty()) current.to = std::move(to);
   }
   if (current.body != n.body || current.subject != n.subject || current.to != n.to) {
-    store_.update_message(entry.id, current);
-    store_.record_decision(entry.id, now, "re-rendered", "rendered again with the data known at release");
+    store.update_message(entry.id, current);
+    store.record_decision(entry.id, now, "re-rendered", "rendered again with the data known at release");
   }
   return current;
 }
 
 void Pipeline::message_died(const std::string& customer) {
   auto transaction = store_.begin();
-  reschedule_customer(customer);
+  reschedule_customer(*transaction, customer);
   transaction->commit();
 }
 
 std::optional<std::string> Pipeline::reschedule_known(EntityType type, const std::string& after_id, std::size_t limit) {
   auto transaction = store_.begin();
-  const std::vector<Entity> page = store_.entities(type, after_id, limit);
-  for (const Entity& entity : page) reschedule(entity);
+  const std::vector<Entity> page = transaction->entities(type, after_id, limit);
+  for (const Entity& entity : page) reschedule(*transaction, entity);
   transaction->commit();
   if (page.empty()) return std::nullopt;
   return page.back().ref.id;
 }
 
-void Pipeline::reschedule_customer(const std::string& customer) {
-  if (auto entity = store_.entity(EntityRef{EntityType::kCustomer, customer})) reschedule(*entity);
+void Pipeline::reschedule_customer(StoreRoles& store, const std::string& customer) {
+  if (auto entity = store.entity(EntityRef{EntityType::kCustomer, customer})) reschedule(store, *entity);
 }
 
-void Pipeline::reschedule(const Entity& entity, const Linked* known) {
+void Pipeline::reschedule(StoreRoles& store, const Entity& entity, const Linked* known) {
   std::optional<Linked> read;  // when not `known`, read once when a rule needs it
   std::optional<Fields> fields;
   for (const Rule& rule : snapshot_.rules->rules()) {
     if (!rule.deadline || rule.deadline->entity != entity.ref.type) continue;
-    if (!fields) fields = timed_fields(entity, store_);
+    if (!fields) fields = timed_fields(entity, store);
     const auto due = rule.deadline->due(*fields);
     if (due && rule.when) {
-      if (!known && !read) read = link(entity, store_);
+      if (!known && !read) read = link(entity, store);
       if (!rule.when->test((known ? *known : *read).scope)) {
-        store_.cancel_timer(rule.id, entity.ref);  // no longer qualifies
+        store.cancel_timer(rule.id, entity.ref);  // no longer qualifies
         continue;
       }
     }
     if (due)
-      store_.schedule_timer(Timer{rule.id, entity.ref, *due});
+      store.schedule_timer(Timer{rule.id, entity.ref, *due});
     else
-      store_.cancel_timer(rule.id, entity.ref);
+      store.cancel_timer(rule.id, entity.ref);
   }
 }
 
-MessageContext Pipeline::message_context(const Rule& rule, const EntityRef& entity, const Linked& linked,
-                                         const nlohmann::json& event) const {
+MessageContext Pipeline::message_context(const StoreRoles& store, const Rule& rule, const EntityRef& entity,
+                                         const Linked& linked, const nlohmann::json& event) const {
   const Config& config = *snapshot_.config;
   const nlohmann::json null;
   const nlohmann::json& customer = linked.scope.contains("customer") ? linked.scope["customer"] : null;
@@ -476,7 +476,7 @@ MessageContext Pipeline::message_context(const Rule& rule, const EntityRef& enti
   context.entity = entity;
   context.entities = linked.scope;
   context.event = event;
-  context.history = store_.contacts(linked.customer);
+  context.history = store.contacts(linked.customer);
   context.locale = choose_locale(customer, config);
   context.time_zone = customer_time_zone(customer, config);
   context.merchant = choose_merchant(linked.scope, config);
@@ -498,17 +498,18 @@ std::optional<MessageContext> Pipeline::preview_context(const Rule& rule, const 
   }
   const Linked linked = link(*known, store_);
   if (rule.when && !rule.when->test(linked.scope)) return std::nullopt;
-  return message_context(rule, entity, linked, nullptr);
+  return message_context(store_, rule, entity, linked, nullptr);
 }
 
-bool Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& linked, const std::string& trigger,
-                        const nlohmann::json& event, Outcome& outcome) {
+bool Pipeline::consider(StoreRoles& store, const Rule& rule, const Entity& entity, const Linked& linked,
+                        const std::string& trigger, const nlohmann::json& event, Outcome& outcome) {
   const Timestamp now = clock_.now();
   const Config& config = *snapshot_.config;
-  const NotMadeRecorder not_made{outcome, store_, now, rule.id, entity.ref, linked.customer};
+  const NotMadeRecorder not_made{outcome, store, now, rule.id, entity.ref, linked.customer};
   if (linked.customer.empty()) {
-    if (auto missing = missing_link(entity, store_))
-      return wait_for(rule, entity, trigger, event, *missing, missing->str() + " has not been observed yet", outcome);
+    if (auto missing = missing_link(entity, store))
+      return wait_for(store, rule, entity, trigger, event, *missing, missing->str() + " has not been observed yet",
+                      outcome);
     not_made.problem("no_customer", entity.ref.str() + ": rule '" + rule.id +
                                         "' fired, but the entity names no customer (fields.customer, or fields.order "
                                         "for a shipment)");
@@ -524,14 +525,14 @@ bool Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& li
   // the same or a linked entity, holds this one back.
   const std::vector<EntityRef> related = linked_refs(linked.scope);
   for (const EntityRef& ref : related) {
-    for (const OutboxEntry& pending : store_.pending_about(ref)) {
+    for (const OutboxEntry& pending : store.pending_about(ref)) {
       const Rule* other = snapshot_.rules->find(pending.notification.rule);
       if (other && std::count(other->supersedes.begin(), other->supersedes.end(), rule.id)) {
         // A waiting message the world has overtaken holds nothing back.
-        if (auto why = overtaken_by(pending.notification, now)) {
-          if (store_.mark_overtaken(pending.id, now, *why)) {
+        if (auto why = overtaken_by(store, pending.notification, now)) {
+          if (store.mark_overtaken(pending.id, now, *why)) {
             outcome.held_back.push_back({other->id, pending.notification.entity, "overtaken", *why});
-            reschedule_customer(pending.notification.customer);
+            reschedule_customer(store, pending.notification.customer);
           }
           continue;
         }
@@ -544,7 +545,7 @@ bool Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& li
   const nlohmann::json null;
   const nlohmann::json& customer = linked.scope.contains("customer") ? linked.scope["customer"] : null;
   const Intent intent{rule.id, rule.kind, entity.ref, linked.customer, trigger, now};
-  const Decision decision = Policy(config, store_, store_).decide(rule, intent, customer, now);
+  const Decision decision = Policy(config, store, store).decide(rule, intent, customer, now);
   if (decision.verdict == Decision::Verdict::kHeldBack) {
     // A duplicate's record is the message already in the outbox.
     if (decision.code == "duplicate")
@@ -555,8 +556,8 @@ bool Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& li
   }
   if (decision.verdict == Decision::Verdict::kUnreachable &&
       (decision.code == "unknown_customer" || decision.code == "no_channel"))
-    return wait_for(rule, entity, trigger, event, EntityRef{EntityType::kCustomer, linked.customer}, decision.reason,
-                    outcome);
+    return wait_for(store, rule, entity, trigger, event, EntityRef{EntityType::kCustomer, linked.customer},
+                    decision.reason, outcome);
   if (decision.verdict == Decision::Verdict::kUnreachable) {
     not_made.problem(decision.code, entity.ref.str() + ": " + decision.reason);
     return false;
@@ -567,7 +568,7 @@ bool Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& li
                                           "them personally, and complete the data at the source");
     return false;
   }
-  const MessageContext context = message_context(rule, entity.ref, linked, event);
+  const MessageContext context = message_context(store, rule, entity.ref, linked, event);
   std::string error;
   auto rendered =
       snapshot_.templates->render(context.locale, rule.template_name, decision.channel, template_data(context), error);
@@ -585,26 +586,26 @@ bool Pipeline::consider(const Rule& rule, const Entity& entity, const Linked& li
                               ? std::string()
                               : "waits until " + format_rfc3339(decision.send_at, context.time_zone) + " (" +
                                     decision.code + ")" + (decision.reason.empty() ? "" : ": " + decision.reason);
-  if (!store_.enqueue(notification, why)) {
+  if (!store.enqueue(notification, why)) {
     outcome.held_back.push_back({rule.id, entity.ref, "duplicate", "already in the outbox"});
     return false;
   }
   // This message makes the pending ones of the rules it supersedes moot.
   for (const EntityRef& ref : related) {
-    for (const OutboxEntry& pending : store_.pending_about(ref)) {
+    for (const OutboxEntry& pending : store.pending_about(ref)) {
       const auto& superseded = rule.supersedes;
-      if (std::count(superseded.begin(), superseded.end(), pending.notification.rule) && store_.drop(pending.id)) {
+      if (std::count(superseded.begin(), superseded.end(), pending.notification.rule) && store.drop(pending.id)) {
         const std::string reason = "superseded by rule '" + rule.id + "' about " + entity.ref.str();
-        store_.record_decision(pending.id, now, "dropped", reason);
+        store.record_decision(pending.id, now, "dropped", reason);
         outcome.held_back.push_back(
             {pending.notification.rule, ref, "superseded", "pending message dropped: " + reason});
       }
     }
   }
   if (!decision.code.empty()) outcome.deferred.push_back({rule.id, entity.ref, decision.code, why});
-  remember_rendered(rule, notification, linked);
+  remember_rendered(store, rule, notification, linked);
   outcome.notifications.push_back(std::move(notification));
-  reschedule_customer(linked.customer);  // a contact ends the customer's silence: their timers move
+  reschedule_customer(store, linked.customer);  // a contact ends the customer's silence: their timers move
   return false;
 }
 
@@ -644,7 +645,7 @@ void Pipeline::changed(const std::string& customer) {
   customer_changed_[std::hash<std::string>{}(customer)] = ++generation_;
 }
 
-void Pipeline::entity_written(const Entity& entity, const Entity* previous) {
+void Pipeline::entity_written(const EntityStore& store, const Entity& entity, const Entity* previous) {
   // Its links moved (another parent or customer): whose messages saw it
   // before is not known here.
   if (previous && (previous->parent() != entity.parent() || previous->customer_id() != entity.customer_id())) {
@@ -660,7 +661,7 @@ void Pipeline::entity_written(const Entity& entity, const Entity* previous) {
   auto parent = entity.parent();
   for (int depth = 0; parent && depth < 4; ++depth) {  // as deep as link() looks
     if (parent->type == EntityType::kCustomer) return changed(parent->id);
-    const auto known = store_.entity(*parent);
+    const auto known = store.entity(*parent);
     if (!known) break;
     if (auto customer = known->customer_id()) return changed(*customer);
     parent = known->parent();
@@ -668,7 +669,8 @@ void Pipeline::entity_written(const Entity& entity, const Entity* previous) {
   changed_everything();  // no customer found: it may yet be linked to anyone's
 }
 
-void Pipeline::remember_rendered(const Rule& rule, const Notification& n, const Linked& linked) {
+void Pipeline::remember_rendered(const OutboxStore& store, const Rule& rule, const Notification& n,
+                                 const Linked& linked) {
   if (!n.action.empty()) return;  // rendered again with its action's answer in any case
   // What the release check reads of the outbox changes with this very
   // enqueue (`sent`, last_contact_at) or with deliveries (`history`);
@@ -684,7 +686,7 @@ void Pipeline::remember_rendered(const Rule& rule, const Notification& n, const 
   const TemplateSet::Template* source = snapshot_.templates->find(n.locale, rule.template_name, n.channel);
   if (!source || mentions(source->subject) || mentions(source->body)) return;
   // Every entity it sees names its customer, or none: a change of any of
-  // them marks that customer (entity_written()).
+  // them marks that customer (entity_written(store, )).
   for (const auto& [type, fields] : linked.scope.items()) {
     if (!fields.is_object()) return;
     const auto named = fields.find(type == "customer" ? "id" : "customer");
@@ -696,7 +698,7 @@ void Pipeline::remember_rendered(const Rule& rule, const Notification& n, const 
     if (!to.empty() && to != n.to) return;
   }
   if (!data_version_) data_version_ = store_.data_version();
-  const long long id = store_.last_enqueued();
+  const long long id = store.last_enqueued();
   if (!rendered_.empty() && rendered_.back().first >= id) return;
   if (rendered_.size() >= kMaxRendered) {  // drop the released ones; when all are waiting, remember no more
     std::erase_if(rendered_, [](const auto& entry) { return entry.second == 0; });
@@ -726,37 +728,38 @@ bool Pipeline::unchanged_since_rendered(const OutboxEntry& entry) {
   return change == customer_changed_.end() || change->second <= at;
 }
 
-bool Pipeline::wait_for(const Rule& rule, const Entity& entity, const std::string& trigger, const nlohmann::json& event,
-                        const EntityRef& missing, const std::string& reason, Outcome& outcome) {
+bool Pipeline::wait_for(StoreRoles& store, const Rule& rule, const Entity& entity, const std::string& trigger,
+                        const nlohmann::json& event, const EntityRef& missing, const std::string& reason,
+                        Outcome& outcome) {
   const Timestamp now = clock_.now();
   // A timer waits within [timers] grace of its due time, a change within
   // [policy] wait_for_links of now.
   Timestamp until = now + snapshot_.config->wait_for_links;
   if (trigger.rfind(kTimerTrigger, 0) == 0)
     if (auto due = parse_rfc3339(trigger.substr(kTimerTrigger.size()))) until = *due + snapshot_.config->timer_grace;
-  store_.add_waiting(WaitingIntent{0, rule.id, entity.ref, trigger, event, missing, now, until, reason});
+  store.add_waiting(WaitingIntent{0, rule.id, entity.ref, trigger, event, missing, now, until, reason});
   outcome.deferred.push_back({rule.id, entity.ref, "waiting_for_link",
                               reason + "; waits for " + missing.str() + " until " + format_rfc3339(until)});
   return true;
 }
 
-void Pipeline::resume_waiting(const EntityRef& arrived, Outcome& outcome) {
-  for (const WaitingIntent& w : store_.waiting_for(arrived)) {
+void Pipeline::resume_waiting(StoreRoles& store, const EntityRef& arrived, Outcome& outcome) {
+  for (const WaitingIntent& w : store.waiting_for(arrived)) {
     const Rule* rule = snapshot_.rules->find(w.rule);
-    const auto entity = store_.entity(w.entity);
+    const auto entity = store.entity(w.entity);
     if (!rule || !entity) {
-      store_.remove_waiting(w.id);
+      store.remove_waiting(w.id);
       continue;
     }
-    const Linked linked = link(*entity, store_);
+    const Linked linked = link(*entity, store);
     if (rule->when && !rule->when->test(linked.scope)) {
-      store_.remove_waiting(w.id);
+      store.remove_waiting(w.id);
       outcome.held_back.push_back({rule->id, entity->ref, "overtaken",
                                    "while it waited for " + w.waiting_for.str() + ", its condition stopped holding (" +
                                        rule->when->text() + ")"});
       continue;
     }
-    if (!consider(*rule, *entity, linked, w.trigger, w.event, outcome)) store_.remove_waiting(w.id);
+    if (!consider(store, *rule, *entity, linked, w.trigger, w.event, outcome)) store.remove_waiting(w.id);
   }
 }
 

@@ -105,7 +105,11 @@ class Pipeline {
   // of its order (`fields.order`, or the stored parent) -- or, when no
   // customer can be found, the linked entity's own reference ("order/A-1"
   // for a shipment of an unknown order) or the entity's own ("payment/P-1").
-  std::string shard_key(const EntityRef& ref, const nlohmann::json& fields) const;
+  std::string shard_key(const EntityRef& ref, const nlohmann::json& fields) const {
+    return shard_key(store_, ref, fields);
+  }
+  // The same, reading the stored snapshots through `store` (an open Transaction).
+  std::string shard_key(const EntityStore& store, const EntityRef& ref, const nlohmann::json& fields) const;
   // Applies up to `limit` entries of the shared intake of the shards the
   // cluster owns, oldest first, in one transaction that also deletes them
   // (Outcome::from_intake counts them). Nothing without a cluster.
@@ -143,7 +147,13 @@ class Pipeline {
   // a rule and template that read nothing of the outbox (`sent`,
   // `last_contact_at`, `history`; no partials) get this shortcut, and only
   // when everything its message sees names the same customer.
-  std::optional<Notification> release(const OutboxEntry& entry, Outcome& outcome);
+  //
+  // What it reads and writes goes through `store`: the open Transaction
+  // (Delivery's round), or the Store itself when none is open.
+  std::optional<Notification> release(StoreRoles& store, const OutboxEntry& entry, Outcome& outcome);
+  std::optional<Notification> release(const OutboxEntry& entry, Outcome& outcome) {
+    return release(store_, entry, outcome);
+  }
   // What the release check reads changed outside the pipeline's own writes
   // (a reply, a STOP, a pause) for `customer`, or for anyone when empty:
   // their messages are checked in full again.
@@ -177,39 +187,43 @@ class Pipeline {
   std::optional<MessageContext> preview_context(const Rule& rule, const EntityRef& entity) const;
 
  private:
-  MessageContext message_context(const Rule& rule, const EntityRef& entity, const Linked& linked,
-                                 const nlohmann::json& event) const;
-  void apply_one(const Observation& observation, Outcome& outcome);
+  // The private helpers read and write through `store`: the open
+  // Transaction of the public call that runs them (or the Store itself, for
+  // those that run without one).
+  MessageContext message_context(const StoreRoles& store, const Rule& rule, const EntityRef& entity,
+                                 const Linked& linked, const nlohmann::json& event) const;
+  void apply_one(StoreRoles& store, const Observation& observation, Outcome& outcome);
   // Keeps the firing waiting, durably, for `missing` to be observed
   // ([policy] wait_for_links; a timer within [timers] grace of its due time).
-  bool wait_for(const Rule& rule, const Entity& entity, const std::string& trigger, const nlohmann::json& event,
-                const EntityRef& missing, const std::string& reason, Outcome& outcome);
+  bool wait_for(StoreRoles& store, const Rule& rule, const Entity& entity, const std::string& trigger,
+                const nlohmann::json& event, const EntityRef& missing, const std::string& reason, Outcome& outcome);
   // Considers again what waited for `arrived`.
-  void resume_waiting(const EntityRef& arrived, Outcome& outcome);
+  void resume_waiting(StoreRoles& store, const EntityRef& arrived, Outcome& outcome);
   // Why a waiting notification would be wrong to send now, or nullopt;
   // then `view`, when given, gets the view of its entity it was judged on.
-  std::optional<std::string> overtaken_by(const Notification& notification, Timestamp now,
+  std::optional<std::string> overtaken_by(const StoreRoles& store, const Notification& notification, Timestamp now,
                                           std::optional<Linked>* view = nullptr) const;
   // Schedules, moves or cancels the entity's timers after it changed.
   // `known`, when given, is link(entity) as it is now, to save reading it again.
-  void reschedule(const Entity& entity, const Linked* known = nullptr);
+  void reschedule(StoreRoles& store, const Entity& entity, const Linked* known = nullptr);
   // Reschedules the customer's timers (their silence) after their contact
   // history changed.
-  void reschedule_customer(const std::string& customer);
+  void reschedule_customer(StoreRoles& store, const std::string& customer);
   // Turns one firing rule into a notification, or says why not. Returns
   // true when it waits for linked data instead (see wait_for).
-  bool consider(const Rule& rule, const Entity& entity, const Linked& linked, const std::string& trigger,
-                const nlohmann::json& event, Outcome& outcome);
+  bool consider(StoreRoles& store, const Rule& rule, const Entity& entity, const Linked& linked,
+                const std::string& trigger, const nlohmann::json& event, Outcome& outcome);
 
   // --- the release check's shortcut (see release()) ---
   // The customers whose messages may read `entity` (written now, or before
   // as `previous`) are marked changed; everything is, when its links moved.
-  void entity_written(const Entity& entity, const Entity* previous);
+  void entity_written(const EntityStore& store, const Entity& entity, const Entity* previous);
   void changed(const std::string& customer);
   void changed_everything() { everything_changed_at_ = ++generation_; }
   // Whether `notification`, just enqueued as rendered from `linked`, may
   // take the shortcut at its release; then it is remembered.
-  void remember_rendered(const Rule& rule, const Notification& notification, const Linked& linked);
+  void remember_rendered(const OutboxStore& store, const Rule& rule, const Notification& notification,
+                         const Linked& linked);
   // Whether the entry was rendered here and nothing it reads changed since.
   bool unchanged_since_rendered(const OutboxEntry& entry);
 

@@ -52,7 +52,10 @@ struct IntakeEntry {
   Timestamp received_at{};
 };
 
-// Implementations throw StoreError (store_error.h).
+// Implementations throw StoreError (store_error.h). Through a
+// Store::Transaction, each call runs within it; on the Store, in a
+// transaction of its own (refused, std::logic_error, while a Transaction is
+// open: store.h).
 class ClusterStore {
  public:
   // Records that `replica` is alive at `now`.

@@ -63,7 +63,10 @@ struct Pause {
   std::string reason;
 };
 
-// Implementations throw StoreError (store_error.h).
+// Implementations throw StoreError (store_error.h). Through a
+// Store::Transaction, each call runs within it; on the Store, in a
+// transaction of its own (refused, std::logic_error, while a Transaction is
+// open: store.h).
 class ContactStore {
  public:
   virtual void record_contact(const Contact& contact) = 0;

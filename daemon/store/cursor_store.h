@@ -6,7 +6,10 @@
 
 namespace tactd {
 
-// Implementations throw StoreError (store_error.h).
+// Implementations throw StoreError (store_error.h). Through a
+// Store::Transaction, each call runs within it; on the Store, in a
+// transaction of its own (refused, std::logic_error, while a Transaction is
+// open: store.h).
 class CursorStore {
  public:
   // Where a source left off (an updated_at value, a page token), or nullopt

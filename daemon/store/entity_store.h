@@ -11,7 +11,10 @@
 
 namespace tactd {
 
-// Implementations throw StoreError (store_error.h).
+// Implementations throw StoreError (store_error.h). Through a
+// Store::Transaction, each call runs within it; on the Store, in a
+// transaction of its own (refused, std::logic_error, while a Transaction is
+// open: store.h).
 class EntityStore {
  public:
   virtual std::optional<Entity> entity(const EntityRef& ref) const = 0;

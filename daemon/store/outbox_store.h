@@ -90,7 +90,10 @@ struct NotMadeCount {
   std::size_t count = 0;
 };
 
-// Implementations throw StoreError (store_error.h).
+// Implementations throw StoreError (store_error.h). Through a
+// Store::Transaction, each call runs within it; on the Store, in a
+// transaction of its own (refused, std::logic_error, while a Transaction is
+// open: store.h).
 class OutboxStore {
  public:
   // Every reader of outbox rows sets a row it cannot read aside, to the dead
@@ -126,8 +129,8 @@ class OutboxStore {
   // it was none of these.
   virtual bool drop(long long outbox_id) = 0;
   // Marks an entry delivered, records the attempt, and records it as
-  // contact history, atomically: within the open Transaction when there is
-  // one (so it commits or rolls back with it), else in a transaction of its
+  // contact history, atomically: through a Transaction, within it (so it
+  // commits or rolls back with it); on the Store, in a transaction of its
   // own. Throws StoreError for an unknown id.
   virtual void mark_delivered(long long outbox_id, Timestamp at, const std::string& detail = {}) = 0;
   // Records a failed attempt: the entry stays pending until `retry_at`, or,
@@ -170,13 +173,12 @@ class OutboxStore {
   // is gone (a crash; another replica) is due again once it ends, and sent
   // again with the same idempotency key (the at-least-once window); an
   // attempt that outlives its lease still records its verdict. A lease
-  // whose end is `now` itself counts as ended. Throws StoreError; within the
-  // open Transaction when there is one.
+  // whose end is `now` itself counts as ended. Throws StoreError.
   virtual std::vector<OutboxEntry> claim_due_notifications(Channel channel, std::size_t limit, Timestamp now,
                                                            Duration lease) = 0;
   // Records, before sending, that attempts of these pending entries start
-  // at `at`, all in one transaction: the open Transaction when there is
-  // one, else one that begins as a writer. A claim without a lease: it
+  // at `at`, all in one transaction: the Transaction it is called
+  // through, else one of its own that begins as a writer. A claim without a lease: it
   // holds until its verdict or settle_interrupted(). A claimed entry is not
   // due (due_notifications(), next_notification()) until then.
   virtual void claim(const std::vector<long long>& outbox_ids, Timestamp at) = 0;
@@ -242,7 +244,7 @@ class OutboxStore {
   virtual std::vector<OutboxEntry> customer_outbox(const std::string& customer, std::size_t limit) const = 0;
 
   // --- messages decided but not made ---
-  // Records it (within the open Transaction, if any). Kept for
+  // Records it. Kept for
   // kNotMadeRetention: each record removes at most two records older than
   // that, so the record never grows beyond what that time brings.
   virtual void record_not_made(const NotMade& not_made) = 0;

@@ -381,11 +381,12 @@ class PgStore final : public Store {
   Sync sync() const override { return Sync::kFull; }
 
   std::unique_ptr<Transaction> begin() override {
-    if (in_transaction_) throw StoreError("a transaction is already open (transactions do not nest)");
+    if (transaction_open()) throw StoreError("a transaction is already open (transactions do not nest)");
     return guard("begin a transaction", [&] { return std::make_unique<Tx>(*this); });
   }
 
   long long data_version() const override {
+    const AnyCaller any(*this);  // the connection's, no role's: answered within a transaction too
     return guard("read the data version", [&] {
       return static_cast<long long>(
           run_prepared("SELECT COALESCE(SUM(n), 0)::bigint FROM data_versions WHERE backend <> pg_backend_pid()")
@@ -1499,15 +1500,13 @@ class PgStore final : public Store {
   // BEGIN now; ROLLBACK when destroyed uncommitted. Must not outlive its store.
   class Tx final : public Transaction {
    public:
-    explicit Tx(PgStore& store) : store_(store) {
-      store_.checked(store_.conn_->begin());
-      store_.in_transaction_ = true;
-    }
+    explicit Tx(PgStore& store) : Transaction(store), store_(store) { store_.checked(store_.conn_->begin()); }
     ~Tx() override {
       if (open_) store_.conn_->abandon();
-      store_.in_transaction_ = false;
     }
-    void commit() override {
+
+   private:
+    void do_commit() override {
       store_.guard("commit", [&] {
         open_ = false;
         store_.checked(store_.conn_->commit());
@@ -1515,7 +1514,6 @@ class PgStore final : public Store {
       });
     }
 
-   private:
     PgStore& store_;
     bool open_ = true;
   };
@@ -1541,10 +1539,11 @@ class PgStore final : public Store {
     return from_millis(r.rows[0].integer(0));
   }
 
-  // Runs `work` in the open Transaction, or else in one of its own.
+  // Runs `work` in the open Transaction (the call came through it:
+  // check_caller()), or else in one of its own.
   template <typename F>
   auto atomically(F&& work) const -> decltype(work()) {
-    if (in_transaction_) return work();
+    if (transaction_open()) return work();
     checked(conn_->begin());
     try {
       auto result = work();
@@ -1558,9 +1557,13 @@ class PgStore final : public Store {
 
   // Runs `work`, turning the server's refusals and unreadable values into
   // StoreError naming `what`, retryable when the server says retrying can help.
+  // Refuses (std::logic_error) a call made on the store past its open
+  // Transaction (Store::check_caller()).
   template <typename F>
-  auto guard(const std::string& what, F&& work) const -> decltype(work()) {
+  auto guard(const std::string& what, F&& work,
+             const std::source_location& where = std::source_location::current()) const -> decltype(work()) {
     conn_->check(what);
+    check_caller(what, where);
     try {
       return work();
     } catch (const Failed& failed) {
@@ -1644,7 +1647,6 @@ class PgStore final : public Store {
   std::unique_ptr<Executor> conn_;
   long long last_enqueued_ = 0;
   int version_ = 0;
-  bool in_transaction_ = false;
 };
 
 }  // namespace

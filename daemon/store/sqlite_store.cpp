@@ -201,7 +201,7 @@ class SqliteStore final : public Store {
   }
 
   std::unique_ptr<Transaction> begin() override {
-    if (in_transaction_) throw StoreError("a transaction is already open (transactions do not nest)");
+    if (transaction_open()) throw StoreError("a transaction is already open (transactions do not nest)");
     return guard("begin a transaction", [&] { return std::make_unique<Tx>(*this); });
   }
 
@@ -337,6 +337,7 @@ class SqliteStore final : public Store {
   long long last_enqueued() const override { return last_enqueued_; }
 
   long long data_version() const override {
+    const AnyCaller any(*this);  // the connection's, no role's: answered within a transaction too
     return guard("read the data version", [&] {
       SQLite::Statement& q = prepared("PRAGMA data_version");
       return q.executeStep() ? static_cast<long long>(q.getColumn(0).getInt64()) : 0LL;
@@ -413,8 +414,8 @@ class SqliteStore final : public Store {
     });
   }
 
-  // Runs inside the caller's Transaction when one is open (and then commits
-  // or rolls back with it), else in a transaction of its own.
+  // Through a Transaction, within it (committed or rolled back with it);
+  // on the Store, in a transaction of its own.
   std::vector<OutboxEntry> pending_about(const EntityRef& entity) const override {
     return guard("read the pending notifications about " + entity.str(), [&] {
       SQLite::Statement& q = prepared(std::string("SELECT ") + kNotificationColumns +
@@ -436,7 +437,7 @@ class SqliteStore final : public Store {
   bool mark_overtaken(long long outbox_id, Timestamp at, const std::string& reason) override {
     return guard("mark outbox entry " + std::to_string(outbox_id) + " overtaken", [&] {
       std::optional<SQLite::Transaction> own;
-      if (!in_transaction_) own.emplace(db_, kWriter);
+      if (!transaction_open()) own.emplace(db_, kWriter);
       SQLite::Statement& q = prepared(
           "UPDATE outbox SET status = 'overtaken', last_error = ?, sending_since = NULL, lease_until = NULL "
           "WHERE id = ? AND status = 'pending'");
@@ -487,7 +488,7 @@ class SqliteStore final : public Store {
   void mark_delivered(long long outbox_id, Timestamp at, const std::string& detail) override {
     guard("mark outbox entry " + std::to_string(outbox_id) + " delivered", [&] {
       std::optional<SQLite::Transaction> own;
-      if (!in_transaction_) own.emplace(db_, kWriter);
+      if (!transaction_open()) own.emplace(db_, kWriter);
       // The row is not read into an OutboxEntry: what the attempt and the
       // contact need comes back from the update and goes in by SQL.
       SQLite::Statement& update = prepared(
@@ -511,7 +512,7 @@ class SqliteStore final : public Store {
                       std::optional<Timestamp> retry_at) override {
     guard("record a failed delivery of outbox entry " + std::to_string(outbox_id), [&] {
       std::optional<SQLite::Transaction> own;
-      if (!in_transaction_) own.emplace(db_, kWriter);
+      if (!transaction_open()) own.emplace(db_, kWriter);
       SQLite::Statement& update = prepared(
           "UPDATE outbox SET status = ?, attempts = attempts + 1, next_attempt_at = ?, "
           "last_error = ?, sending_since = NULL, lease_until = NULL WHERE id = ? AND status = 'pending' "
@@ -547,7 +548,7 @@ class SqliteStore final : public Store {
   bool resolve_delivered(long long outbox_id, Timestamp at, const std::string& note) override {
     return guard("resolve outbox entry " + std::to_string(outbox_id) + " as delivered", [&] {
       std::optional<SQLite::Transaction> own;
-      if (!in_transaction_) own.emplace(db_, kWriter);
+      if (!transaction_open()) own.emplace(db_, kWriter);
       SQLite::Statement& update = prepared(
           "UPDATE outbox SET status = 'delivered', next_attempt_at = NULL, last_error = NULL, sending_since = NULL, "
           "lease_until = NULL "
@@ -567,7 +568,7 @@ class SqliteStore final : public Store {
     if (outbox_ids.empty()) return;
     guard("claim " + std::to_string(outbox_ids.size()) + " outbox entries for sending", [&] {
       std::optional<SQLite::Transaction> own;
-      if (!in_transaction_) own.emplace(db_, kWriter);
+      if (!transaction_open()) own.emplace(db_, kWriter);
       SQLite::Statement& q = prepared(
           "UPDATE outbox SET sending_since = ?, lease_until = ? WHERE id = ? AND status = 'pending' AND "
           "sending_since IS NULL");
@@ -623,7 +624,7 @@ class SqliteStore final : public Store {
   bool settle_interrupted(long long outbox_id, Timestamp at, bool retry, const std::string& detail) override {
     return guard("settle the cut-off send of outbox entry " + std::to_string(outbox_id), [&] {
       std::optional<SQLite::Transaction> own;
-      if (!in_transaction_) own.emplace(db_, kWriter);
+      if (!transaction_open()) own.emplace(db_, kWriter);
       SQLite::Statement& update = prepared(
           "UPDATE outbox SET status = CASE WHEN ?1 OR status <> 'pending' THEN status ELSE 'unknown' END, "
           "attempts = attempts + 1, "
@@ -790,7 +791,7 @@ class SqliteStore final : public Store {
                      std::optional<Timestamp> retry_at, const std::string& detail) override {
     return guard("record the action of outbox entry " + std::to_string(outbox_id), [&] {
       std::optional<SQLite::Transaction> own;
-      if (!in_transaction_) own.emplace(db_, kWriter);
+      if (!transaction_open()) own.emplace(db_, kWriter);
       SQLite::Statement& q = prepared(
           "UPDATE outbox SET action_state = ?, action_answer = ?, action_attempts = action_attempts + 1, "
           "action_next_at = ?, action_detail = ? WHERE id = ? AND action_state = 'pending'");
@@ -1308,7 +1309,7 @@ class SqliteStore final : public Store {
   void leave(const std::string& replica) override {
     guard("remove replica " + replica, [&] {
       std::optional<SQLite::Transaction> own;
-      if (!in_transaction_) own.emplace(db_, kWriter);
+      if (!transaction_open()) own.emplace(db_, kWriter);
       for (const char* sql :
            {"DELETE FROM replicas WHERE id = ?", "UPDATE shard_leases SET owner = '', lease_until = 0 WHERE owner = ?",
             "DELETE FROM source_leases WHERE owner = ?"}) {
@@ -1484,13 +1485,14 @@ class SqliteStore final : public Store {
   // Must not outlive its store.
   class Tx final : public Transaction {
    public:
-    explicit Tx(SqliteStore& store) : store_(store), tx_(store.db_, kWriter) { store_.in_transaction_ = true; }
-    ~Tx() override { store_.in_transaction_ = false; }  // tx_ rolls back unless committed
-    void commit() override {
+    explicit Tx(SqliteStore& store) : Transaction(store), store_(store), tx_(store.db_, kWriter) {}
+    ~Tx() override = default;  // tx_ rolls back unless committed
+
+   private:
+    void do_commit() override {
       store_.guard("commit", [&] { tx_.commit(); });
     }
 
-   private:
     SqliteStore& store_;
     SQLite::Transaction tx_;
   };
@@ -1525,8 +1527,12 @@ class SqliteStore final : public Store {
            "]";
   }
 
+  // Refuses (std::logic_error) a call made on the store past its open
+  // Transaction (Store::check_caller()).
   template <typename F>
-  auto guard(const std::string& what, F&& work) const -> decltype(work()) {
+  auto guard(const std::string& what, F&& work,
+             const std::source_location& where = std::source_location::current()) const -> decltype(work()) {
+    check_caller(what, where);
     struct Release {
       const SqliteStore& store;
       ~Release() {
@@ -1667,7 +1673,6 @@ class SqliteStore final : public Store {
   mutable std::vector<SQLite::Statement*> in_use_;  // by the guard() under way
   mutable int depth_ = 0;                           // guard() calls under way
   int version_ = 0;
-  bool in_transaction_ = false;
 };
 
 }  // namespace

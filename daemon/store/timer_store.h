@@ -33,7 +33,10 @@ struct WaitingIntent {
   std::string reason;  // what is missing, for people
 };
 
-// Implementations throw StoreError (store_error.h).
+// Implementations throw StoreError (store_error.h). Through a
+// Store::Transaction, each call runs within it; on the Store, in a
+// transaction of its own (refused, std::logic_error, while a Transaction is
+// open: store.h).
 class TimerStore {
  public:
   // Schedules the rule's timer for the entity at `timer.due`, replacing an
@@ -61,7 +64,10 @@ class TimerStore {
   ~TimerStore() = default;
 };
 
-// Implementations throw StoreError (store_error.h).
+// Implementations throw StoreError (store_error.h). Through a
+// Store::Transaction, each call runs within it; on the Store, in a
+// transaction of its own (refused, std::logic_error, while a Transaction is
+// open: store.h).
 class WaitingStore {
  public:
   // Adds the intent, or, for the same rule, entity and trigger, updates what

@@ -61,7 +61,7 @@ int main() {
     auto store = Store::open_temporary();
     {
       auto tx = store->begin();
-      for (int i = 0; i < backlog; ++i) store->enqueue(notification(i, clock.now() - std::chrono::minutes{1}));
+      for (int i = 0; i < backlog; ++i) tx->enqueue(notification(i, clock.now() - std::chrono::minutes{1}));
       tx->commit();
     }
     asio::io_context io;

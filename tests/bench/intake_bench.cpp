@@ -110,7 +110,7 @@ int prepare(const fs::path& dir, long entities, long observations) {
         tx.reset();
         tx = store->begin();
       }
-      store->put_entity(Entity{EntityRef{type, id}, seen, std::move(fields), std::nullopt});
+      tx->put_entity(Entity{EntityRef{type, id}, seen, std::move(fields), std::nullopt});
     };
     for (long k = 0; k < p.customers; ++k) put(EntityType::kCustomer, "c-" + std::to_string(k), customer_fields(k));
     for (long k = 0; k < p.orders; ++k)

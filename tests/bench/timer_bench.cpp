@@ -39,8 +39,8 @@ int main() {
       auto tx = store->begin();
       for (int i = 0; i < scheduled; ++i) {
         const bool due = i < kDue;
-        store->schedule_timer(Timer{"heads-up", EntityRef{EntityType::kOrder, "O-" + std::to_string(i)},
-                                    due ? now - std::chrono::minutes{i + 1} : now + std::chrono::hours{1 + i % 5000}});
+        tx->schedule_timer(Timer{"heads-up", EntityRef{EntityType::kOrder, "O-" + std::to_string(i)},
+                                 due ? now - std::chrono::minutes{i + 1} : now + std::chrono::hours{1 + i % 5000}});
       }
       tx->commit();
     }

@@ -58,7 +58,7 @@ struct Bench {
     entry.notification.body = kAsStored;
     Outcome outcome;
     auto transaction = store->begin();
-    const auto message = pipeline->release(entry, outcome);
+    const auto message = pipeline->release(*transaction, entry, outcome);
     transaction->commit();
     REQUIRE(message);
     return message->body;
@@ -93,7 +93,7 @@ TEST_CASE("an opt-out since rendering is seen: the notification is overtaken") {
   bench.apply(obs("customer", "c-42", "2026-11-20T17:40:00+01:00", {{"opt_out", true}}));
   Outcome outcome;
   auto transaction = bench.store->begin();
-  CHECK_FALSE(bench.pipeline->release(entry, outcome));
+  CHECK_FALSE(bench.pipeline->release(*transaction, entry, outcome));
   transaction->commit();
   REQUIRE(outcome.held_back.size() == 1);
   CHECK(outcome.held_back[0].code == "overtaken");
@@ -196,7 +196,7 @@ TEST_CASE("an entry this pipeline did not render, as after a restart, is checked
   tampered.notification.body = kAsStored;
   Outcome outcome;
   auto transaction = bench.store->begin();
-  const auto message = restarted.release(tampered, outcome);
+  const auto message = restarted.release(*transaction, tampered, outcome);
   transaction->commit();
   REQUIRE(message);
   CHECK(message->body != kAsStored);

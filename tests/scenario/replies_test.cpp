@@ -31,7 +31,7 @@ class Desk : public ReplyStory {
  public:
   std::optional<Notification> release(const OutboxEntry& entry, Outcome& outcome) {
     auto transaction = store->begin();
-    auto out = pipeline->release(entry, outcome);
+    auto out = pipeline->release(*transaction, entry, outcome);
     transaction->commit();
     return out;
   }

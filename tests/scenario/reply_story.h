@@ -29,7 +29,7 @@ class ReplyStory {
     loaded->config = config;
     snapshot = std::move(*loaded);
     pipeline = std::make_unique<Pipeline>(snapshot, *store, clock);
-    desk = std::make_unique<ReplyDesk>(*store, clock);
+    desk = std::make_unique<ReplyDesk>(clock);
   }
 
   // Applies one observation (a JSON line) at `when`.
@@ -45,7 +45,7 @@ class ReplyStory {
   ReplyOutcome receive(const InboundMessage& message, const char* when) {
     clock.advance_to(*parse_rfc3339(when));
     auto transaction = store->begin();
-    ReplyOutcome out = desk->receive(message, *config);
+    ReplyOutcome out = desk->receive(*transaction, message, *config);
     transaction->commit();
     if (out.reply.id != 0) pipeline->changed_outside(out.reply.customer);
     return out;

@@ -160,7 +160,7 @@ TEST_CASE("the claims of a round and the verdicts of the last commit together") 
 
 TEST_CASE("an entry whose release check throws is held back, and the others go out at once") {
   int throws = 0;
-  Bench bench(5, 8, [&throws](const OutboxEntry& entry) -> std::optional<Notification> {
+  Bench bench(5, 8, [&throws](Store::Transaction&, const OutboxEntry& entry) -> std::optional<Notification> {
     if (entry.notification.idempotency_key == "test:2" && throws++ == 0) throw StoreError("a glitch reading it");
     return entry.notification;
   });

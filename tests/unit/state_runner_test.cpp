@@ -125,10 +125,10 @@ TEST_CASE("on PostgreSQL the work of two runners never interleaves, and comes in
             log.push_back(who + " begins");
             auto tx = s.begin();
             for (int i = 0; i < 5; ++i) {
-              const auto stored = s.entity(EntityRef{EntityType::kOrder, "A"});
+              const auto stored = tx->entity(EntityRef{EntityType::kOrder, "A"});
               Entity next = entity("A", stored ? stored->fields.at("n").get<int>() + 1 : 1);
               next.version = stored ? stored->version : 0;
-              s.put_entity(next);
+              tx->put_entity(next);
             }
             tx->commit();
             log.push_back(who + " ends");
@@ -179,7 +179,7 @@ TEST_CASE("on PostgreSQL a lost connection fails calls as retryable until it is 
     // transaction works as before.
     const auto put = [&] {
       auto tx = s.begin();
-      s.put_entity(entity("B", 7));
+      tx->put_entity(entity("B", 7));
       tx->commit();
       return s.entity(EntityRef{EntityType::kOrder, "B"})->fields.at("n").get<int>();
     };
@@ -209,7 +209,7 @@ TEST_CASE("on PostgreSQL a store destroyed with work suspended unwinds it and dr
         const auto read = [&] {
           Mark mark{unwound_flag};
           auto tx = s.begin();
-          return s.entity(EntityRef{EntityType::kOrder, "A"});
+          return tx->entity(EntityRef{EntityType::kOrder, "A"});
         };
         co_await runner.run(read);
         answered_flag = true;
@@ -264,9 +264,9 @@ TEST_CASE("on PostgreSQL a watching store hears of the outbox entries and shared
     heard.clear();
     {
       auto tx = other->begin();
-      REQUIRE(other->enqueue(n));
+      REQUIRE(tx->enqueue(n));
       n.idempotency_key = "k2";
-      REQUIRE(other->enqueue(n));
+      REQUIRE(tx->enqueue(n));
       tx->commit();
     }
     REQUIRE(hear(Store::Change::kOutbox));
@@ -289,7 +289,7 @@ TEST_CASE("on PostgreSQL a watching store hears of the outbox entries and shared
   SECTION("an entry added in a transaction rolled back tells nothing") {
     heard.clear();
     auto tx = other->begin();
-    REQUIRE(other->enqueue(n));
+    REQUIRE(tx->enqueue(n));
     tx.reset();  // rolled back: nothing was added
     other->put_intake(5, Observation{EntityRef{EntityType::kOrder, "A"}, t0, {{"customer", "c-1"}}, false}, t0);
     REQUIRE(hear(Store::Change::kIntake));

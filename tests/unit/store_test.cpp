@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -336,14 +337,14 @@ TEST_CASE("a transaction rolls back unless committed") {
   EACH_BACKEND();
   {
     auto tx = store->begin();
-    store->put_entity(entity(EntityType::kOrder, "A", {}));
-    CHECK(store->enqueue(notification("k1", "c-1", at("2026-11-20T10:00:00Z"))));
+    tx->put_entity(entity(EntityType::kOrder, "A", {}));
+    CHECK(tx->enqueue(notification("k1", "c-1", at("2026-11-20T10:00:00Z"))));
   }
   CHECK_FALSE(store->entity(EntityRef{EntityType::kOrder, "A"}));
   CHECK(store->outbox().empty());
   {
     auto tx = store->begin();
-    store->put_entity(entity(EntityType::kOrder, "A", {}));
+    tx->put_entity(entity(EntityType::kOrder, "A", {}));
     tx->commit();
   }
   CHECK(store->entity(EntityRef{EntityType::kOrder, "A"}));
@@ -354,11 +355,100 @@ TEST_CASE("transactions do not nest, and a new one can begin once the old one is
   {
     auto tx = store->begin();
     CHECK_THROWS_WITH(store->begin(), Catch::Contains("already open"));
-    store->put_entity(entity(EntityType::kOrder, "A", {}));
+    tx->put_entity(entity(EntityType::kOrder, "A", {}));
     tx->commit();
   }
   auto tx = store->begin();
+  CHECK(tx->entity(EntityRef{EntityType::kOrder, "A"}));
+}
+
+TEST_CASE("calls through a transaction are committed with it, and its reads see its writes") {
+  EACH_BACKEND();
+  const EntityRef a{EntityType::kOrder, "A"};
+  {
+    auto tx = store->begin();
+    tx->put_entity(entity(EntityType::kOrder, "A", {{"status", "paid"}}));
+    REQUIRE(tx->enqueue(notification("k1", "c-1", at("2026-11-20T10:00:00Z"))));
+    tx->schedule_timer(Timer{"heads-up", a, at("2026-11-21T10:00:00Z")});
+    tx->set_cursor("shop", "page-2");
+    // Read through it, its writes are there before the commit.
+    REQUIRE(tx->entity(a));
+    CHECK(tx->entity(a)->field("status") == "paid");
+    CHECK(tx->has_notification("k1"));
+    CHECK(tx->pending_timers() == 1);
+    CHECK(tx->cursor("shop") == "page-2");
+    tx->commit();
+  }
+  CHECK(store->entity(a));
+  CHECK(store->has_notification("k1"));
+  CHECK(store->pending_timers() == 1);
+  CHECK(store->cursor("shop") == "page-2");
+}
+
+TEST_CASE("calls through a transaction are rolled back with it") {
+  EACH_BACKEND();
+  store->set_cursor("shop", "page-1");
+  {
+    auto tx = store->begin();
+    tx->put_entity(entity(EntityType::kOrder, "A", {}));
+    REQUIRE(tx->enqueue(notification("k1", "c-1", at("2026-11-20T10:00:00Z"))));
+    tx->schedule_timer(Timer{"heads-up", EntityRef{EntityType::kOrder, "A"}, at("2026-11-21T10:00:00Z")});
+    tx->set_cursor("shop", "page-2");
+  }  // not committed
+  CHECK_FALSE(store->entity(EntityRef{EntityType::kOrder, "A"}));
+  CHECK_FALSE(store->has_notification("k1"));
+  CHECK(store->pending_timers() == 0);
+  CHECK(store->cursor("shop") == "page-1");
+}
+
+TEST_CASE("a call on the store while a transaction is open is refused, naming it, and changes nothing") {
+  EACH_BACKEND();
+  {
+    auto tx = store->begin();
+    tx->put_entity(entity(EntityType::kOrder, "A", {}));
+    CHECK_THROWS_AS(store->put_entity(entity(EntityType::kOrder, "B", {})), std::logic_error);
+    CHECK_THROWS_WITH(store->put_entity(entity(EntityType::kOrder, "B", {})),
+                      Catch::Contains("store call 'put_entity'") &&
+                          Catch::Contains("made outside the open transaction: call it through the Transaction"));
+    CHECK_THROWS_WITH(store->entity(EntityRef{EntityType::kOrder, "A"}), Catch::Contains("store call 'entity'"));
+    CHECK_THROWS_WITH(store->enqueue(notification("k1", "c-1", at("2026-11-20T10:00:00Z"))),
+                      Catch::Contains("store call 'enqueue'"));
+    // The store's own, no role's: answered all the same.
+    CHECK_NOTHROW(store->data_version());
+    // The transaction goes on, and has only its own write.
+    CHECK(tx->entity(EntityRef{EntityType::kOrder, "A"}));
+    CHECK_FALSE(tx->entity(EntityRef{EntityType::kOrder, "B"}));
+    tx->commit();
+  }
   CHECK(store->entity(EntityRef{EntityType::kOrder, "A"}));
+  CHECK_FALSE(store->entity(EntityRef{EntityType::kOrder, "B"}));
+  CHECK_FALSE(store->has_notification("k1"));
+}
+
+TEST_CASE("once a transaction has ended, the store takes calls again and the transaction none") {
+  EACH_BACKEND();
+  SECTION("committed") {
+    auto tx = store->begin();
+    tx->put_entity(entity(EntityType::kOrder, "A", {}));
+    tx->commit();
+    // Still alive, but ended: the store runs its calls in their own transactions.
+    store->put_entity(entity(EntityType::kOrder, "B", {}));
+    CHECK(store->entity(EntityRef{EntityType::kOrder, "B"}));
+    CHECK_THROWS_WITH(tx->entity(EntityRef{EntityType::kOrder, "A"}),
+                      Catch::Contains("store call 'entity' made through a transaction that has ended"));
+    CHECK_THROWS_AS(tx->commit(), std::logic_error);
+  }
+  SECTION("rolled back") {
+    {
+      auto tx = store->begin();
+      tx->put_entity(entity(EntityType::kOrder, "A", {}));
+    }
+    store->put_entity(entity(EntityType::kOrder, "B", {}));
+    CHECK_FALSE(store->entity(EntityRef{EntityType::kOrder, "A"}));
+    CHECK(store->entity(EntityRef{EntityType::kOrder, "B"}));
+    auto again = store->begin();  // and a new one begins
+    CHECK(again->entity(EntityRef{EntityType::kOrder, "B"}));
+  }
 }
 
 TEST_CASE("a transaction waits for another process's write instead of failing, and sees it") {
@@ -377,8 +467,8 @@ TEST_CASE("a transaction waits for another process's write instead of failing, a
   });
   {
     auto tx = store->begin();
-    CHECK(store->entity(EntityRef{EntityType::kOrder, "A"})->field("status") == "cancelled");
-    store->put_entity(entity(EntityType::kOrder, "B", {}));
+    CHECK(tx->entity(EntityRef{EntityType::kOrder, "A"})->field("status") == "cancelled");
+    tx->put_entity(entity(EntityType::kOrder, "B", {}));
     tx->commit();
   }
   writer.join();
@@ -499,14 +589,14 @@ TEST_CASE("delivery inside an open transaction commits or rolls back with it") {
   const long long id = store->outbox().front().id;
   {
     auto tx = store->begin();
-    store->mark_delivered(id, at("2026-11-20T10:00:05Z"));
-    CHECK(store->contacts("c-1").size() == 1);
+    tx->mark_delivered(id, at("2026-11-20T10:00:05Z"));
+    CHECK(tx->contacts("c-1").size() == 1);
   }
   CHECK(store->outbox(OutboxStatus::kPending).size() == 1);
   CHECK(store->contacts("c-1").empty());
   {
     auto tx = store->begin();
-    store->mark_delivered(id, at("2026-11-20T10:00:05Z"));
+    tx->mark_delivered(id, at("2026-11-20T10:00:05Z"));
     tx->commit();
   }
   CHECK(store->outbox(OutboxStatus::kDelivered).size() == 1);
@@ -651,7 +741,7 @@ TEST_CASE("a source cursor is kept, replaced, and rolled back with its transacti
   CHECK(store->cursor("shop") == "2026-11-20T11:00:00Z");
   {
     auto tx = store->begin();
-    store->set_cursor("shop", "2026-11-20T12:00:00Z");
+    tx->set_cursor("shop", "2026-11-20T12:00:00Z");
   }  // not committed
   CHECK(store->cursor("shop") == "2026-11-20T11:00:00Z");
   CHECK_FALSE(store->cursor("other"));
@@ -1540,7 +1630,7 @@ TEST_CASE("the shared intake gives a shard's observations in order and forgets t
   const std::vector<int> five{5};
   {
     auto tx = store->begin();
-    const auto got = store->claim_intake(five, 10);
+    const auto got = tx->claim_intake(five, 10);
     REQUIRE(got.size() == 2);
     CHECK(got[0].observation.fields["status"] == "paid");
     CHECK(got[1].observation.fields["status"] == "shipped");
@@ -1553,10 +1643,10 @@ TEST_CASE("the shared intake gives a shard's observations in order and forgets t
   CHECK(store->intake_size() == 3);
   {
     auto tx = store->begin();
-    const auto got = store->claim_intake(five, 1);
+    const auto got = tx->claim_intake(five, 1);
     REQUIRE(got.size() == 1);
     const std::vector<long long> ids{got[0].id};
-    store->delete_intake(ids);
+    tx->delete_intake(ids);
     tx->commit();
   }
   CHECK(store->intake_size() == 2);
@@ -1597,10 +1687,10 @@ TEST_CASE("PostgreSQL consumers of the shared intake get disjoint entries and do
   const std::vector<int> shard{1};
   auto tx = one->begin();
   std::vector<std::string> unreadable;
-  const auto first = one->claim_intake(shard, 2, &unreadable);
+  const auto first = tx->claim_intake(shard, 2, &unreadable);
   CHECK(unreadable.empty());
   auto other_tx = other->begin();
-  const auto second = other->claim_intake(shard, 10);  // would block without SKIP LOCKED
+  const auto second = other_tx->claim_intake(shard, 10);  // would block without SKIP LOCKED
   REQUIRE(first.size() == 2);
   REQUIRE(second.size() == 2);
   CHECK(second[0].id > first[1].id);

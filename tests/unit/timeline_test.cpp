@@ -149,14 +149,14 @@ TEST_CASE("a message held back, one overtaken and one dropped show with their re
   {
     Outcome outcome;
     auto transaction = s.store->begin();
-    CHECK_FALSE(s.pipeline->release(queued, outcome));
+    CHECK_FALSE(s.pipeline->release(*transaction, queued, outcome));
     transaction->commit();
   }
   s.receive(sms("+31612345678", "Afmelden"), "2026-11-22T18:00:00+01:00");  // after the pause
   {
     Outcome outcome;
     auto transaction = s.store->begin();
-    CHECK_FALSE(s.pipeline->release(*s.store->outbox_entry(queued.id), outcome));
+    CHECK_FALSE(s.pipeline->release(*transaction, *transaction->outbox_entry(queued.id), outcome));
     transaction->commit();
   }
   // An operator drops the confirmation.
