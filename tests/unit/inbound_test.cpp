@@ -198,12 +198,15 @@ TEST_CASE("malformed or unsigned JSON webhooks are refused with where and what")
 
 TEST_CASE("STOP and its Dutch and English synonyms opt out, alone, in any case, trimmed") {
   for (const char* word :
-       {"STOP", "stop", " Stop \n", "STOPP", "stoppen", "AFMELDEN", "Afmelden.", "uitschrijven", "OPZEGGEN",
-        "UNSUBSCRIBE", "unsubscribe!", "cancel", "END", "quit", "STOPALL", "opt-out", "Opt out"}) {
+       {"STOP",         "stop",     " Stop \n",    "STOPP",        "stoppen",    "AFMELDEN", "Afmelden.",
+        "uitschrijven", "OPZEGGEN", "UNSUBSCRIBE", "unsubscribe!", "cancel",     "END",      "quit",
+        "STOPALL",      "opt-out",  "Opt out",     "afmelding",    "optout",     "Revoke",   "stop all",
+        "\tSTOP\r\n",   "Stop !",   "STOP. ",      "opt \t out",   "Stop all!!", "OPT-OUT."}) {
     INFO(word);
     CHECK(is_stop(word));
   }
-  for (const char* text : {"stop sending me this", "please stop", "STOP STOP", "", "Stopcontact", "ok"}) {
+  for (const char* text : {"stop sending me this", "please stop", "STOP STOP", "", "Stopcontact", "ok", "S TOP",
+                           "stop?", ".", "opt - out"}) {
     INFO(text);
     CHECK_FALSE(is_stop(text));
   }
