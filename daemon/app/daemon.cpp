@@ -688,12 +688,13 @@ class Daemon::Impl {
   void start_admin(const AdminConfig& config) {
     if (!admin_) {
       admin_ = std::make_unique<AdminEndpoint>(metrics_, [this] { return readiness(); });
+      admin_->set_throttle(&token_throttle_, &clock_);
       admin_->add_route(std::string(kTimelineRoutePrefix), [this](const HttpRequest& request) {
         return timeline_route(*store_, request, clock_.now(), pipeline_->snapshot().config->default_time_zone);
       });
       console_ =
           std::make_unique<Console>(ConsoleContext{store_.get(), &clock_, [this] { return pipeline_->snapshot(); },
-                                                   &reload_log_, [this] { delivery_->wake(); }},
+                                                   &reload_log_, [this] { delivery_->wake(); }, &token_throttle_},
                                     config.token);
       admin_->set_console([this](const HttpRequest& request) { return console_->handle(request); });
     }
@@ -1417,6 +1418,7 @@ class Daemon::Impl {
   };
   std::vector<RetiredPush> retired_push_;
   ReloadLog reload_log_;              // the last reloads, for the console
+  TokenThrottle token_throttle_;      // wrong admin tokens, of the API and the console's login
   std::unique_ptr<Console> console_;  // on the admin endpoint; its sessions outlive a restart of the endpoint
   std::unique_ptr<AdminEndpoint> admin_;
   std::unique_ptr<HttpServer> admin_server_;

@@ -113,7 +113,10 @@ std::string shown(Timestamp t, std::string_view zone) {
 
 }  // namespace
 
-Console::Console(ConsoleContext context, std::string token) : context_(std::move(context)), token_(std::move(token)) {}
+Console::Console(ConsoleContext context, std::string token)
+    : context_(std::move(context)),
+      token_(std::move(token)),
+      throttle_(context_.throttle ? context_.throttle : &own_throttle_) {}
 
 void Console::set_token(std::string token) {
   if (token == token_) return;
@@ -223,13 +226,33 @@ HttpResponse Console::login(const HttpRequest& request, std::string_view) {
                   "this tactd has no admin token, so nobody can log in: put one in a file readable by tactd, name it "
                   "in [admin] token_file (or token_credential, token_env) and reload"}},
                 nullptr);
+  const Timestamp now = context_.clock->now();
+  // Guessing the token goes no faster than TokenThrottle::kMaxFailures a
+  // minute; the answer does not say whether this token was right.
+  if (const Duration wait = throttle_->wait(now); wait > Duration::zero()) {
+    const auto seconds = TokenThrottle::seconds(wait);
+    HttpResponse refused = page(429, "login",
+                                {{"title", "Log in"},
+                                 {"problem", "too many wrong tokens in the last minute: logins are refused for " +
+                                                 std::to_string(seconds) + " s; try again then"}},
+                                nullptr);
+    refused.headers.emplace_back("Retry-After", std::to_string(seconds));
+    return refused;
+  }
   const auto form = form_fields(request.body);
   const auto token = form.find("token");
   if (token == form.end() || !same_secret(token->second, token_)) {
-    spdlog::warn("console: a login was refused (wrong token)");
+    if (throttle_->failed(now))
+      spdlog::warn(
+          "console: a login was refused (wrong token); {} wrong admin tokens within {} s: logins and the "
+          "admin API are refused for a while",
+          TokenThrottle::kMaxFailures,
+          std::chrono::duration_cast<std::chrono::seconds>(TokenThrottle::kWindow).count());
+    else
+      spdlog::warn("console: a login was refused (wrong token)");
     return page(403, "login", {{"title", "Log in"}, {"problem", "that is not the admin token"}}, nullptr);
   }
-  const ConsoleSession session = sessions_.open(context_.clock->now());
+  const ConsoleSession session = sessions_.open(now);
   spdlog::info("console: an operator logged in; {} sessions", sessions_.size());
   HttpResponse response = redirect("/console/outbox");
   response.headers.emplace_back(

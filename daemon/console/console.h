@@ -2,7 +2,9 @@
 // admin endpoint, for people with a browser and the admin token.
 //
 //   GET  /console/login            the login form (the admin token)
-//   POST /console/login            token -> a session cookie, 303 to the outbox
+//   POST /console/login            token -> a session cookie, 303 to the outbox;
+//                                  429 after 5 wrong admin tokens in a minute
+//                                  (ops/token_throttle.h)
 //   POST /console/logout           ends the session, 303 to the login form
 //   GET  /console/outbox[?status=S] counts by status and the newest rows of S
 //   POST /console/outbox/retry     id -> what `tactd outbox retry` does
@@ -42,6 +44,7 @@
 #include "model/clock.h"
 #include "model/time.h"
 #include "net/http_server.h"
+#include "ops/token_throttle.h"
 #include "pipeline/snapshot.h"
 #include "store/store.h"
 
@@ -125,6 +128,9 @@ struct ConsoleContext {
   std::function<Snapshot()> snapshot;  // the running configuration
   const ReloadLog* reloads = nullptr;
   std::function<void()> outbox_changed;  // after a retry: wake the delivery
+  // Wrong tokens counted with the admin endpoint's (the daemon's); null:
+  // the console counts its own.
+  TokenThrottle* throttle = nullptr;
 };
 
 class Console {
@@ -136,6 +142,8 @@ class Console {
 
   // `token` is the admin token; empty: nobody can log in.
   Console(ConsoleContext context, std::string token);
+  Console(const Console&) = delete;
+  Console& operator=(const Console&) = delete;
 
   // Replaces the admin token (a reload); a different one ends every session.
   void set_token(std::string token);
@@ -159,6 +167,8 @@ class Console {
   ConsoleContext context_;
   std::string token_;  // never logged
   ConsoleSessions sessions_;
+  TokenThrottle own_throttle_;
+  TokenThrottle* throttle_;  // context_.throttle or own_throttle_
 };
 
 }  // namespace tactd

@@ -424,20 +424,28 @@ std::string written_part(std::string_view text, Channel channel) {
 
 namespace {
 
-// `text` as a keyword: trimmed, upper case, without trailing '.' or '!'.
+// `text` as a keyword: upper case, each run of white space one space,
+// trimmed, without trailing '.' or '!' (nor space among them): " opt\t OUT !"
+// is "OPT OUT".
 std::string keyword(std::string_view text) {
   std::string word;
-  for (const char c : trim(text)) word += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  while (!word.empty() && (word.back() == '.' || word.back() == '!')) word.pop_back();
+  for (const char c : trim(text)) {
+    if (std::isspace(static_cast<unsigned char>(c))) {
+      if (!word.empty() && word.back() != ' ') word += ' ';
+    } else {
+      word += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    }
+  }
+  while (!word.empty() && (word.back() == '.' || word.back() == '!' || word.back() == ' ')) word.pop_back();
   return word;
 }
 
 }  // namespace
 
 bool is_stop(std::string_view text) {
-  static constexpr std::array<std::string_view, 16> kWords{
-      "STOP", "STOPP", "STOPPEN", "AFMELDEN", "UITSCHRIJVEN", "OPZEGGEN", "UNSUBSCRIBE", "CANCEL",
-      "END",  "QUIT",  "STOPALL", "OPTOUT",   "OPT OUT",      "OPT-OUT",  "REVOKE",      "AFMELDING"};
+  static constexpr std::array<std::string_view, 17> kWords{
+      "STOP", "STOPP",   "STOPPEN",  "AFMELDEN", "UITSCHRIJVEN", "OPZEGGEN", "UNSUBSCRIBE", "CANCEL",   "END",
+      "QUIT", "STOPALL", "STOP ALL", "OPTOUT",   "OPT OUT",      "OPT-OUT",  "REVOKE",      "AFMELDING"};
   return std::find(kWords.begin(), kWords.end(), keyword(text)) != kWords.end();
 }
 

@@ -94,9 +94,10 @@ std::string tactd_signature(const std::string& secret, const std::string& timest
 // "-----Original Message-----"); trimmed.
 std::string written_part(std::string_view text, Channel channel);
 // Whether `text` (written_part) is a STOP word alone, in any case, with
-// trailing punctuation allowed: STOP, STOPP, STOPPEN, AFMELDEN,
-// UITSCHRIJVEN, OPZEGGEN, UNSUBSCRIBE, CANCEL, END, QUIT, STOPALL, OPTOUT,
-// "OPT OUT", "OPT-OUT", REVOKE.
+// any white space around it (and any run of it inside it as one space) and
+// trailing '.' or '!' allowed: STOP, STOPP, STOPPEN, AFMELDEN, AFMELDING,
+// UITSCHRIJVEN, OPZEGGEN, UNSUBSCRIBE, CANCEL, END, QUIT, STOPALL,
+// "STOP ALL", OPTOUT, "OPT OUT", "OPT-OUT", REVOKE.
 bool is_stop(std::string_view text);
 // Whether `text` is a START word alone, the same way: START, UNSTOP,
 // SUBSCRIBE, AANMELDEN, INSCHRIJVEN, OPTIN, "OPT IN", "OPT-IN".

@@ -33,6 +33,11 @@ AdminEndpoint::AdminEndpoint(Metrics& metrics, ReadinessProbe readiness, std::st
 
 void AdminEndpoint::set_token(std::string token) { token_ = std::move(token); }
 
+void AdminEndpoint::set_throttle(TokenThrottle* throttle, const Clock* clock) {
+  throttle_ = throttle;
+  clock_ = clock;
+}
+
 void AdminEndpoint::add_route(std::string prefix, HttpHandler route) {
   routes_.emplace_back(std::move(prefix), std::move(route));
 }
@@ -45,7 +50,24 @@ HttpResponse AdminEndpoint::route(const HttpRequest& request, std::string_view p
                  "the admin API needs a token and none is configured: put one in a file readable by tactd and "
                  "name it in [admin] token_file (or token_credential, token_env), then reload");
   const auto authorization = request.headers.find("authorization");
+  const Timestamp now = throttle_ ? clock_->now() : Timestamp{};
+  if (throttle_ && authorization != request.headers.end()) {
+    // Guessing goes no faster than TokenThrottle::kMaxFailures a minute.
+    if (const Duration wait = throttle_->wait(now); wait > Duration::zero()) {
+      const long long seconds = TokenThrottle::seconds(wait);
+      HttpResponse refused = error(429, "too many wrong admin tokens in the last minute: refused for " +
+                                            std::to_string(seconds) + " s; try again then");
+      refused.headers.emplace_back("Retry-After", std::to_string(seconds));
+      return refused;
+    }
+  }
   if (authorization == request.headers.end() || !same_secret(authorization->second, "Bearer " + token_)) {
+    if (throttle_ && authorization != request.headers.end() && throttle_->failed(now))
+      spdlog::warn(
+          "admin: {} wrong admin tokens within {} s: the admin API and the console's login are refused "
+          "for a while",
+          TokenThrottle::kMaxFailures,
+          std::chrono::duration_cast<std::chrono::seconds>(TokenThrottle::kWindow).count());
     HttpResponse refused = error(401, authorization == request.headers.end()
                                           ? "authenticate with 'Authorization: Bearer <token>' ([admin] token_file)"
                                           : "the bearer token is not valid");

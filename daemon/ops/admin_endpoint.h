@@ -14,6 +14,8 @@
 //   no token configured        403 {"error": "...how to configure one..."}:
 //                              never open by default
 //   no or another bearer token 401 with `WWW-Authenticate: Bearer realm="tactd admin"`
+//   5 wrong tokens in a minute 429 with Retry-After, whatever the token
+//                              (set_throttle(), ops/token_throttle.h)
 //   no route for the path      404 {"error": ...}
 //
 // The token is compared in constant time and never logged.
@@ -32,8 +34,10 @@
 #include <string>
 #include <vector>
 
+#include "model/clock.h"
 #include "net/http_server.h"
 #include "ops/metrics.h"
+#include "ops/token_throttle.h"
 
 namespace tactd {
 
@@ -63,6 +67,12 @@ class AdminEndpoint {
   // Replaces the bearer token (a reload); empty: the /v1/ routes answer 403.
   void set_token(std::string token);
 
+  // Counts wrong bearer tokens in `throttle` at `clock`'s time: once it has
+  // engaged, the /v1/ routes answer 429 with Retry-After to everyone (the
+  // console's login counts in the same one). Both must outlive this
+  // endpoint. Without it, wrong tokens are not counted.
+  void set_throttle(TokenThrottle* throttle, const Clock* clock);
+
   // Answers authenticated requests whose path starts with `prefix` (which
   // starts with kRoutePrefix, e.g. "/v1/customers/") with `route`; the first
   // route added whose prefix matches answers. What `route` refers to must
@@ -87,6 +97,8 @@ class AdminEndpoint {
   Metrics& metrics_;
   ReadinessProbe readiness_;
   std::string token_;  // never logged
+  TokenThrottle* throttle_ = nullptr;
+  const Clock* clock_ = nullptr;
   std::vector<std::pair<std::string, HttpHandler>> routes_;
   HttpHandler console_;
 };

@@ -5,11 +5,25 @@
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "model/entity.h"
 
 namespace tactd {
+
+// A phone number as the search by contact detail compares it: without the
+// characters people write between its digits (kPhoneSeparators). The index
+// of migration 23 holds the same of every customer's fields.phone (SQLite:
+// nested replace(); PostgreSQL: translate()), so both sides are normalised
+// the same way. Empty when nothing is left.
+inline constexpr std::string_view kPhoneSeparators = " -+()./";
+inline std::string phone_key(std::string_view phone) {
+  std::string out;
+  for (const char c : phone)
+    if (kPhoneSeparators.find(c) == std::string_view::npos) out += c;
+  return out;
+}
 
 // Implementations throw StoreError (store_error.h). Through a
 // Store::Transaction, each call runs within it; on the Store, in a
@@ -49,9 +63,10 @@ class EntityStore {
   // on the customer, so that the cost follows `limit`, not the history.
   virtual std::vector<Entity> customer_entities(const std::string& customer, std::size_t limit) const = 0;
   // The ids of the customers whose entity has `contact` as fields.email
-  // (compared without regard to ASCII case) or as fields.phone (exactly),
-  // in id order, at most `limit`: through indexes on both fields, for the
-  // operators' console's search by contact detail.
+  // (compared without regard to ASCII case) or whose fields.phone has the
+  // same phone_key() as `contact` ("+31 6 1234 5678" finds "+31612345678"),
+  // in id order, at most `limit`: through indexes on both (migrations 18
+  // and 23), for the operators' console's search by contact detail.
   virtual std::vector<std::string> customers_by_contact(const std::string& contact, std::size_t limit) const = 0;
 
  protected:

@@ -486,11 +486,13 @@ class PgStore final : public Store {
     return guard("find the customers with the contact detail " + contact, [&] {
       Params p(contact);
       p.add(limit_of(limit));
-      // The expressions of the indexes of migration 18.
+      const std::string key = phone_key(contact);
+      p.add(key.empty() ? std::optional<std::string>() : std::optional<std::string>(key));
+      // The expressions of the indexes of migrations 18 and 23.
       const auto r = run_prepared(
           "SELECT id FROM entities WHERE type = 'customer' AND lower(fields::jsonb ->> 'email') = lower($1) "
-          "UNION SELECT id FROM entities WHERE type = 'customer' AND fields::jsonb ->> 'phone' = $1 ORDER BY id "
-          "LIMIT $2",
+          "UNION SELECT id FROM entities WHERE type = 'customer' AND translate(fields::jsonb ->> 'phone', "
+          "' -+()./', '') = $3 ORDER BY id LIMIT $2",
           p);
       std::vector<std::string> out;
       for (const Row& row : r.rows) out.push_back(row.text(0));

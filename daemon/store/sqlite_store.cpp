@@ -1168,11 +1168,18 @@ class SqliteStore final : public Store {
       SQLite::Statement& q = prepared(
           // UNION ALL and GROUP BY: a plain UNION merges in id order, and
           // SQLite then reads every customer through the primary key.
+          // The phone's expression is the one of the index of migration 23.
           "SELECT id FROM (SELECT id FROM entities WHERE type = 'customer' AND "
           "lower(json_extract(fields, '$.email')) = lower(?1) UNION ALL SELECT id FROM entities WHERE "
-          "type = 'customer' AND json_extract(fields, '$.phone') = ?1) GROUP BY id ORDER BY id LIMIT ?2");
+          "type = 'customer' AND replace(replace(replace(replace(replace(replace(replace(json_extract(fields, "
+          "'$.phone'), ' ', ''), '-', ''), '+', ''), '(', ''), ')', ''), '.', ''), '/', '') = ?3) "
+          "GROUP BY id ORDER BY id LIMIT ?2");
       q.bind(1, contact);
       q.bind(2, static_cast<int64_t>(std::min<std::size_t>(limit, std::numeric_limits<int64_t>::max())));
+      if (const std::string key = phone_key(contact); !key.empty())
+        q.bind(3, key);
+      else
+        q.bind(3);  // NULL: equal to nothing
       std::vector<std::string> out;
       while (q.executeStep()) out.push_back(q.getColumn(0).getString());
       return out;

@@ -127,6 +127,18 @@ class Browser:
             self.send("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1)
         self.wait_event("Page.loadEventFired")
 
+    def press(self, key, wait_for_load=False):
+        """A key pressed and released on the keyboard: "Tab" or "Enter"."""
+        codes = {"Tab": (9, ""), "Enter": (13, "\r")}
+        code, text = codes[key]
+        if wait_for_load:
+            self.events.clear()
+        self.send("Input.dispatchKeyEvent", type="keyDown", key=key, code=key, windowsVirtualKeyCode=code,
+                  text=text)
+        self.send("Input.dispatchKeyEvent", type="keyUp", key=key, code=key, windowsVirtualKeyCode=code)
+        if wait_for_load:
+            self.wait_event("Page.loadEventFired")
+
     def type_into(self, selector, text):
         self.js("document.querySelector(%s).focus()" % json.dumps(selector))
         self.send("Input.insertText", text=text)
@@ -272,6 +284,7 @@ def main():
         browser.go(base + "/console/outbox")
         check(browser.js("location.pathname") == "/console/login", "a page without a session redirects to login")
         check(browser.js(A11Y) == [], "the login page keeps the accessibility basics")
+        check(browser.js("document.activeElement.id") == "token", "the login form's token field has the focus")
         browser.type_into("#token", "not-the-token")
         browser.click("form.login button")
         check("not the admin token" in browser.js("document.querySelector('.problem').textContent"),
@@ -289,6 +302,18 @@ def main():
         check(browser.js(A11Y) == [], "the outbox page keeps the accessibility basics")
         check(browser.js("document.querySelectorAll('#entries tbody tr').length") == 2, "two pending rows")
         check(browser.js("document.querySelector('h1').textContent") == "Outbox", "the outbox heading")
+        # The keyboard: the first Tab reaches the skip link, visibly; Enter on it moves to the content.
+        browser.go(base + "/console/outbox")
+        browser.press("Tab")
+        check(browser.js("document.activeElement.matches('a.skip[href=\"#main\"]')"), "the first Tab focuses the skip link")
+        check(browser.js("getComputedStyle(document.activeElement).outlineStyle") != "none",
+              "the focused skip link has a visible outline")
+        check(browser.js("document.activeElement.getBoundingClientRect().left >= 0"), "the focused skip link is on screen")
+        browser.press("Enter")
+        eventually(lambda: browser.js("location.hash") == "#main", "Enter on the skip link goes to the content")
+        browser.press("Tab")
+        check(browser.js("document.getElementById('main').contains(document.activeElement)"),
+              "the next Tab after the skip link is in the content: %s" % browser.js("document.activeElement.outerHTML"))
         browser.screenshot(os.path.join(ARTIFACTS, "console-outbox.png"))
 
         # A POST without the CSRF token, from the page itself, is refused.
@@ -328,6 +353,11 @@ def main():
         browser.go(base + "/console/customer?q=%2B31612345672")
         check(browser.js("document.querySelector('#customer').textContent") == "c-2 (Sanne 2)",
               "the customer found by phone number")
+        browser.go(base + "/console/customer")
+        browser.type_into("#q", "+31 6 1234 5672")
+        browser.press("Enter", wait_for_load=True)  # the search form, by the keyboard
+        check(browser.js("document.querySelector('#customer').textContent") == "c-2 (Sanne 2)",
+              "the customer found by phone number as an operator types it, with spaces")
 
         # Each rule's last 24 hours and the chart.
         browser.go(base + "/console/rules")
@@ -364,7 +394,8 @@ def main():
 
         # Logging out ends the session.
         browser.go(base + "/console/outbox")
-        browser.click("form.logout button")
+        browser.js("document.querySelector('form.logout button').focus()")  # by the keyboard this time
+        browser.press("Enter", wait_for_load=True)
         check(browser.js("location.pathname") == "/console/login", "logging out leads to the login form")
         browser.go(base + "/console/rules")
         check(browser.js("location.pathname") == "/console/login", "after logging out, pages need a login again")

@@ -168,7 +168,10 @@ TEST_CASE("a refused voucher sends the apology without one, and operators are to
   Provider sms(dir, "sms");
   Provider shop(dir, "shop");
   shop.script(nlohmann::json::array({{{"status", 422}, {"body", {{"error", "order not eligible"}}}}}));
-  Daemon daemon(write_config(dir, sms, &shop), dir.path() / "log", kSecrets);
+  // The operators' digest goes to the same recording server, on /ops.
+  Daemon daemon(
+      write_config(dir, sms, &shop, "", "[operators]\ndigest = \"1s\"\nwebhook = \"" + sms.base() + "/ops\"\n"),
+      dir.path() / "log", kSecrets);
   drop(dir.path() / "spool", "a.jsonl", broken_promise());
   REQUIRE(eventually([&] { return apology_status(dir) == "delivered"; }));
 
@@ -185,6 +188,16 @@ TEST_CASE("a refused voucher sends the apology without one, and operators are to
   CHECK_THAT(log, Contains("HTTP 422"));
   CHECK_THAT(apology_status(dir, "action_detail"), Contains("refused: HTTP 422"));
   CHECK(metric(dir.path() / "log", R"(tactd_actions_total{action="voucher",outcome="failed"})") == 1);
+  // And the operators' digest carries it.
+  const auto digest = [&] {
+    std::string texts;
+    for (const auto& request : sms.requests())
+      if (request["path"] == "/ops") texts += request["body"].get<std::string>();
+    return texts;
+  };
+  REQUIRE(eventually([&] { return digest().find("action 'voucher'") != std::string::npos; }));
+  CHECK_THAT(digest(), Contains("order/A-7: rule 'delivery-promise-broken': action 'voucher' for customer c-7") &&
+                           Contains("failed") && Contains("HTTP 422"));
 }
 
 TEST_CASE("a voucher API that does not answer in time is tried max_attempts times, then the apology goes without") {

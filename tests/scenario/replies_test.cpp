@@ -13,6 +13,7 @@
 #include "rules/expression.h"
 #include "scenario/reply_story.h"
 #include "scenario/scenario.h"
+#include "signing/signing.h"
 #include "support/temp_dir.h"
 
 using namespace tactd;
@@ -307,4 +308,133 @@ TEST_CASE(
   const ReplyOutcome stop = d.receive(sms("+4915112345678", "STOP"), "2026-11-20T18:01:00+01:00");
   CHECK(stop.opted_out);
   CHECK(d.store->opt_out("", Channel::kSms, "4915112345678"));
+}
+
+TEST_CASE(
+    "a rule can ask 'replied' in order.received, a template can say the customer wrote, and the pause is "
+    "[inbound] pause") {
+  // A configuration of our own: a heads-up when the order ships, then on
+  // delivery one thank-you for customers who wrote about the order and
+  // another for those who did not.
+  TempDir dir;
+  dir.write("rules/orders.toml", R"toml([[rule]]
+id       = "shipped"
+kind     = "heads_up"
+on       = "order.status -> shipped"
+template = "shipped"
+channels = ["sms"]
+
+[[rule]]
+id       = "thanks-after-talking"
+kind     = "thank_you"
+on       = "order.status -> delivered"
+when     = "'replied' in order.received"
+template = "thanks"
+channels = ["sms"]
+
+[[rule]]
+id       = "thanks"
+kind     = "thank_you"
+on       = "order.status -> delivered"
+when     = "!('replied' in order.received)"
+template = "thanks"
+channels = ["sms"]
+)toml");
+  dir.write("templates/en/shipped.sms.mustache", "Your order {{order.id}} is on its way. Questions? Just reply.");
+  dir.write("templates/en/thanks.sms.mustache",
+            "Your order {{order.id}} arrived.{{#order.replied_at}} Thank you for your message; we read "
+            "it.{{/order.replied_at}} - {{merchant}}");
+  const auto config = dir.write("tactd.toml",
+                                "[tactd]\nrules = \"rules\"\ntemplates = \"templates\"\nmerchant = \"Bakkerij Bol\"\n"
+                                "[locale]\ndefault = \"en\"\nsupported = [\"en\"]\ntime_zone = \"Europe/Amsterdam\"\n");
+  InboundConfig inbound;
+  inbound.pause = std::chrono::hours{2};  // [inbound] pause = "2h"
+  ReplyStory d(config, inbound);
+  d.observe(kAnna, "2026-11-20T09:00:00+01:00");
+  d.observe(obs("customer", "c-7", "2026-11-20T09:00:00+01:00", {{"name", "Ben"}, {"phone", "+447700900123"}}),
+            "2026-11-20T09:00:00+01:00");
+  for (const char* id : {"A-1", "B-1"}) {
+    const char* customer = id[0] == 'A' ? "c-42" : "c-7";
+    d.observe(order(id, customer, "2026-11-20T10:00:00+01:00", "placed"), "2026-11-20T10:00:00+01:00");
+    const Outcome shipped =
+        d.observe(order(id, customer, "2026-11-20T11:00:00+01:00", "shipped"), "2026-11-20T11:00:00+01:00");
+    REQUIRE(shipped.notifications.size() == 1);
+  }
+  // Anna writes about her order; Ben does not.
+  const ReplyOutcome reply =
+      d.receive(sms("+31612345678", "Kunnen jullie bij de buren afgeven?"), "2026-11-20T12:00:00+01:00");
+  REQUIRE(reply.reply.entity == EntityRef{EntityType::kOrder, "A-1"});
+  REQUIRE(reply.pause);
+  CHECK(reply.pause->until == at("2026-11-20T14:00:00+01:00"));  // two hours, as configured
+
+  const Outcome anna =
+      d.observe(order("A-1", "c-42", "2026-11-20T13:00:00+01:00", "delivered"), "2026-11-20T13:00:00+01:00");
+  REQUIRE(anna.notifications.size() == 1);
+  CHECK(anna.notifications[0].rule == "thanks-after-talking");
+  CHECK(
+      anna.notifications[0].body ==
+      "Your order A-1 arrived. Thank you for your message; we read it. - Trattoria Da Marco");  // the order's merchant
+  CHECK(anna.notifications[0].at == reply.pause->until);  // held back while a person talks with her
+  REQUIRE(anna.deferred.size() == 1);
+  CHECK(anna.deferred[0].code == "paused");
+
+  const Outcome ben =
+      d.observe(order("B-1", "c-7", "2026-11-20T13:00:00+01:00", "delivered"), "2026-11-20T13:00:00+01:00");
+  REQUIRE(ben.notifications.size() == 1);
+  CHECK(ben.notifications[0].rule == "thanks");
+  CHECK(ben.notifications[0].body == "Your order B-1 arrived. - Trattoria Da Marco");
+  CHECK(ben.notifications[0].at == at("2026-11-20T13:00:00+01:00"));  // no pause: he did not write
+}
+
+TEST_CASE("a reply goes to support by email or by a signed webhook, with the conversation so far") {
+  Desk d;
+  d.anna_apology();
+  const ReplyOutcome out = d.receive(sms("+31612345678", "Waar blijft mijn geld?"), "2026-11-20T17:40:00+01:00");
+  REQUIRE(out.reply.id != 0);
+  const auto replies = d.store->replies("c-42");
+  REQUIRE(replies.size() == 1);
+  const auto lines =
+      conversation(replies[0], d.store->notifications_since("c-42", d.clock.now() - std::chrono::days{90}), replies);
+  REQUIRE(lines.size() == 2);
+
+  InboundConfig config;
+  config.forward_email = "support@shop.example";
+  const Notification email = forward_email(config, replies[0], lines);
+  CHECK(email.channel == Channel::kEmail);
+  CHECK(email.to == "support@shop.example");
+  CHECK(email.subject == "Reply from customer c-42 about order/A-1");
+  CHECK(email.idempotency_key == "tactd:reply-forward:" + std::to_string(out.reply.id));
+  const std::string apology = d.store->outbox().front().notification.body;
+  CHECK_THAT(email.body, Contains("Customer c-42 (+31612345678) replied by sms") &&
+                             Contains("Waar blijft mijn geld?") && Contains("The conversation so far") &&
+                             Contains(apology));
+  CHECK(email.body.find(apology) < email.body.rfind("Waar blijft mijn geld?"));  // oldest first
+
+  config.forward_email.clear();
+  config.forward_webhook = "https://desk.example/hooks/tactd";
+  const Timestamp now = d.clock.now();
+  const ProviderRequest unsigned_post = forward_webhook_request(config, replies[0], lines, now);
+  const auto header = [](const ProviderRequest& r, std::string_view name) -> std::optional<std::string> {
+    for (const auto& [key, value] : r.http.headers)
+      if (key == name) return value;
+    return std::nullopt;
+  };
+  CHECK(unsigned_post.http.url == "https://desk.example/hooks/tactd");
+  CHECK(header(unsigned_post, "Idempotency-Key") == "tactd-reply-" + std::to_string(out.reply.id));
+  CHECK_FALSE(header(unsigned_post, "X-Tactd-Signature"));
+  const auto body = nlohmann::json::parse(unsigned_post.http.body);
+  CHECK(body["reply"]["text"] == "Waar blijft mijn geld?");
+  REQUIRE(body["conversation"].size() == 2);
+  CHECK(body["conversation"][0]["from"] == "tactd");
+  CHECK(body["conversation"][0]["text"] == apology);
+  CHECK(body["conversation"][1]["from"] == "customer");
+
+  config.forward_secret = "desk-secret";
+  const ProviderRequest signed_post = forward_webhook_request(config, replies[0], lines, now);
+  const auto timestamp = header(signed_post, "X-Tactd-Timestamp");
+  REQUIRE(timestamp);
+  CHECK(*timestamp == std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count()));
+  CHECK(header(signed_post, "X-Tactd-Signature") ==
+        webhook_signature("desk-secret", *timestamp, signed_post.http.body));
+  CHECK(signed_post.secrets == std::vector<std::string>{"desk-secret"});  // kept out of logs like the others
 }

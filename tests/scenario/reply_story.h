@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -19,12 +20,16 @@ namespace tactd::test {
 
 class ReplyStory {
  public:
-  ReplyStory() : clock(*parse_rfc3339("2026-11-20T09:00:00+01:00")) {
+  // The shipped configuration, or the one of `config_file`, with `inbound`.
+  explicit ReplyStory(const std::filesystem::path& config_file = source_dir() / "config/tactd.toml",
+                      InboundConfig inbound = {})
+      : clock(*parse_rfc3339("2026-11-20T09:00:00+01:00")) {
     Diagnostics errors;
-    auto loaded = load_snapshot(source_dir() / "config/tactd.toml", errors);
+    auto loaded = load_snapshot(config_file, errors);
+    for (const auto& e : errors) UNSCOPED_INFO(e.str());
     REQUIRE(loaded);
     Config with_inbound = *loaded->config;
-    with_inbound.inbound = InboundConfig{};
+    with_inbound.inbound = std::move(inbound);
     config = std::make_shared<const Config>(std::move(with_inbound));
     loaded->config = config;
     snapshot = std::move(*loaded);

@@ -204,6 +204,47 @@ TEST_CASE("the console answers 303 to the login page without a session, and logs
   CHECK(f.console->handle(signed_in).status == 303);
 }
 
+TEST_CASE("after five wrong tokens in a minute every login is refused with 429 until the minute is over") {
+  ConsoleFixture f;
+  const auto attempt = [&](const char* token) {
+    HttpRequest r = request("POST", "/console/login", std::string("token=") + token);
+    r.headers["origin"] = "http://127.0.0.1:9090";
+    return f.console->handle(r);
+  };
+  for (int i = 0; i < 4; ++i) {
+    CHECK(attempt("guess").status == 403);
+    f.clock.advance_to(f.clock.now() + std::chrono::seconds{5});
+  }
+  CHECK(attempt("s3cret").status == 303);  // four wrong ones do not stop the operator
+  CHECK(attempt("guess").status == 403);   // the fifth, at 20 s
+  const HttpResponse throttled = attempt("s3cret");
+  CHECK(throttled.status == 429);  // even the right token: the answer says nothing about it
+  CHECK(header(throttled, "Retry-After") == "40");
+  CHECK_THAT(throttled.body, Catch::Contains("too many wrong tokens") && Catch::Contains("40 s"));
+  CHECK(attempt("guess").status == 429);  // not counted again, and not compared
+  f.clock.advance_to(f.clock.now() + std::chrono::seconds{39});
+  CHECK(attempt("s3cret").status == 429);
+  f.clock.advance_to(f.clock.now() + std::chrono::seconds{1});  // the first wrong one is a minute old
+  CHECK(attempt("guess").status == 403);
+  CHECK(attempt("s3cret").status == 429);  // five within the minute again
+  f.clock.advance_to(f.clock.now() + std::chrono::seconds{5});
+  CHECK(attempt("s3cret").status == 303);
+  // The throttle is about the login form only: a session keeps working.
+  HttpRequest page = request("GET", "/console/outbox");
+  page.headers["cookie"] = f.log_in();
+  CHECK(f.console->handle(page).status == 200);
+
+  // The daemon's console counts with the admin API's bearer tokens (one throttle).
+  TokenThrottle shared;
+  Console console(ConsoleContext{f.store.get(), &f.clock, [&] { return f.snapshot; }, &f.reloads, [] {}, &shared},
+                  "s3cret");
+  for (int i = 0; i < 5; ++i) shared.failed(f.clock.now());  // wrong bearer tokens on /v1/
+  HttpRequest login = request("POST", "/console/login", "token=s3cret");
+  login.headers["origin"] = "http://127.0.0.1:9090";
+  CHECK(console.handle(login).status == 429);
+  CHECK(console.handle(request("GET", "/console/login")).status == 200);  // the form itself is shown
+}
+
 TEST_CASE("a console retry needs the session's CSRF token and does what tactd outbox retry does") {
   ConsoleFixture f;
   REQUIRE(f.store->enqueue(notification("k1", "c-1")));
@@ -255,6 +296,10 @@ TEST_CASE("the console's pages show the reloads, the rules, a customer and the t
   REQUIRE(f.store->enqueue(notification("k1", "c-1")));
   f.store->record_not_made(NotMade{at("2026-11-20T11:00:00Z"), "order-cancelled", "c-1",
                                    EntityRef{EntityType::kOrder, "A"}, "cooldown", "a message 2 hours ago"});
+  REQUIRE(f.store->enqueue(notification("k2", "c-1")));  // dead
+  f.store->record_failure(2, at("2026-11-20T11:31:00Z"), "550 unknown number", std::nullopt);
+  REQUIRE(f.store->enqueue(notification("k3", "c-1")));  // overtaken
+  REQUIRE(f.store->mark_overtaken(3, at("2026-11-20T11:32:00Z"), "the order was delivered"));
   const std::string cookie = f.log_in();
   auto get = [&](const char* target) {
     HttpRequest r = request("GET", target);
@@ -265,9 +310,11 @@ TEST_CASE("the console's pages show the reloads, the rules, a customer and the t
   CHECK_THAT(reloads.body, Catch::Contains("unknown key &apos;whn&apos;"));
   const auto rules = get("/console/rules");
   CHECK_THAT(rules.body, Catch::Contains("<svg id=\"chart\""));
-  CHECK_THAT(rules.body,
-             Catch::Contains("<th scope=\"row\">order-cancelled</th><td>apology</td><td class=\"num\">2</td>"));
-  CHECK_THAT(rules.body, Catch::Contains("<li>cooldown: 1</li>"));
+  // Fired 4 (three messages made, one not), sent 0, held back 1 (cooldown), overtaken 1, dead 1.
+  CHECK_THAT(rules.body, Catch::Contains("<th scope=\"row\">order-cancelled</th><td>apology</td><td "
+                                         "class=\"num\">4</td><td class=\"num\">0</td><td class=\"num\">1<ul "
+                                         "class=\"reasons\"><li>cooldown: 1</li></ul></td><td class=\"num\">1</td><td "
+                                         "class=\"num\">1</td></tr>"));
   const auto customer = get("/console/customer?q=mia%40example.com");
   CHECK(customer.status == 200);
   CHECK_THAT(customer.body, Catch::Contains("c-1 (Mia)"));

@@ -2,6 +2,7 @@
 #include "ops/logging.h"
 #include "ops/metrics.h"
 #include "ops/service_notifier.h"
+#include "ops/token_throttle.h"
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
@@ -410,6 +411,43 @@ TEST_CASE("the /v1 routes need the admin bearer token while the probes and metri
   CHECK_THAT(nlohmann::json::parse(closed.body)["error"].get<std::string>(), Catch::Contains("[admin] token_file"));
   CHECK(calls == 1);
   CHECK(get("/healthz").status == 200);
+}
+
+TEST_CASE("after five wrong bearer tokens in a minute the /v1 routes answer 429, the right token too") {
+  Metrics metrics;
+  AdminEndpoint admin(
+      metrics, [] { return std::vector<ReadinessCheck>{}; }, "s3cret");
+  admin.add_route("/v1/customers/", [](const HttpRequest&) {
+    return HttpResponse{200, "{}\n", "application/json", {}};
+  });
+  VirtualClock clock(*parse_rfc3339("2026-11-20T12:00:00Z"));
+  TokenThrottle throttle;
+  admin.set_throttle(&throttle, &clock);
+  auto get = [&](const std::string& token) {
+    std::map<std::string, std::string> headers;
+    if (!token.empty()) headers["authorization"] = "Bearer " + token;
+    return admin.handle({"GET", "/v1/customers/c-1/timeline", std::move(headers), ""});
+  };
+  CapturedLog log;
+  for (int i = 0; i < 4; ++i) CHECK(get("guess").status == 401);
+  CHECK(get("").status == 401);  // no token at all is no guess
+  CHECK(get("s3cret").status == 200);
+  CHECK(get("guess").status == 401);  // the fifth
+  CHECK_THAT(log.text(), Catch::Contains("5 wrong admin tokens within 60 s"));
+  const HttpResponse throttled = get("s3cret");
+  CHECK(throttled.status == 429);
+  std::string retry_after;
+  for (const auto& [name, value] : throttled.headers)
+    if (name == "Retry-After") retry_after = value;
+  CHECK(retry_after == "60");
+  CHECK_THAT(nlohmann::json::parse(throttled.body)["error"].get<std::string>(),
+             Catch::Contains("too many wrong admin tokens"));
+  CHECK(admin.handle({"GET", "/healthz", {}, ""}).status == 200);  // probes are not held up
+  clock.advance_to(clock.now() + std::chrono::seconds{59});
+  CHECK(get("s3cret").status == 429);
+  clock.advance_to(clock.now() + std::chrono::seconds{1});
+  CHECK(get("s3cret").status == 200);
+  CHECK_THAT(log.text(), !Catch::Contains("s3cret"));
 }
 
 TEST_CASE("a readiness probe that throws makes the daemon not ready and says why") {

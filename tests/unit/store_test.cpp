@@ -26,7 +26,7 @@ using namespace std::chrono_literals;
 namespace {
 
 // The schema version a new database gets: the number of migrations.
-constexpr int kLatest = 22;
+constexpr int kLatest = 23;
 
 Timestamp at(const char* text) { return *parse_rfc3339(text); }
 
@@ -145,7 +145,8 @@ TEST_CASE("a database at an older schema version gets only the missing migration
     db.exec("DROP TABLE replicas; DROP TABLE shard_leases; DROP TABLE source_leases; DROP TABLE intake;");
     db.exec("DROP INDEX outbox_claimable; ALTER TABLE outbox DROP COLUMN lease_until;");
     db.exec("DROP TABLE not_made;");
-    db.exec("DROP INDEX entities_customer_email; DROP INDEX entities_customer_phone;");
+    db.exec("DROP INDEX entities_customer_phone_key;");  // 23
+    db.exec("DROP INDEX entities_customer_email;");
     db.exec(
         "DROP INDEX outbox_action_due; ALTER TABLE outbox DROP COLUMN action; ALTER TABLE outbox DROP COLUMN "
         "action_state;");
@@ -979,6 +980,24 @@ TEST_CASE("due notifications are claimed per channel in one call, earliest first
   CHECK(steps.find("TEMP B-TREE") == std::string::npos);
 }
 
+TEST_CASE("the search by phone number reads the index of numbers without separators") {
+  TempDir dir;
+  const auto path = dir.path() / "state.db";
+  auto store = Store::open(path);
+  store->put_entity(entity(EntityType::kCustomer, "c-1", {{"phone", "+31 6 1111 1111"}}));
+  CHECK(store->customers_by_contact("+31611111111", 10) == std::vector<std::string>{"c-1"});
+  SQLite::Database db(path.string());
+  CHECK_FALSE(db.execAndGet("SELECT COUNT(*) FROM sqlite_schema WHERE name = 'entities_customer_phone'").getInt());
+  SQLite::Statement plan(db,
+                         "EXPLAIN QUERY PLAN SELECT id FROM entities WHERE type = 'customer' AND "
+                         "replace(replace(replace(replace(replace(replace(replace(json_extract(fields, '$.phone'), "
+                         "' ', ''), '-', ''), '+', ''), '(', ''), ')', ''), '.', ''), '/', '') = '31611111111'");
+  std::string steps;
+  while (plan.executeStep()) steps += plan.getColumn(3).getString() + "\n";
+  CHECK(steps.find("USING INDEX entities_customer_phone_key") != std::string::npos);
+  CHECK(phone_key("+31 (6) 1234-56.78/9") == "316123456789");
+}
+
 TEST_CASE("the pending entries have an index of their own, which a delivered entry leaves") {
   TempDir dir;
   const auto path = dir.path() / "state.db";
@@ -1310,6 +1329,14 @@ TEST_CASE("the console's reads: a customer by contact detail, the outbox by stat
   CHECK(store->customers_by_contact("mia@example.com", 10) == std::vector<std::string>{"c-1"});
   CHECK(store->customers_by_contact("+31611111111", 10) == std::vector<std::string>{"c-1"});
   CHECK(store->customers_by_contact("+31699999999", 10).empty());
+  // A phone number as an operator types it, or as a source stored it, with separators.
+  store->put_entity(entity(EntityType::kCustomer, "c-3", {{"phone", "(06) 1234-5678"}}));
+  CHECK(store->customers_by_contact("+31 6 1111 1111", 10) == std::vector<std::string>{"c-1"});
+  CHECK(store->customers_by_contact("31-611-111-111", 10) == std::vector<std::string>{"c-1"});
+  CHECK(store->customers_by_contact("0612345678", 10) == std::vector<std::string>{"c-3"});
+  CHECK(store->customers_by_contact("06/12.34.56.78", 10) == std::vector<std::string>{"c-3"});
+  CHECK(store->customers_by_contact("+31 6 1111 111", 10).empty());  // a digit short
+  CHECK(store->customers_by_contact("+ ()", 10).empty());            // no digits: matches no phone
 
   REQUIRE(store->enqueue(notification("k1", "c-1", at("2026-11-20T10:00:00Z"), "late")));
   REQUIRE(store->enqueue(notification("k2", "c-1", at("2026-11-20T11:00:00Z"), "late")));
