@@ -1520,7 +1520,6 @@ class SqliteStore final : public Store {
     return *statement;
   }
 
-  // Runs `work`, turning SQLite's exceptions into StoreError naming `what`.
   // " [<path>: <errno text>]" when `e` came from the file system (a full
   // disk, a read-only file), so that operators see which file and why.
   std::string system_error(const SQLite::Exception& e) const {
@@ -1534,6 +1533,7 @@ class SqliteStore final : public Store {
            "]";
   }
 
+  // Runs `work`, turning SQLite's exceptions into StoreError naming `what`.
   // Refuses (std::logic_error) a call made on the store past its open
   // Transaction (Store::check_caller()).
   template <typename F>
