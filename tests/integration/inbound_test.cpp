@@ -1,7 +1,8 @@
 // Replies come back, end to end: the real `tactd run` with an [inbound]
 // endpoint on loopback, providers' requests signed and not, a STOP
 // confirmed over a loopback SMS webhook, and replies forwarded to a loopback
-// support webhook with the conversation so far.
+// support webhook, or by email over a loopback SMTP server
+// (tests/support/smtp_server.py), with the conversation so far.
 #include <catch2/catch.hpp>
 
 #include <SQLiteCpp/SQLiteCpp.h>
@@ -234,4 +235,135 @@ TEST_CASE("an email reply nobody can match is recorded and forwarded, not lost")
   CHECK(support["reply"]["from"] == "Someone <someone@example.org>");
   CHECK_THAT(support["text"].get<std::string>(), Contains("could not match"));
   CHECK(d.stop() == 0);
+}
+
+namespace {
+
+// The SMTP server of tests/support, with STARTTLS and a login, as the email
+// channel of a shop would have it.
+class MailServer : public tactd::test::ScriptedServer {
+ public:
+  explicit MailServer(const TempDir& dir)
+      : ScriptedServer(dir, "mail",
+                       {"/usr/bin/python3",  // Debian's, which has python3-aiosmtpd
+                        tactd::test::support_script("smtp_server.py"), "--tls", "starttls", "--login",
+                        "shop:fixture-smtp-password"}) {}
+  std::string url() const { return "smtp://127.0.0.1:" + port(); }
+  std::filesystem::path ca_file() const { return folder_ / "cert.pem"; }
+  std::vector<nlohmann::json> messages() const { return records("messages.jsonl"); }
+};
+
+// Email over SMTP to `mail`, replies forwarded by email to support.
+std::filesystem::path write_mail_config(const TempDir& dir, const MailServer& mail) {
+  dir.write("push-token", kPushToken + "\n");
+  return dir.write("tactd.toml",
+                   "[tactd]\nrules = \"" + (tactd::test::source_dir() / "config/rules").string() +
+                       "\"\ntemplates = \"" + (tactd::test::source_dir() / "templates").string() +
+                       "\"\nstate = \"state.db\"\nmerchant = \"Bakkerij Bol\"\n"
+                       "[push]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"push-token\"\n"
+                       "[[channel]]\nchannel = \"email\"\nprovider = \"smtp\"\nurl = \"" +
+                       mail.url() + "\"\nca_file = \"" + mail.ca_file().string() +
+                       "\"\nfrom = \"Bakkerij Bol <hallo@bakkerijbol.example>\"\nusername = \"shop\"\n"
+                       "secret_env = \"SMTP_PASSWORD\"\nbackoff = \"1s\"\ntimeout = \"5s\"\n"
+                       "[inbound]\nlisten = \"127.0.0.1:0\"\nhmac_secret_env = \"TACTD_TEST_INBOUND_SECRET\"\n"
+                       "forward_email = \"support@bakkerijbol.example\"\n");
+}
+
+const tactd::test::Environment kMailEnv{{"SMTP_PASSWORD", "fixture-smtp-password"},
+                                        {"TACTD_TEST_INBOUND_SECRET", kSecret}};
+
+tactd::test::Reply signed_json(int port, const std::string& path, const std::string& body) {
+  const std::string ts = now_seconds();
+  return tactd::test::http(
+      "POST", "http://127.0.0.1:" + std::to_string(port) + path, body,
+      {"X-Tactd-Timestamp: " + ts, "X-Tactd-Signature: " + tactd::tactd_signature(kSecret, ts, body),
+       "Content-Type: application/json"});
+}
+
+}  // namespace
+
+TEST_CASE("an email reply is forwarded once to support_email over SMTP with the conversation so far") {
+  TempDir dir;
+  MailServer mail(dir);
+  const auto config = write_mail_config(dir, mail);
+  {
+    tactd::test::Daemon daemon(config, dir.path() / "log", kMailEnv);
+    const int push = tactd::test::logged_port(dir.path() / "log", "push: listening on 127.0.0.1:");
+    const int inbound = tactd::test::logged_port(dir.path() / "log", "inbound: listening on 127.0.0.1:");
+    REQUIRE(push != 0);
+    REQUIRE(inbound != 0);
+    const std::string lines = R"({"type":"customer","id":"c-1","observed_at":")" + iso_now(-60) +
+                              R"(","fields":{"name":"Anna","email":"anna@example.nl","locale":"nl","prefers":"email"}}
+{"type":"order","id":"A-1","observed_at":")" +
+                              iso_now(-60) + R"(","fields":{"customer":"c-1","status":"placed"}}
+)";
+    const auto observe = [&](const std::string& body) {
+      return tactd::test::http("POST", "http://127.0.0.1:" + std::to_string(push) + "/v1/observations", body,
+                               {"Authorization: Bearer " + kPushToken})
+          .status;
+    };
+    REQUIRE(observe(lines) == 202);
+    REQUIRE(observe(cancelled(iso_now(-30))) == 202);
+    REQUIRE(eventually([&] { return mail.messages().size() == 1; }));  // the apology, to Anna
+    const nlohmann::json apology = mail.messages()[0];
+    INFO(apology.dump(2));
+    REQUIRE(apology["rcpt_tos"] == nlohmann::json::array({"anna@example.nl"}));
+    const std::string subject = apology["headers"]["subject"];
+    const std::string message_id = apology["headers"]["message-id"];
+    const std::string apology_text = apology["parts"][0]["content"];
+    CHECK(subject == "Het spijt ons: je bestelling A-1 is geannuleerd");
+
+    const nlohmann::json reply{{"from", "Anna <anna@example.nl>"},
+                               {"to", "hallo@bakkerijbol.example"},
+                               {"subject", "Re: " + subject},
+                               {"text", "Waar blijft mijn geld? <b>Nu!</b>"},
+                               {"in_reply_to", message_id}};
+    const auto answer = signed_json(inbound, "/v1/inbound/email", reply.dump());
+    CHECK(answer.status == 200);
+    CHECK_THAT(answer.body, Contains("\"customer\":\"c-1\"") && Contains("\"matched_by\":\"message-id\""));
+
+    REQUIRE(eventually([&] { return mail.messages().size() == 2; }));
+    const nlohmann::json forwarded = mail.messages()[1];
+    INFO(forwarded.dump(2));
+    CHECK(forwarded["code"] == 250);
+    CHECK(forwarded["tls"] == true);
+    CHECK(forwarded["login"] == "shop");
+    CHECK(forwarded["rcpt_tos"] == nlohmann::json::array({"support@bakkerijbol.example"}));
+    CHECK(forwarded["headers"]["to"] == "support@bakkerijbol.example");
+    CHECK(forwarded["headers"]["subject"] == "Reply from customer c-1 about order/A-1");
+    CHECK(forwarded["defects"].empty());
+    REQUIRE(forwarded["parts"].size() == 2);
+    CHECK(forwarded["parts"][0]["type"] == "text/plain");
+    CHECK(forwarded["parts"][1]["type"] == "text/html");
+    const std::string text = forwarded["parts"][0]["content"];
+    // The reply, then the conversation so far: what tactd sent Anna, then her reply.
+    CHECK_THAT(text, Contains("Customer c-1 (Anna <anna@example.nl>) replied by email"));
+    CHECK_THAT(text, Contains("Waar blijft mijn geld? <b>Nu!</b>"));
+    // The customer's words are text in the HTML part, never markup.
+    CHECK_THAT(forwarded["parts"][1]["content"].get<std::string>(),
+               Contains("&lt;b&gt;Nu!&lt;/b&gt;") && !Contains("<b>Nu!"));
+    CHECK_THAT(text, Contains("The conversation so far"));
+    CHECK_THAT(text, Contains("tactd (order-cancelled, apology) by email"));
+    CHECK_THAT(text, Contains("Subject: " + subject));
+    // The apology as Anna got it.
+    CHECK_THAT(apology_text, Contains("Wat er gebeurde: te druk."));
+    CHECK_THAT(text, Contains("Het spijt ons dat we je bestelling A-1 moesten annuleren") &&
+                         Contains("Wat er gebeurde: te druk."));
+    const auto sent = text.find("tactd (order-cancelled");
+    const auto answered = text.rfind("] customer by email");
+    CHECK(sent < answered);
+    CHECK(answered != std::string::npos);
+
+    REQUIRE(eventually([&] {
+      SQLite::Database db((dir.path() / "state.db").string());
+      return db.execAndGet("SELECT COUNT(*) FROM replies WHERE forwarded_at IS NOT NULL").getInt() == 1;
+    }));
+    CHECK(daemon.stop() == 0);
+  }
+  // After a restart nothing is forwarded again.
+  tactd::test::Daemon again(config, dir.path() / "log2", kMailEnv);
+  REQUIRE(tactd::test::logged_port(dir.path() / "log2", "inbound: listening on 127.0.0.1:") != 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds{1500});  // a wrong second forward would be out by now
+  CHECK(mail.messages().size() == 2);
+  CHECK(again.stop() == 0);
 }
