@@ -100,6 +100,14 @@ std::vector<Backend> backends() {
   return {Backend::kSqlite, Backend::kPostgres};
 }
 
+// SQLite's plan for `query`: its steps ("SEARCH outbox USING INDEX ..."), a line each.
+std::string query_plan(SQLite::Database& db, const std::string& query) {
+  SQLite::Statement plan(db, "EXPLAIN QUERY PLAN " + query);
+  std::string steps;
+  while (plan.executeStep()) steps += plan.getColumn(3).getString() + "\n";
+  return steps;
+}
+
 }  // namespace
 
 // Each case below that opens `FreshStore store(GENERATE(...))` runs once per backend.
@@ -969,13 +977,11 @@ TEST_CASE("due notifications are claimed per channel in one call, earliest first
 
   // The claim is one range of an index, whatever the backlog of other channels.
   SQLite::Database db(path.string());
-  SQLite::Statement plan(db,
-                         "EXPLAIN QUERY PLAN SELECT id FROM outbox WHERE channel = 'sms' AND status = 'pending' AND "
-                         "(action_state IS NULL OR action_state != 'pending') AND max(COALESCE(next_attempt_at, "
-                         "due_at), COALESCE(lease_until, 0)) <= 0 ORDER BY max(COALESCE(next_attempt_at, due_at), "
-                         "COALESCE(lease_until, 0)), id LIMIT 5");
-  std::string steps;
-  while (plan.executeStep()) steps += plan.getColumn(3).getString() + "\n";
+  const std::string steps = query_plan(
+      db,
+      "SELECT id FROM outbox WHERE channel = 'sms' AND status = 'pending' AND (action_state IS NULL OR action_state "
+      "!= 'pending') AND max(COALESCE(next_attempt_at, due_at), COALESCE(lease_until, 0)) <= 0 ORDER BY "
+      "max(COALESCE(next_attempt_at, due_at), COALESCE(lease_until, 0)), id LIMIT 5");
   CHECK(steps.find("USING INDEX outbox_claimable") != std::string::npos);
   CHECK(steps.find("TEMP B-TREE") == std::string::npos);
 }
@@ -988,12 +994,11 @@ TEST_CASE("the search by phone number reads the index of numbers without separat
   CHECK(store->customers_by_contact("+31611111111", 10) == std::vector<std::string>{"c-1"});
   SQLite::Database db(path.string());
   CHECK_FALSE(db.execAndGet("SELECT COUNT(*) FROM sqlite_schema WHERE name = 'entities_customer_phone'").getInt());
-  SQLite::Statement plan(db,
-                         "EXPLAIN QUERY PLAN SELECT id FROM entities WHERE type = 'customer' AND "
-                         "replace(replace(replace(replace(replace(replace(replace(json_extract(fields, '$.phone'), "
-                         "' ', ''), '-', ''), '+', ''), '(', ''), ')', ''), '.', ''), '/', '') = '31611111111'");
-  std::string steps;
-  while (plan.executeStep()) steps += plan.getColumn(3).getString() + "\n";
+  const std::string steps =
+      query_plan(db,
+                 "SELECT id FROM entities WHERE type = 'customer' AND "
+                 "replace(replace(replace(replace(replace(replace(replace(json_extract(fields, '$.phone'), "
+                 "' ', ''), '-', ''), '+', ''), '(', ''), ')', ''), '.', ''), '/', '') = '31611111111'");
   CHECK(steps.find("USING INDEX entities_customer_phone_key") != std::string::npos);
   CHECK(phone_key("+31 (6) 1234-56.78/9") == "316123456789");
 }
@@ -1024,9 +1029,7 @@ TEST_CASE("the pending entries have an index of their own, which a delivered ent
         "SELECT COUNT(*), MIN(CASE WHEN COALESCE(next_attempt_at, due_at) <= 0 THEN due_at END) FROM outbox "
         "WHERE status = 'pending'"}) {
     INFO(query);
-    SQLite::Statement plan(db, std::string("EXPLAIN QUERY PLAN ") + query);
-    std::string steps;
-    while (plan.executeStep()) steps += plan.getColumn(3).getString() + "\n";
+    const std::string steps = query_plan(db, query);
     CHECK(steps.find("USING INDEX outbox_pending") != std::string::npos);
     CHECK(steps.find("TEMP B-TREE") == std::string::npos);
   }
@@ -1037,9 +1040,7 @@ TEST_CASE("the pending entries have an index of their own, which a delivered ent
         "SELECT id FROM outbox WHERE status = 'pending' AND action_state = 'pending' AND COALESCE(action_next_at, "
         "due_at) <= 0 ORDER BY COALESCE(action_next_at, due_at), id LIMIT 5"}) {
     INFO(query);
-    SQLite::Statement plan(db, std::string("EXPLAIN QUERY PLAN ") + query);
-    std::string steps;
-    while (plan.executeStep()) steps += plan.getColumn(3).getString() + "\n";
+    const std::string steps = query_plan(db, query);
     CHECK(steps.find("USING INDEX outbox_action_due") != std::string::npos);
     CHECK(steps.find("TEMP B-TREE") == std::string::npos);
   }
