@@ -89,15 +89,16 @@ std::chrono::milliseconds timed(F&& request) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
 }
 
-// A push whose commit stops at the outbox, after its rules have fired:
-// another session holds the outbox locked, so the store work of pushes,
-// sources and deliveries waits on the server until release().
+// A push whose commit waits on the server: another session holds `table`
+// locked (the outbox: after the push's rules have fired), so the store
+// work of pushes, sources and deliveries waits until release().
 class HeldPush {
  public:
-  HeldPush(const PgDaemon& daemon, const tactd::test::PgDatabase& db, const std::string& body)
+  HeldPush(const PgDaemon& daemon, const tactd::test::PgDatabase& db, const std::string& body,
+           const std::string& table = "outbox")
       : holder_(db.conninfo()) {
     REQUIRE(holder_.query("BEGIN").ok());
-    REQUIRE(holder_.query("LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE").ok());
+    REQUIRE(holder_.query("LOCK TABLE " + table + " IN ACCESS EXCLUSIVE MODE").ok());
     pusher_ = std::thread([this, &daemon, body] { answer_ = daemon.push(body).status; });
     REQUIRE(eventually([&] { return holder_.query("SELECT 1 FROM pg_locks WHERE NOT granted").rows.size() > 0; }));
   }
@@ -135,14 +136,7 @@ TEST_CASE("on PostgreSQL a stalled database holds up the push, never the loop: h
 
   // Another session holds the entities: the daemon's next intake waits for
   // it on the server.
-  tactd::pg::SyncConnection holder(db.conninfo());
-  REQUIRE(holder.query("BEGIN").ok());
-  REQUIRE(holder.query("LOCK TABLE entities IN ACCESS EXCLUSIVE MODE").ok());
-  std::atomic<long> answer{0};
-  std::thread pusher([&] { answer = daemon.push(cancellation("2")).status; });
-  REQUIRE(eventually([&] {  // the daemon's statement waits for the lock
-    return holder.query("SELECT 1 FROM pg_locks WHERE NOT granted").rows.size() > 0;
-  }));
+  HeldPush held(daemon, db, cancellation("2"), "entities");
   for (int i = 0; i < 5; ++i) {
     tactd::test::Reply health, metrics;
     const auto took = timed([&] {
@@ -154,11 +148,8 @@ TEST_CASE("on PostgreSQL a stalled database holds up the push, never the loop: h
     CHECK_THAT(metrics.body, Contains("tactd_outbox_pending"));
     CHECK(took < 2000ms);  // the loop is free; the database is not answering at all
   }
-  CHECK(answer == 0);  // the push still waits for its commit
-
-  REQUIRE(holder.query("COMMIT").ok());
-  pusher.join();
-  CHECK(answer == 202);
+  CHECK(held.answer() == 0);  // the push still waits for its commit
+  CHECK(held.release() == 202);
   REQUIRE(eventually([&] { return provider.requests().size() == 2; }));
   std::this_thread::sleep_for(1s);
   CHECK(provider.requests().size() == 2);  // each delivered once
