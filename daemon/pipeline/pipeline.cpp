@@ -156,7 +156,9 @@ Outcome Pipeline::apply(std::span<const Observation> observations, const SourceC
       if (!cluster_->owns(shard) || waiting.test(static_cast<std::size_t>(shard))) {
         transaction->put_intake(shard, observation, clock_.now());
         ++outcome.forwarded;
-        if (cluster_->owns(shard)) waiting.set(static_cast<std::size_t>(shard));
+        // Even for a shard not owned: a renewal (on its own connection) may
+        // hand it to this replica before the batch ends.
+        waiting.set(static_cast<std::size_t>(shard));
         continue;
       }
     }
