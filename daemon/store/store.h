@@ -108,6 +108,13 @@ class Store : public StoreRoles {
   // nullptr (the default, SQLite): call it directly.
   virtual FiberScheduler* fibers() { return nullptr; }
 
+  // How many times a statement this Store keeps prepared had to be
+  // prepared again (SQLite does so when a bound value may change its plan,
+  // such as a value tested against a partial index's condition). Should
+  // stay 0: a statement prepared at every call costs more than its run.
+  // For tests and benchmarks; 0 for a store that cannot tell.
+  virtual long long statements_prepared_again() const { return 0; }
+
  protected:
   // Whether a Transaction is open (begun, neither committed nor destroyed).
   bool transaction_open() const { return open_ != nullptr; }

@@ -223,6 +223,7 @@ int pipeline(const fs::path& dir, Sync sync) {
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   report(sync == Sync::kFull ? "pipeline" : "pipeline~", stream.size(), seconds, cpu_seconds() - cpu);
+  std::printf("          %lld statements prepared again\n", store->statements_prepared_again());
   std::printf("          %zu notifications enqueued\n", notifications);
   return 0;
 }
