@@ -222,17 +222,27 @@ class SqliteStore final : public Store {
 
   std::optional<Entity> entity(const EntityRef& ref) const override {
     return guard("read entity " + ref.str(), [&]() -> std::optional<Entity> {
+      const bool keep = transaction_open();
+      if (keep)
+        if (const auto known = read_in_transaction_.find(ref); known != read_in_transaction_.end())
+          return known->second;
       SQLite::Statement& q =
           prepared(std::string("SELECT ") + kEntityColumns + " FROM entities WHERE type = ? AND id = ?");
       q.bind(1, std::string(to_string(ref.type)));
       q.bind(2, ref.id);
-      if (!q.executeStep()) return std::nullopt;
-      return read_entity(q);
+      std::optional<Entity> read;
+      if (q.executeStep()) read = read_entity(q);
+      if (keep) {
+        if (read_in_transaction_.size() >= kMaxReadInTransaction) read_in_transaction_.clear();
+        read_in_transaction_.emplace(ref, read);
+      }
+      return read;
     });
   }
 
   void put_entity(const Entity& entity) override {
     guard("store entity " + entity.ref.str(), [&] {
+      read_in_transaction_.erase(entity.ref);
       // One statement for both: a new entity is inserted (version 1); a
       // stored one is updated only from the version it was read at. A row
       // neither inserted nor updated is the conflict.
@@ -260,6 +270,7 @@ class SqliteStore final : public Store {
 
   void touch_entity(const Entity& entity, Timestamp observed_at) override {
     guard("store entity " + entity.ref.str(), [&] {
+      read_in_transaction_.erase(entity.ref);
       SQLite::Statement& q = prepared("UPDATE entities SET observed_at = ? WHERE type = ? AND id = ? AND version = ?");
       q.bind(1, static_cast<int64_t>(millis(observed_at)));
       q.bind(2, std::string(to_string(entity.ref.type)));
@@ -1506,7 +1517,7 @@ class SqliteStore final : public Store {
   class Tx final : public Transaction {
    public:
     explicit Tx(SqliteStore& store) : Transaction(store), store_(store), tx_(store.db_, kWriter) {}
-    ~Tx() override = default;  // tx_ rolls back unless committed
+    ~Tx() override { store_.read_in_transaction_.clear(); }  // tx_ rolls back unless committed
 
    private:
     void do_commit() override {
@@ -1692,6 +1703,20 @@ class SqliteStore final : public Store {
   mutable std::unordered_map<std::string, std::unique_ptr<SQLite::Statement>> statements_;
   mutable std::vector<SQLite::Statement*> in_use_;  // by the guard() under way
   mutable int depth_ = 0;                           // guard() calls under way
+  // The entities read within the open transaction, found or not: the
+  // pipeline reads an observation's parent and customer several times
+  // (the shortcut's bookkeeping, link(), the order's timers), and about a
+  // quarter of a batch's reads are repeats. Only put_entity() and
+  // touch_entity() write entities, and the transaction is the database's
+  // only writer (BEGIN IMMEDIATE), so what is kept here stays true until
+  // it ends (Tx's destructor empties it).
+  static constexpr std::size_t kMaxReadInTransaction = 4096;
+  struct RefHash {
+    std::size_t operator()(const EntityRef& ref) const {
+      return std::hash<std::string>{}(ref.id) ^ static_cast<std::size_t>(ref.type);
+    }
+  };
+  mutable std::unordered_map<EntityRef, std::optional<Entity>, RefHash> read_in_transaction_;
   int version_ = 0;
 };
 

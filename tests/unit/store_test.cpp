@@ -416,6 +416,37 @@ TEST_CASE("calls through a transaction are committed with it, and its reads see 
   CHECK(store->cursor("shop") == "page-2");
 }
 
+TEST_CASE("an entity read again within a transaction is what it last wrote of it, and nothing of a rollback stays") {
+  // The SQLite store keeps what a transaction read (the pipeline reads an
+  // observation's parent and customer several times): each read must still
+  // be the database's row.
+  EACH_BACKEND();
+  const EntityRef a{EntityType::kOrder, "A"}, b{EntityType::kOrder, "B"};
+  store->put_entity(entity(EntityType::kOrder, "A", {{"status", "paid"}}));
+  {
+    auto tx = store->begin();
+    auto read = tx->entity(a);
+    REQUIRE(read);
+    CHECK_FALSE(tx->entity(b));
+    read->fields["status"] = "cancelled";
+    tx->put_entity(*read);
+    CHECK(tx->entity(a)->field("status") == "cancelled");
+    CHECK(tx->entity(a)->version == read->version + 1);
+    tx->touch_entity(*tx->entity(a), at("2026-11-21T10:00:00Z"));
+    CHECK(tx->entity(a)->observed_at == at("2026-11-21T10:00:00Z"));
+    tx->put_entity(entity(EntityType::kOrder, "B", {{"status", "placed"}}));
+    CHECK(tx->entity(b));
+  }  // rolled back
+  {
+    auto tx = store->begin();
+    REQUIRE(tx->entity(a));
+    CHECK(tx->entity(a)->field("status") == "paid");
+    CHECK(tx->entity(a)->observed_at == at("2026-11-20T10:00:00Z"));
+    CHECK_FALSE(tx->entity(b));
+  }
+  CHECK(store->entity(a)->field("status") == "paid");
+}
+
 TEST_CASE("calls through a transaction are rolled back with it") {
   EACH_BACKEND();
   store->set_cursor("shop", "page-1");
