@@ -18,7 +18,9 @@ the time runs from there until the sink has all N. Printed: notifications/s,
 the daemon's CPU seconds and resident memory, and p50/p99 of the time from
 the start of the drain to each notification's arrival. Beside it, the
 sink's own ceiling: wrk with 64 keep-alive connections posting a body of
-the same size, in the same run.
+the same size, in the same run; and tactd's HTTP client alone
+(http_client_bench: curl on one loop, 64 in flight, no store), what one
+loop can send at most.
 
 latency: RATE*SECONDS customers and orders are pushed first; then one push
 per order cancels it, at RATE a second for SECONDS (over 32 keep-alive
@@ -103,6 +105,14 @@ class Sink:
         out = subprocess.run(["wrk", "-t1", "-c64", "-d5s", "-s", script, self.url + "/"],
                              capture_output=True, text=True, check=True).stdout
         return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def client_ceiling(self, build, requests, body_size):
+        """tactd's HTTP client alone (tests/bench/http_client_bench.cpp): curl
+        on one loop, 64 requests in flight, no store: (requests/s, us CPU each)."""
+        out = subprocess.run([os.path.join(build, "tests", "http_client_bench"), self.url + "/", str(requests),
+                              "64", str(body_size)], capture_output=True, text=True, check=True).stdout
+        m = re.search(r": (\d+) /s, ([\d.]+) us CPU each", out)
+        return float(m.group(1)), float(m.group(2))
 
     def stop(self):
         self.process.terminate()
@@ -304,6 +314,7 @@ def drain(build, work, n):
         keys = n - before
         memory.stop()
         ceiling = sink.ceiling(work, 520)
+        client, client_cpu = sink.client_ceiling(build, max(n, 10000), 520)
     finally:
         if daemon:
             daemon.terminate()
@@ -315,6 +326,8 @@ def drain(build, work, n):
           f"p50 {percentile(arrivals, 50) * 1e3:.0f} ms p99 {percentile(arrivals, 99) * 1e3:.0f} ms")
     print(f"ceiling  the sink under wrk -t1 -c64, 520-byte POSTs: {ceiling:8.0f} /s;  "
           f"drain / ceiling = {rate / ceiling:.2f}")
+    print(f"client   tactd's HTTP client alone, 64 in flight, 520-byte POSTs: {client:8.0f} /s "
+          f"({client_cpu:.1f} us CPU each);  drain / client = {rate / client:.2f}")
 
 
 def latency(build, work, rate, seconds):
