@@ -62,18 +62,21 @@ std::optional<HttpResponse> PushEndpoint::screen(const HttpRequest& head) const 
   return std::nullopt;
 }
 
-std::variant<HttpResponse, std::vector<Observation>> PushEndpoint::accept(const HttpRequest& request) const {
-  if (auto refusal = screen(request)) return *refusal;
+std::optional<HttpResponse> PushEndpoint::admit(const HttpRequest& request) const {
+  if (auto refusal = screen(request)) return refusal;
   if (std::string why = refuse(request, true); !why.empty()) return answer(401, {{"error", why}});
   if (stopping_) return stopping_answer();
+  return std::nullopt;
+}
 
+std::variant<HttpResponse, std::vector<Observation>> PushEndpoint::parse(std::string_view body) {
   std::vector<Observation> observations;
   size_t start = 0;
   int line = 0;
-  while (start < request.body.size()) {
-    size_t end = request.body.find('\n', start);
-    if (end == std::string::npos) end = request.body.size();
-    const std::string_view text(request.body.data() + start, end - start);
+  while (start < body.size()) {
+    size_t end = body.find('\n', start);
+    if (end == std::string_view::npos) end = body.size();
+    const std::string_view text = body.substr(start, end - start);
     start = end + 1;
     ++line;
     if (text.find_first_not_of(" \t\r") == std::string_view::npos) continue;
@@ -84,6 +87,23 @@ std::variant<HttpResponse, std::vector<Observation>> PushEndpoint::accept(const 
   }
   if (observations.empty()) return answer(400, {{"error", "the body holds no observation"}, {"accepted", 0}});
   return observations;
+}
+
+std::variant<HttpResponse, std::vector<Observation>> PushEndpoint::accept(const HttpRequest& request) const {
+  if (auto answer = admit(request)) return std::move(*answer);
+  return parse(request.body);
+}
+
+std::size_t PushEndpoint::lines(std::string_view body) {
+  std::size_t count = 0;
+  size_t start = 0;
+  while (start < body.size()) {
+    size_t end = body.find('\n', start);
+    if (end == std::string_view::npos) end = body.size();
+    if (body.substr(start, end - start).find_first_not_of(" \t\r") != std::string_view::npos) ++count;
+    start = end + 1;
+  }
+  return count;
 }
 
 HttpResponse PushEndpoint::committed(std::size_t count) { return answer(202, {{"accepted", count}}); }

@@ -21,6 +21,8 @@
 #include "net/http_server.h"
 #include "sources/source.h"
 
+#include <optional>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -43,9 +45,16 @@ class PushEndpoint {
 
   // handle() in two halves, for a group commit that commits the
   // observations of several requests in one transaction (PushGroupCommit):
-  // the observations to commit, or the answer now (a refusal, 400 naming
-  // the line, 503 while stopping). Screens the request again first.
+  // admit() is the answer now to a request that is refused (404, 405, 401)
+  // or comes while stopping (503), or nullopt when its body is to be
+  // parsed; it screens the request again first. parse() is a body's
+  // observations to commit, or 400 naming the line. accept() is both.
+  std::optional<HttpResponse> admit(const HttpRequest& request) const;
+  static std::variant<HttpResponse, std::vector<Observation>> parse(std::string_view body);
   std::variant<HttpResponse, std::vector<Observation>> accept(const HttpRequest& request) const;
+  // The observations `body` holds if parse() accepts it (its lines that are
+  // not blank), counted without parsing them.
+  static std::size_t lines(std::string_view body);
   // The answer to a request once its `count` observations are committed.
   static HttpResponse committed(std::size_t count);
   // The answer to a request whose observations could not be committed

@@ -18,10 +18,11 @@ namespace {
 
 // After a burst of at least this many observations, once every group is
 // committed, the heap's free pages go back to the system. A burst of large
-// pushes (20 requests of 1,000 lines over 32 connections) holds their parsed
-// observations until their groups commit: the heap grew by about 10 MB, and
-// glibc kept it, free but fragmented, for the life of the process (resident
-// memory 33 MB instead of 25 MB; docs/performance.md, Memory).
+// pushes (20 requests of 1,000 lines over 32 connections) holds their text
+// until their groups commit, and glibc keeps what that took, free but
+// fragmented, for the life of the process (when they were held parsed: the
+// heap grew by about 10 MB, resident memory 33 MB instead of 25 MB;
+// docs/performance.md, Memory).
 constexpr std::size_t kTrimAfterObservations = 4 * PushGroupCommit::kMaxGroupObservations;
 
 void return_free_memory() {
@@ -33,22 +34,19 @@ void return_free_memory() {
 }  // namespace
 
 void PushGroupCommit::handle(HttpRequest request, HttpResponder respond) {
-  auto accepted = endpoint_.accept(request);
-  if (auto* answer = std::get_if<HttpResponse>(&accepted)) {
+  if (auto answer = endpoint_.admit(request)) {
     respond(std::move(*answer));
     return;
   }
-  auto& observations = std::get<std::vector<Observation>>(accepted);
-  if (groups_.empty() || (!groups_.back().observations.empty() &&
-                          groups_.back().observations.size() + observations.size() > kMaxGroupObservations))
+  const std::size_t lines = PushEndpoint::lines(request.body);
+  if (groups_.empty() || (!groups_.back().pushes.empty() && groups_.back().lines + lines > kMaxGroupObservations))
     groups_.emplace_back();
   Group& group = groups_.back();
   // One joining a group that waits for its commit: the group waits a turn
   // more. The request that opens a group does not make it wait.
   if (groups_.size() == 1 && !group.pushes.empty()) arrived_ = true;
-  group.pushes.push_back(Push{group.observations.size(), observations.size(), std::move(respond), std::nullopt});
-  group.observations.insert(group.observations.end(), std::make_move_iterator(observations.begin()),
-                            std::make_move_iterator(observations.end()));
+  group.lines += lines;
+  group.pushes.push_back(Push{std::move(request.body), 0, 0, std::move(respond), std::nullopt});
   schedule();
 }
 
@@ -66,7 +64,7 @@ void PushGroupCommit::look() {
   if (groups_.empty() || committing_) return;
   // Requests read in the turns since the last look are still joining: give
   // them a turn, unless the group is full or has waited enough turns.
-  const bool full = flushing_ || groups_.size() > 1 || groups_.front().observations.size() >= kMaxGroupObservations;
+  const bool full = flushing_ || groups_.size() > 1 || groups_.front().lines >= kMaxGroupObservations;
   if (std::exchange(arrived_, false) && !full && ++turns_ < kMaxGatherTurns) {
     schedule();
     return;
@@ -94,11 +92,13 @@ void PushGroupCommit::flush() {
   turns_ = 0;
 }
 
-void PushGroupCommit::start(Group group) {
+void PushGroupCommit::start(Group waiting) {
   if (endpoint_.stopping()) {  // nothing more is committed once intake stopped
-    for (Push& push : group.pushes) push.respond(PushEndpoint::stopping_answer());
+    for (Push& push : waiting.pushes) push.respond(PushEndpoint::stopping_answer());
     return;
   }
+  Group group = parse(std::move(waiting));
+  if (group.pushes.empty()) return;  // all of it answered 400
   burst_ += group.observations.size();
   const StateRunner runner(endpoint_.intake().fibers());
   if (runner.direct()) {
@@ -136,6 +136,26 @@ void PushGroupCommit::start(Group group) {
             push.respond(
                 HttpResponse{500, "{\"error\":\"internal error; nothing was accepted\"}\n", "application/json", {}});
       });
+}
+
+PushGroupCommit::Group PushGroupCommit::parse(Group waiting) {
+  Group group;
+  for (Push& push : waiting.pushes) {
+    auto parsed = PushEndpoint::parse(push.body);
+    std::string().swap(push.body);  // parsed, its text goes at once
+    if (auto* refusal = std::get_if<HttpResponse>(&parsed)) {
+      push.respond(std::move(*refusal));
+      continue;
+    }
+    auto& observations = std::get<std::vector<Observation>>(parsed);
+    push.first = group.observations.size();
+    push.count = observations.size();
+    group.observations.insert(group.observations.end(), std::make_move_iterator(observations.begin()),
+                              std::make_move_iterator(observations.end()));
+    group.pushes.push_back(std::move(push));
+  }
+  group.lines = group.observations.size();
+  return group;
 }
 
 void PushGroupCommit::settle() {

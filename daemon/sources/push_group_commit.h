@@ -1,10 +1,16 @@
 // Group commit for the push endpoint: the pushes that arrive together share
 // one transaction, and so one sync of the state, instead of one each.
 //
-// A request is authenticated and parsed at once (PushEndpoint::accept());
-// a refusal, a 400 naming the line or the 503 of a stopping daemon is
-// answered at once and never touches a group. The observations of a valid
-// request join the open group; the group is committed once the loop has
+// A request is authenticated at once (PushEndpoint::admit()): a refusal
+// (401, 404, 405) or the 503 of a stopping daemon is answered at once and
+// never touches a group. An admitted request joins the open group as its
+// text, and is parsed only when its group is taken up for its commit, so
+// that the requests waiting behind a group hold their bodies' text, not
+// their parsed observations (several times as large; docs/performance.md,
+// Memory): at most one group's observations are parsed at a time. A request
+// that does not parse is answered then, 400 naming the line, before the
+// commit, and leaves the group: it never spoils the others' commit. The
+// group is committed once the loop has
 // taken in what arrived with it (no timer: the loop turns that read the
 // other requests are all it waits for), and every request in it is answered
 // then: 202 with its own count after the commit that holds it, 503 with
@@ -25,6 +31,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "net/http_server.h"
@@ -55,8 +62,9 @@ class PushGroupCommit {
   bool idle() const { return groups_.empty() && !committing_; }
 
   // A group takes requests until it holds this many observations (one
-  // request may bring more): a commit holds the loop for about 150 µs an
-  // observation, and the next group is taken in after it.
+  // request may bring more; counted as their lines before they are parsed):
+  // a commit holds the loop for about 150 µs an observation, and the next
+  // group is taken in after it. It bounds too the observations held parsed.
   static constexpr std::size_t kMaxGroupObservations = 1000;
   // The turns of the loop a group waits at most for requests still
   // arriving (it is committed as soon as a turn brings none).
@@ -68,23 +76,28 @@ class PushGroupCommit {
 
  private:
   struct Push {
-    std::size_t first = 0;  // its observations in the group's
+    std::string body;       // its text while it waits; empty once parsed
+    std::size_t first = 0;  // its observations in the group's, once parsed
     std::size_t count = 0;
     HttpResponder respond;
     std::optional<HttpResponse> answer;  // decided by commit(), sent by answer()
   };
   struct Group {
-    std::vector<Observation> observations;  // of all its pushes, in the order they came
+    std::vector<Observation> observations;  // of all its pushes, in the order they came; once parsed
     std::vector<Push> pushes;
+    std::size_t lines = 0;  // the observations its pushes hold, counted before they are parsed
   };
 
   // Posts the next look at the first group, unless one is posted.
   void schedule();
   // Commits the first group once the last turn brought no request to it.
   void look();
-  // Commits `group` and answers its requests, at once or (on fibers) once
-  // the store's fiber has committed it.
+  // Parses `group`, then commits it and answers its requests, at once or
+  // (on fibers) once the store's fiber has committed it.
   void start(Group group);
+  // `waiting`'s pushes parsed: those that parse with their observations,
+  // the others answered 400 and left out.
+  static Group parse(Group waiting);
   // Once every group is committed after a large burst: free memory back to the system.
   void settle();
   // Commits `observations` for `pushes` and decides their answers.
