@@ -286,7 +286,9 @@ class Daemon::Impl {
     operators_->configure(snapshot.config->operators, snapshot.config->channel(Channel::kEmail));
     if (snapshot.config->push) start_push(*snapshot.config->push);
     if (snapshot.config->admin) start_admin(*snapshot.config->admin);
-    forwarder_ = std::make_unique<ReplyForwarder>(*io_, *store_, *store_, *http_, *smtp_, clock_, state_);
+    forwarder_ = std::make_unique<ReplyForwarder>(*io_, *store_, *store_, *store_, *http_, *smtp_, clock_, state_);
+    forwarder_->on_refused(
+        [this](const ForwardRefusal& refusal) { operators_->report(forward_refused_finding(refusal)); });
     forwarder_->configure(snapshot.config->inbound, snapshot.config->channel(Channel::kEmail));
     if (snapshot.config->inbound) start_inbound(*snapshot.config->inbound);
     metric_set_.build_info.set({TACTD_VERSION_STRING}, 1);

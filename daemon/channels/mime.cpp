@@ -139,6 +139,8 @@ std::string mime_message(const MailMessage& message) {
   std::string out;
   out += "From: " + mailbox(message.from, 6) + "\r\n";
   out += "To: " + mailbox(message.to, 4) + "\r\n";
+  if (message.reply_to && parse_mailbox(message.reply_to->address))
+    out += "Reply-To: " + mailbox(*message.reply_to, 10) + "\r\n";
   out += "Subject: " + subject(message.subject) + "\r\n";
   out += "Date: " + date(message.date) + "\r\n";
   out += "Message-ID: <" + one_line(message.message_id) + ">\r\n";

@@ -23,6 +23,10 @@ struct MailMessage {
   std::string html;        // the HTML body; empty: a text/plain message only
   std::string message_id;  // without angle brackets: "<id>@<domain>"
   Timestamp date;
+  // Where a reply goes (Reply-To) when not to `from`: a forwarded customer
+  // reply names the customer, so that support answers them directly. Left
+  // out when its address is not a plain addr-spec.
+  std::optional<Mailbox> reply_to = std::nullopt;
 };
 
 // The message with CRLF line ends, ready for DATA (SMTP's dot-stuffing is

@@ -34,7 +34,7 @@ struct KindMeaning {
   std::string_view kind;
   std::string_view meaning;
 };
-constexpr std::array<KindMeaning, 11> kKinds{{
+constexpr std::array<KindMeaning, 12> kKinds{{
     {"short_notice", "a change takes effect sooner than the rule's minimum notice; not sent"},
     {"missing_field", "the message lacks a field it cannot go without; not sent"},
     {"no_channel", "no contact detail reaches the customer; not sent"},
@@ -47,6 +47,9 @@ constexpr std::array<KindMeaning, 11> kKinds{{
     {"unknown_outcome",
      "a send was cut off by a crash or a stop, and the provider does not deduplicate; held until resolved"},
     {"action_failed", "a rule's action (a voucher) failed for good; the message went without it"},
+    {"forward_refused",
+     "support's forward_email or forward_webhook refused a customer's reply for good; it stays unforwarded, tried "
+     "again every 10 minutes and at once after a reload that changes [inbound]"},
 }};
 
 // Position of `kind` in kKinds; unknown kinds after the known ones.

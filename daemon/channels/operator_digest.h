@@ -1,7 +1,8 @@
 // The operators' channel (DESIGN.md invariant 9): what needs a person -- a
 // message that could not be sent (Outcome::problems: short_notice,
 // missing_field, no_channel, unknown_customer, no_customer, gave_up_waiting, render_failed,
-// timer_late), a dead letter and a send whose outcome is unknown -- becomes a finding, and findings go out
+// timer_late), a dead letter, a send whose outcome is unknown and a customer's
+// reply that support's side refused (forward_refused) -- becomes a finding, and findings go out
 // batched: at most one digest per `[operators] digest` interval, to an
 // email address over the email [[channel]], or to a chat's incoming webhook
 // as `{"text": "..."}` (the body Slack's and Mattermost's accept).

@@ -234,7 +234,7 @@ std::optional<ProviderRequest> sendgrid(const ChannelConfig& channel, const Noti
   if (!to->name.empty()) recipient["name"] = to->name;
   json sender = {{"email", from->address}};
   if (!from->name.empty()) sender["name"] = from->name;
-  const json body = {
+  json body = {
       {"personalizations", json::array({{{"to", json::array({recipient})}}})},
       {"from", sender},
       {"subject", *n.subject},
@@ -242,6 +242,10 @@ std::optional<ProviderRequest> sendgrid(const ChannelConfig& channel, const Noti
                                {{"type", "text/html"}, {"value", html_body(n.body)}}})},
       {"custom_args", {{"idempotency_key", n.idempotency_key}}},
   };
+  if (const auto reply_to = n.reply_to ? parse_mailbox(*n.reply_to) : std::nullopt) {
+    body["reply_to"] = {{"email", reply_to->address}};
+    if (!reply_to->name.empty()) body["reply_to"]["name"] = reply_to->name;
+  }
   ProviderRequest request{post(channel, channel.url.empty() ? std::string(kSendgridUrl) : channel.url, kJson, n),
                           {channel.secret}};
   request.http.headers.emplace_back("Authorization", "Bearer " + channel.secret);
@@ -263,6 +267,9 @@ std::optional<ProviderRequest> mailgun(const ChannelConfig& channel, const Notif
                             {"text", n.body},
                             {"html", html_body(n.body)},
                             {"v:idempotency_key", n.idempotency_key}});
+  // Mailgun writes h: fields as headers: the bare address, never a name that could carry a line.
+  if (const auto reply_to = n.reply_to ? parse_mailbox(*n.reply_to) : std::nullopt)
+    request.http.body += "&" + form({{"h:Reply-To", reply_to->address}});
   return request;
 }
 
@@ -325,6 +332,7 @@ std::optional<ProviderRequest> webhook(const ChannelConfig& channel, const Notif
   field("idempotency_key", n.idempotency_key);
   field("kind", to_string(n.kind));
   field("locale", n.locale);
+  if (n.reply_to) field("reply_to", *n.reply_to);
   field("rule", n.rule);
   if (n.channel == Channel::kEmail) field("subject", *n.subject);
   if (!n.time_zone.empty()) field("time_zone", n.time_zone);

@@ -57,6 +57,7 @@ std::optional<SmtpRequest> smtp_request(const ChannelConfig& channel, const Noti
                       html_body(n.body),
                       message_id(n.idempotency_key, from->address.substr(from->address.rfind('@') + 1)),
                       now};
+  if (n.reply_to) message.reply_to = parse_mailbox(*n.reply_to);  // none when it is no address
   SmtpRequest request;
   request.url = channel.url;
   request.require_tls = channel.require_tls;

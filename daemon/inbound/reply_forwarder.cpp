@@ -10,6 +10,7 @@
 #include <algorithm>
 
 #include "channels/delivery.h"
+#include "model/mailbox.h"
 #include "net/http_client.h"
 #include "ops/logging.h"
 #include "signing/signing.h"
@@ -112,8 +113,8 @@ ProviderRequest forward_webhook_request(const InboundConfig& config, const Reply
   return request;
 }
 
-Notification forward_email(const InboundConfig& config, const Reply& reply,
-                           const std::vector<ConversationLine>& lines) {
+Notification forward_email(const InboundConfig& config, const Reply& reply, const std::vector<ConversationLine>& lines,
+                           const std::string& customer_email) {
   Notification n;
   n.idempotency_key = "tactd:reply-forward:" + std::to_string(reply.id);
   n.at = reply.at;
@@ -128,15 +129,37 @@ Notification forward_email(const InboundConfig& config, const Reply& reply,
   n.body = forward_text(reply, lines, "UTC");
   n.locale = "en";
   n.time_zone = "UTC";
+  // The senders parse it again and leave out one that is no address; here
+  // it only has to be one to be chosen over the snapshot's.
+  if (reply.channel == Channel::kEmail && parse_mailbox(reply.from))
+    n.reply_to = reply.from;
+  else if (parse_mailbox(customer_email))
+    n.reply_to = customer_email;
   return n;
 }
 
+std::string forward_target(const InboundConfig& config) {
+  if (!config.forward_webhook.empty()) return config.forward_webhook.substr(0, config.forward_webhook.find('?'));
+  return config.forward_email;
+}
+
+Finding forward_refused_finding(const ForwardRefusal& refusal) {
+  return Finding{
+      "forward_refused", "",
+      "reply " + std::to_string(refusal.reply_id) +
+          (refusal.customer.empty() ? " (not matched to a customer)" : " from customer " + refusal.customer) +
+          " was refused by " + refusal.target + ": " + refusal.reason,
+      refusal.at};
+}
+
 ReplyForwarder::ReplyForwarder(boost::asio::io_context& io, ContactStore& contacts, const OutboxStore& outbox,
-                               HttpClient& http, SmtpClient& smtp, const Clock& clock, StateRunner state)
+                               const EntityStore& entities, HttpClient& http, SmtpClient& smtp, const Clock& clock,
+                               StateRunner state)
     : io_(io),
       state_(state),
       contacts_(contacts),
       outbox_(outbox),
+      entities_(entities),
       http_(http),
       smtp_(smtp),
       clock_(clock),
@@ -145,7 +168,15 @@ ReplyForwarder::ReplyForwarder(boost::asio::io_context& io, ContactStore& contac
 ReplyForwarder::~ReplyForwarder() { stop(); }
 
 void ReplyForwarder::configure(const std::optional<InboundConfig>& config, const ChannelConfig* email) {
+  std::optional<ChannelConfig> email_config;
+  if (email) email_config = *email;
+  // The operator may have fixed the address: what was refused goes again now.
+  if ((config != config_ || email_config != email_config_) && !refused_.empty()) {
+    spdlog::info("inbound: forwarding reconfigured, {} refused replies are tried again now", refused_.size());
+    refused_.clear();
+  }
   config_ = config;
+  email_config_ = std::move(email_config);
   email_ = config && !config->forward_email.empty() && email ? Sender::create(*email, http_, smtp_, clock_) : nullptr;
 }
 
@@ -155,6 +186,13 @@ void ReplyForwarder::stop() {
   config_.reset();
   in_flight_.clear();
   timer_->timer.cancel();
+  timer_->armed = false;
+}
+
+std::vector<ForwardRefusal> ReplyForwarder::refusals() const {
+  std::vector<ForwardRefusal> out;
+  for (const auto& [id, refusal] : refused_) out.push_back(refusal);
+  return out;
 }
 
 void ReplyForwarder::wake() {
@@ -177,13 +215,32 @@ void ReplyForwarder::forward_waiting() {
     retry_later();
     return;
   }
-  for (const Reply& reply : waiting)
-    if (!in_flight_.count(reply.id)) forward(reply);
+  // Every reply still waiting was read: a refusal of one that is gone
+  // (forwarded by another replica) is forgotten.
+  if (waiting.size() < kBatch)
+    std::erase_if(refused_, [&](const auto& refusal) {
+      return std::none_of(waiting.begin(), waiting.end(), [&](const Reply& r) { return r.id == refusal.first; });
+    });
+  const Timestamp now = clock_.now();
+  std::optional<Timestamp> next;  // the earliest held refusal
+  for (const Reply& reply : waiting) {
+    if (in_flight_.count(reply.id)) continue;
+    if (auto held = refused_.find(reply.id); held != refused_.end() && held->second.retry_at > now) {
+      next = std::min(next.value_or(held->second.retry_at), held->second.retry_at);
+      continue;
+    }
+    forward(reply);
+  }
+  if (next) arm(*next - now);
 }
 
 void ReplyForwarder::forward(const Reply& reply) {
   std::vector<ConversationLine> lines;
+  std::string customer_email;  // for the Reply-To of a forward by email
   try {
+    if (!reply.customer.empty() && reply.channel != Channel::kEmail && config_->forward_webhook.empty())
+      if (auto customer = entities_.entity(EntityRef{EntityType::kCustomer, reply.customer}))
+        if (const auto& email = customer->field("email"); email.is_string()) customer_email = email.get<std::string>();
     std::vector<Notification> sent;
     std::vector<Reply> replies;
     if (!reply.customer.empty()) {
@@ -199,22 +256,23 @@ void ReplyForwarder::forward(const Reply& reply) {
   }
   in_flight_.insert(reply.id);
   const long long id = reply.id;
-  auto done = [this, id, alive = alive_](Verdict verdict) {
-    if (*alive) settle(id, verdict);
+  auto done = [this, id, customer = reply.customer, alive = alive_](Verdict verdict) {
+    if (*alive) settle(id, customer, verdict);
   };
   if (!config_->forward_webhook.empty()) {
     const Clock* clock = &clock_;
     http_.fetch(forward_webhook_request(*config_, reply, lines, clock_.now()).http,
                 [done, clock](HttpClientResponse response) { done(judge(response, clock->now())); });
   } else if (email_) {
-    email_->send(forward_email(*config_, reply, lines), done);
+    email_->send(forward_email(*config_, reply, lines, customer_email), done);
   } else {
     done(Verdict{Verdict::kPermanent, std::nullopt, "there is no email [[channel]] to forward through"});
   }
 }
 
-void ReplyForwarder::settle(long long reply_id, const Verdict& verdict) {
+void ReplyForwarder::settle(long long reply_id, const std::string& customer, const Verdict& verdict) {
   if (verdict.kind == Verdict::kDelivered) {
+    if (refused_.erase(reply_id) > 0) spdlog::info("inbound: reply {} forwarded after its refusal", reply_id);
     run_detached(
         io_.get_executor(), state_,
         [this, alive = alive_, reply_id, at = clock_.now()] {
@@ -233,21 +291,51 @@ void ReplyForwarder::settle(long long reply_id, const Verdict& verdict) {
     return;
   }
   in_flight_.erase(reply_id);
+  if (verdict.kind == Verdict::kPermanent) {
+    refused(reply_id, customer, verdict);
+    return;
+  }
   spdlog::warn("inbound: reply {} not forwarded, trying again in {}s {}", reply_id,
                std::chrono::duration_cast<std::chrono::seconds>(backoff_).count(), kv("detail", verdict.reason));
   retry_later();
 }
 
+// Support's side said no, and asking again will not change that until
+// someone fixes the address or the desk: told once, held at the longest wait.
+void ReplyForwarder::refused(long long reply_id, const std::string& customer, const Verdict& verdict) {
+  const Timestamp now = clock_.now();
+  const std::string target = config_ ? forward_target(*config_) : std::string();
+  auto [it, first] =
+      refused_.try_emplace(reply_id, ForwardRefusal{reply_id, customer, target, verdict.reason, now, now});
+  it->second.reason = verdict.reason;
+  it->second.retry_at = now + kRetryRefused;
+  const auto wait = std::chrono::duration_cast<std::chrono::seconds>(kRetryRefused).count();
+  if (first) {
+    spdlog::warn("inbound: reply {} refused for good by support's side, kept unforwarded and tried again in {}s {} {}",
+                 reply_id, wait, kv("target", target), kv("detail", verdict.reason));
+    if (on_refused_) on_refused_(it->second);
+  } else {
+    spdlog::info("inbound: reply {} still refused, tried again in {}s {}", reply_id, wait,
+                 kv("detail", verdict.reason));
+  }
+  arm(kRetryRefused);
+}
+
 void ReplyForwarder::retry_later() {
-  if (timer_->armed) return;
+  if (arm(backoff_)) backoff_ = std::min(backoff_ * 2, kRetryMax);
+}
+
+bool ReplyForwarder::arm(Duration wait) {
+  using Steady = boost::asio::steady_timer::clock_type;
+  if (timer_->armed && timer_->timer.expiry() <= Steady::now() + wait) return false;
   timer_->armed = true;
-  timer_->timer.expires_after(backoff_);
-  backoff_ = std::min(backoff_ * 2, kRetryMax);
+  timer_->timer.expires_after(wait);  // cancels the later wake, whose handler then does nothing
   timer_->timer.async_wait([this, alive = alive_](const boost::system::error_code& ec) {
-    if (!*alive) return;
+    if (!*alive || ec) return;
     timer_->armed = false;
-    if (!ec) wake();
+    wake();
   });
+  return true;
 }
 
 }  // namespace tactd

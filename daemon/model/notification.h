@@ -70,6 +70,10 @@ struct Notification {
   // What the action answered (a JSON object), once taken; null while it is
   // still to be taken, when it failed for good, or without an action.
   nlohmann::json action_answer;
+  // Email only: where the recipient's reply goes ("Anna <anna@example.nl>")
+  // when not to the channel's `from`. Only a reply forwarded to support sets
+  // it; the outbox does not store it.
+  std::optional<std::string> reply_to = std::nullopt;
 };
 
 // One contact with a customer: the memory that policies and templates use.

@@ -8,6 +8,8 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 
 #include <chrono>
+#include <csignal>
+#include <optional>
 #include <thread>
 
 #include "inbound/inbound_request.h"
@@ -243,18 +245,32 @@ namespace {
 // channel of a shop would have it.
 class MailServer : public tactd::test::ScriptedServer {
  public:
-  explicit MailServer(const TempDir& dir)
-      : ScriptedServer(dir, "mail",
-                       {"/usr/bin/python3",  // Debian's, which has python3-aiosmtpd
-                        tactd::test::support_script("smtp_server.py"), "--tls", "starttls", "--login",
-                        "shop:fixture-smtp-password"}) {}
+  // `refuse`: addresses it answers RCPT TO with 550 (no such user).
+  explicit MailServer(const TempDir& dir, const std::vector<std::string>& refuse = {})
+      : ScriptedServer(dir, "mail", command(refuse)) {}
   std::string url() const { return "smtp://127.0.0.1:" + port(); }
   std::filesystem::path ca_file() const { return folder_ / "cert.pem"; }
   std::vector<nlohmann::json> messages() const { return records("messages.jsonl"); }
+  std::vector<nlohmann::json> refused() const { return records("refused.jsonl"); }
+
+ private:
+  static std::vector<std::string> command(const std::vector<std::string>& refuse) {
+    std::vector<std::string> out{"/usr/bin/python3",  // Debian's, which has python3-aiosmtpd
+                                 tactd::test::support_script("smtp_server.py"),
+                                 "--tls",
+                                 "starttls",
+                                 "--login",
+                                 "shop:fixture-smtp-password"};
+    for (const std::string& address : refuse) out.insert(out.end(), {"--refuse-rcpt", address});
+    return out;
+  }
 };
 
-// Email over SMTP to `mail`, replies forwarded by email to support.
-std::filesystem::path write_mail_config(const TempDir& dir, const MailServer& mail) {
+// Email over SMTP to `mail`, replies forwarded by email to `support`;
+// `more` is appended (an [operators] table).
+std::filesystem::path write_mail_config(const TempDir& dir, const MailServer& mail,
+                                        const std::string& support = "support@bakkerijbol.example",
+                                        const std::string& more = {}) {
   dir.write("push-token", kPushToken + "\n");
   return dir.write("tactd.toml",
                    "[tactd]\nrules = \"" + (tactd::test::source_dir() / "config/rules").string() +
@@ -266,7 +282,8 @@ std::filesystem::path write_mail_config(const TempDir& dir, const MailServer& ma
                        "\"\nfrom = \"Bakkerij Bol <hallo@bakkerijbol.example>\"\nusername = \"shop\"\n"
                        "secret_env = \"SMTP_PASSWORD\"\nbackoff = \"1s\"\ntimeout = \"5s\"\n"
                        "[inbound]\nlisten = \"127.0.0.1:0\"\nhmac_secret_env = \"TACTD_TEST_INBOUND_SECRET\"\n"
-                       "forward_email = \"support@bakkerijbol.example\"\n");
+                       "forward_email = \"" +
+                       support + "\"\n" + more);
 }
 
 const tactd::test::Environment kMailEnv{{"SMTP_PASSWORD", "fixture-smtp-password"},
@@ -366,4 +383,68 @@ TEST_CASE("an email reply is forwarded once to support_email over SMTP with the 
   std::this_thread::sleep_for(std::chrono::milliseconds{1500});  // a wrong second forward would be out by now
   CHECK(mail.messages().size() == 2);
   CHECK(again.stop() == 0);
+}
+
+TEST_CASE(
+    "a forward the support mail server refuses with 550 is logged once, reaches the operators' digest, and goes "
+    "with a Reply-To to the customer after a reload that fixed the address") {
+  TempDir dir;
+  MailServer mail(dir, {"suport@bakkerijbol.example"});
+  const std::string operators = "[operators]\ndigest = \"1s\"\nemail = \"ops@bakkerijbol.example\"\n";
+  const auto config = write_mail_config(dir, mail, "suport@bakkerijbol.example", operators);  // a typo
+  tactd::test::Daemon daemon(config, dir.path() / "log", kMailEnv);
+  const int inbound = tactd::test::logged_port(dir.path() / "log", "inbound: listening on 127.0.0.1:");
+  REQUIRE(inbound != 0);
+  const nlohmann::json reply{{"from", "Anna <anna@example.nl>"},
+                             {"to", "hallo@bakkerijbol.example"},
+                             {"subject", "Bestelling"},
+                             {"text", "Waar blijft mijn bestelling?"}};
+  REQUIRE(signed_json(inbound, "/v1/inbound/email", reply.dump()).status == 200);
+
+  REQUIRE(eventually([&] { return mail.refused().size() == 1; }));
+  CHECK(mail.refused()[0]["rcpt"] == "suport@bakkerijbol.example");
+  // The operators hear of it in their digest, over the same mail server.
+  const auto digest = [&]() -> std::optional<nlohmann::json> {
+    for (const nlohmann::json& m : mail.messages())
+      if (m["rcpt_tos"] == nlohmann::json::array({"ops@bakkerijbol.example"})) return m;
+    return std::nullopt;
+  };
+  REQUIRE(eventually([&] { return digest().has_value(); }));
+  const std::string text = (*digest())["parts"][0]["content"];
+  INFO(text);
+  CHECK_THAT((*digest())["headers"]["subject"].get<std::string>(), Contains("1 forward_refused"));
+  // (curl reports the refused RCPT's code, but the last line it saw is the QUIT's "221 Bye".)
+  CHECK_THAT(text, Contains("reply 1 (not matched to a customer) was refused by suport@bakkerijbol.example: SMTP 550"));
+  const std::string log = tactd::test::slurp(dir.path() / "log");
+  INFO(log);
+  const auto first = log.find("inbound: reply 1 refused for good");
+  REQUIRE(first != std::string::npos);
+  CHECK(log.find("refused for good", log.find('\n', first)) == std::string::npos);  // once, not per retry
+  const std::string line = log.substr(first, log.find('\n', first) - first);
+  CHECK_THAT(line, Contains("suport@bakkerijbol.example") && Contains("550"));
+  {
+    SQLite::Database db((dir.path() / "state.db").string());
+    CHECK(db.execAndGet("SELECT COUNT(*) FROM replies WHERE forwarded_at IS NULL").getInt() == 1);  // kept
+  }
+
+  // The operator fixes the address and reloads: the reply goes at once, not in ten minutes.
+  write_mail_config(dir, mail, "support@bakkerijbol.example", operators);
+  daemon.signal(SIGHUP);
+  const auto forwarded = [&]() -> std::optional<nlohmann::json> {
+    for (const nlohmann::json& m : mail.messages())
+      if (m["rcpt_tos"] == nlohmann::json::array({"support@bakkerijbol.example"})) return m;
+    return std::nullopt;
+  };
+  REQUIRE(eventually([&] { return forwarded().has_value(); }));
+  INFO(forwarded()->dump(2));
+  // Support's answer goes to Anna, not back to the shop.
+  CHECK_THAT((*forwarded())["headers"]["reply-to"].get<std::string>(),
+             Contains("Anna") && Contains("<anna@example.nl>"));
+  CHECK((*forwarded())["defects"].empty());
+  REQUIRE(eventually([&] {
+    SQLite::Database db((dir.path() / "state.db").string());
+    return db.execAndGet("SELECT COUNT(*) FROM replies WHERE forwarded_at IS NOT NULL").getInt() == 1;
+  }));
+  CHECK(mail.refused().size() == 1);
+  CHECK(daemon.stop() == 0);
 }

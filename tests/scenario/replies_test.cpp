@@ -2,12 +2,19 @@
 // tactd sent, STOP opts them out of that channel for good, and any other
 // reply holds automated messages about the matter back while a person
 // talks with them. The shipped configuration, a virtual clock.
+#include <utility>  // before Boost.Asio
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+
 #include <catch2/catch.hpp>
 
 #include "channels/mime.h"
 #include "inbound/reply_desk.h"
 #include "inbound/reply_forwarder.h"
 #include "model/clock.h"
+#include "net/http_client.h"
+#include "net/smtp_client.h"
 #include "pipeline/linked.h"
 #include "pipeline/pipeline.h"
 #include "rules/expression.h"
@@ -437,4 +444,200 @@ TEST_CASE("a reply goes to support by email or by a signed webhook, with the con
   CHECK(header(signed_post, "X-Tactd-Signature") ==
         webhook_signature("desk-secret", *timestamp, signed_post.http.body));
   CHECK(signed_post.secrets == std::vector<std::string>{"desk-secret"});  // kept out of logs like the others
+}
+
+namespace {
+
+// Support's mail server and desk as a test scripts them: each send takes the
+// next answer (the last one stays), and its verdict comes back on the loop
+// as a real client's does.
+class ScriptedSmtp final : public SmtpClient {
+ public:
+  explicit ScriptedSmtp(boost::asio::io_context& io) : io_(io) {}
+  void send(SmtpRequest request, std::function<void(SmtpResponse)> done) override {
+    sent.push_back(std::move(request));
+    const SmtpResponse answer = answers.size() > 1 ? take() : answers.front();
+    boost::asio::post(io_, [done = std::move(done), answer] { done(answer); });
+  }
+  std::vector<SmtpResponse> answers{{250, ""}};
+  std::vector<SmtpRequest> sent;
+
+ private:
+  SmtpResponse take() {
+    SmtpResponse first = answers.front();
+    answers.erase(answers.begin());
+    return first;
+  }
+  boost::asio::io_context& io_;
+};
+
+class ScriptedHttp final : public HttpClient {
+ public:
+  explicit ScriptedHttp(boost::asio::io_context& io) : io_(io) {}
+  void fetch(HttpClientRequest request, std::function<void(HttpClientResponse)> done) override {
+    sent.push_back(std::move(request));
+    boost::asio::post(io_, [done = std::move(done), answer = answer] { done(answer); });
+  }
+  HttpClientResponse answer{200, {}, "", ""};
+  std::vector<HttpClientRequest> sent;
+
+ private:
+  boost::asio::io_context& io_;
+};
+
+// A forwarder of `d`'s replies with scripted clients; its refusals go to
+// `told` and to an operators' digest of one minute.
+struct Forwarding {
+  explicit Forwarding(Desk& d)
+      : smtp(io),
+        http(io),
+        digest(d.clock, std::chrono::minutes{1}),
+        forwarder(io, *d.store, *d.store, *d.store, http, smtp, d.clock) {
+    email.channel = Channel::kEmail;
+    email.provider = "smtp";
+    email.url = "smtp://127.0.0.1:2525";
+    email.from = "Trattoria Da Marco <hallo@trattoria.example>";
+    forwarder.on_refused([this](const ForwardRefusal& refusal) {
+      told.push_back(refusal);
+      digest.add(forward_refused_finding(refusal));
+    });
+  }
+  // What a wake sets off, to its end (timers are not waited for).
+  void wake() {
+    forwarder.wake();
+    io.restart();
+    io.poll();
+  }
+
+  boost::asio::io_context io;
+  ScriptedSmtp smtp;
+  ScriptedHttp http;
+  OperatorDigest digest;
+  ChannelConfig email;
+  std::vector<ForwardRefusal> told;
+  ReplyForwarder forwarder;
+};
+
+}  // namespace
+
+TEST_CASE(
+    "a forward support's mail server refuses for good is told once, held at the longest wait, and goes at once after "
+    "a reload that fixed the address") {
+  Desk d;
+  d.anna_apology();
+  const ReplyOutcome out = d.receive(sms("+31612345678", "Waar blijft mijn geld?"), "2026-11-20T17:40:00+01:00");
+  REQUIRE(out.reply.id != 0);
+  Forwarding f(d);
+  f.smtp.answers = {{550, "RCPT failed: 550 5.1.1 <suport@trattoria.example>: no such user"}};
+  InboundConfig inbound;
+  inbound.forward_email = "suport@trattoria.example";  // a typo
+  f.forwarder.configure(inbound, &f.email);
+  f.wake();
+  REQUIRE(f.smtp.sent.size() == 1);
+  REQUIRE(f.told.size() == 1);
+  CHECK(f.told[0].reply_id == out.reply.id);
+  CHECK(f.told[0].customer == "c-42");
+  CHECK(f.told[0].target == "suport@trattoria.example");
+  CHECK_THAT(f.told[0].reason, Contains("SMTP 550") && Contains("no such user"));
+  CHECK(f.told[0].retry_at == d.clock.now() + ReplyForwarder::kRetryRefused);
+  CHECK(d.store->unforwarded_replies(10).size() == 1);  // nothing lost
+  REQUIRE(f.forwarder.refusals().size() == 1);
+
+  // Another reply wakes the forwarder: the refused one waits its time, not the backoff's.
+  d.clock.advance_to(d.clock.now() + std::chrono::minutes{1});
+  f.wake();
+  CHECK(f.smtp.sent.size() == 1);
+  // An unrelated reload leaves it waiting.
+  f.forwarder.configure(inbound, &f.email);
+  f.wake();
+  CHECK(f.smtp.sent.size() == 1);
+  // After the longest wait it goes again, and is refused again: not told again.
+  d.clock.advance_to(d.clock.now() + ReplyForwarder::kRetryRefused);
+  f.wake();
+  CHECK(f.smtp.sent.size() == 2);
+  CHECK(f.told.size() == 1);
+  // The operators' digest has it once.
+  d.clock.advance_to(d.clock.now() + std::chrono::minutes{1});
+  const auto digest = f.digest.take();
+  REQUIRE(digest);
+  REQUIRE(digest->findings.size() == 1);
+  CHECK(digest->findings[0].kind == "forward_refused");
+  CHECK_THAT(digest->text(), Contains("reply " + std::to_string(out.reply.id) +
+                                      " from customer c-42 was refused by suport@trattoria.example: SMTP 550") &&
+                                 Contains("refused a customer's reply for good"));
+
+  // The operator fixes the address: it goes at once, without waiting.
+  inbound.forward_email = "support@trattoria.example";
+  f.smtp.answers = {{250, ""}};
+  f.forwarder.configure(inbound, &f.email);
+  f.wake();
+  REQUIRE(f.smtp.sent.size() == 3);
+  CHECK(f.smtp.sent[2].recipients == std::vector<std::string>{"support@trattoria.example"});
+  CHECK(d.store->unforwarded_replies(10).empty());
+  CHECK(f.forwarder.refusals().empty());
+  // Anna wrote by SMS; her snapshot's email is where support's answer goes.
+  CHECK_THAT(f.smtp.sent[2].message, Contains("\r\nReply-To: anna@example.nl\r\n"));
+  CHECK(f.told.size() == 1);
+}
+
+TEST_CASE("only a refusal for good is told: timeouts, SMTP 4xx and HTTP 408, 429 and 5xx are retried as before") {
+  struct Case {
+    long smtp_code;  // the mail server's answer; 0 with the webhook's
+    HttpClientResponse http;
+    bool refused;
+  };
+  const std::vector<Case> cases{
+      {550, {}, true},
+      {554, {}, true},
+      {451, {}, false},
+      {421, {}, false},
+      {-1, {}, false},  // no answer at all
+      {0, {400, {}, "bad request", ""}, true},
+      {0, {404, {}, "", ""}, true},
+      {0, {408, {}, "", ""}, false},
+      {0, {429, {}, "", ""}, false},
+      {0, {503, {}, "", ""}, false},
+      {0, {0, {}, "", "Timeout was reached"}, false},
+  };
+  for (const Case& c : cases) {
+    Desk d;
+    d.anna_apology();
+    REQUIRE(d.receive(sms("+31612345678", "Hallo?"), "2026-11-20T17:40:00+01:00").reply.id != 0);
+    Forwarding f(d);
+    InboundConfig inbound;
+    if (c.smtp_code != 0) {
+      inbound.forward_email = "support@trattoria.example";
+      f.smtp.answers = {{std::max(c.smtp_code, 0L), c.smtp_code < 0 ? "Timeout was reached" : "refused"}};
+    } else {
+      inbound.forward_webhook = "https://desk.example/hooks/tactd?token=secret-token";
+      f.http.answer = c.http;
+    }
+    f.forwarder.configure(inbound, &f.email);
+    f.wake();
+    INFO("SMTP " << c.smtp_code << ", HTTP " << c.http.status);
+    CHECK(f.smtp.sent.size() + f.http.sent.size() == 1);
+    CHECK(f.told.size() == (c.refused ? 1U : 0U));
+    CHECK(f.forwarder.refusals().size() == (c.refused ? 1U : 0U));
+    CHECK(d.store->unforwarded_replies(10).size() == 1);
+    // The webhook's query (a token, perhaps) is not shown.
+    if (c.refused && c.smtp_code == 0) CHECK(f.told[0].target == "https://desk.example/hooks/tactd");
+  }
+}
+
+TEST_CASE("a forward by email replies to the customer: the address they wrote from, else their snapshot's") {
+  Desk d;
+  d.anna_apology();
+  const ReplyOutcome out = d.receive(sms("+31612345678", "Waar blijft mijn geld?"), "2026-11-20T17:40:00+01:00");
+  const auto replies = d.store->replies("c-42");
+  REQUIRE(replies.size() == 1);
+  InboundConfig config;
+  config.forward_email = "support@shop.example";
+  CHECK_FALSE(forward_email(config, replies[0], {}).reply_to);  // an SMS, and no email known
+  CHECK(forward_email(config, replies[0], {}, "anna@example.nl").reply_to == "anna@example.nl");
+  CHECK_FALSE(forward_email(config, replies[0], {}, "anna@example.nl\r\nBcc: eve@example.com").reply_to);
+  Reply by_email = replies[0];
+  by_email.channel = Channel::kEmail;
+  by_email.from = "Anna <anna.privat@example.nl>";
+  CHECK(forward_email(config, by_email, {}, "anna@example.nl").reply_to == "Anna <anna.privat@example.nl>");
+  CHECK(out.reply.id != 0);
 }

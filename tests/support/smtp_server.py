@@ -3,11 +3,14 @@
 delivery tests: it receives messages as a mail relay would and saves them.
 
 usage: smtp_server.py DIR [--tls starttls|implicit|none] [--login USER:PASSWORD]
+                        [--refuse-rcpt ADDRESS]...
 
 With --tls other than none it makes a self-signed certificate for
 127.0.0.1 (DIR/cert.pem, for the client's ca_file) with openssl; starttls
 refuses MAIL before STARTTLS. With --login it refuses mail without AUTH
-(PLAIN or LOGIN, over TLS only) as that user.
+(PLAIN or LOGIN, over TLS only) as that user. With --refuse-rcpt it
+answers RCPT TO that address with "550 5.1.1 <ADDRESS>: no such user" and
+writes a line in DIR/refused.jsonl (n, rcpt, mail_from) for each refusal.
 DIR/answers.json (optional, read at each DATA): a list; each message takes
 (and removes) the first entry, {"code": 451, "text": "try again later"}, and
 is refused with it; without an entry it is accepted with 250.
@@ -35,6 +38,7 @@ parser = argparse.ArgumentParser()
 parser.add_argument("dir")
 parser.add_argument("--tls", choices=["starttls", "implicit", "none"], default="starttls")
 parser.add_argument("--login")
+parser.add_argument("--refuse-rcpt", action="append", default=[])
 args = parser.parse_args()
 logging.getLogger("mail.log").setLevel(logging.ERROR)  # not its deprecation notes
 DIR = args.dir
@@ -43,6 +47,16 @@ DIR = args.dir
 class Handler:
     def __init__(self):
         self.count = 0
+        self.refused = 0
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.lower() in (a.lower() for a in args.refuse_rcpt):
+            self.refused += 1
+            with open(os.path.join(DIR, "refused.jsonl"), "a", encoding="utf-8") as f:
+                f.write(json.dumps({"n": self.refused, "rcpt": address, "mail_from": envelope.mail_from}) + "\n")
+            return f"550 5.1.1 <{address}>: no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         answer = scripted.take_answer(DIR) or {"code": 250, "text": "2.0.0 Message accepted for delivery"}

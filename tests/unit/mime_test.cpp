@@ -139,6 +139,21 @@ TEST_CASE("customer data with line breaks cannot add a header") {
   CHECK(header(text, "Subject") == "Hello Bcc: eve@example.com    forged body");
 }
 
+TEST_CASE("a Reply-To names the customer, and one with a line break in its address is left out") {
+  CHECK(header(mime_message(message()), "Reply-To").empty());  // replies go to `from`
+  MailMessage forward = message();
+  forward.reply_to = Mailbox{"Anna\r\nBcc: eve@example.com", "anna@example.nl"};
+  const std::string text = mime_message(forward);
+  CHECK(header(text, "Reply-To") == "\"Anna  Bcc: eve@example.com\" <anna@example.nl>");
+  for (const std::string& line : lines(text)) CHECK(line.rfind("Bcc:", 0) != 0);
+  // An address is never cleaned up into something else: one that could
+  // carry a header is not written at all.
+  forward.reply_to = Mailbox{"", "anna@example.nl\r\nBcc: eve@example.com"};
+  const std::string evil = mime_message(forward);
+  CHECK(evil.find("Reply-To") == std::string::npos);
+  CHECK(evil.find("Bcc:") == std::string::npos);
+}
+
 TEST_CASE("quoted-printable encodes '=', 8-bit bytes and line-end spaces, and keeps lines short") {
   MailMessage m = message();
   m.html.clear();  // text/plain only
