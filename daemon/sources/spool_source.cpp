@@ -186,9 +186,17 @@ void SpoolSource::finish(Scan& scan) {
   std::filesystem::create_directories(target_dir, ec);
   const auto target = free_name(target_dir, r.path.filename().string());
   if (failed) {
-    std::ofstream report(target.string() + ".errors", std::ios::binary);
-    report << r.failures;
-    scan.problems.push_back(r.path.string() + ": malformed lines, see " + target.string() + ".errors");
+    // Written aside and renamed: whoever sees the .errors file (an
+    // operator's script, a test) sees all of it.
+    const std::string errors = target.string() + ".errors";
+    {
+      std::ofstream report(errors + ".tmp", std::ios::binary);
+      report << r.failures;
+    }
+    std::error_code written;
+    std::filesystem::rename(errors + ".tmp", errors, written);
+    scan.problems.push_back(r.path.string() + ": malformed lines, see " + errors +
+                            (written ? " (could not be written: " + written.message() + ")" : ""));
   }
   std::filesystem::rename(r.path, target, ec);
   if (ec) {
