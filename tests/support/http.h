@@ -20,6 +20,7 @@ struct Reply {
   long status = 0;
   std::string body;
   std::map<std::string, std::string> headers;  // names in lower case
+  std::string error;                           // why no answer came (try_http()); empty when one did
 };
 
 namespace detail {
@@ -46,13 +47,18 @@ inline std::size_t collect_header(char* data, std::size_t size, std::size_t coun
 }  // namespace detail
 
 // `method` (GET, HEAD, POST, ...) to `url`, with `body` when it is not
-// empty and `headers` ("Name: value"). A request that gets no answer
-// within 10 s fails the test.
-inline Reply http(const std::string& method, const std::string& url, const std::string& body = "",
-                  const std::vector<std::string>& headers = {}) {
+// empty and `headers` ("Name: value"); no answer within 10 s is an error.
+// Uses no Catch macro, so that other threads than the test's may call it
+// (Catch 2's assertions and INFO are not thread-safe): they look at
+// `error` and `status`, and the test's thread checks what they found.
+inline Reply try_http(const std::string& method, const std::string& url, const std::string& body = "",
+                      const std::vector<std::string>& headers = {}) {
   Reply reply;
   std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> easy(curl_easy_init(), &curl_easy_cleanup);
-  REQUIRE(easy);
+  if (!easy) {
+    reply.error = "curl_easy_init failed";
+    return reply;
+  }
   std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> list(nullptr, &curl_slist_free_all);
   for (const auto& h : headers) list.reset(curl_slist_append(list.release(), h.c_str()));
   curl_easy_setopt(easy.get(), CURLOPT_URL, url.c_str());
@@ -72,9 +78,20 @@ inline Reply http(const std::string& method, const std::string& url, const std::
   curl_easy_setopt(easy.get(), CURLOPT_HEADERDATA, &reply.headers);
   curl_easy_setopt(easy.get(), CURLOPT_TIMEOUT_MS, 10'000L);
   const CURLcode result = curl_easy_perform(easy.get());
-  INFO(method << " " << url << ": " << curl_easy_strerror(result));
-  REQUIRE(result == CURLE_OK);
+  if (result != CURLE_OK) {
+    reply.error = method + " " + url + ": " + curl_easy_strerror(result);
+    return reply;
+  }
   curl_easy_getinfo(easy.get(), CURLINFO_RESPONSE_CODE, &reply.status);
+  return reply;
+}
+
+// try_http() from the test's thread: a request that gets no answer fails the test.
+inline Reply http(const std::string& method, const std::string& url, const std::string& body = "",
+                  const std::vector<std::string>& headers = {}) {
+  Reply reply = try_http(method, url, body, headers);
+  INFO(reply.error);
+  REQUIRE(reply.error.empty());
   return reply;
 }
 
