@@ -27,6 +27,22 @@ const std::string* header(const HttpRequest& request, const char* name) {
   return it == request.headers.end() ? nullptr : &it->second;
 }
 
+// Calls `each(text, number)` for the lines of `body` that are not blank,
+// numbered from 1 counting every line, until it returns false.
+template <typename F>
+void each_line(std::string_view body, F each) {
+  std::size_t start = 0;
+  int number = 0;
+  while (start < body.size()) {
+    std::size_t end = body.find('\n', start);
+    if (end == std::string_view::npos) end = body.size();
+    const std::string_view text = body.substr(start, end - start);
+    start = end + 1;
+    ++number;
+    if (text.find_first_not_of(" \t\r") != std::string_view::npos && !each(text, number)) return;
+  }
+}
+
 }  // namespace
 
 std::string PushEndpoint::signature(const std::string& secret, const std::string& timestamp, const std::string& body) {
@@ -71,20 +87,18 @@ std::optional<HttpResponse> PushEndpoint::admit(const HttpRequest& request) cons
 
 std::variant<HttpResponse, std::vector<Observation>> PushEndpoint::parse(std::string_view body) {
   std::vector<Observation> observations;
-  size_t start = 0;
-  int line = 0;
-  while (start < body.size()) {
-    size_t end = body.find('\n', start);
-    if (end == std::string_view::npos) end = body.size();
-    const std::string_view text = body.substr(start, end - start);
-    start = end + 1;
-    ++line;
-    if (text.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+  std::optional<HttpResponse> refusal;
+  each_line(body, [&](std::string_view text, int number) {
     std::string error;
     auto observation = parse_observation(text, error);
-    if (!observation) return answer(400, {{"error", error}, {"line", line}, {"accepted", 0}});
+    if (!observation) {
+      refusal = answer(400, {{"error", error}, {"line", number}, {"accepted", 0}});
+      return false;
+    }
     observations.push_back(std::move(*observation));
-  }
+    return true;
+  });
+  if (refusal) return std::move(*refusal);
   if (observations.empty()) return answer(400, {{"error", "the body holds no observation"}, {"accepted", 0}});
   return observations;
 }
@@ -96,13 +110,10 @@ std::variant<HttpResponse, std::vector<Observation>> PushEndpoint::accept(const 
 
 std::size_t PushEndpoint::lines(std::string_view body) {
   std::size_t count = 0;
-  size_t start = 0;
-  while (start < body.size()) {
-    size_t end = body.find('\n', start);
-    if (end == std::string_view::npos) end = body.size();
-    if (body.substr(start, end - start).find_first_not_of(" \t\r") != std::string_view::npos) ++count;
-    start = end + 1;
-  }
+  each_line(body, [&](std::string_view, int) {
+    ++count;
+    return true;
+  });
   return count;
 }
 
