@@ -57,15 +57,17 @@ class SmtpTransfer final : public curl::Transfer {
   }
 
  private:
-  // curl hands SMTP's replies to the header callback: keep the first
+  // curl hands SMTP's replies to the header callback: keep the latest
   // refusal (a 4xx or 5xx line, the server's reason), else the last line.
-  // After a refusal curl still says QUIT, whose "221 Bye" tells nothing.
+  // After a refusal curl still says QUIT, whose "221 Bye" tells nothing; an
+  // earlier refusal curl got past (EHLO refused, HELO taken) is not why
+  // the send failed.
   static size_t on_reply(char* data, size_t size, size_t count, void* user) {
     auto* self = static_cast<SmtpTransfer*>(user);
     std::string_view line(data, size * count);
     while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) line.remove_suffix(1);
     const bool refusal = !line.empty() && (line.front() == '4' || line.front() == '5');
-    if (!self->refused_) self->reply_.assign(line.substr(0, kMaxReply));
+    if (refusal || !self->refused_) self->reply_.assign(line.substr(0, kMaxReply));
     self->refused_ = self->refused_ || refusal;
     return size * count;
   }
@@ -83,7 +85,7 @@ class SmtpTransfer final : public curl::Transfer {
   std::unique_ptr<curl_slist, curl::ListDeleter> recipients_;
   std::size_t sent_ = 0;  // bytes of the message curl has read
   std::array<char, CURL_ERROR_SIZE> error_{};
-  std::string reply_;     // the server's first refusal, or its last reply line
+  std::string reply_;     // the server's latest refusal, or its last reply line
   bool refused_ = false;  // reply_ is a refusal
   static constexpr std::size_t kMaxReply = 512;
 };
