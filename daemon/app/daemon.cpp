@@ -780,8 +780,9 @@ class Daemon::Impl {
           {n.rule, std::string(to_string(n.kind)), std::string(to_string(n.channel)), "queued"});
     }
     for (const auto& h : outcome.held_back) {
-      spdlog::debug("held back: {} {} {} {}", kv("rule", h.rule), kv("entity", h.entity.str()), kv("reason", h.code),
-                    kv("detail", h.reason));
+      if (spdlog::should_log(spdlog::level::debug))  // its fields are not built for nothing
+        spdlog::debug("held back: {} {} {} {}", kv("rule", h.rule), kv("entity", h.entity.str()), kv("reason", h.code),
+                      kv("detail", h.reason));
       metric_set_.held_back.add({h.rule, h.code});
     }
     for (const auto& d : outcome.deferred) {

@@ -306,8 +306,9 @@ Duration Delivery::turn() {
   if (!written.empty() && unstored_.empty()) verdicts_end({});
   for (Start& start : starts) {
     const int attempt = start.entry.attempts + 1;
-    spdlog::debug("delivery: attempt {} {} {}", kv("outbox", std::to_string(start.entry.id)),
-                  kv("attempt", std::to_string(attempt)), kv("channel", to_string(start.entry.notification.channel)));
+    if (spdlog::should_log(spdlog::level::debug))  // its fields cost more than a line not written
+      spdlog::debug("delivery: attempt {} {} {}", kv("outbox", std::to_string(start.entry.id)),
+                    kv("attempt", std::to_string(attempt)), kv("channel", to_string(start.entry.notification.channel)));
     start.route->lane.sender->send(start.message, [this, entry = std::move(start.entry), attempt, keep = start.route](
                                                       Verdict verdict) { finish(entry, attempt, keep, verdict); });
   }
@@ -451,9 +452,10 @@ void Delivery::report(const Unstored& verdict) {
   const std::string& provider = verdict.route->lane.config.provider;
   switch (verdict.end.verdict) {
     case Verdict::kDelivered:  // a line per message at debug: at info it costs more than the delivery
-      spdlog::debug("delivery: delivered {} {} {} {} {}", kv("outbox", std::to_string(id)), kv("rule", n.rule),
-                    kv("customer", n.customer), kv("provider", provider),
-                    kv("attempt", std::to_string(verdict.attempt)));
+      if (spdlog::should_log(spdlog::level::debug))  // and so do its fields, built for nothing at info
+        spdlog::debug("delivery: delivered {} {} {} {} {}", kv("outbox", std::to_string(id)), kv("rule", n.rule),
+                      kv("customer", n.customer), kv("provider", provider),
+                      kv("attempt", std::to_string(verdict.attempt)));
       break;
     case Verdict::kPermanent:
       spdlog::warn("delivery: dead letter {} {} {} {} {}", kv("outbox", std::to_string(id)), kv("rule", n.rule),
