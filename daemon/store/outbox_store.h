@@ -135,7 +135,8 @@ class OutboxStore {
   virtual void mark_delivered(long long outbox_id, Timestamp at, const std::string& detail = {}) = 0;
   // Records a failed attempt: the entry stays pending until `retry_at`, or,
   // without one, goes to the dead letter with `detail`. An entry dropped
-  // meanwhile stays dropped. Atomic like mark_delivered; throws StoreError
+  // meanwhile stays dropped (its claim ends all the same: a restart finds
+  // nothing to settle). Atomic like mark_delivered; throws StoreError
   // for an unknown id.
   virtual void record_failure(long long outbox_id, Timestamp at, const std::string& detail,
                               std::optional<Timestamp> retry_at) = 0;

@@ -692,13 +692,15 @@ class PgStore final : public Store {
                       std::optional<Timestamp> retry_at) override {
     guard("record a failed delivery of outbox entry " + std::to_string(outbox_id), [&] {
       // The attempt is recorded even when the entry was dropped meanwhile
-      // (it then stays dropped), numbered after the ones before.
+      // (it then stays dropped and its claim ends: `d`), numbered after the
+      // ones before. `u` and `d` change the row on exclusive conditions.
       Params p(id(outbox_id), retry_at ? "pending" : "dead");
       p.add(ms(retry_at)).add(detail).add(ms(at)).add(retry_at ? "retry" : "dead");
       const auto r = run_prepared(
           "WITH e AS (SELECT id, attempts FROM outbox WHERE id = $1 FOR UPDATE), "
           "u AS (UPDATE outbox SET status = $2, attempts = attempts + 1, next_attempt_at = $3, last_error = $4, "
-          "sending_since = NULL, lease_until = NULL WHERE id = $1 AND status = 'pending') "
+          "sending_since = NULL, lease_until = NULL WHERE id = $1 AND status = 'pending'), "
+          "d AS (UPDATE outbox SET sending_since = NULL, lease_until = NULL WHERE id = $1 AND status <> 'pending') "
           "INSERT INTO delivery_attempts (outbox_id, number, at, outcome, detail) "
           "SELECT id, attempts + 1, $5, $6, $4 FROM e RETURNING id",
           p);

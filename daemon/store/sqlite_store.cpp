@@ -561,8 +561,9 @@ class SqliteStore final : public Store {
       std::optional<int> attempts;
       if (update.executeStep()) attempts = update.getColumn(0).getInt();
       update.tryReset();
-      if (!attempts) {  // dropped meanwhile: it stays dropped, the attempt is recorded all the same
-        SQLite::Statement& q = prepared("SELECT attempts + 1 FROM outbox WHERE id = ?");
+      if (!attempts) {  // dropped meanwhile: it stays dropped, its claim ends, the attempt is recorded all the same
+        SQLite::Statement& q =
+            prepared("UPDATE outbox SET sending_since = NULL, lease_until = NULL WHERE id = ? RETURNING attempts + 1");
         q.bind(1, static_cast<int64_t>(outbox_id));
         attempts = returned_int(q, outbox_id);
       }

@@ -1113,6 +1113,25 @@ TEST_CASE("an entry overtaken or held back while claimed is no longer claimed") 
   REQUIRE(store->claim_due_notifications(Channel::kSms, 2, t + 1h, 5min).size() == 1);
 }
 
+TEST_CASE("an entry dropped during its send is no longer claimed once its verdict is in") {
+  EACH_BACKEND();
+  const Timestamp t = at("2026-11-20T10:00:00Z");
+  store->enqueue(notification("k1", "c-1", t));
+  store->enqueue(notification("k2", "c-2", t));
+  const auto claimed = store->claim_due_notifications(Channel::kSms, 2, t, 5min);
+  REQUIRE(claimed.size() == 2);
+  REQUIRE(store->drop(claimed[0].id));  // an operator, while the requests are out
+  REQUIRE(store->drop(claimed[1].id));
+  store->record_failure(claimed[0].id, t + 1s, "HTTP 503", t + 1min);
+  store->record_failure(claimed[1].id, t + 1s, "HTTP 400", std::nullopt);
+  // A restart has nothing to settle: no second, "interrupted" attempt.
+  CHECK(store->interrupted().empty());
+  for (const auto& entry : claimed) {
+    CHECK(store->outbox_entry(entry.id)->status == OutboxStatus::kDropped);
+    CHECK(store->attempts(entry.id).size() == 1);
+  }
+}
+
 TEST_CASE("a send cut off is retried with its key, or held as an unknown outcome an operator resolves") {
   TempDir dir;
   const auto path = dir.path() / "state.db";
