@@ -33,7 +33,8 @@ daemon (drain: for the drain; latency: for the timed pushes and what
 follows until the sink has them all); MEMORY=FILE samples the daemon's
 /proc/PID/smaps_rollup (resident, anonymous, file-backed, shared) and
 VmHWM every 0.25 s from its start, one line each, into FILE, and its
-largest mappings at the end; DAEMON_ENV="NAME=VALUE ..." adds to the
+largest mappings at the end; MAX_HELD_BYTES=N sets [push] max_held_bytes;
+DAEMON_ENV="NAME=VALUE ..." adds to the
 daemon's environment, e.g. heaptrack's preload library
 (`LD_PRELOAD=.../libheaptrack_preload.so DUMP_HEAPTRACK_OUTPUT=FILE`, then
 `heaptrack_interpret <FILE | gzip >FILE.gz` for heaptrack_print).
@@ -128,6 +129,7 @@ def write_config(work, sink, rate):
               + 
               '[locale]\ntime_zone = "Europe/Amsterdam"\nsupported = ["en", "nl"]\n'
               f'[push]\nlisten = "127.0.0.1:{write_config.port}"\ntoken_file = "token"\n'
+              + (f'max_held_bytes = {os.environ["MAX_HELD_BYTES"]}\n' if os.environ.get("MAX_HELD_BYTES") else '')
               + (f'[log]\nlevel = "{os.environ["LOG_LEVEL"]}"\n' if os.environ.get("LOG_LEVEL") else '')
               + f'[[channel]]\nchannel = "sms"\n{channel}'
               f'[[channel]]\nchannel = "email"\n{channel}')

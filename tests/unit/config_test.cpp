@@ -459,7 +459,7 @@ TEST_CASE("the push endpoint reads its secrets from a file or the environment, a
   CHECK(config->push->port == 9000);
   CHECK(config->push->token == "abc123");
   CHECK(config->push->hmac_secret == "k3y");
-  CHECK(config->push->max_held_bytes == 4u << 20);  // the default
+  CHECK(config->push->max_held_bytes == 2u << 20);  // the default
 
   TempDir held;
   held.write("token", "abc123\n");
