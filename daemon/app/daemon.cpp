@@ -636,7 +636,8 @@ class Daemon::Impl {
           [this](HttpRequest request, HttpResponder respond) {
             push_group_->handle(std::move(request), std::move(respond));
           },
-          [this](const HttpRequest& head) { return push_->screen(head); });
+          [this](const HttpRequest& head) { return push_group_->screen(head); },
+          [this](const HttpRequest& head) { push_group_->unscreened(head); });
     } catch (const std::runtime_error& e) {
       throw StartupError(std::string("push: ") + e.what());
     }

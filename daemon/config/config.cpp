@@ -695,6 +695,12 @@ std::shared_ptr<const Config> load_config(const std::filesystem::path& file, Dia
       else
         push.max_body = static_cast<std::size_t>(*max_body);
     }
+    if (auto held = r.integer("max_held_bytes")) {
+      if (*held < (64 << 10) || *held > (1LL << 30))
+        r.error("max_held_bytes", "'max_held_bytes' must be between 65536 and 1073741824 bytes");
+      else
+        push.max_held_bytes = static_cast<std::size_t>(*held);
+    }
     push.partial = r.boolean("partial").value_or(true);
     if (auto skew = read_duration(r, "max_skew", kMaxSkew)) push.max_skew = *skew;
     r.finish();

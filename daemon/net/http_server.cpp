@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <set>
 #include <stdexcept>
@@ -30,6 +31,7 @@ struct Shared {
   HttpServerLimits limits;
   HttpAsyncHandler handler;
   HttpScreen screen;
+  HttpUnscreened unscreened;
 };
 
 // The connections of one server, for stop(): the sockets of sessions that
@@ -109,6 +111,33 @@ asio::awaitable<void> write(beast::tcp_stream& stream, unsigned version, bool ke
   co_await http::async_write(stream, response, asio::redirect_error(asio::use_awaitable, ec));
 }
 
+// After an answer to a head whose body is not read (a refusal of the
+// screen): the connection is half-closed and what the client still sends
+// (the body it did not hold back) is read and dropped, never kept, until it
+// closes, for at most kLingerTime and kLingerBytes. Closing with unread bytes
+// would reset the connection, and a reset can destroy the answer before the
+// client has read it (RFC 9112, 9.6: tear-down).
+constexpr auto kLingerTime = std::chrono::seconds{2};
+constexpr std::size_t kLingerBytes = 16 << 20;
+
+asio::awaitable<void> linger(beast::tcp_stream& stream, Connections& connections) {
+  if (connections.stopped) co_return;  // stopped while the answer was written: closed as it goes
+  boost::system::error_code ec;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  if (ec) co_return;
+  stream.expires_after(kLingerTime);
+  std::array<char, 4096> dropped;
+  connections.waiting.insert(&stream.socket());  // stop() closes it
+  for (std::size_t read = 0; read < kLingerBytes;) {
+    const std::size_t n =
+        co_await stream.async_read_some(asio::buffer(dropped), asio::redirect_error(asio::use_awaitable, ec));
+    if (connections.stopped) co_return;  // stop() closed the socket
+    if (ec) break;
+    read += n;
+  }
+  connections.waiting.erase(&stream.socket());
+}
+
 // One connection: requests are read and answered in turn until the peer
 // closes, a request is malformed, it stops keeping the connection alive, or
 // the server is stopped.
@@ -142,14 +171,22 @@ asio::awaitable<void> session(tcp::socket socket, std::shared_ptr<const Shared> 
     if (auto refusal = shared->screen ? shared->screen(request) : std::nullopt) {
       connections->waiting.erase(&stream.socket());
       co_await write(stream, parser.get().version(), false, *refusal);  // the body is never read
-      break;
+      co_await linger(stream, *connections);
+      co_return;
     }
+    // From here until the handler has it, a request the screen let through
+    // that ends otherwise is told to `unscreened`, so that what the screen
+    // set aside for it is given back.
+    const auto unscreened = [&] {
+      if (shared->screen && shared->unscreened) shared->unscreened(request);
+    };
     if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
       http::response<http::empty_body> go_on{http::status::continue_, parser.get().version()};
       co_await http::async_write(stream, go_on, asio::redirect_error(asio::use_awaitable, ec));
       if (connections->stopped) co_return;
       if (ec) {
         connections->waiting.erase(&stream.socket());
+        unscreened();
         break;
       }
     }
@@ -157,6 +194,7 @@ asio::awaitable<void> session(tcp::socket socket, std::shared_ptr<const Shared> 
     connections->waiting.erase(&stream.socket());
     if (connections->stopped) co_return;  // stop() closed the socket
     if (ec) {
+      unscreened();
       if (auto answer = read_failure(ec)) co_await write(stream, 11, false, *answer);
       break;
     }
@@ -250,22 +288,24 @@ class BeastServer final : public HttpServer {
 }  // namespace
 
 std::unique_ptr<HttpServer> HttpServer::start(asio::io_context& io, const std::string& address, unsigned short port,
-                                              HttpServerLimits limits, HttpHandler handler, HttpScreen screen) {
+                                              HttpServerLimits limits, HttpHandler handler, HttpScreen screen,
+                                              HttpUnscreened unscreened) {
   return start(
       io, address, port, limits,
       [handler = std::move(handler)](HttpRequest request, HttpResponder respond) { respond(handler(request)); },
-      std::move(screen));
+      std::move(screen), std::move(unscreened));
 }
 
 std::unique_ptr<HttpServer> HttpServer::start(asio::io_context& io, const std::string& address, unsigned short port,
-                                              HttpServerLimits limits, HttpAsyncHandler handler, HttpScreen screen) {
+                                              HttpServerLimits limits, HttpAsyncHandler handler, HttpScreen screen,
+                                              HttpUnscreened unscreened) {
   boost::system::error_code ec;
   const auto ip = asio::ip::make_address(address, ec);
   if (ec) throw std::runtime_error("'" + address + "' is not an IP address");
   try {
     return std::make_unique<BeastServer>(
         io, tcp::endpoint(ip, port),
-        std::make_shared<const Shared>(Shared{limits, std::move(handler), std::move(screen)}));
+        std::make_shared<const Shared>(Shared{limits, std::move(handler), std::move(screen), std::move(unscreened)}));
   } catch (const boost::system::system_error& e) {
     throw std::runtime_error("cannot listen on " + address + ":" + std::to_string(port) + ": " + e.what());
   }

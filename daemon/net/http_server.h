@@ -46,11 +46,19 @@ using HttpResponder = std::function<void(HttpResponse)>;
 using HttpAsyncHandler = std::function<void(HttpRequest, HttpResponder respond)>;
 // Called on the loop with a request's method, target and headers (the body
 // still empty) before its body is read; must not block. A response it
-// returns (a refusal: 401, 404, ...) is sent at once and the connection
-// closed, without reading the body; nullopt reads the body and calls the
-// handler. An HttpScreen that authenticates keeps unauthenticated bodies
+// returns (a refusal: 401, 404, 503, ...) is sent at once and the connection
+// closed, without reading the body (what the client sends of it meanwhile
+// is dropped, for a moment, so that the answer is not lost to a reset);
+// nullopt reads the body and calls the handler. An HttpScreen that authenticates keeps unauthenticated bodies
 // out of memory.
 using HttpScreen = std::function<std::optional<HttpResponse>(const HttpRequest&)>;
+// Called on the loop, once, with the head of a request its HttpScreen let
+// through (returned nullopt) that then never reaches the handler: the
+// connection closed or timed out before the body was whole, the body was
+// over max_body or malformed. A screen that sets something aside for a
+// request (memory for its body) gives it back here, or in the handler.
+// Not called once stop() has returned.
+using HttpUnscreened = std::function<void(const HttpRequest&)>;
 
 struct HttpServerLimits {
   std::size_t max_body = 1 << 20;     // larger bodies get 413
@@ -63,14 +71,18 @@ class HttpServer {
   virtual ~HttpServer() = default;
   // Listens on `address:port` (port 0 picks a free one); throws
   // std::runtime_error when it cannot. `io` must outlive the server.
-  // `screen` (may be empty) sees each request's head first. When accepting
+  // `screen` (may be empty) sees each request's head first; `unscreened`
+  // (may be empty) hears of those it let through that never reach the
+  // handler. When accepting
   // fails (out of file descriptors: EMFILE, ENFILE) the server waits, from
   // kAcceptBackoffMin doubling to kAcceptBackoffMax, and logs once per burst.
   static std::unique_ptr<HttpServer> start(boost::asio::io_context& io, const std::string& address, unsigned short port,
-                                           HttpServerLimits limits, HttpHandler handler, HttpScreen screen = {});
+                                           HttpServerLimits limits, HttpHandler handler, HttpScreen screen = {},
+                                           HttpUnscreened unscreened = {});
   // The same with an asynchronous handler.
   static std::unique_ptr<HttpServer> start(boost::asio::io_context& io, const std::string& address, unsigned short port,
-                                           HttpServerLimits limits, HttpAsyncHandler handler, HttpScreen screen = {});
+                                           HttpServerLimits limits, HttpAsyncHandler handler, HttpScreen screen = {},
+                                           HttpUnscreened unscreened = {});
   static constexpr auto kAcceptBackoffMin = std::chrono::milliseconds{10};
   static constexpr auto kAcceptBackoffMax = std::chrono::seconds{1};
   virtual unsigned short port() const = 0;

@@ -131,6 +131,14 @@ HttpResponse PushEndpoint::stopping_answer() {
   return busy;
 }
 
+HttpResponse PushEndpoint::held_answer(std::size_t max_held) {
+  HttpResponse busy = answer(503, {{"error", "too many pushes are waiting for their commit (max_held_bytes " +
+                                                 std::to_string(max_held) + "); send again shortly"},
+                                   {"accepted", 0}});
+  busy.headers.emplace_back("Retry-After", std::to_string(kHeldRetryAfterSeconds));
+  return busy;
+}
+
 HttpResponse PushEndpoint::handle(const HttpRequest& request) {
   auto accepted = accept(request);
   if (auto* response = std::get_if<HttpResponse>(&accepted)) return std::move(*response);

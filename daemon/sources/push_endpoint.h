@@ -13,7 +13,9 @@
 // Answers: 202 after the whole batch is committed; 400 with a JSON error
 // naming the line and the problem (nothing is committed); 401 without valid
 // credentials; 404/405 for other targets and methods; 503 when the store
-// cannot commit or the daemon is stopping (retry later, see Retry-After). 413 for large bodies is the HTTP server's.
+// cannot commit, the daemon is stopping, or too many bodies are held in
+// memory already (retry later, see Retry-After; PushGroupCommit::screen()).
+// 413 for large bodies is the HTTP server's.
 #pragma once
 
 #include "config/config.h"
@@ -62,13 +64,20 @@ class PushEndpoint {
   static HttpResponse not_committed(const std::string& error);
   // The answer to every authenticated request once intake stopped.
   static HttpResponse stopping_answer();
+  // The answer to a request whose body would take the bodies held in memory
+  // over `max_held` bytes (PushGroupCommit::screen()): 503 with Retry-After.
+  static HttpResponse held_answer(std::size_t max_held);
 
   // Intake stops (SIGTERM): from now on every authenticated request gets
   // 503 with Retry-After, and nothing more is committed.
   void stop_intake() { stopping_ = true; }
   bool stopping() const { return stopping_; }
   Intake& intake() const { return intake_; }
+  const PushConfig& config() const { return config_; }
   static constexpr int kStoppingRetryAfterSeconds = 5;
+  // Bodies held in memory up to max_held_bytes: a group commits within
+  // milliseconds, so a second is long enough for room to be made.
+  static constexpr int kHeldRetryAfterSeconds = 1;
   // A batch the state could not commit (the disk full, the state file
   // read-only): 503 with this Retry-After; nothing of it is kept.
   static constexpr int kUncommittedRetryAfterSeconds = 5;

@@ -7,6 +7,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
+#include <algorithm>
+#include <charconv>
+
 #include "store/state_runner.h"
 
 #if defined(__GLIBC__)
@@ -33,7 +36,46 @@ void return_free_memory() {
 
 }  // namespace
 
+std::size_t PushGroupCommit::expected(const HttpRequest& head) const {
+  const std::size_t max_body = endpoint_.config().max_body;
+  if (auto length = head.headers.find("content-length"); length != head.headers.end()) {
+    unsigned long long bytes = 0;
+    const std::string& text = length->second;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), bytes);
+    if (ec != std::errc{} || end != text.data() + text.size()) return max_body;
+    return static_cast<std::size_t>(std::min<unsigned long long>(bytes, max_body));
+  }
+  // Chunked: as large as it may grow. Neither: a request without a body.
+  return head.headers.count("transfer-encoding") ? max_body : 0;
+}
+
+std::optional<HttpResponse> PushGroupCommit::screen(const HttpRequest& head) {
+  if (auto refusal = endpoint_.screen(head)) return refusal;
+  const std::size_t body = expected(head);
+  const std::size_t max_held = endpoint_.config().max_held_bytes;
+  const std::size_t now = held();
+  if (now > 0 && now + body > max_held) {
+    ++refused_;
+    if (refused_in_burst_++ == 0)
+      spdlog::warn(
+          "push: {} bytes of bodies held, a request of {} bytes would exceed max_held_bytes {}; refusing with 503 "
+          "until groups commit",
+          now, body, max_held);
+    return PushEndpoint::held_answer(max_held);
+  }
+  if (refused_in_burst_ > 0)
+    spdlog::info("push: letting requests in again after {} refused for max_held_bytes",
+                 std::exchange(refused_in_burst_, 0));
+  reading_ += body;
+  return std::nullopt;
+}
+
+void PushGroupCommit::unscreened(const HttpRequest& head) { reading_ -= std::min(reading_, expected(head)); }
+
 void PushGroupCommit::handle(HttpRequest request, HttpResponder respond) {
+  // Read: what screen() set aside is now held as the body itself, until the
+  // push is answered. (A request that was not screened had nothing set aside.)
+  reading_ -= std::min(reading_, expected(request));
   if (auto answer = endpoint_.admit(request)) {
     respond(std::move(*answer));
     return;
@@ -46,7 +88,8 @@ void PushGroupCommit::handle(HttpRequest request, HttpResponder respond) {
   // more. The request that opens a group does not make it wait.
   if (groups_.size() == 1 && !group.pushes.empty()) arrived_ = true;
   group.lines += lines;
-  group.pushes.push_back(Push{std::move(request.body), 0, 0, std::move(respond), std::nullopt});
+  Held held(waiting_, request.body.size());
+  group.pushes.push_back(Push{std::move(request.body), 0, 0, std::move(respond), std::nullopt, std::move(held)});
   schedule();
 }
 

@@ -33,7 +33,8 @@ daemon (drain: for the drain; latency: for the timed pushes and what
 follows until the sink has them all); MEMORY=FILE samples the daemon's
 /proc/PID/smaps_rollup (resident, anonymous, file-backed, shared) and
 VmHWM every 0.25 s from its start, one line each, into FILE, and its
-largest mappings at the end; DAEMON_ENV="NAME=VALUE ..." adds to the
+largest mappings at the end; MAX_HELD_BYTES=N sets [push] max_held_bytes;
+DAEMON_ENV="NAME=VALUE ..." adds to the
 daemon's environment, e.g. heaptrack's preload library
 (`LD_PRELOAD=.../libheaptrack_preload.so DUMP_HEAPTRACK_OUTPUT=FILE`, then
 `heaptrack_interpret <FILE | gzip >FILE.gz` for heaptrack_print).
@@ -128,6 +129,7 @@ def write_config(work, sink, rate):
               + 
               '[locale]\ntime_zone = "Europe/Amsterdam"\nsupported = ["en", "nl"]\n'
               f'[push]\nlisten = "127.0.0.1:{write_config.port}"\ntoken_file = "token"\n'
+              + (f'max_held_bytes = {os.environ["MAX_HELD_BYTES"]}\n' if os.environ.get("MAX_HELD_BYTES") else '')
               + (f'[log]\nlevel = "{os.environ["LOG_LEVEL"]}"\n' if os.environ.get("LOG_LEVEL") else '')
               + f'[[channel]]\nchannel = "sms"\n{channel}'
               f'[[channel]]\nchannel = "email"\n{channel}')
@@ -153,11 +155,19 @@ def now_text():
 
 
 class Pusher:
-    """Keep-alive connections to the push endpoint."""
+    """Keep-alive connections to the push endpoint.
+
+    A push refused 503 with Retry-After (the daemon holds max_held_bytes of
+    bodies already) is sent again after it, on a new connection (the daemon
+    closes the one it refused on), and counted in `refused`. A large push
+    (more than one line) asks first (Expect: 100-continue), so that a refused
+    body is never sent.
+    """
 
     def __init__(self, port):
         self.port = port
         self.free = asyncio.Queue()
+        self.refused = 0
 
     async def open(self, n):
         for _ in range(n):
@@ -165,20 +175,36 @@ class Pusher:
 
     async def push(self, lines):
         body = ("\n".join(json.dumps(line) for line in lines) + "\n").encode()
-        reader, writer = await self.free.get()
-        try:
-            writer.write(b"POST /v1/observations HTTP/1.1\r\nHost: bench\r\n"
-                         b"Authorization: Bearer " + TOKEN.encode() + b"\r\n"
-                         b"Content-Type: application/x-ndjson\r\n"
-                         b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head.split(b" ", 2)[1])
-            length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
-            answer = await reader.readexactly(length)
-            if status != 202:
-                sys.exit(f"push answered {status}: {answer[:200]!r}")
-        finally:
-            self.free.put_nowait((reader, writer))
+        expect = len(lines) > 1
+        while True:
+            reader, writer = await self.free.get()
+            try:
+                writer.write(b"POST /v1/observations HTTP/1.1\r\nHost: bench\r\n"
+                             b"Authorization: Bearer " + TOKEN.encode() + b"\r\n"
+                             b"Content-Type: application/x-ndjson\r\n" +
+                             (b"Expect: 100-continue\r\n" if expect else b"") +
+                             b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" +
+                             (b"" if expect else body))
+                head = await reader.readuntil(b"\r\n\r\n")
+                status = int(head.split(b" ", 2)[1])
+                if status == 100:
+                    writer.write(body)
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    status = int(head.split(b" ", 2)[1])
+                length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
+                answer = await reader.readexactly(length)
+                if status == 503:
+                    self.refused += 1
+                    retry = re.search(rb"(?i)retry-after:\s*(\d+)", head)
+                    writer.close()
+                    reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                    await asyncio.sleep(int(retry.group(1)) if retry else 1)
+                    continue
+                if status != 202:
+                    sys.exit(f"push answered {status}: {answer[:200]!r}")
+                return
+            finally:
+                self.free.put_nowait((reader, writer))
 
 
 class MemorySampler:
@@ -343,10 +369,12 @@ def latency(build, work, rate, seconds):
         sent = {}
         answered = []
         profiler = []
+        refused = []  # pushes refused 503 (max_held_bytes) in the population, then at RATE
 
         async def run():
             await pusher.open(CONNECTIONS)
             await push_population(pusher, n, False)
+            refused.append(pusher.refused)
             if os.environ.get("PROFILE"):
                 profiler.append(subprocess.Popen(os.environ["PROFILE"].split() + [str(daemon.pid)]))
             await asyncio.sleep(1)
@@ -365,6 +393,7 @@ def latency(build, work, rate, seconds):
                     await asyncio.sleep(delay)
                 tasks.append(asyncio.ensure_future(one(k)))
             await asyncio.gather(*tasks)
+            refused.append(pusher.refused - refused[0])
         asyncio.run(run())
         memory.mark = "delivering"
         wait_for(sink, n, daemon, os.path.join(work, "log"), 60)
@@ -387,7 +416,8 @@ def latency(build, work, rate, seconds):
     print(f"latency  {rate:5.0f}/s for {seconds:3.0f} s: {len(waits)} notifications, push to sink "
           f"p50 {percentile(waits, 50) * 1e3:5.1f} ms p99 {percentile(waits, 99) * 1e3:5.1f} ms "
           f"max {max(waits) * 1e3:5.1f} ms; push answered p50 {percentile(answered, 50) * 1e3:.1f} ms "
-          f"p99 {percentile(answered, 99) * 1e3:.1f} ms; CPU {cpu:.1f} s, RSS {rss:.0f} MB")
+          f"p99 {percentile(answered, 99) * 1e3:.1f} ms; CPU {cpu:.1f} s, RSS {rss:.0f} MB; "
+          f"refused 503: {refused[0]} population pushes, {refused[1]} at {rate:.0f}/s")
 
 
 def main():

@@ -459,6 +459,24 @@ TEST_CASE("the push endpoint reads its secrets from a file or the environment, a
   CHECK(config->push->port == 9000);
   CHECK(config->push->token == "abc123");
   CHECK(config->push->hmac_secret == "k3y");
+  CHECK(config->push->max_held_bytes == 2u << 20);  // the default
+
+  TempDir held;
+  held.write("token", "abc123\n");
+  errors.clear();
+  config = load_config(write_config(held,
+                                    "[tactd]\nrules = \"rules\"\ntemplates = \"templates\"\n"
+                                    "[push]\ntoken_file = \"token\"\nmax_held_bytes = 1048576\n"),
+                       errors);
+  INFO(all(errors));
+  REQUIRE(config);
+  CHECK(config->push->max_held_bytes == 1u << 20);
+  errors.clear();
+  CHECK_FALSE(load_config(write_config(held,
+                                       "[tactd]\nrules = \"rules\"\ntemplates = \"templates\"\n"
+                                       "[push]\ntoken_file = \"token\"\nmax_held_bytes = 1000\n"),
+                          errors));
+  CHECK_THAT(all(errors), Catch::Contains(":6:18: 'max_held_bytes' must be between 65536 and 1073741824 bytes"));
 
   TempDir open;
   errors.clear();

@@ -203,6 +203,83 @@ TEST_CASE("a request refused on its head is answered at once, its body never rea
   CHECK(handled == 0);
 }
 
+TEST_CASE("a body sent after a head that was refused is dropped as it comes, so the refusal is not lost to a reset") {
+  asio::io_context io;
+  HttpServerLimits limits;
+  limits.max_body = 32 << 20;
+  auto server = HttpServer::start(
+      io, "127.0.0.1", 0, limits, [](const HttpRequest&) { return HttpResponse{}; },
+      [](const HttpRequest&) -> std::optional<HttpResponse> {
+        return HttpResponse{503, "{\"error\":\"busy\"}", "application/json", {{"Retry-After", "1"}}};
+      });
+  asio::ip::tcp::socket socket(io);
+  socket.connect({asio::ip::make_address("127.0.0.1"), server->port()});
+  // More than the kernel's buffers hold: it is all sent only if the server reads it.
+  const std::string body(12 << 20, 'x');
+  const std::string request =
+      "POST /v1/observations HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  boost::system::error_code wrote;
+  bool written = false;
+  asio::async_write(socket, asio::buffer(request), [&](boost::system::error_code ec, std::size_t) {
+    wrote = ec;
+    written = true;
+  });
+  std::string answer;
+  boost::system::error_code read;
+  bool ended = false;
+  asio::async_read(socket, asio::dynamic_buffer(answer), [&](boost::system::error_code ec, std::size_t) {
+    read = ec;
+    ended = true;
+  });
+  for (int i = 0; i < 1000 && !(written && ended); ++i) io.run_for(std::chrono::milliseconds{10});
+  CHECK(written);
+  CHECK_FALSE(wrote);  // not reset
+  CHECK(read == asio::error::eof);
+  CHECK_THAT(answer, Catch::StartsWith("HTTP/1.1 503") && Catch::Contains("busy"));
+}
+
+TEST_CASE("a request let through by the screen that never reaches the handler is told to unscreened, once") {
+  asio::io_context io;
+  HttpServerLimits limits;
+  limits.max_body = 1024;
+  int handled = 0;
+  std::vector<std::string> unscreened;
+  auto server = HttpServer::start(
+      io, "127.0.0.1", 0, limits,
+      [&](const HttpRequest&) {
+        ++handled;
+        return HttpResponse{200, "ok", "text/plain", {}};
+      },
+      [](const HttpRequest&) -> std::optional<HttpResponse> { return std::nullopt; },
+      [&](const HttpRequest& head) { unscreened.push_back(head.target); });
+  const asio::ip::tcp::endpoint at{asio::ip::make_address("127.0.0.1"), server->port()};
+  const auto run_until = [&io](const std::function<bool()>& done) {
+    for (int i = 0; i < 1000 && !done(); ++i) io.run_for(std::chrono::milliseconds{10});
+  };
+  {
+    // Dropped mid-body.
+    asio::ip::tcp::socket socket(io);
+    socket.connect(at);
+    asio::write(socket,
+                asio::buffer(std::string("POST /dropped HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\nab")));
+  }
+  run_until([&] { return unscreened.size() == 1; });
+  // A chunked body over max_body: 413.
+  asio::ip::tcp::socket large(io);
+  large.connect(at);
+  asio::write(large, asio::buffer("POST /large HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n" +
+                                  std::string(0x800, 'x') + "\r\n"));
+  run_until([&] { return unscreened.size() == 2; });
+  // A whole request reaches the handler and is not told.
+  asio::ip::tcp::socket whole(io);
+  whole.connect(at);
+  asio::write(whole, asio::buffer(std::string("POST /whole HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok")));
+  run_until([&] { return handled == 1; });
+  io.run_for(std::chrono::milliseconds{50});
+  CHECK(handled == 1);
+  CHECK(unscreened == std::vector<std::string>{"/dropped", "/large"});
+}
+
 TEST_CASE("out of file descriptors, the accept loop backs off and logs once per burst instead of spinning") {
 #ifdef __SANITIZE_ADDRESS__
   // The sanitizers' own checks open descriptors (a pipe to probe memory) and

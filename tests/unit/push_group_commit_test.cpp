@@ -5,7 +5,10 @@
 #include <utility>  // before Boost.Asio: Boost 1.74's awaitable.hpp needs it with C++20
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -34,7 +37,15 @@ HttpRequest push(const std::string& body) {
   request.method = "POST";
   request.target = "/v1/observations";
   request.headers["authorization"] = "Bearer " + kToken;
+  request.headers["content-length"] = std::to_string(body.size());
   request.body = body;
+  return request;
+}
+
+// The head of push(body), as the screen sees it before the body is read.
+HttpRequest head(const std::string& body) {
+  HttpRequest request = push(body);
+  request.body.clear();
   return request;
 }
 
@@ -53,7 +64,8 @@ class ThrowingIntake final : public Intake {
 // The endpoint and its group commit on a loop of their own; answers are
 // kept by request number.
 struct Fixture {
-  explicit Fixture(Intake& intake) : endpoint(config(), intake, clock), group(io, endpoint) {}
+  explicit Fixture(Intake& intake, PushConfig c = config())
+      : endpoint(std::move(c), intake, clock), group(io, endpoint) {}
   static PushConfig config() {
     PushConfig c;
     c.token = kToken;
@@ -310,4 +322,132 @@ TEST_CASE("a push alone is committed in the loop's next turn, without waiting a 
   f.io.run();
   CHECK(committed_by_then == 1);
   CHECK(f.answers[1].status == 202);
+}
+
+namespace {
+
+// A push of `n` orders from `first` on, about 100 bytes each.
+std::string orders(int first, int n) {
+  std::string body;
+  for (int i = first; i < first + n; ++i) body += observation("A-" + std::to_string(i));
+  return body;
+}
+
+PushConfig holding(std::size_t max_held_bytes) {
+  PushConfig c = Fixture::config();
+  c.max_held_bytes = max_held_bytes;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("pushes beyond max_held_bytes while groups wait are refused 503 on their head, and let in once they commit") {
+  RecordingIntake intake;
+  const std::string body = orders(1000, 200);  // about 20 KB, as each of the others
+  Fixture f(intake, holding(3 * body.size()));
+  // Three fit; their groups wait (the loop has not turned).
+  for (int n = 1; n <= 3; ++n) {
+    REQUIRE_FALSE(f.group.screen(head(orders(n * 1000, 200))));
+    f.send(n, orders(n * 1000, 200));
+  }
+  CHECK(f.group.held() == 3 * body.size());
+  auto refused = f.group.screen(head(orders(4000, 200)));
+  REQUIRE(refused);
+  CHECK(refused->status == 503);
+  CHECK(refused->headers == std::vector<std::pair<std::string, std::string>>{{"Retry-After", "1"}});
+  CHECK_THAT(nlohmann::json::parse(refused->body)["error"].get<std::string>(), Catch::Contains("max_held_bytes"));
+  CHECK(f.group.refused() == 1);
+  // A refusal on the head sets nothing aside: still refused.
+  CHECK(f.group.screen(head(body)));
+  f.io.run();  // the groups commit and are answered: their bodies go
+  for (int n = 1; n <= 3; ++n) CHECK(f.answers[n].status == 202);
+  CHECK(f.group.held() == 0);
+  // Sent again, it goes in; nothing is lost.
+  REQUIRE_FALSE(f.group.screen(head(orders(4000, 200))));
+  f.send(4, orders(4000, 200));
+  f.io.restart();
+  f.io.run();
+  CHECK(f.answers[4].status == 202);
+  std::size_t committed = 0;
+  for (const auto& batch : intake.batches) committed += batch.size();
+  CHECK(committed == 800);
+  CHECK(f.group.held() == 0);
+}
+
+TEST_CASE("a push larger than max_held_bytes goes in alone, and waits while anything else is held") {
+  RecordingIntake intake;
+  Fixture f(intake, holding(64 << 10));
+  const std::string large = orders(0, 1000);  // about 100 KB
+  REQUIRE(large.size() > (64u << 10));
+  REQUIRE_FALSE(f.group.screen(head(large)));  // nothing held: let in
+  auto small = f.group.screen(head(orders(5000, 1)));
+  REQUIRE(small);
+  CHECK(small->status == 503);
+  f.send(1, large);
+  f.io.run();
+  CHECK(f.answers[1].status == 202);
+  CHECK(f.group.held() == 0);
+  CHECK_FALSE(f.group.screen(head(orders(5000, 1))));
+}
+
+TEST_CASE("a body with no Content-Length (chunked) is set aside at max_body, and given back when it is not read") {
+  RecordingIntake intake;
+  PushConfig c = holding(2 << 20);
+  c.max_body = 1 << 20;
+  Fixture f(intake, c);
+  HttpRequest chunked = head("");
+  chunked.headers.erase("content-length");
+  chunked.headers["transfer-encoding"] = "chunked";
+  REQUIRE_FALSE(f.group.screen(chunked));
+  CHECK(f.group.held() == c.max_body);
+  REQUIRE_FALSE(f.group.screen(chunked));
+  CHECK(f.group.screen(chunked));  // a third would hold 3 MiB
+  f.group.unscreened(chunked);     // one dropped mid-body
+  f.group.unscreened(chunked);
+  CHECK(f.group.held() == 0);
+}
+
+TEST_CASE("a connection that sends a head with a large Content-Length and drops gives back what it set aside") {
+  namespace asio = boost::asio;
+  RecordingIntake intake;
+  Fixture f(intake, holding(64 << 10));
+  int dropped = 0;
+  auto server = HttpServer::start(
+      f.io, "127.0.0.1", 0, {}, [&f](HttpRequest r, HttpResponder respond) { f.group.handle(std::move(r), respond); },
+      [&f](const HttpRequest& h) { return f.group.screen(h); },
+      [&f, &dropped](const HttpRequest& h) {
+        f.group.unscreened(h);
+        ++dropped;
+      });
+  const asio::ip::tcp::endpoint at{asio::ip::make_address("127.0.0.1"), server->port()};
+  const auto run_until = [&f](const std::function<bool()>& done) {
+    for (int i = 0; i < 1000 && !done(); ++i) f.io.run_for(std::chrono::milliseconds{10});
+  };
+  {
+    // The whole budget announced, a little of it sent, then gone.
+    asio::ip::tcp::socket socket(f.io);
+    socket.connect(at);
+    const std::string request = "POST /v1/observations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + kToken +
+                                "\r\nContent-Length: " + std::to_string(64 << 10) + "\r\n\r\n" + observation("A-0");
+    asio::write(socket, asio::buffer(request));
+  }
+  run_until([&] { return dropped == 1; });
+  REQUIRE(dropped == 1);
+  CHECK(f.group.held() == 0);
+  // A later push is let in and committed.
+  asio::ip::tcp::socket socket(f.io);
+  socket.connect(at);
+  const std::string body = observation("A-1");
+  const std::string request =
+      "POST /v1/observations HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer " + kToken +
+      "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  asio::write(socket, asio::buffer(request));
+  std::string answer;
+  bool closed = false;
+  asio::async_read(socket, asio::dynamic_buffer(answer),
+                   [&closed](boost::system::error_code, std::size_t) { closed = true; });
+  run_until([&] { return closed; });
+  CHECK_THAT(answer, Catch::StartsWith("HTTP/1.1 202"));
+  CHECK(f.group.refused() == 0);
+  CHECK(f.group.held() == 0);
 }
