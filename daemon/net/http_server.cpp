@@ -111,10 +111,11 @@ asio::awaitable<void> write(beast::tcp_stream& stream, unsigned version, bool ke
   co_await http::async_write(stream, response, asio::redirect_error(asio::use_awaitable, ec));
 }
 
-// After an answer to a head whose body is not read (a refusal of the
-// screen): the connection is half-closed and what the client still sends
-// (the body it did not hold back) is read and dropped, never kept, until it
-// closes, for at most kLingerTime and kLingerBytes. Closing with unread bytes
+// After an answer to a request whose body is not read (a refusal of the
+// screen, a body larger than max_body, a malformed request): the
+// connection is half-closed and what the client still sends (the body it
+// did not hold back) is read and dropped, never kept, until it closes, for
+// at most kLingerTime and kLingerBytes. Closing with unread bytes
 // would reset the connection, and a reset can destroy the answer before the
 // client has read it (RFC 9112, 9.6: tear-down).
 constexpr auto kLingerTime = std::chrono::seconds{2};
@@ -138,6 +139,13 @@ asio::awaitable<void> linger(beast::tcp_stream& stream, Connections& connections
   connections.waiting.erase(&stream.socket());
 }
 
+// The last answer on a connection whose request was not read whole, then linger().
+asio::awaitable<void> answer_unread(beast::tcp_stream& stream, Connections& connections, unsigned version,
+                                    const HttpResponse& answer) {
+  co_await write(stream, version, false, answer);
+  co_await linger(stream, connections);
+}
+
 // One connection: requests are read and answered in turn until the peer
 // closes, a request is malformed, it stops keeping the connection alive, or
 // the server is stopped.
@@ -157,7 +165,7 @@ asio::awaitable<void> session(tcp::socket socket, std::shared_ptr<const Shared> 
     if (connections->stopped) co_return;  // stop() closed the socket
     if (ec) {
       connections->waiting.erase(&stream.socket());
-      if (auto answer = read_failure(ec)) co_await write(stream, 11, false, *answer);
+      if (auto answer = read_failure(ec)) co_return co_await answer_unread(stream, *connections, 11, *answer);
       break;
     }
     HttpRequest request;
@@ -170,9 +178,7 @@ asio::awaitable<void> session(tcp::socket socket, std::shared_ptr<const Shared> 
     }
     if (auto refusal = shared->screen ? shared->screen(request) : std::nullopt) {
       connections->waiting.erase(&stream.socket());
-      co_await write(stream, parser.get().version(), false, *refusal);  // the body is never read
-      co_await linger(stream, *connections);
-      co_return;
+      co_return co_await answer_unread(stream, *connections, parser.get().version(), *refusal);  // body never read
     }
     // From here until the handler has it, a request the screen let through
     // that ends otherwise is told to `unscreened`, so that what the screen
@@ -195,7 +201,7 @@ asio::awaitable<void> session(tcp::socket socket, std::shared_ptr<const Shared> 
     if (connections->stopped) co_return;  // stop() closed the socket
     if (ec) {
       unscreened();
-      if (auto answer = read_failure(ec)) co_await write(stream, 11, false, *answer);
+      if (auto answer = read_failure(ec)) co_return co_await answer_unread(stream, *connections, 11, *answer);
       break;
     }
     const auto& message = parser.get();

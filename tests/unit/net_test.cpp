@@ -238,6 +238,43 @@ TEST_CASE("a body sent after a head that was refused is dropped as it comes, so 
   CHECK_THAT(answer, Catch::StartsWith("HTTP/1.1 503") && Catch::Contains("busy"));
 }
 
+TEST_CASE(
+    "a body larger than max_body is answered 413 and the rest of it dropped, so the answer is not lost to a reset") {
+  asio::io_context io;
+  HttpServerLimits limits;
+  limits.max_body = 1 << 20;
+  int handled = 0;
+  auto server = HttpServer::start(io, "127.0.0.1", 0, limits, [&](const HttpRequest&) {
+    ++handled;
+    return HttpResponse{};
+  });
+  asio::ip::tcp::socket socket(io);
+  socket.connect({asio::ip::make_address("127.0.0.1"), server->port()});
+  // More than the kernel's buffers hold: it is all sent only if the server reads it.
+  const std::string body(12 << 20, 'x');
+  const std::string request =
+      "POST /v1/observations HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  boost::system::error_code wrote;
+  bool written = false;
+  asio::async_write(socket, asio::buffer(request), [&](boost::system::error_code ec, std::size_t) {
+    wrote = ec;
+    written = true;
+  });
+  std::string answer;
+  boost::system::error_code read;
+  bool ended = false;
+  asio::async_read(socket, asio::dynamic_buffer(answer), [&](boost::system::error_code ec, std::size_t) {
+    read = ec;
+    ended = true;
+  });
+  for (int i = 0; i < 1000 && !(written && ended); ++i) io.run_for(std::chrono::milliseconds{10});
+  CHECK(written);
+  CHECK_FALSE(wrote);  // not reset
+  CHECK(read == asio::error::eof);
+  CHECK_THAT(answer, Catch::StartsWith("HTTP/1.1 413") && Catch::Contains("larger than this endpoint accepts"));
+  CHECK(handled == 0);
+}
+
 TEST_CASE("a request let through by the screen that never reaches the handler is told to unscreened, once") {
   asio::io_context io;
   HttpServerLimits limits;
