@@ -217,8 +217,11 @@ class OutboxStore {
   static constexpr std::size_t kNoLimit = static_cast<std::size_t>(-1);
   // The earliest due (or retry) time of a pending notification.
   virtual std::optional<Timestamp> next_notification() const = 0;
-  // How many notifications are pending, and the earliest due time among
-  // those already due at `now` (for the age of the oldest waiting entry).
+  // How many notifications are pending, and, when one is already due at
+  // `now`, the earliest time a pending one became due for its next attempt
+  // (its due time, or its retry's): how long the entry that has waited
+  // longest for its turn has waited. A retry's wait starts at its retry
+  // time, so that an entry in its backoff counts as waiting from then.
   struct OutboxDepth {
     std::size_t pending = 0;
     std::optional<Timestamp> oldest_due;

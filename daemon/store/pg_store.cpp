@@ -877,14 +877,14 @@ class PgStore final : public Store {
   OutboxDepth outbox_depth(Timestamp now) const override {
     return guard("count the pending notifications", [&] {
       const auto r = run_prepared(
-          "SELECT COUNT(*) FILTER (WHERE status = 'pending'), MIN(CASE WHEN COALESCE(next_attempt_at, due_at) <= $1 "
-          "THEN due_at END) FILTER (WHERE status = 'pending'), COUNT(*) FILTER (WHERE status = 'unknown') "
+          "SELECT COUNT(*) FILTER (WHERE status = 'pending'), MIN(COALESCE(next_attempt_at, due_at)) FILTER (WHERE "
+          "status = 'pending'), COUNT(*) FILTER (WHERE status = 'unknown') "
           "FROM outbox WHERE status IN ('pending', 'unknown')",
-          Params(ms(now)));
+          Params());
       OutboxDepth depth;
       const Row& row = r.rows.at(0);
       depth.pending = static_cast<std::size_t>(row.integer(0));
-      depth.oldest_due = opt_time(row, 1);
+      if (const auto due = opt_time(row, 1); due && *due <= now) depth.oldest_due = due;
       depth.unknown = static_cast<std::size_t>(row.integer(2));
       return depth;
     });

@@ -26,7 +26,7 @@ using namespace std::chrono_literals;
 namespace {
 
 // The schema version a new database gets: the number of migrations.
-constexpr int kLatest = 23;
+constexpr int kLatest = 24;
 
 Timestamp at(const char* text) { return *parse_rfc3339(text); }
 
@@ -149,7 +149,10 @@ TEST_CASE("a database at an older schema version gets only the missing migration
   }
   {  // wind the file back to version 1, as an older tactd left it
     SQLite::Database db(path.string(), SQLite::OPEN_READWRITE);
-    db.exec("DROP INDEX outbox_pending;");  // 21, then 20 and before
+    db.exec(
+        "DROP TRIGGER pending_timers_insert; DROP TRIGGER pending_timers_update; DROP TRIGGER pending_timers_delete;");
+    db.exec("DROP TABLE pending_timer_count;");  // 24
+    db.exec("DROP INDEX outbox_pending;");       // 21, then 20 and before
     db.exec("DROP TABLE replicas; DROP TABLE shard_leases; DROP TABLE source_leases; DROP TABLE intake;");
     db.exec("DROP INDEX outbox_claimable; ALTER TABLE outbox DROP COLUMN lease_until;");
     db.exec("DROP TABLE not_made;");
@@ -891,6 +894,103 @@ TEST_CASE("the outbox depth counts pending entries and finds the oldest already 
   const auto depth = store->outbox_depth(at("2026-11-20T12:00:00Z"));
   CHECK(depth.pending == 3);
   CHECK(depth.oldest_due == at("2026-11-20T10:00:00Z"));
+
+  // An entry due earlier but waiting for its retry waits from its retry time.
+  store->enqueue(notification("k5", "c-1", at("2026-11-20T08:00:00Z")));
+  const long long retried = store->outbox(OutboxStatus::kPending).back().id;
+  store->record_failure(retried, at("2026-11-20T08:00:01Z"), "503", at("2026-11-20T11:30:00Z"));
+  CHECK(store->outbox_depth(at("2026-11-20T12:00:00Z")).oldest_due == at("2026-11-20T10:00:00Z"));
+  CHECK(store->outbox_depth(at("2026-11-20T12:00:00Z")).pending == 4);
+  CHECK_FALSE(store->outbox_depth(at("2026-11-20T09:59:00Z")).oldest_due);  // nothing due yet then
+}
+
+// The counts behind the gauges and the console against the entries
+// themselves, after each kind of change an entry or a timer goes through.
+void check_counts(Store& store) {
+  const auto counts = store.outbox_counts();
+  for (const OutboxStatus status : {OutboxStatus::kPending, OutboxStatus::kDelivered, OutboxStatus::kDead,
+                                    OutboxStatus::kDropped, OutboxStatus::kOvertaken, OutboxStatus::kUnknown}) {
+    INFO("status " << to_string(status));
+    const std::size_t entries = store.outbox(status).size();
+    CHECK((counts.contains(status) ? counts.at(status) : 0) == entries);
+  }
+  const auto depth = store.outbox_depth(at("2026-11-20T12:00:00Z"));
+  CHECK(depth.pending == store.outbox(OutboxStatus::kPending).size());
+  CHECK(depth.unknown == store.outbox(OutboxStatus::kUnknown).size());
+  CHECK(store.pending_timers() == store.due_timers(at("2100-01-01T00:00:00Z"), 1000).size());
+}
+
+TEST_CASE("the outbox's counts by status and the count of pending timers follow every change") {
+  EACH_BACKEND();
+  check_counts(*store);
+  for (const char* key : {"k1", "k2", "k3", "k4", "k5", "k6"})
+    REQUIRE(store->enqueue(notification(key, "c-1", at("2026-11-20T10:00:00Z"))));
+  CHECK_FALSE(store->enqueue(notification("k1", "c-1", at("2026-11-20T10:00:00Z"))));  // already there
+  check_counts(*store);
+  const auto ids = [&] {
+    std::vector<long long> out;
+    for (const auto& entry : store->outbox()) out.push_back(entry.id);
+    return out;
+  }();
+  REQUIRE(ids.size() == 6);
+  const Timestamp now = at("2026-11-20T10:01:00Z");
+  REQUIRE(store->claim_due_notifications(Channel::kSms, 1, now, std::chrono::minutes{1}).size() == 1);
+  store->mark_delivered(ids[0], now);
+  store->record_failure(ids[1], now, "503", now + std::chrono::minutes{5});  // stays pending
+  store->record_failure(ids[2], now, "550", std::nullopt);                   // dead
+  check_counts(*store);
+  CHECK(store->retry(ids[2], now));  // pending again
+  CHECK(store->drop(ids[3]));
+  CHECK(store->mark_overtaken(ids[4], now, "the order was delivered after all"));
+  check_counts(*store);
+  store->claim({ids[5]}, now);
+  CHECK(store->settle_interrupted(ids[5], now, false, "cut off"));  // unknown
+  check_counts(*store);
+  CHECK(store->resolve_delivered(ids[5], now, "the provider's log has it"));
+  check_counts(*store);
+
+  const EntityRef a{EntityType::kOrder, "A"};
+  const EntityRef b{EntityType::kOrder, "B"};
+  store->schedule_timer(Timer{"late", a, at("2026-11-20T11:00:00Z")});
+  store->schedule_timer(Timer{"late", b, at("2026-11-20T11:00:00Z")});
+  store->schedule_timer(Timer{"silence", a, at("2026-11-21T11:00:00Z")});
+  store->schedule_timer(Timer{"late", a, at("2026-11-20T11:30:00Z")});  // moved: still one
+  check_counts(*store);
+  CHECK(store->mark_timer_fired(Timer{"late", a, at("2026-11-20T11:30:00Z")}));
+  check_counts(*store);
+  store->schedule_timer(Timer{"late", a, at("2026-11-20T11:30:00Z")});  // the same time: stays fired
+  check_counts(*store);
+  store->schedule_timer(Timer{"late", a, at("2026-11-20T12:30:00Z")});  // a new time: pending again
+  check_counts(*store);
+  store->cancel_timer("late", b);
+  CHECK(store->mark_timer_fired(Timer{"late", a, at("2026-11-20T12:30:00Z")}));
+  store->cancel_timer("late", a);  // a fired one
+  check_counts(*store);
+  CHECK(store->cancel_timers("silence") == 1);
+  check_counts(*store);
+  CHECK(store->pending_timers() == 0);
+}
+
+TEST_CASE("the pending timers of a state kept before they were counted by triggers are counted from its rows") {
+  TempDir dir;
+  const auto path = dir.path() / "state.db";
+  {
+    auto store = Store::open(path);
+    store->schedule_timer(Timer{"late", EntityRef{EntityType::kOrder, "A"}, at("2026-11-20T11:00:00Z")});
+    store->schedule_timer(Timer{"late", EntityRef{EntityType::kOrder, "B"}, at("2026-11-20T11:00:00Z")});
+    store->schedule_timer(Timer{"late", EntityRef{EntityType::kOrder, "C"}, at("2026-11-20T11:00:00Z")});
+    store->mark_timer_fired(Timer{"late", EntityRef{EntityType::kOrder, "B"}, at("2026-11-20T11:00:00Z")});
+  }
+  {  // as tactd left it before step 24
+    SQLite::Database db(path.string(), SQLite::OPEN_READWRITE);
+    db.exec(
+        "DROP TRIGGER pending_timers_insert; DROP TRIGGER pending_timers_update; DROP TRIGGER pending_timers_delete;");
+    db.exec("DROP TABLE pending_timer_count; DELETE FROM schema_migrations WHERE version = 24;");
+  }
+  auto store = Store::open(path);
+  CHECK(store->pending_timers() == 2);
+  store->cancel_timer("late", EntityRef{EntityType::kOrder, "A"});
+  CHECK(store->pending_timers() == 1);
 }
 
 TEST_CASE("an overtaken entry is not sent, counts for nothing, and keeps its reason with every decision") {
