@@ -530,9 +530,13 @@ bool Pipeline::consider(StoreRoles& store, const Rule& rule, const Entity& entit
     for (const OutboxEntry& pending : store.pending_about(ref)) {
       const Rule* other = snapshot_.rules->find(pending.notification.rule);
       if (other && std::count(other->supersedes.begin(), other->supersedes.end(), rule.id)) {
-        // A waiting message the world has overtaken holds nothing back.
+        // A waiting message the world has overtaken holds nothing back. One
+        // on its way (claimed, its request out) may reach the customer: it
+        // is left to its verdict, or to the restart that finds it cut off,
+        // which record what happened; a release check overtakes it if it
+        // is ever sent again.
         if (auto why = overtaken_by(store, pending.notification, now)) {
-          if (store.mark_overtaken(pending.id, now, *why)) {
+          if (!pending.sending_since && store.mark_overtaken(pending.id, now, *why)) {
             outcome.held_back.push_back({other->id, pending.notification.entity, "overtaken", *why});
             reschedule_customer(store, pending.notification.customer);
           }
