@@ -203,6 +203,38 @@ TEST_CASE("a request refused on its head is answered at once, its body never rea
   CHECK(handled == 0);
 }
 
+namespace {
+
+// Sends a 12 MiB body (more than the kernel's buffers hold: it is all sent
+// only if the server reads it) and reads until the server closes.
+struct LargePost {
+  bool written = false;
+  boost::system::error_code wrote;  // set: the connection was reset
+  boost::system::error_code read;   // eof: the server closed after answering
+  std::string answer;
+};
+LargePost post_large_body(asio::io_context& io, unsigned short port) {
+  asio::ip::tcp::socket socket(io);
+  socket.connect({asio::ip::make_address("127.0.0.1"), port});
+  const std::string body(12 << 20, 'x');
+  const std::string request =
+      "POST /v1/observations HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  LargePost out;
+  asio::async_write(socket, asio::buffer(request), [&](boost::system::error_code ec, std::size_t) {
+    out.wrote = ec;
+    out.written = true;
+  });
+  bool ended = false;
+  asio::async_read(socket, asio::dynamic_buffer(out.answer), [&](boost::system::error_code ec, std::size_t) {
+    out.read = ec;
+    ended = true;
+  });
+  for (int i = 0; i < 1000 && !(out.written && ended); ++i) io.run_for(std::chrono::milliseconds{10});
+  return out;
+}
+
+}  // namespace
+
 TEST_CASE("a body sent after a head that was refused is dropped as it comes, so the refusal is not lost to a reset") {
   asio::io_context io;
   HttpServerLimits limits;
@@ -212,30 +244,11 @@ TEST_CASE("a body sent after a head that was refused is dropped as it comes, so 
       [](const HttpRequest&) -> std::optional<HttpResponse> {
         return HttpResponse{503, "{\"error\":\"busy\"}", "application/json", {{"Retry-After", "1"}}};
       });
-  asio::ip::tcp::socket socket(io);
-  socket.connect({asio::ip::make_address("127.0.0.1"), server->port()});
-  // More than the kernel's buffers hold: it is all sent only if the server reads it.
-  const std::string body(12 << 20, 'x');
-  const std::string request =
-      "POST /v1/observations HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-  boost::system::error_code wrote;
-  bool written = false;
-  asio::async_write(socket, asio::buffer(request), [&](boost::system::error_code ec, std::size_t) {
-    wrote = ec;
-    written = true;
-  });
-  std::string answer;
-  boost::system::error_code read;
-  bool ended = false;
-  asio::async_read(socket, asio::dynamic_buffer(answer), [&](boost::system::error_code ec, std::size_t) {
-    read = ec;
-    ended = true;
-  });
-  for (int i = 0; i < 1000 && !(written && ended); ++i) io.run_for(std::chrono::milliseconds{10});
-  CHECK(written);
-  CHECK_FALSE(wrote);  // not reset
-  CHECK(read == asio::error::eof);
-  CHECK_THAT(answer, Catch::StartsWith("HTTP/1.1 503") && Catch::Contains("busy"));
+  const LargePost post = post_large_body(io, server->port());
+  CHECK(post.written);
+  CHECK_FALSE(post.wrote);  // not reset
+  CHECK(post.read == asio::error::eof);
+  CHECK_THAT(post.answer, Catch::StartsWith("HTTP/1.1 503") && Catch::Contains("busy"));
 }
 
 TEST_CASE(
@@ -248,30 +261,11 @@ TEST_CASE(
     ++handled;
     return HttpResponse{};
   });
-  asio::ip::tcp::socket socket(io);
-  socket.connect({asio::ip::make_address("127.0.0.1"), server->port()});
-  // More than the kernel's buffers hold: it is all sent only if the server reads it.
-  const std::string body(12 << 20, 'x');
-  const std::string request =
-      "POST /v1/observations HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-  boost::system::error_code wrote;
-  bool written = false;
-  asio::async_write(socket, asio::buffer(request), [&](boost::system::error_code ec, std::size_t) {
-    wrote = ec;
-    written = true;
-  });
-  std::string answer;
-  boost::system::error_code read;
-  bool ended = false;
-  asio::async_read(socket, asio::dynamic_buffer(answer), [&](boost::system::error_code ec, std::size_t) {
-    read = ec;
-    ended = true;
-  });
-  for (int i = 0; i < 1000 && !(written && ended); ++i) io.run_for(std::chrono::milliseconds{10});
-  CHECK(written);
-  CHECK_FALSE(wrote);  // not reset
-  CHECK(read == asio::error::eof);
-  CHECK_THAT(answer, Catch::StartsWith("HTTP/1.1 413") && Catch::Contains("larger than this endpoint accepts"));
+  const LargePost post = post_large_body(io, server->port());
+  CHECK(post.written);
+  CHECK_FALSE(post.wrote);  // not reset
+  CHECK(post.read == asio::error::eof);
+  CHECK_THAT(post.answer, Catch::StartsWith("HTTP/1.1 413") && Catch::Contains("larger than this endpoint accepts"));
   CHECK(handled == 0);
 }
 

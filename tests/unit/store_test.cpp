@@ -904,6 +904,8 @@ TEST_CASE("the outbox depth counts pending entries and finds the oldest already 
   CHECK_FALSE(store->outbox_depth(at("2026-11-20T09:59:00Z")).oldest_due);  // nothing due yet then
 }
 
+namespace {
+
 // The counts behind the gauges and the console against the entries
 // themselves, after each kind of change an entry or a timer goes through.
 void check_counts(Store& store) {
@@ -919,6 +921,8 @@ void check_counts(Store& store) {
   CHECK(depth.unknown == store.outbox(OutboxStatus::kUnknown).size());
   CHECK(store.pending_timers() == store.due_timers(at("2100-01-01T00:00:00Z"), 1000).size());
 }
+
+}  // namespace
 
 TEST_CASE("the outbox's counts by status and the count of pending timers follow every change") {
   EACH_BACKEND();
