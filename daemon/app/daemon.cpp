@@ -80,6 +80,9 @@ constexpr auto kGiveWay = std::chrono::milliseconds{1};
 constexpr auto kGiveWayAfter = std::chrono::milliseconds{5};
 // Entities rescheduled per transaction after a reload added an `at` rule.
 constexpr std::size_t kRescheduleBatch = 500;
+// Timers removed per transaction after a reload removed or changed an `at`
+// rule: a few milliseconds of the loop each (docs/performance.md).
+constexpr std::size_t kCancelBatch = 2000;
 // The name the push endpoint's observations are counted under.
 constexpr const char* kPushSource = "push";
 // Delivery latency buckets, seconds.
@@ -1040,7 +1043,7 @@ class Daemon::Impl {
       try {
         bool skipped = false;  // due for another replica: not a busy loop
         const auto fire = [this, &skipped] {
-          const Outcome fired = pipeline_->fire_due(kTimersPerTurn);
+          const Outcome fired = pipeline_->fire_due(kTimersPerTurn, cancelling_);
           record(fired);
           skipped = fired.skipped_timers > 0;
           return pipeline_->next_timer();
@@ -1277,58 +1280,84 @@ class Daemon::Impl {
       spdlog::info("reload: rule added {}", kv("rule", rule.id));
       if (rule.deadline) reschedule.insert(rule.deadline->entity);
     }
-    if (state_.direct()) {
-      cancel_timers(cancel);
-      if (!reschedule.empty())
-        spawn("reload: scheduling timers", reschedule_known({}, reschedule, ++reload_generation_));
-    } else if (!cancel.empty() || !reschedule.empty()) {
-      spawn("reload: timers", reschedule_known(std::move(cancel), reschedule, ++reload_generation_));
+    // Cancelled before anything is scheduled again: a rule changed twice
+    // (or removed and added again) by reloads in a row loses its old timers
+    // and keeps the new ones.
+    for (const auto& [rule, removed] : cancel) {
+      if (cancelling_.insert(rule).second) cancelled_count_[rule] = 0;
+      cancel_removed_[rule] = removed;
+    }
+    ++reload_generation_;
+    // A type set again starts over: the entities done so far saw the rules before.
+    for (EntityType type : reschedule) rescheduling_[type] = Rescheduling{{}, 0, reload_generation_};
+    if (!timers_reloading_ && (!cancelling_.empty() || !rescheduling_.empty())) {
+      timers_reloading_ = true;
+      spawn("reload: timers", reload_timers());
     }
   }
 
-  void cancel_timers(const std::vector<std::pair<std::string, bool>>& rules) {
-    for (const auto& [rule, removed] : rules) {
-      const std::size_t cancelled = store_->cancel_timers(rule);
-      if (cancelled > 0 || removed)
-        spdlog::info("reload: timers cancelled {} {}", kv("rule", rule), kv("count", std::to_string(cancelled)));
-    }
-  }
-
-  // Schedules the timers of new or changed `at` rules for the entities
-  // already known, a batch per transaction, yielding to the loop between
-  // batches so that intake and delivery go on.
-  // First cancels the timers of `cancel` (on fibers; directly they are
-  // cancelled before).
-  asio::awaitable<void> reschedule_known(std::vector<std::pair<std::string, bool>> cancel, std::set<EntityType> types,
-                                         int generation) {
-    if (!cancel.empty()) {
-      try {
-        const auto work = [&] { cancel_timers(cancel); };
-        co_await state_.run(work);
-      } catch (const StoreError& e) {
-        spdlog::error("reload: cancelling timers: {}", e.what());
-      }
-    }
-    for (EntityType type : types) {
-      std::string after;
-      std::size_t done = 0;
-      while (generation == reload_generation_ && !stopping_) {
+  // After reloads: removes the timers of the rules in cancelling_, then
+  // sets again the timers of the entity types in rescheduling_ (new or
+  // changed `at` rules) for the entities already known. A rule can have a
+  // timer per entity (millions), so both go in batches, each a short
+  // transaction, yielding to the loop between them so that intake, delivery
+  // and /metrics go on. One runs at a time; a reload meanwhile adds to
+  // what it does, and a cancellation it adds goes before any further
+  // scheduling. Timers of a rule being cancelled that come due meanwhile
+  // are removed unfired (Pipeline::fire_due).
+  asio::awaitable<void> reload_timers() {
+    while (!stopping_) {
+      if (!cancelling_.empty()) {
+        const std::string rule = *cancelling_.begin();
+        try {
+          const auto batch = [&] { return store_->cancel_timers(rule, kCancelBatch); };
+          const CancelledTimers cancelled = co_await state_.run(batch);
+          cancelled_count_[rule] += cancelled.unfired;
+          if (cancelled.removed < kCancelBatch) {
+            const std::size_t count = cancelled_count_[rule];
+            if (count > 0 || cancel_removed_[rule])
+              spdlog::info("reload: timers cancelled {} {}", kv("rule", rule), kv("count", std::to_string(count)));
+            forget_cancel(rule);
+            continue;  // the next rule at once: this one's last batch was short
+          }
+        } catch (const StoreError& e) {
+          spdlog::error("reload: cancelling timers: {}", e.what());
+          forget_cancel(rule);
+        }
+      } else if (!rescheduling_.empty()) {
+        const EntityType type = rescheduling_.begin()->first;
+        const Rescheduling was = rescheduling_.begin()->second;
         std::optional<std::string> last;
         try {
-          const auto batch = [&] { return pipeline_->reschedule_known(type, after, kRescheduleBatch); };
+          const auto batch = [&] { return pipeline_->reschedule_known(type, was.after, kRescheduleBatch); };
           last = co_await state_.run(batch);
         } catch (const StoreError& e) {
           spdlog::error("reload: scheduling timers for {}: {}", to_string(type), e.what());
-          co_return;
+          rescheduling_.erase(type);
+          continue;
         }
-        if (!last) break;
-        after = *last;
-        done += kRescheduleBatch;
-        co_await give_way();
+        auto now = rescheduling_.find(type);
+        if (now == rescheduling_.end() || now->second.generation != was.generation) continue;  // set to start over
+        if (!last) {
+          spdlog::info("reload: timers scheduled {} {}", kv("type", to_string(type)),
+                       kv("entities_up_to", std::to_string(was.done)));
+          rescheduling_.erase(now);
+          continue;
+        }
+        now->second.after = *last;
+        now->second.done += kRescheduleBatch;
+      } else {
+        break;
       }
-      spdlog::info("reload: timers scheduled {} {}", kv("type", to_string(type)),
-                   kv("entities_up_to", std::to_string(done)));
+      co_await give_way();
     }
+    timers_reloading_ = false;
+  }
+
+  void forget_cancel(const std::string& rule) {
+    cancelling_.erase(rule);
+    cancelled_count_.erase(rule);
+    cancel_removed_.erase(rule);
   }
 
   void reload_channels(const Config& old_config, const Config& new_config) {
@@ -1465,7 +1494,18 @@ class Daemon::Impl {
   asio::steady_timer* state_look_sleep_ = nullptr;
   bool stopping_ = false;
   int exit_status_ = 0;
+  // The timers a reload left to remove and to set again (reload_timers()).
+  struct Rescheduling {
+    std::string after;  // the last entity id done
+    std::size_t done = 0;
+    int generation = 0;  // of the reload that set it (again)
+  };
   int reload_generation_ = 0;
+  std::set<std::string> cancelling_;                    // rules whose timers are being removed
+  std::map<std::string, std::size_t> cancelled_count_;  // how many were still to fire, so far
+  std::map<std::string, bool> cancel_removed_;          // whether the rule is gone (else changed)
+  std::map<EntityType, Rescheduling> rescheduling_;     // by entity type
+  bool timers_reloading_ = false;                       // reload_timers() runs
   long long delivered_ = 0;
   std::optional<Timestamp> state_failing_since_;  // since when intake commits fail
   std::string state_failure_;                     // the last such failure

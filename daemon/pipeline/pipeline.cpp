@@ -271,7 +271,7 @@ void Pipeline::apply_one(StoreRoles& store, const Observation& observation, Outc
     }
 }
 
-Outcome Pipeline::fire_due(std::size_t limit) {
+Outcome Pipeline::fire_due(std::size_t limit, const std::set<std::string>& cancelling) {
   Outcome outcome;
   const Timestamp now = clock_.now();
   const auto expired = store_.expired_waiting(now, limit);
@@ -287,6 +287,13 @@ Outcome Pipeline::fire_due(std::size_t limit) {
   }
   if (expired.size() >= limit) return outcome;
   for (const Timer& timer : store_.due_timers(now, limit - expired.size())) {
+    if (cancelling.count(timer.rule)) {
+      // Fired under the rule as it is now, an old timer of a changed rule
+      // could send what its new definition would not, or twice; the new
+      // definition's timer is set after the cancellation.
+      store_.cancel_timer(timer.rule, timer.entity);
+      continue;
+    }
     if (cluster_) {
       // Another replica's customer: its owner fires it (mark_timer_fired()
       // keeps it to one firing should both try while a shard changes hands).

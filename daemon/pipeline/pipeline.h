@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -123,7 +124,10 @@ class Pipeline {
   // most `limit` of these (the rest wait for the next call, so that a burst
   // of thousands can be spread over turns of the loop). Call again while
   // next_timer() is due; it includes those ends of waiting.
-  Outcome fire_due(std::size_t limit = kFireBatch);
+  // A due timer of a rule in `cancelling` (a reload removed or changed it
+  // and its timers are being removed, a batch at a time) is removed
+  // unfired: it was set for a rule that is no more.
+  Outcome fire_due(std::size_t limit = kFireBatch, const std::set<std::string>& cancelling = {});
   static constexpr std::size_t kFireBatch = 1000;
   std::optional<Timestamp> next_timer() const;
 

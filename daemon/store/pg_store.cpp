@@ -1073,13 +1073,19 @@ class PgStore final : public Store {
     });
   }
 
-  std::size_t cancel_timers(const std::string& rule) override {
+  CancelledTimers cancel_timers(const std::string& rule, std::size_t limit) override {
     return guard("cancel the timers of rule " + rule, [&] {
+      // Through the primary key (rule, entity): one statement touches at
+      // most `limit` rows, however many the rule has.
+      Params p(rule);
+      p.add(limit_of(limit));
       const auto r = run_prepared(
-          "WITH d AS (DELETE FROM timers WHERE rule = $1 RETURNING fired) SELECT COUNT(*) FILTER (WHERE fired = 0) "
-          "FROM d",
-          Params(rule));
-      return static_cast<std::size_t>(r.rows.at(0).integer(0));
+          "WITH d AS (DELETE FROM timers WHERE rule = $1 AND entity IN "
+          "(SELECT entity FROM timers WHERE rule = $1 LIMIT $2) RETURNING fired) "
+          "SELECT COUNT(*), COUNT(*) FILTER (WHERE fired = 0) FROM d",
+          p);
+      return CancelledTimers{static_cast<std::size_t>(r.rows.at(0).integer(0)),
+                             static_cast<std::size_t>(r.rows.at(0).integer(1))};
     });
   }
 

@@ -761,15 +761,20 @@ class SqliteStore final : public Store {
     });
   }
 
-  std::size_t cancel_timers(const std::string& rule) override {
+  CancelledTimers cancel_timers(const std::string& rule, std::size_t limit) override {
     return guard("cancel the timers of rule " + rule, [&] {
-      SQLite::Statement& q = prepared("DELETE FROM timers WHERE rule = ? AND fired = 0");
+      // By rowid, found through the primary key's index: one statement
+      // touches at most `limit` rows, however many the rule has.
+      SQLite::Statement& q = prepared(
+          "DELETE FROM timers WHERE rowid IN (SELECT rowid FROM timers WHERE rule = ? LIMIT ?) RETURNING fired");
       q.bind(1, rule);
-      const auto unfired = static_cast<std::size_t>(q.exec());
-      SQLite::Statement& fired = prepared("DELETE FROM timers WHERE rule = ?");
-      fired.bind(1, rule);
-      fired.exec();
-      return unfired;
+      q.bind(2, static_cast<int64_t>(limit));
+      CancelledTimers out;
+      while (q.executeStep()) {
+        ++out.removed;
+        if (q.getColumn(0).getInt() == 0) ++out.unfired;
+      }
+      return out;
     });
   }
 

@@ -235,7 +235,7 @@ class Store::Transaction : public StoreRoles {
   std::vector<Timer> due_timers(Timestamp until, size_t limit) const final;
   std::optional<Timestamp> next_timer() const final;
   bool mark_timer_fired(const Timer& timer) final;
-  std::size_t cancel_timers(const std::string& rule) final;
+  CancelledTimers cancel_timers(const std::string& rule, std::size_t limit) final;
   std::size_t pending_timers() const final;
 
   // WaitingStore

@@ -18,6 +18,12 @@ struct Timer {
   Timestamp due;
 };
 
+// What one TimerStore::cancel_timers() call removed.
+struct CancelledTimers {
+  std::size_t removed = 0;  // timers removed, fired or not
+  std::size_t unfired = 0;  // of those, the ones still to fire
+};
+
 // A rule that fired for an entity whose linked data is not known yet (the
 // order of a shipment, the customer of an order, the customer's address):
 // it waits for `waiting_for` to be observed until `until`.
@@ -54,9 +60,11 @@ class TimerStore {
   // changing nothing, when it already fired or was set to another time
   // since it was read (due_timers()), so that no schedule fires twice.
   virtual bool mark_timer_fired(const Timer& timer) = 0;
-  // Removes every timer of `rule` (a rule removed by a reload); returns how
-  // many were still to fire.
-  virtual std::size_t cancel_timers(const std::string& rule) = 0;
+  // Removes up to `limit` timers of `rule` (a rule removed or changed by a
+  // reload), fired or not, in no particular order. A rule may have a timer
+  // per entity (millions): call again until fewer than `limit` were
+  // removed, so that each call is a short transaction.
+  virtual CancelledTimers cancel_timers(const std::string& rule, std::size_t limit) = 0;
   // How many timers are still to fire.
   virtual std::size_t pending_timers() const = 0;
 

@@ -343,9 +343,9 @@ bool Store::Transaction::mark_timer_fired(const Timer& timer) {
   return store_.mark_timer_fired(timer);
 }
 
-std::size_t Store::Transaction::cancel_timers(const std::string& rule) {
+CancelledTimers Store::Transaction::cancel_timers(const std::string& rule, std::size_t limit) {
   const Through through(*this, "cancel_timers");
-  return store_.cancel_timers(rule);
+  return store_.cancel_timers(rule, limit);
 }
 
 std::size_t Store::Transaction::pending_timers() const {

@@ -215,6 +215,33 @@ TEST_CASE("a burst of due timers is fired a bounded number at a time, the rest o
   CHECK(first.notifications.size() + second.notifications.size() >= 1);
 }
 
+TEST_CASE("a due timer of a rule whose timers a reload is cancelling is removed unfired, then set again fires once") {
+  Diagnostics errors;
+  auto snapshot = load_snapshot(source_dir() / "config/tactd.toml", errors);
+  REQUIRE(snapshot);
+  StoryState store;
+  VirtualClock clock(at("2026-11-20T09:00:00+01:00"));
+  Pipeline pipeline(*snapshot, *store, clock);
+  std::string error;
+  pipeline.apply(*parse_observation(kAnna, error));
+  pipeline.apply(*parse_observation(laptop("2026-11-20T09:00:00+01:00", "shipped"), error));
+  // The heads-up (11:30) comes due while a reload that changed its rule is
+  // still removing the rule's old timers: it must not fire under the rule
+  // as it is now.
+  clock.advance_to(at("2026-11-20T11:40:00+01:00"));
+  const Outcome held = pipeline.fire_due(Pipeline::kFireBatch, {"delivery-promise-at-risk"});
+  CHECK(held.notifications.empty());
+  CHECK(held.held_back.empty());
+  CHECK(store->due_timers(clock.now(), 10).empty());  // removed, not left due
+  CHECK(pipeline.next_timer() == at("2026-11-20T12:00:00+01:00"));
+  // The cancellation done, the rule's timers are set again: it fires once.
+  CHECK_FALSE(pipeline.reschedule_known(EntityType::kOrder, "", 100) == std::nullopt);
+  const Outcome fired = pipeline.fire_due();
+  REQUIRE(fired.notifications.size() == 1);
+  CHECK(fired.notifications[0].rule == "delivery-promise-at-risk");
+  CHECK(pipeline.fire_due().notifications.empty());
+}
+
 TEST_CASE("an observation at the same instant as a timer is applied first, so a cancelled order gets no heads-up") {
   const Run run = simulate_lines({
       kAnna, laptop("2026-11-20T09:00:00+01:00", "shipped"),

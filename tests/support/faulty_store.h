@@ -119,7 +119,9 @@ class FaultyStore final : public Store {
   }
   std::optional<Timestamp> next_timer() const override { return target().next_timer(); }
   bool mark_timer_fired(const Timer& timer) override { return target().mark_timer_fired(timer); }
-  std::size_t cancel_timers(const std::string& rule) override { return target().cancel_timers(rule); }
+  CancelledTimers cancel_timers(const std::string& rule, std::size_t limit) override {
+    return target().cancel_timers(rule, limit);
+  }
   std::size_t pending_timers() const override { return target().pending_timers(); }
 
   std::vector<OutboxEntry> due_notifications(Timestamp until, std::optional<Channel> channel,

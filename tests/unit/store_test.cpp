@@ -876,10 +876,41 @@ TEST_CASE("a removed rule's timers are cancelled and counted, other rules' stay"
   store->mark_timer_fired(Timer{"gone", EntityRef{EntityType::kOrder, "B"}, at("2026-11-20T09:00:00Z")});
   store->schedule_timer(Timer{"kept", EntityRef{EntityType::kOrder, "A"}, at("2026-11-20T12:00:00Z")});
   CHECK(store->pending_timers() == 2);
-  CHECK(store->cancel_timers("gone") == 1);
+  const CancelledTimers cancelled = store->cancel_timers("gone", 100);
+  CHECK(cancelled.removed == 2);  // the fired one too
+  CHECK(cancelled.unfired == 1);
   CHECK(store->pending_timers() == 1);
   CHECK(store->next_timer() == at("2026-11-20T12:00:00Z"));
-  CHECK(store->cancel_timers("gone") == 0);
+  CHECK(store->cancel_timers("gone", 100).removed == 0);
+}
+
+TEST_CASE("a rule's timers are cancelled a batch at a time, fired and unfired, and only that rule's") {
+  EACH_BACKEND();
+  // 25 timers of "gone" (every fifth fired) and 3 of "kept"; batches of 10.
+  for (int i = 0; i < 25; ++i) {
+    const Timer timer{"gone", EntityRef{EntityType::kOrder, "A" + std::to_string(100 + i)},
+                      at("2026-11-20T09:00:00Z") + std::chrono::minutes(i)};
+    store->schedule_timer(timer);
+    if (i % 5 == 0) REQUIRE(store->mark_timer_fired(timer));
+  }
+  for (int i = 0; i < 3; ++i)
+    store->schedule_timer(
+        Timer{"kept", EntityRef{EntityType::kOrder, "A" + std::to_string(100 + i)}, at("2026-11-21T09:00:00Z")});
+  REQUIRE(store->pending_timers() == 20 + 3);
+  std::vector<std::size_t> removed;
+  std::size_t unfired = 0;
+  for (;;) {
+    const CancelledTimers batch = store->cancel_timers("gone", 10);
+    removed.push_back(batch.removed);
+    unfired += batch.unfired;
+    if (batch.removed < 10) break;
+    REQUIRE(removed.size() < 10);  // no endless loop should the limit be ignored
+  }
+  CHECK(removed == std::vector<std::size_t>{10, 10, 5});
+  CHECK(unfired == 20);
+  CHECK(store->pending_timers() == 3);
+  CHECK(store->next_timer() == at("2026-11-21T09:00:00Z"));
+  CHECK(store->due_timers(at("2026-11-22T00:00:00Z"), 10).size() == 3);
 }
 
 TEST_CASE("the outbox depth counts pending entries and finds the oldest already due") {
@@ -970,7 +1001,7 @@ TEST_CASE("the outbox's counts by status and the count of pending timers follow 
   CHECK(store->mark_timer_fired(Timer{"late", a, at("2026-11-20T12:30:00Z")}));
   store->cancel_timer("late", a);  // a fired one
   check_counts(*store);
-  CHECK(store->cancel_timers("silence") == 1);
+  CHECK(store->cancel_timers("silence", 100).unfired == 1);
   check_counts(*store);
   CHECK(store->pending_timers() == 0);
 }
