@@ -3,8 +3,6 @@
 // overtaken, and what still holds goes out with the data known then.
 #include <catch2/catch.hpp>
 
-#include "model/clock.h"
-#include "pipeline/pipeline.h"
 #include "scenario/scenario.h"
 
 using namespace tactd;
@@ -111,38 +109,29 @@ TEST_CASE("a message that waited is rendered with the name the customer has when
 }
 
 TEST_CASE("a message on its way is not marked overtaken by a later decision: its verdict, or a restart, settles it") {
-  Diagnostics errors;
-  const auto snapshot = load_snapshot(source_dir() / "config/tactd.toml", errors);
-  REQUIRE(snapshot);
-  StoryState store;
-  VirtualClock clock{*parse_rfc3339("2026-11-20T17:30:00+01:00")};
-  Pipeline pipeline(*snapshot, *store, clock);
-  const auto apply = [&](const std::string& line) {
-    std::string error;
-    auto observation = parse_observation(line, error);
-    REQUIRE(observation);
-    return pipeline.apply(*observation);
-  };
-  apply(kAnna);
-  apply(order("L-1", "c-42", "2026-11-20T17:00:00+01:00", "shipped"));
-  apply(parcel("2026-11-20T17:05:00+01:00", {{"status", "in_transit"}}));
-  apply(order("L-1", "c-42", "2026-11-20T17:30:00+01:00", "cancelled", {{"cancel_reason", "kitchen overloaded"}}));
+  PipelineStory story("2026-11-20T17:30:00+01:00");
+  story.apply(kAnna);
+  story.apply(order("L-1", "c-42", "2026-11-20T17:00:00+01:00", "shipped"));
+  story.apply(parcel("2026-11-20T17:05:00+01:00", {{"status", "in_transit"}}));
+  story.apply(
+      order("L-1", "c-42", "2026-11-20T17:30:00+01:00", "cancelled", {{"cancel_reason", "kitchen overloaded"}}));
   // The delivery loop claims the apology and sends it.
-  const auto claimed = store->claim_due_notifications(Channel::kSms, 10, clock.now(), std::chrono::minutes{1});
+  const auto claimed =
+      story.store->claim_due_notifications(Channel::kSms, 10, story.clock.now(), std::chrono::minutes{1});
   REQUIRE(claimed.size() == 1);
   REQUIRE(claimed[0].notification.rule == "order-cancelled");
   // Meanwhile the shop undoes the cancellation, and the parcel's delivery
   // fails: the apology no longer holds and supersedes the explanation no more.
-  apply(order("L-1", "c-42", "2026-11-20T17:31:00+01:00", "shipped"));
-  clock.advance_to(*parse_rfc3339("2026-11-20T17:32:00+01:00"));
-  const Outcome failed = apply(parcel("2026-11-20T17:32:00+01:00", {{"status", "delivery_failed"}}));
+  story.apply(order("L-1", "c-42", "2026-11-20T17:31:00+01:00", "shipped"));
+  story.clock.advance_to(*parse_rfc3339("2026-11-20T17:32:00+01:00"));
+  const Outcome failed = story.apply(parcel("2026-11-20T17:32:00+01:00", {{"status", "delivery_failed"}}));
   CHECK(failed.notifications.size() == 1);  // the explanation
   // The apology may have reached Anna: it is still on its way, so that its
   // verdict records what happened, and a restart before it finds it cut off.
-  const auto apology = store->outbox_entry(claimed[0].id);
+  const auto apology = story.store->outbox_entry(claimed[0].id);
   REQUIRE(apology);
   CHECK(apology->status == OutboxStatus::kPending);
   CHECK(apology->sending_since);
-  REQUIRE(store->interrupted().size() == 1);
-  CHECK(store->interrupted()[0].id == claimed[0].id);
+  REQUIRE(story.store->interrupted().size() == 1);
+  CHECK(story.store->interrupted()[0].id == claimed[0].id);
 }

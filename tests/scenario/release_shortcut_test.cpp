@@ -23,25 +23,8 @@ Timestamp at(const char* text) { return *parse_rfc3339(text); }
 
 constexpr const char* kAsStored = "as stored";
 
-struct Bench {
-  std::optional<Snapshot> snapshot;
-  StoryState store;
-  VirtualClock clock{at("2026-11-20T17:30:00+01:00")};
-  std::unique_ptr<Pipeline> pipeline;
-
-  Bench() {
-    Diagnostics errors;
-    snapshot = load_snapshot(source_dir() / "config/tactd.toml", errors);
-    REQUIRE(snapshot);
-    pipeline = std::make_unique<Pipeline>(*snapshot, *store, clock);
-  }
-
-  Outcome apply(const std::string& line) {
-    std::string error;
-    auto observation = parse_observation(line, error);
-    REQUIRE(observation);
-    return pipeline->apply(*observation);
-  }
+struct Bench : PipelineStory {
+  Bench() : PipelineStory("2026-11-20T17:30:00+01:00") {}
 
   // Anna's order A-1 is cancelled: its apology is pending.
   OutboxEntry apology() {
@@ -58,7 +41,7 @@ struct Bench {
     entry.notification.body = kAsStored;
     Outcome outcome;
     auto transaction = store->begin();
-    const auto message = pipeline->release(*transaction, entry, outcome);
+    const auto message = pipeline.release(*transaction, entry, outcome);
     transaction->commit();
     REQUIRE(message);
     return message->body;
@@ -93,7 +76,7 @@ TEST_CASE("an opt-out since rendering is seen: the notification is overtaken") {
   bench.apply(obs("customer", "c-42", "2026-11-20T17:40:00+01:00", {{"opt_out", true}}));
   Outcome outcome;
   auto transaction = bench.store->begin();
-  CHECK_FALSE(bench.pipeline->release(*transaction, entry, outcome));
+  CHECK_FALSE(bench.pipeline.release(*transaction, entry, outcome));
   transaction->commit();
   REQUIRE(outcome.held_back.size() == 1);
   CHECK(outcome.held_back[0].code == "overtaken");
@@ -156,19 +139,19 @@ TEST_CASE("a reload that changed what messages read means a full check, one of c
   Bench bench;
   const OutboxEntry entry = bench.apology();
   SECTION("the same rules, templates and message settings (a channel's rate, say)") {
-    Snapshot reloaded = *bench.snapshot;
+    Snapshot reloaded = bench.snapshot;
     auto config = std::make_shared<Config>(*reloaded.config);
     config->channels.clear();
     reloaded.config = config;
-    bench.pipeline->set_snapshot(reloaded);
+    bench.pipeline.set_snapshot(reloaded);
     CHECK(bench.released(entry) == kAsStored);
   }
   SECTION("another default merchant") {
-    Snapshot reloaded = *bench.snapshot;
+    Snapshot reloaded = bench.snapshot;
     auto config = std::make_shared<Config>(*reloaded.config);
     config->merchant = "Another Shop";
     reloaded.config = config;
-    bench.pipeline->set_snapshot(reloaded);
+    bench.pipeline.set_snapshot(reloaded);
     CHECK(bench.released(entry) != kAsStored);
   }
   SECTION("rules and templates loaded again from other files") {
@@ -183,7 +166,7 @@ TEST_CASE("a reload that changed what messages read means a full check, one of c
     Diagnostics errors;
     auto reloaded = load_snapshot(other.path() / "config/tactd.toml", errors);
     REQUIRE(reloaded);
-    bench.pipeline->set_snapshot(*reloaded);
+    bench.pipeline.set_snapshot(*reloaded);
     CHECK_THAT(bench.released(entry), Contains("Sorry!"));
   }
 }
@@ -191,7 +174,7 @@ TEST_CASE("a reload that changed what messages read means a full check, one of c
 TEST_CASE("an entry this pipeline did not render, as after a restart, is checked in full") {
   Bench bench;
   const OutboxEntry entry = bench.apology();
-  Pipeline restarted(*bench.snapshot, *bench.store, bench.clock);
+  Pipeline restarted(bench.snapshot, *bench.store, bench.clock);
   OutboxEntry tampered = entry;
   tampered.notification.body = kAsStored;
   Outcome outcome;

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "app/commands.h"
+#include "pipeline/snapshot.h"
 #include "store/pg_store.h"
 
 namespace tactd::test {
@@ -19,7 +20,24 @@ bool on_postgres() {
   throw std::invalid_argument("TACTD_SCENARIO_BACKEND: '" + name + "' is neither sqlite nor postgresql");
 }
 
+Snapshot shipped_snapshot() {
+  Diagnostics errors;
+  auto snapshot = load_snapshot(source_dir() / "config/tactd.toml", errors);
+  if (!snapshot) throw std::runtime_error("the shipped configuration does not load");
+  return std::move(*snapshot);
+}
+
 }  // namespace
+
+PipelineStory::PipelineStory(const char* start)
+    : snapshot(shipped_snapshot()), clock(*parse_rfc3339(start)), pipeline(snapshot, *store, clock) {}
+
+Outcome PipelineStory::apply(const std::string& line) {
+  std::string error;
+  auto observation = parse_observation(line, error);
+  if (!observation) throw std::invalid_argument("observation: " + error + ": " + line);
+  return pipeline.apply(*observation);
+}
 
 StoryState::StoryState() {
   if (on_postgres()) db_.emplace();

@@ -10,7 +10,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "model/clock.h"
 #include "model/time.h"
+#include "pipeline/pipeline.h"
 #include "store/store.h"
 #include "support/postgres.h"
 #include "support/temp_dir.h"
@@ -38,6 +40,21 @@ class StoryState {
   TempDir dir_;
   std::optional<PgDatabase> db_;  // declared before store_: dropped after it is closed
   std::unique_ptr<Store> store_;
+};
+
+// The shipped configuration's pipeline on a StoryState, driven step by
+// step on a virtual clock that starts at `start` (RFC 3339): for stories
+// that look at what the pipeline decides at given moments (timers, the
+// release check, an entry claimed meanwhile).
+struct PipelineStory {
+  explicit PipelineStory(const char* start);
+  // Applies one observation (JSON); throws when it does not parse.
+  Outcome apply(const std::string& line);
+
+  Snapshot snapshot;  // as loaded; `pipeline` runs a copy
+  StoryState store;
+  VirtualClock clock;
+  Pipeline pipeline;
 };
 
 struct Run {

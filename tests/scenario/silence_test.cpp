@@ -41,19 +41,13 @@ TEST_CASE("a customer nobody ever contacted gets the check-in in English, silent
 }
 
 TEST_CASE("a message that went to the dead letter does not end the silence") {
-  Diagnostics errors;
-  auto snapshot = load_snapshot(source_dir() / "config/tactd.toml", errors);
-  REQUIRE(snapshot);
-  StoryState store;
-  VirtualClock clock(at("2026-11-20T09:00:00+01:00"));
-  Pipeline pipeline(*snapshot, *store, clock);
-  std::string error;
-  pipeline.apply(*parse_observation(kAnna, error));
+  PipelineStory story("2026-11-20T09:00:00+01:00");
+  auto& [snapshot, store, clock, pipeline] = story;
+  story.apply(kAnna);
   clock.advance_to(at("2026-11-20T17:30:00+01:00"));
-  pipeline.apply(*parse_observation(order("A-1", "c-42", "2026-11-20T17:00:00+01:00", "placed"), error));
-  const Outcome cancelled = pipeline.apply(*parse_observation(
-      order("A-1", "c-42", "2026-11-20T17:30:00+01:00", "cancelled", {{"cancel_reason", "kitchen overloaded"}}),
-      error));
+  story.apply(order("A-1", "c-42", "2026-11-20T17:00:00+01:00", "placed"));
+  const Outcome cancelled = story.apply(
+      order("A-1", "c-42", "2026-11-20T17:30:00+01:00", "cancelled", {{"cancel_reason", "kitchen overloaded"}}));
   REQUIRE(cancelled.notifications.size() == 1);
   // On its way, the apology is contact: the silence starts again from it.
   CHECK(pipeline.next_timer() == at("2026-11-20T17:30:00+01:00") + std::chrono::days{180});

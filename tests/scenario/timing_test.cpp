@@ -177,15 +177,10 @@ TEST_CASE("a restart between scheduling and firing fires the due timer late, onc
 }
 
 TEST_CASE("a timer found overdue by more than the grace is skipped and reported") {
-  Diagnostics errors;
-  auto snapshot = load_snapshot(source_dir() / "config/tactd.toml", errors);
-  REQUIRE(snapshot);
-  StoryState store;
-  VirtualClock clock(at("2026-11-20T09:00:00+01:00"));
-  Pipeline pipeline(*snapshot, *store, clock);
-  std::string error;
-  pipeline.apply(*parse_observation(kAnna, error));
-  pipeline.apply(*parse_observation(laptop("2026-11-20T09:00:00+01:00", "shipped"), error));
+  PipelineStory story("2026-11-20T09:00:00+01:00");
+  auto& [snapshot, store, clock, pipeline] = story;
+  story.apply(kAnna);
+  story.apply(laptop("2026-11-20T09:00:00+01:00", "shipped"));
   clock.advance_to(at("2026-11-20T18:00:00+01:00"));  // 6.5 hours after 11:30, the grace is 6 hours
   const Outcome outcome = pipeline.fire_due();
   CHECK(outcome.notifications.size() == 1);  // the 12:00 apology is exactly 6 hours late: still within
@@ -196,15 +191,10 @@ TEST_CASE("a timer found overdue by more than the grace is skipped and reported"
 }
 
 TEST_CASE("a burst of due timers is fired a bounded number at a time, the rest on the next call") {
-  Diagnostics errors;
-  auto snapshot = load_snapshot(source_dir() / "config/tactd.toml", errors);
-  REQUIRE(snapshot);
-  StoryState store;
-  VirtualClock clock(at("2026-11-20T09:00:00+01:00"));
-  Pipeline pipeline(*snapshot, *store, clock);
-  std::string error;
-  pipeline.apply(*parse_observation(kAnna, error));
-  pipeline.apply(*parse_observation(laptop("2026-11-20T09:00:00+01:00", "shipped"), error));
+  PipelineStory story("2026-11-20T09:00:00+01:00");
+  auto& [snapshot, store, clock, pipeline] = story;
+  story.apply(kAnna);
+  story.apply(laptop("2026-11-20T09:00:00+01:00", "shipped"));
   clock.advance_to(at("2026-11-20T12:00:00+01:00"));  // the heads-up's and the apology's timers both due
   const Outcome first = pipeline.fire_due(1);
   REQUIRE(pipeline.next_timer());
@@ -216,15 +206,10 @@ TEST_CASE("a burst of due timers is fired a bounded number at a time, the rest o
 }
 
 TEST_CASE("a due timer of a rule whose timers a reload is cancelling is removed unfired, then set again fires once") {
-  Diagnostics errors;
-  auto snapshot = load_snapshot(source_dir() / "config/tactd.toml", errors);
-  REQUIRE(snapshot);
-  StoryState store;
-  VirtualClock clock(at("2026-11-20T09:00:00+01:00"));
-  Pipeline pipeline(*snapshot, *store, clock);
-  std::string error;
-  pipeline.apply(*parse_observation(kAnna, error));
-  pipeline.apply(*parse_observation(laptop("2026-11-20T09:00:00+01:00", "shipped"), error));
+  PipelineStory story("2026-11-20T09:00:00+01:00");
+  auto& [snapshot, store, clock, pipeline] = story;
+  story.apply(kAnna);
+  story.apply(laptop("2026-11-20T09:00:00+01:00", "shipped"));
   // The heads-up (11:30) comes due while a reload that changed its rule is
   // still removing the rule's old timers: it must not fire under the rule
   // as it is now.
